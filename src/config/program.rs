@@ -1,0 +1,817 @@
+//! Programs as code: `config/programs/*.toml`, one program per file.
+//!
+//! A file is read into loose `*File` structs (every unknown key is collected, not fatal),
+//! then validated field by field into the typed [`Program`], so `check-config` can report
+//! every problem at once, each with its file and field.
+
+use chrono::{NaiveDate, NaiveTime};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::{ConfigError, ConfigErrors};
+use crate::scheduler::cadence::{Cadence, NonWorkingDayPolicy, WeekdaySet};
+
+/// The anonymity floor: no threshold may go below it.
+pub const MIN_THRESHOLD: u32 = 3;
+pub const MAX_QUESTIONS: usize = 20;
+pub const MAX_CHOICE_OPTIONS: usize = 25;
+
+// ---------- the validated model ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Participant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Participant => "participant",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "leader" => Some(Role::Leader),
+            "participant" => Some(Role::Participant),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anonymity {
+    /// Answers are unlinked from the person when the round closes.
+    Anonymous,
+    /// Linked, visible to the member alone; others see aggregates.
+    Confidential,
+    /// Owners see names.
+    Attributed,
+}
+
+impl Anonymity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anonymity::Anonymous => "anonymous",
+            Anonymity::Confidential => "confidential",
+            Anonymity::Attributed => "attributed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    Scale,
+    Enps,
+    Choice,
+    YesNo,
+    Text,
+    Win,
+}
+
+impl QuestionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuestionKind::Scale => "scale",
+            QuestionKind::Enps => "enps",
+            QuestionKind::Choice => "choice",
+            QuestionKind::YesNo => "yes_no",
+            QuestionKind::Text => "text",
+            QuestionKind::Win => "win",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "scale" => Self::Scale,
+            "enps" => Self::Enps,
+            "choice" => Self::Choice,
+            "yes_no" => Self::YesNo,
+            "text" => Self::Text,
+            "win" => Self::Win,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfirePolicy {
+    /// After downtime, send as soon as possible while the window is open.
+    SendLate,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutOfOfficePolicy {
+    /// Hold the delivery until the status clears within the window, else it expires.
+    Wait,
+    /// Send regardless of status.
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub id: String,
+    pub name: String,
+    pub file: PathBuf,
+    pub timezone: Tz,
+    pub start_date: NaiveDate,
+    pub working_days: WeekdaySet,
+    pub working_hours: (NaiveTime, NaiveTime),
+    pub holidays: BTreeSet<NaiveDate>,
+    pub sponsor_channels: Vec<String>,
+    pub owners: Vec<String>,
+    pub admins: Vec<String>,
+    pub anonymity_threshold: u32,
+    pub comment_threshold: u32,
+    pub baseline_rounds: u32,
+    pub on_non_working_day: NonWorkingDayPolicy,
+    pub misfire: MisfirePolicy,
+    pub out_of_office: OutOfOfficePolicy,
+    pub members: Vec<MemberSpec>,
+    pub usergroups: Vec<UsergroupSpec>,
+    pub surveys: Vec<Survey>,
+    pub digest: DigestSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberSpec {
+    pub slack_id: String,
+    pub role: Role,
+    pub timezone: Option<Tz>,
+    pub working_days: Option<WeekdaySet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsergroupSpec {
+    pub usergroup: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub id: String,
+    pub name: String,
+    pub audience: Vec<Role>,
+    pub cadence: Cadence,
+    pub every_weeks: u32,
+    pub window_hours: u32,
+    pub remind_after_hours: Option<u32>,
+    pub anonymity: Anonymity,
+    pub questions: Vec<Question>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Question {
+    pub key: String,
+    pub kind: QuestionKind,
+    pub prompt: String,
+    pub low_label: Option<String>,
+    pub high_label: Option<String>,
+    pub options: Vec<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DigestSpec {
+    pub cadence: Cadence,
+    pub chart: bool,
+}
+
+impl Program {
+    pub fn survey(&self, id: &str) -> Option<&Survey> {
+        self.surveys.iter().find(|s| s.id == id)
+    }
+}
+
+impl Survey {
+    pub fn question(&self, key: &str) -> Option<&Question> {
+        self.questions.iter().find(|q| q.key == key)
+    }
+}
+
+// ---------- the file as written ----------
+
+type Extra = BTreeMap<String, toml::Value>;
+
+#[derive(Debug, Deserialize)]
+struct ProgramFile {
+    id: Option<String>,
+    name: Option<String>,
+    timezone: Option<String>,
+    start_date: Option<String>,
+    working_days: Option<Vec<String>>,
+    working_hours: Option<Vec<String>>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    #[serde(default)]
+    sponsor_channels: Vec<String>,
+    #[serde(default)]
+    owners: Vec<String>,
+    #[serde(default)]
+    admins: Vec<String>,
+    anonymity_threshold: Option<i64>,
+    comment_threshold: Option<i64>,
+    baseline_rounds: Option<i64>,
+    on_non_working_day: Option<String>,
+    misfire: Option<String>,
+    out_of_office: Option<String>,
+    #[serde(default)]
+    members: Vec<MemberFile>,
+    #[serde(default)]
+    usergroups: Vec<UsergroupFile>,
+    #[serde(default)]
+    surveys: Vec<SurveyFile>,
+    digest: Option<DigestFile>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberFile {
+    slack_id: Option<String>,
+    role: Option<String>,
+    timezone: Option<String>,
+    working_days: Option<Vec<String>>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Debug, Deserialize)]
+struct UsergroupFile {
+    usergroup: Option<String>,
+    role: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Debug, Deserialize)]
+struct SurveyFile {
+    id: Option<String>,
+    name: Option<String>,
+    audience: Option<Vec<String>>,
+    cadence: Option<String>,
+    every_weeks: Option<i64>,
+    window_hours: Option<i64>,
+    remind_after_hours: Option<i64>,
+    anonymity: Option<String>,
+    #[serde(default)]
+    questions: Vec<QuestionFile>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Debug, Deserialize)]
+struct QuestionFile {
+    key: Option<String>,
+    kind: Option<String>,
+    prompt: Option<String>,
+    low_label: Option<String>,
+    high_label: Option<String>,
+    #[serde(default)]
+    options: Vec<String>,
+    required: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+#[derive(Debug, Deserialize)]
+struct DigestFile {
+    cadence: Option<String>,
+    chart: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+// ---------- validation ----------
+
+/// Collects problems while a file is validated.
+struct Check<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    fn err(&mut self, field: impl AsRef<str>, message: impl Into<String>) {
+        self.errors
+            .push(ConfigError::field(self.file, field.as_ref(), message));
+    }
+
+    fn unknown_keys(&mut self, prefix: &str, extra: &Extra) {
+        for key in extra.keys() {
+            let field = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            self.err(field, "unknown key");
+        }
+    }
+
+    fn required<'v>(&mut self, field: &str, value: &'v Option<String>) -> Option<&'v str> {
+        match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.err(field, "is required");
+                None
+            }
+        }
+    }
+
+    fn timezone(&mut self, field: &str, value: &str) -> Option<Tz> {
+        match value.parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.err(field, format!("'{value}' is not an IANA time zone like Europe/Berlin"));
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, field: &str, value: &str) -> Option<NaiveDate> {
+        match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.err(field, format!("'{value}' is not a date like 2027-01-04"));
+                None
+            }
+        }
+    }
+
+    fn weekdays(&mut self, field: &str, names: &[String]) -> Option<WeekdaySet> {
+        match WeekdaySet::parse_names(names) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                self.err(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn cadence(&mut self, field: &str, value: &Option<String>) -> Option<Cadence> {
+        let text = self.required(field, value)?;
+        match Cadence::parse(text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.err(field, format!("bad cron '{text}': {e}"));
+                None
+            }
+        }
+    }
+
+    fn role(&mut self, field: &str, value: &Option<String>) -> Option<Role> {
+        let text = self.required(field, value)?;
+        let role = Role::parse(text);
+        if role.is_none() {
+            self.err(field, format!("'{text}' is not a role (leader | participant)"));
+        }
+        role
+    }
+
+    fn count(&mut self, field: &str, value: Option<i64>, default: u32, min: u32, max: u32) -> u32 {
+        match value {
+            None => default,
+            Some(v) if v >= i64::from(min) && v <= i64::from(max) => v as u32,
+            Some(v) => {
+                self.err(field, format!("{v} is out of range {min}..={max}"));
+                default
+            }
+        }
+    }
+
+    /// Anonymity thresholds have a floor: fewer than 3 respondents can always be told apart.
+    fn threshold(&mut self, field: &str, value: Option<i64>) -> u32 {
+        match value {
+            Some(v) if v < i64::from(MIN_THRESHOLD) => {
+                self.err(field, format!("{v} is below the anonymity floor of {MIN_THRESHOLD}"));
+                5
+            }
+            other => self.count(field, other, 5, MIN_THRESHOLD, 1000),
+        }
+    }
+
+    fn slack_id(&mut self, field: &str, value: &str, prefixes: &[char], what: &str) -> bool {
+        let ok = value.len() >= 2
+            && value.starts_with(prefixes)
+            && value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !ok {
+            self.err(field, format!("'{value}' is not a Slack {what} id"));
+        }
+        ok
+    }
+
+    fn slug(&mut self, field: &str, value: &str) -> bool {
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            self.err(
+                field,
+                format!("'{value}' must be 1-64 characters of a-z, 0-9, '-' or '_'"),
+            );
+        }
+        ok
+    }
+}
+
+fn parse_policy<T>(check: &mut Check, field: &str, value: &Option<String>, default: T, choices: &[(&str, T)]) -> T
+where
+    T: Copy,
+{
+    let Some(text) = value.as_deref() else {
+        return default;
+    };
+    match choices.iter().find(|(name, _)| *name == text) {
+        Some((_, v)) => *v,
+        None => {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            check.err(field, format!("'{text}' is not one of {}", names.join(" | ")));
+            default
+        }
+    }
+}
+
+fn parse_time(check: &mut Check, field: &str, value: &str) -> Option<NaiveTime> {
+    match NaiveTime::parse_from_str(value, "%H:%M") {
+        Ok(t) => Some(t),
+        Err(_) => {
+            check.err(field, format!("'{value}' is not a time like 09:00"));
+            None
+        }
+    }
+}
+
+/// Parses and validates one program file's text.
+pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
+    let raw: ProgramFile =
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut c = Check {
+        file,
+        errors: Vec::new(),
+    };
+    c.unknown_keys("", &raw.extra);
+
+    let id = c.required("id", &raw.id).map(str::to_string);
+    if let Some(id) = &id {
+        c.slug("id", id);
+    }
+    let name = c.required("name", &raw.name).map(str::to_string);
+    let timezone = c
+        .required("timezone", &raw.timezone)
+        .and_then(|tz| c.timezone("timezone", tz));
+    let start_date = c
+        .required("start_date", &raw.start_date)
+        .and_then(|d| c.date("start_date", d));
+    let working_days = match &raw.working_days {
+        Some(names) => c.weekdays("working_days", names),
+        None => Some(WeekdaySet::mon_to_fri()),
+    };
+    let working_hours = match raw.working_hours.as_deref() {
+        None => Some((
+            NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+            NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
+        )),
+        Some([from, to]) => {
+            let from = parse_time(&mut c, "working_hours[0]", from);
+            let to = parse_time(&mut c, "working_hours[1]", to);
+            match (from, to) {
+                (Some(f), Some(t)) if f < t => Some((f, t)),
+                (Some(_), Some(_)) => {
+                    c.err("working_hours", "the start must be before the end");
+                    None
+                }
+                _ => None,
+            }
+        }
+        Some(_) => {
+            c.err("working_hours", "must be two times, like [\"09:00\", \"18:00\"]");
+            None
+        }
+    };
+    let mut holidays = BTreeSet::new();
+    for (i, h) in raw.holidays.iter().enumerate() {
+        if let Some(d) = c.date(&format!("holidays[{i}]"), h) {
+            holidays.insert(d);
+        }
+    }
+    for (i, ch) in raw.sponsor_channels.iter().enumerate() {
+        c.slack_id(&format!("sponsor_channels[{i}]"), ch, &['C', 'G'], "channel");
+    }
+    for (i, u) in raw.owners.iter().enumerate() {
+        c.slack_id(&format!("owners[{i}]"), u, &['U', 'W'], "user");
+    }
+    for (i, u) in raw.admins.iter().enumerate() {
+        c.slack_id(&format!("admins[{i}]"), u, &['U', 'W'], "user");
+    }
+    let anonymity_threshold = c.threshold("anonymity_threshold", raw.anonymity_threshold);
+    let comment_threshold = c.threshold("comment_threshold", raw.comment_threshold);
+    if comment_threshold < anonymity_threshold {
+        c.err(
+            "comment_threshold",
+            format!("{comment_threshold} is below anonymity_threshold ({anonymity_threshold}); comments need at least as many respondents"),
+        );
+    }
+    let baseline_rounds = c.count("baseline_rounds", raw.baseline_rounds, 2, 1, 52);
+    let on_non_working_day = parse_policy(
+        &mut c,
+        "on_non_working_day",
+        &raw.on_non_working_day,
+        NonWorkingDayPolicy::NextWorkingDay,
+        &[("next_working_day", NonWorkingDayPolicy::NextWorkingDay), ("skip", NonWorkingDayPolicy::Skip)],
+    );
+    let misfire = parse_policy(
+        &mut c,
+        "misfire",
+        &raw.misfire,
+        MisfirePolicy::SendLate,
+        &[("send_late", MisfirePolicy::SendLate), ("skip", MisfirePolicy::Skip)],
+    );
+    let out_of_office = parse_policy(
+        &mut c,
+        "out_of_office",
+        &raw.out_of_office,
+        OutOfOfficePolicy::Wait,
+        &[("wait", OutOfOfficePolicy::Wait), ("ignore", OutOfOfficePolicy::Ignore)],
+    );
+
+    let mut members = Vec::new();
+    let mut seen_members = HashSet::new();
+    for (i, m) in raw.members.iter().enumerate() {
+        let at = format!("members[{i}]");
+        c.unknown_keys(&at, &m.extra);
+        let slack_id = c.required(&format!("{at}.slack_id"), &m.slack_id).map(str::to_string);
+        let role = c.role(&format!("{at}.role"), &m.role);
+        let tz = m
+            .timezone
+            .as_deref()
+            .and_then(|tz| c.timezone(&format!("{at}.timezone"), tz));
+        let wd = m
+            .working_days
+            .as_ref()
+            .and_then(|names| c.weekdays(&format!("{at}.working_days"), names));
+        if let Some(id) = &slack_id {
+            if c.slack_id(&format!("{at}.slack_id"), id, &['U', 'W'], "user")
+                && !seen_members.insert(id.clone())
+            {
+                c.err(format!("{at}.slack_id"), format!("duplicate member {id}"));
+            }
+        }
+        if let (Some(slack_id), Some(role)) = (slack_id, role) {
+            members.push(MemberSpec {
+                slack_id,
+                role,
+                timezone: tz,
+                working_days: wd,
+            });
+        }
+    }
+
+    let mut usergroups = Vec::new();
+    for (i, g) in raw.usergroups.iter().enumerate() {
+        let at = format!("usergroups[{i}]");
+        c.unknown_keys(&at, &g.extra);
+        let id = c.required(&format!("{at}.usergroup"), &g.usergroup).map(str::to_string);
+        let role = c.role(&format!("{at}.role"), &g.role);
+        if let Some(id) = &id {
+            c.slack_id(&format!("{at}.usergroup"), id, &['S'], "user group");
+        }
+        if let (Some(usergroup), Some(role)) = (id, role) {
+            usergroups.push(UsergroupSpec { usergroup, role });
+        }
+    }
+
+    let mut surveys = Vec::new();
+    let mut seen_surveys = HashSet::new();
+    if raw.surveys.is_empty() {
+        c.err("surveys", "a program needs at least one [[surveys]]");
+    }
+    for (i, s) in raw.surveys.iter().enumerate() {
+        if let Some(survey) = validate_survey(&mut c, i, s) {
+            if !seen_surveys.insert(survey.id.clone()) {
+                c.err(format!("surveys[{i}].id"), format!("duplicate survey id '{}'", survey.id));
+            }
+            surveys.push(survey);
+        }
+    }
+
+    let digest = match &raw.digest {
+        Some(d) => {
+            c.unknown_keys("digest", &d.extra);
+            c.cadence("digest.cadence", &d.cadence).map(|cadence| DigestSpec {
+                cadence,
+                chart: d.chart.unwrap_or(true),
+            })
+        }
+        None => Cadence::parse("0 16 * * FRI").ok().map(|cadence| DigestSpec {
+            cadence,
+            chart: true,
+        }),
+    };
+
+    if !c.errors.is_empty() {
+        return Err(ConfigErrors(c.errors));
+    }
+    match (id, name, timezone, start_date, working_days, working_hours, digest) {
+        (Some(id), Some(name), Some(timezone), Some(start_date), Some(working_days), Some(working_hours), Some(digest)) => {
+            Ok(Program {
+                id,
+                name,
+                file: file.to_path_buf(),
+                timezone,
+                start_date,
+                working_days,
+                working_hours,
+                holidays,
+                sponsor_channels: raw.sponsor_channels,
+                owners: raw.owners,
+                admins: raw.admins,
+                anonymity_threshold,
+                comment_threshold,
+                baseline_rounds,
+                on_non_working_day,
+                misfire,
+                out_of_office,
+                members,
+                usergroups,
+                surveys,
+                digest,
+            })
+        }
+        _ => Err(ConfigError::file(file, "program is incomplete").into()),
+    }
+}
+
+fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
+    let at = format!("surveys[{i}]");
+    c.unknown_keys(&at, &s.extra);
+    let id = c.required(&format!("{at}.id"), &s.id).map(str::to_string);
+    if let Some(id) = &id {
+        c.slug(&format!("{at}.id"), id);
+    }
+    let mut audience = Vec::new();
+    match &s.audience {
+        None => audience = vec![Role::Leader, Role::Participant],
+        Some(list) if list.is_empty() => c.err(format!("{at}.audience"), "must name at least one role"),
+        Some(list) => {
+            for (j, r) in list.iter().enumerate() {
+                match Role::parse(r) {
+                    Some(role) if !audience.contains(&role) => audience.push(role),
+                    Some(_) => {}
+                    None => c.err(
+                        format!("{at}.audience[{j}]"),
+                        format!("'{r}' is not a role (leader | participant)"),
+                    ),
+                }
+            }
+        }
+    }
+    let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
+    let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
+    let window_hours = c.count(&format!("{at}.window_hours"), s.window_hours, 48, 1, 24 * 14);
+    let remind_after_hours = s
+        .remind_after_hours
+        .map(|_| c.count(&format!("{at}.remind_after_hours"), s.remind_after_hours, 24, 1, 24 * 14));
+    if let Some(r) = remind_after_hours {
+        if r >= window_hours {
+            c.err(
+                format!("{at}.remind_after_hours"),
+                format!("{r} must be less than window_hours ({window_hours})"),
+            );
+        }
+    }
+    let anonymity = parse_policy(
+        c,
+        &format!("{at}.anonymity"),
+        &s.anonymity,
+        Anonymity::Anonymous,
+        &[
+            ("anonymous", Anonymity::Anonymous),
+            ("confidential", Anonymity::Confidential),
+            ("attributed", Anonymity::Attributed),
+        ],
+    );
+    if s.questions.is_empty() {
+        c.err(format!("{at}.questions"), "a survey needs at least one [[surveys.questions]]");
+    }
+    if s.questions.len() > MAX_QUESTIONS {
+        c.err(
+            format!("{at}.questions"),
+            format!("{} questions; at most {MAX_QUESTIONS} fit a pulse", s.questions.len()),
+        );
+    }
+    let mut questions = Vec::new();
+    let mut keys = HashSet::new();
+    for (j, q) in s.questions.iter().enumerate() {
+        let qat = format!("{at}.questions[{j}]");
+        c.unknown_keys(&qat, &q.extra);
+        let key = c.required(&format!("{qat}.key"), &q.key).map(str::to_string);
+        if let Some(key) = &key {
+            if c.slug(&format!("{qat}.key"), key) && !keys.insert(key.clone()) {
+                c.err(format!("{qat}.key"), format!("duplicate question key '{key}'"));
+            }
+        }
+        let kind = c.required(&format!("{qat}.kind"), &q.kind).and_then(|k| {
+            let kind = QuestionKind::parse(k);
+            if kind.is_none() {
+                c.err(
+                    format!("{qat}.kind"),
+                    format!("unknown question kind '{k}' (scale | enps | choice | yes_no | text | win)"),
+                );
+            }
+            kind
+        });
+        let prompt = c.required(&format!("{qat}.prompt"), &q.prompt).map(str::to_string);
+        if kind == Some(QuestionKind::Choice) {
+            if q.options.len() < 2 || q.options.len() > MAX_CHOICE_OPTIONS {
+                c.err(
+                    format!("{qat}.options"),
+                    format!("a choice question needs 2 to {MAX_CHOICE_OPTIONS} options"),
+                );
+            }
+            let unique: HashSet<&String> = q.options.iter().collect();
+            if unique.len() != q.options.len() {
+                c.err(format!("{qat}.options"), "options must be distinct");
+            }
+            if q.options.iter().any(|o| o.trim().is_empty()) {
+                c.err(format!("{qat}.options"), "options must not be empty");
+            }
+        } else if !q.options.is_empty() {
+            c.err(format!("{qat}.options"), "only choice questions take options");
+        }
+        if let (Some(key), Some(kind), Some(prompt)) = (key, kind, prompt) {
+            questions.push(Question {
+                key,
+                kind,
+                prompt,
+                low_label: q.low_label.clone(),
+                high_label: q.high_label.clone(),
+                options: q.options.clone(),
+                required: q.required.unwrap_or(!matches!(kind, QuestionKind::Text | QuestionKind::Win)),
+            });
+        }
+    }
+    Some(Survey {
+        id: id?,
+        name: s.name.clone().unwrap_or_else(|| "Pulse".to_string()),
+        audience,
+        cadence: cadence?,
+        every_weeks,
+        window_hours,
+        remind_after_hours,
+        anonymity,
+        questions,
+    })
+}
+
+/// Loads every `*.toml` in `dir` (sorted by name); programs must have distinct ids.
+pub fn load_programs(dir: &Path) -> Result<Vec<Program>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut programs: Vec<Program> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ConfigError::io(dir, &e).into()),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError::io(&path, &e));
+                continue;
+            }
+        };
+        match parse_program(&path, &text) {
+            Ok(p) => {
+                if let Some(other) = programs.iter().find(|o| o.id == p.id) {
+                    errors.push(ConfigError::field(
+                        &path,
+                        "id",
+                        format!("duplicate program id '{}' (also in {})", p.id, other.file.display()),
+                    ));
+                } else {
+                    programs.push(p);
+                }
+            }
+            Err(ConfigErrors(list)) => errors.extend(list),
+        }
+    }
+    if errors.is_empty() {
+        Ok(programs)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,335 @@
+//! Server settings: `config/pulseloop.toml`, then the environment variables the product
+//! contract names (the environment wins). Secrets are `SecretString`s, so they never reach a
+//! log line or a `Debug` print.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+pub const SETTINGS_FILE: &str = "pulseloop.toml";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/pulseloop.db";
+pub const DEFAULT_SLACK_API_BASE_URL: &str = "https://slack.com/api";
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Folder holding `pulseloop.toml` and `programs/`; not read from the file itself.
+    #[serde(skip)]
+    pub config_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub slack: SlackSettings,
+    pub outbox: OutboxSettings,
+    pub scheduler: SchedulerSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// Larger request bodies get 413 before anything reads them.
+    pub max_body_bytes: usize,
+    /// How long graceful shutdown waits for in-flight work.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlackSettings {
+    pub api_base_url: String,
+    pub bot_token: Option<SecretString>,
+    pub signing_secret: Option<SecretString>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// Workspace-wide ceiling for chat.postMessage (Slack does not publish one).
+    pub max_posts_per_minute: u32,
+    /// Slack allows about one message per second per channel.
+    pub posts_per_second_per_channel: f64,
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Concurrent delivery workers in this process; 0 disables them (tests drive them by hand).
+    pub workers: usize,
+    pub batch_size: u32,
+    /// Transient failures (5xx, timeouts) before a message is failed for good.
+    pub max_attempts: u32,
+    /// A claimed row whose lease runs out (its process died) is claimed again.
+    pub lease_seconds: u64,
+    pub poll_interval_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+    pub tick_seconds: u64,
+    /// Member details from users.info are refreshed when older than this.
+    pub profile_refresh_hours: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: Option<SecretString>,
+    pub encryption_key: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config_dir: PathBuf::from("config"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            slack: SlackSettings::default(),
+            outbox: OutboxSettings::default(),
+            scheduler: SchedulerSettings::default(),
+            admin: AdminSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND.into(),
+            max_body_bytes: 256 * 1024,
+            shutdown_grace_seconds: 20,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_DATABASE_URL.into(),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        Self {
+            api_base_url: DEFAULT_SLACK_API_BASE_URL.into(),
+            bot_token: None,
+            signing_secret: None,
+            client_id: None,
+            client_secret: None,
+            max_posts_per_minute: 600,
+            posts_per_second_per_channel: 1.0,
+            request_timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            batch_size: 8,
+            max_attempts: 8,
+            lease_seconds: 60,
+            poll_interval_ms: 250,
+            backoff_base_ms: 1000,
+            backoff_max_seconds: 600,
+        }
+    }
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tick_seconds: 30,
+            profile_refresh_hours: 24,
+        }
+    }
+}
+
+/// The environment variables of the external contract, and where each lands.
+pub const ENV_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_API_BASE_URL",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+    "PULSELOOP_BIND",
+    "PULSELOOP_ADMIN_TOKEN",
+    "PULSELOOP_ENCRYPTION_KEY",
+    "PULSELOOP_CONFIG",
+];
+
+impl Settings {
+    /// Reads `<config_dir>/pulseloop.toml` (optional) and applies the environment over it.
+    /// `env` is a lookup so tests can pass a map instead of touching the process environment.
+    pub fn load(
+        config_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let path = config_dir.join(SETTINGS_FILE);
+        let mut settings = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<Settings>(&text)
+                .map_err(|e| ConfigError::from_toml(&path, &text, &e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(e) => return Err(ConfigError::io(&path, &e)),
+        };
+        settings.config_dir = config_dir.to_path_buf();
+        settings.apply_env(env);
+        settings.validate(&path)?;
+        Ok(settings)
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let secret = |name: &str| get(name).map(SecretString::from);
+        if let Some(v) = get("DATABASE_URL") {
+            self.database.url = v;
+        }
+        if let Some(v) = secret("SLACK_BOT_TOKEN") {
+            self.slack.bot_token = Some(v);
+        }
+        if let Some(v) = secret("SLACK_SIGNING_SECRET") {
+            self.slack.signing_secret = Some(v);
+        }
+        if let Some(v) = get("SLACK_API_BASE_URL") {
+            self.slack.api_base_url = v;
+        }
+        if let Some(v) = get("SLACK_CLIENT_ID") {
+            self.slack.client_id = Some(v);
+        }
+        if let Some(v) = secret("SLACK_CLIENT_SECRET") {
+            self.slack.client_secret = Some(v);
+        }
+        if let Some(v) = get("PULSELOOP_BIND") {
+            self.server.bind = v;
+        }
+        if let Some(v) = secret("PULSELOOP_ADMIN_TOKEN") {
+            self.admin.token = Some(v);
+        }
+        if let Some(v) = secret("PULSELOOP_ENCRYPTION_KEY") {
+            self.admin.encryption_key = Some(v);
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let field = |f: &str, msg: String| Err(ConfigError::field(path, f, msg));
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return field(
+                "server.bind",
+                format!("'{}' is not an address like 127.0.0.1:3000", self.server.bind),
+            );
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return field(
+                "database.url",
+                "must start with sqlite: or postgres://".to_string(),
+            );
+        }
+        if !(self.slack.api_base_url.starts_with("http://") || self.slack.api_base_url.starts_with("https://")) {
+            return field("slack.api_base_url", "must be an http(s) URL".to_string());
+        }
+        if self.slack.max_posts_per_minute == 0 {
+            return field("slack.max_posts_per_minute", "must be at least 1".to_string());
+        }
+        if self.slack.posts_per_second_per_channel <= 0.0 {
+            return field(
+                "slack.posts_per_second_per_channel",
+                "must be greater than 0".to_string(),
+            );
+        }
+        if self.outbox.max_attempts == 0 || self.outbox.batch_size == 0 {
+            return field(
+                "outbox",
+                "max_attempts and batch_size must be at least 1".to_string(),
+            );
+        }
+        if self.scheduler.tick_seconds == 0 {
+            return field("scheduler.tick_seconds", "must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// True when no bot token is configured: `serve` then runs against the built-in sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.slack.bot_token.is_none()
+    }
+
+    pub fn programs_dir(&self) -> PathBuf {
+        self.config_dir.join("programs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            "[server]\nbind = \"127.0.0.1:4000\"\n[database]\nurl = \"sqlite://x.db\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            dir.path(),
+            &env_of(&[("DATABASE_URL", "postgres://h/db"), ("SLACK_BOT_TOKEN", "xoxb-1")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:4000");
+        assert_eq!(s.database.url, "postgres://h/db");
+        assert_eq!(s.slack.bot_token.as_ref().unwrap().expose_secret(), "xoxb-1");
+        assert!(!s.is_sandbox());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load(
+            dir.path(),
+            &env_of(&[("SLACK_SIGNING_SECRET", "hunter2-signing"), ("PULSELOOP_ADMIN_TOKEN", "adm1n")]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2-signing"));
+        assert!(!printed.contains("adm1n"));
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SETTINGS_FILE), "[server]\nbnd = \"x\"\n").unwrap();
+        let err = Settings::load(dir.path(), &env_of(&[])).unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("pulseloop.toml"), "{line}");
+        assert!(line.contains("bnd"), "{line}");
+    }
+}

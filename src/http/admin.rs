@@ -1,0 +1,119 @@
+//! The admin API under `/api/v1`, behind `Authorization: Bearer $PULSELOOP_ADMIN_TOKEN`.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, ApiResult};
+use crate::scheduler::preview::preview;
+use crate::scheduler::{plan_members, Scheduler, SendNowError};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/programs", get(list_programs))
+        .route("/api/v1/programs/{id}/schedule", get(schedule))
+        .route("/api/v1/programs/{id}/surveys/{survey}/send-now", post(send_now))
+        .route_layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    let Some(expected) = state.settings.admin.token.as_ref() else {
+        return Err(ApiError::Unauthorized(
+            "the admin API is disabled: set PULSELOOP_ADMIN_TOKEN".into(),
+        ));
+    };
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() {
+        return Err(ApiError::Unauthorized("missing bearer token".into()));
+    }
+    if !bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        return Err(ApiError::Unauthorized("wrong bearer token".into()));
+    }
+    Ok(next.run(req).await)
+}
+
+async fn list_programs(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let programs: Vec<_> = state
+        .catalog
+        .programs()
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "timezone": p.timezone.name(),
+                "start_date": p.start_date,
+                "anonymity_threshold": p.anonymity_threshold,
+                "surveys": p.surveys.iter().map(|s| json!({
+                    "id": s.id, "name": s.name, "cadence": s.cadence.source(),
+                    "every_weeks": s.every_weeks, "anonymity": s.anonymity,
+                    "questions": s.questions.len(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!(programs)))
+}
+
+#[derive(Deserialize)]
+struct ScheduleQuery {
+    days: Option<String>,
+}
+
+async fn schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ScheduleQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let days = match q.days.as_deref() {
+        None => 14,
+        Some(d) => match d.parse::<u32>() {
+            Ok(n) if (1..=366).contains(&n) => n,
+            _ => return Err(ApiError::BadRequest(format!("days must be a whole number from 1 to 366, not '{d}'"))),
+        },
+    };
+    let program = state
+        .catalog
+        .program(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
+    let rows = state.store.members_of(&id).await?;
+    let entries = preview(&program, &plan_members(&program, &rows), state.clock.now(), days);
+    Ok(Json(json!(entries)))
+}
+
+async fn send_now(
+    State(state): State<AppState>,
+    Path((id, survey_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let program = state
+        .catalog
+        .program(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
+    let survey = program
+        .survey(&survey_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no survey '{survey_id}' in program '{id}'")))?;
+    match Scheduler::new(state.clone()).send_now(&program, survey).await {
+        Ok((round, deliveries)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "round": round.to_string(), "deliveries": deliveries })),
+        )
+            .into_response()),
+        Err(SendNowError::AlreadyOpen(round)) => Err(ApiError::Conflict(format!(
+            "round {round} of survey '{survey_id}' is still open; wait until it closes"
+        ))),
+        Err(SendNowError::Store(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,227 @@
+//! Storing answers: a button in the DM, or the survey modal. Insert first, keyed by
+//! delivery and question, so double clicks and Slack retries store one answer; a later
+//! answer replaces the earlier one while the window is open; after it, nothing is stored.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use crate::config::program::{Program, Question, QuestionKind, Survey};
+use crate::http::error::ApiResult;
+use crate::pulse::render;
+use crate::scheduler::plan::member_timezone;
+use crate::state::AppState;
+use crate::storage::outbox::NewOutboxMessage;
+use crate::storage::rounds::DeliveryRow;
+use crate::storage::{StoreError, StoreResult, StoreTx};
+
+pub type Answers = BTreeMap<String, (Option<f64>, Option<String>)>;
+
+/// One answer, validated against its question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerValue {
+    pub number: Option<f64>,
+    pub text: Option<String>,
+}
+
+/// Why an answer cannot be taken, in words for the member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("Please choose an answer.")]
+    Missing,
+    #[error("That is not one of the choices.")]
+    NotAChoice,
+    #[error("Please keep it under {0} characters.")]
+    TooLong(usize),
+}
+
+/// Checks a raw value (button value, option value or typed text) for a question.
+pub fn parse_answer(q: &Question, raw: Option<&str>) -> Result<Option<AnswerValue>, AnswerError> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty());
+    let Some(raw) = raw else {
+        return if q.required { Err(AnswerError::Missing) } else { Ok(None) };
+    };
+    let number = |lo: i64, hi: i64| -> Result<Option<AnswerValue>, AnswerError> {
+        match raw.parse::<i64>() {
+            Ok(v) if (lo..=hi).contains(&v) => Ok(Some(AnswerValue { number: Some(v as f64), text: None })),
+            _ => Err(AnswerError::NotAChoice),
+        }
+    };
+    match q.kind {
+        QuestionKind::Scale => number(1, 5),
+        QuestionKind::Enps => number(0, 10),
+        QuestionKind::Choice => {
+            let v = number(0, q.options.len() as i64 - 1)?;
+            // The option text is kept too, so exports stay readable if options are reordered.
+            Ok(v.map(|mut a| {
+                a.text = a.number.and_then(|n| q.options.get(n as usize).cloned());
+                a
+            }))
+        }
+        QuestionKind::YesNo => match raw {
+            "yes" => Ok(Some(AnswerValue { number: Some(1.0), text: None })),
+            "no" => Ok(Some(AnswerValue { number: Some(0.0), text: None })),
+            _ => Err(AnswerError::NotAChoice),
+        },
+        QuestionKind::Text | QuestionKind::Win => {
+            if raw.chars().count() > render::TEXT_ANSWER_MAX {
+                Err(AnswerError::TooLong(render::TEXT_ANSWER_MAX))
+            } else {
+                Ok(Some(AnswerValue { number: None, text: Some(raw.to_string()) }))
+            }
+        }
+    }
+}
+
+/// The delivery a click refers to, if it belongs to the person who clicked.
+pub enum Lookup {
+    Found(Box<(DeliveryRow, std::sync::Arc<Program>)>),
+    /// Unknown id, someone else's delivery, or a survey gone from the configuration.
+    NotYours,
+}
+
+pub async fn find_delivery(state: &AppState, delivery_id: i64, user_id: &str) -> StoreResult<Lookup> {
+    let d = match state.store.delivery(delivery_id).await {
+        Ok(d) => d,
+        Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
+        Err(e) => return Err(e),
+    };
+    if d.slack_user_id != user_id {
+        tracing::warn!(delivery = delivery_id, "a click on someone else's pulse was ignored");
+        return Ok(Lookup::NotYours);
+    }
+    match state.catalog.program(&d.program_id) {
+        Some(p) if p.survey(&d.survey_id).is_some() => Ok(Lookup::Found(Box::new((d, p)))),
+        _ => Ok(Lookup::NotYours),
+    }
+}
+
+pub async fn answers_of(state: &AppState, delivery_id: i64) -> StoreResult<Answers> {
+    Ok(state
+        .store
+        .responses_of_delivery(delivery_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.metric_key, (r.value_number, r.value_text)))
+        .collect())
+}
+
+/// A win typed into a survey, with the author's consent for how it may be shown.
+pub struct WinAnswer {
+    pub key: String,
+    pub text: String,
+    pub consent: String,
+}
+
+/// Stores answers for one delivery, marks it answered and queues the DM update, in one
+/// transaction. `cleared` lists optional questions the member emptied.
+pub async fn store_answers(
+    state: &AppState,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    values: &[(String, AnswerValue)],
+    cleared: &[String],
+    wins: &[WinAnswer],
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    for (key, v) in values {
+        tx.upsert_response(d.round_id, d.id, key, &d.role, v.number, v.text.as_deref(), false, now)
+            .await?;
+    }
+    for key in cleared {
+        tx.delete_response(d.id, key).await?;
+    }
+    for win in wins {
+        let author = (win.consent == "named").then_some(d.member_id);
+        let source = format!("delivery:{}:{}", d.id, win.key);
+        tx.upsert_win(&program.id, author, &win.text, &win.consent, &source, now).await?;
+    }
+    tx.mark_answered(d.id, now).await?;
+    queue_answered_update(&mut tx, d, program, survey, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Queues chat.update to show what is answered. Keyed by the answers themselves, so a double
+/// click queues one update, and a change queues a new one.
+async fn queue_answered_update(
+    tx: &mut StoreTx,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let answers: Answers = tx
+        .responses_of_delivery(d.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.metric_key, (r.value_number, r.value_text)))
+        .collect();
+    let message = render::answered_message(&render::dm_context(program, survey, d), &answers);
+    let digest = hex::encode(&Sha256::digest(serde_json::to_vec(&answers).unwrap_or_default())[..8]);
+    let mut update = NewOutboxMessage::new(
+        format!("delivery:{}:answer:{digest}", d.id),
+        "chat.update",
+        json!({ "text": message["text"], "blocks": message["blocks"] }),
+    );
+    update.target_key = Some(format!("delivery:{}", d.id));
+    tx.enqueue(&update, now).await?;
+    Ok(())
+}
+
+/// Tells the member, privately in the DM, that the pulse is closed.
+pub async fn queue_closed_notice(state: &AppState, d: &DeliveryRow, program: &Program, action_ts: &str) -> StoreResult<()> {
+    let now = state.clock.now();
+    let tz = member_timezone(program, Some(&d.timezone), None);
+    let text = render::closed_notice(d.closes_at(), tz);
+    let Some(channel) = d.channel_id.clone() else {
+        return Ok(());
+    };
+    let notice = NewOutboxMessage::new(
+        format!("delivery:{}:late:{action_ts}", d.id),
+        "chat.postEphemeral",
+        json!({ "channel": channel, "user": d.slack_user_id, "text": text }),
+    );
+    state.store.enqueue(&notice, now).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(kind: QuestionKind, required: bool) -> Question {
+        Question {
+            key: "k".into(),
+            kind,
+            prompt: "p".into(),
+            low_label: None,
+            high_label: None,
+            options: vec!["a".into(), "b".into(), "c".into()],
+            required,
+        }
+    }
+
+    #[test]
+    fn answers_are_checked_against_their_question() {
+        let scale = q(QuestionKind::Scale, true);
+        assert_eq!(parse_answer(&scale, Some("4")).unwrap().unwrap().number, Some(4.0));
+        assert_eq!(parse_answer(&scale, Some("6")), Err(AnswerError::NotAChoice));
+        assert_eq!(parse_answer(&scale, None), Err(AnswerError::Missing));
+        let enps = q(QuestionKind::Enps, true);
+        assert_eq!(parse_answer(&enps, Some("0")).unwrap().unwrap().number, Some(0.0));
+        let choice = q(QuestionKind::Choice, true);
+        let c = parse_answer(&choice, Some("2")).unwrap().unwrap();
+        assert_eq!((c.number, c.text.as_deref()), (Some(2.0), Some("c")));
+        assert_eq!(parse_answer(&choice, Some("3")), Err(AnswerError::NotAChoice));
+        let yes_no = q(QuestionKind::YesNo, true);
+        assert_eq!(parse_answer(&yes_no, Some("no")).unwrap().unwrap().number, Some(0.0));
+        let text = q(QuestionKind::Text, false);
+        assert_eq!(parse_answer(&text, Some("   ")), Ok(None));
+        let long = "x".repeat(3001);
+        assert_eq!(parse_answer(&text, Some(&long)), Err(AnswerError::TooLong(3000)));
+    }
+}

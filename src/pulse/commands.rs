@@ -1,0 +1,162 @@
+//! `/pulse …` for members: help, status, pause, resume, opt out. Controls take effect at
+//! once (the scheduler reads member state before every send) and are audited.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+
+use crate::http::error::ApiResult;
+use crate::pulse::render::{self, format_local};
+use crate::scheduler::plan::{member_firings, member_timezone};
+use crate::scheduler::plan_members;
+use crate::slack::inbound::commands::PulseCommand;
+use crate::slack::inbound::payloads::SlashCommand;
+use crate::state::AppState;
+use crate::storage::members::{MemberControl, MemberRow};
+
+pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching program.\n\
+• `/pulse help` — this help\n\
+• `/pulse status` — what is waiting for you, and when the next pulse comes\n\
+• `/pulse pause` or `/pulse pause until 2027-03-31` — stop pulses for a while\n\
+• `/pulse resume` — start again (also after opting out)\n\
+• `/pulse optout` — leave the program's pulses (asks you to confirm)";
+
+/// An ephemeral reply (only the person who typed the command sees it).
+pub fn ephemeral(text: impl Into<String>) -> Value {
+    json!({ "response_type": "ephemeral", "text": text.into() })
+}
+
+pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value> {
+    let user = command.user_id.as_str();
+    match PulseCommand::parse(&command.text) {
+        PulseCommand::Help => Ok(ephemeral(HELP)),
+        PulseCommand::Unknown { input, problem } => {
+            let lead = match problem {
+                Some(p) => format!("I could not read `{input}`: {p}.\n"),
+                None => format!("I don't know `{input}`.\n"),
+            };
+            Ok(ephemeral(format!("{lead}{HELP}")))
+        }
+        PulseCommand::Status => status(state, user).await,
+        PulseCommand::Pause { until } => {
+            let memberships = active_memberships(state, user).await?;
+            let Some(first) = memberships.first() else { return Ok(not_a_member()) };
+            let tz = zone_of(state, first);
+            let until_at = match until {
+                Some(date) => match end_of_day(date, tz) {
+                    Some(at) if at > state.clock.now() => Some(at),
+                    _ => return Ok(ephemeral(format!("{date} is already past; pick a later date."))),
+                },
+                None => None,
+            };
+            control(state, user, MemberControl::Pause { until: until_at }).await?;
+            Ok(ephemeral(match until {
+                Some(date) => format!(":double_vertical_bar: Paused until the end of {date}. Pulses start again on their own after that; `/pulse resume` restarts them sooner."),
+                None => ":double_vertical_bar: Paused. No pulses until you type `/pulse resume`.".to_string(),
+            }))
+        }
+        PulseCommand::Resume => {
+            let n = control(state, user, MemberControl::Resume).await?;
+            Ok(if n == 0 { not_a_member() } else { ephemeral(":arrow_forward: Resumed. Your next pulse comes as scheduled.") })
+        }
+        PulseCommand::OptOut { confirmed: false } => {
+            if active_memberships(state, user).await?.is_empty() {
+                return Ok(not_a_member());
+            }
+            Ok(json!({
+                "response_type": "ephemeral",
+                "text": "Opt out of all pulses? Your past answers stay in the program's totals.",
+                "blocks": [
+                    { "type": "section", "text": { "type": "mrkdwn", "text": "*Opt out of all pulses?* Your past answers stay in the program's totals; you can come back with `/pulse resume`." } },
+                    { "type": "actions", "elements": [{
+                        "type": "button", "style": "danger", "action_id": render::ACTION_OPTOUT_CONFIRM,
+                        "text": { "type": "plain_text", "text": "Yes, opt me out" }, "value": "confirm"
+                    }] }
+                ]
+            }))
+        }
+        PulseCommand::OptOut { confirmed: true } => {
+            let n = control(state, user, MemberControl::OptOut).await?;
+            Ok(if n == 0 { not_a_member() } else { ephemeral("You have opted out. No more pulses will come; `/pulse resume` brings you back.") })
+        }
+    }
+}
+
+fn not_a_member() -> Value {
+    ephemeral("You are not a member of any pulseloop program. Ask your program owner to add you.")
+}
+
+async fn active_memberships(state: &AppState, user: &str) -> ApiResult<Vec<MemberRow>> {
+    Ok(state
+        .store
+        .memberships_of(user)
+        .await?
+        .into_iter()
+        .filter(|m| m.state != "deactivated")
+        .collect())
+}
+
+fn zone_of(state: &AppState, m: &MemberRow) -> Tz {
+    match state.catalog.program(&m.program_id) {
+        Some(p) => member_timezone(&p, m.timezone_override.as_deref(), m.slack_tz.as_deref()),
+        None => m.slack_tz.as_deref().and_then(|t| t.parse().ok()).unwrap_or(Tz::UTC),
+    }
+}
+
+/// The last instant of `date` in `tz` (a pause "until" a date includes that whole day).
+fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
+    Some(crate::scheduler::cadence::resolve_local(tz, next).with_timezone(&Utc))
+}
+
+async fn control(state: &AppState, user: &str, control: MemberControl) -> ApiResult<u64> {
+    let mut tx = state.store.begin().await?;
+    let n = tx.apply_member_control(user, control, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+async fn status(state: &AppState, user: &str) -> ApiResult<Value> {
+    let now = state.clock.now();
+    let memberships = active_memberships(state, user).await?;
+    if memberships.is_empty() {
+        return Ok(not_a_member());
+    }
+    let mut lines = Vec::new();
+    let pending = state.store.pending_deliveries_of(user, now).await?;
+    for d in &pending {
+        let tz = d.timezone.parse().unwrap_or(Tz::UTC);
+        lines.push(format!("• Waiting for you: *{}* in {} — closes {}", d.survey_id, d.program_id, format_local(d.closes_at(), tz)));
+    }
+    if pending.is_empty() {
+        lines.push("• Nothing is waiting for you right now.".to_string());
+    }
+    for m in &memberships {
+        let Some(program) = state.catalog.program(&m.program_id) else { continue };
+        let tz = zone_of(state, m);
+        match m.state.as_str() {
+            "opted_out" => {
+                lines.push(format!("• {}: you opted out (`/pulse resume` to come back).", program.name));
+                continue;
+            }
+            "paused" if m.is_paused(now) => lines.push(match m.paused_until {
+                Some(until) => format!("• {}: paused until {}.", program.name, format_local(crate::storage::from_ms(until), tz)),
+                None => format!("• {}: paused (`/pulse resume` to restart).", program.name),
+            }),
+            _ => {}
+        }
+        let plan = plan_members(&program, std::slice::from_ref(m));
+        let next = plan.first().and_then(|pm| {
+            program
+                .surveys
+                .iter()
+                .filter_map(|s| member_firings(&program, s, pm, now, now + Duration::days(120)).into_iter().next().map(|f| (f.utc, s.name.clone())))
+                .min_by_key(|(at, _)| *at)
+        });
+        match next {
+            Some((at, survey)) => lines.push(format!("• {}: next pulse *{}* on {}.", program.name, survey, format_local(at, tz))),
+            None => lines.push(format!("• {}: no pulse is planned in the next 120 days.", program.name)),
+        }
+    }
+    Ok(ephemeral(lines.join("\n")))
+}

@@ -1,0 +1,191 @@
+//! Interactivity: button clicks (`block_actions`), modal submissions and closes.
+//! Everything here answers well inside Slack's 3 seconds: answers are one transaction, and
+//! Slack writes go to the outbox, except `views.open`, which must use the click's
+//! `trigger_id` at once.
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::answers::{self, find_delivery, parse_answer, AnswerValue, Lookup, WinAnswer};
+use super::render;
+use crate::config::program::QuestionKind;
+use crate::http::error::ApiResult;
+use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
+use crate::state::AppState;
+use crate::storage::members::MemberControl;
+
+pub async fn handle(state: &AppState, interaction: Interaction) -> ApiResult<Response> {
+    match interaction {
+        Interaction::BlockActions(ba) => {
+            for action in &ba.actions {
+                on_action(state, &ba, action).await?;
+            }
+            Ok(().into_response())
+        }
+        Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
+        Interaction::ViewClosed(_) => Ok(().into_response()),
+        Interaction::Shortcut(s) | Interaction::MessageAction(s) => {
+            tracing::debug!(callback = ?s.callback_id, "shortcut ignored");
+            Ok(().into_response())
+        }
+        Interaction::Unknown => {
+            tracing::debug!("ignored an interaction of an unknown type");
+            Ok(().into_response())
+        }
+    }
+}
+
+/// `pulse:{delivery}:{question}` → (delivery, question).
+fn parse_block_id(block_id: &str) -> Option<(i64, &str)> {
+    let rest = block_id.strip_prefix("pulse:")?;
+    let (id, key) = rest.split_once(':')?;
+    Some((id.parse().ok()?, key))
+}
+
+async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiResult<()> {
+    let user = ba.user.id.as_str();
+    if action.action_id == render::ACTION_OPTOUT_CONFIRM {
+        let now = state.clock.now();
+        let mut tx = state.store.begin().await?;
+        tx.apply_member_control(user, MemberControl::OptOut, now).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    if action.action_id == render::ACTION_OPEN_MODAL {
+        let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
+            return Ok(());
+        };
+        return open_modal(state, ba, delivery_id).await;
+    }
+    if !(action.action_id == "answer" || action.action_id.starts_with("answer:")) {
+        tracing::debug!(action = %action.action_id, "unknown action ignored");
+        return Ok(());
+    }
+    let Some((delivery_id, key)) = action.block_id.as_deref().and_then(parse_block_id) else {
+        return Ok(());
+    };
+    let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {
+        return Ok(());
+    };
+    let (d, program) = *found;
+    let Some(survey) = program.survey(&d.survey_id) else { return Ok(()) };
+    let now = state.clock.now();
+    if !d.is_open(now) {
+        let ts = action.action_ts.clone().unwrap_or_else(|| now.timestamp_millis().to_string());
+        answers::queue_closed_notice(state, &d, &program, &ts).await?;
+        return Ok(());
+    }
+    let Some(question) = survey.question(key) else { return Ok(()) };
+    match parse_answer(question, action.chosen_value()) {
+        Ok(Some(value)) => {
+            answers::store_answers(state, &d, &program, survey, &[(key.to_string(), value)], &[], &[], now).await
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            tracing::warn!(delivery = d.id, error = %e, "a button carried an invalid answer");
+            Ok(())
+        }
+    }
+}
+
+async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> ApiResult<()> {
+    let Lookup::Found(found) = find_delivery(state, delivery_id, &ba.user.id).await? else {
+        return Ok(());
+    };
+    let (d, program) = *found;
+    let Some(survey) = program.survey(&d.survey_id) else { return Ok(()) };
+    let now = state.clock.now();
+    if !d.is_open(now) {
+        let ts = now.timestamp_millis().to_string();
+        answers::queue_closed_notice(state, &d, &program, &ts).await?;
+        return Ok(());
+    }
+    let Some(trigger) = ba.trigger_id.as_deref() else { return Ok(()) };
+    let prior = answers::answers_of(state, d.id).await?;
+    let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior);
+    if let Err(e) = state.slack.views_open(trigger, &view).await {
+        tracing::warn!(delivery = d.id, error = %e, "could not open the survey modal");
+    }
+    Ok(())
+}
+
+async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Response> {
+    if vs.view.callback_id.as_deref() != Some(render::MODAL_CALLBACK) {
+        return Ok(().into_response());
+    }
+    let delivery_id = vs
+        .view
+        .private_metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|m| m.get("delivery").and_then(|d| d.as_i64()));
+    let Some(delivery_id) = delivery_id else {
+        return Ok(().into_response());
+    };
+    let Lookup::Found(found) = find_delivery(state, delivery_id, &vs.user.id).await? else {
+        return Ok(().into_response());
+    };
+    let (d, program) = *found;
+    let Some(survey) = program.survey(&d.survey_id) else { return Ok(().into_response()) };
+    let now = state.clock.now();
+    let values = vs.view.state.clone().unwrap_or_default().values;
+    let value_of = |block: &str| -> Option<String> {
+        values
+            .get(block)
+            .and_then(|actions| actions.values().next())
+            .and_then(|v| v.chosen_value().map(str::to_string))
+    };
+
+    if !d.is_open(now) {
+        let first = survey.questions.first().map(|q| format!("q:{}", q.key)).unwrap_or_default();
+        let tz = crate::scheduler::plan::member_timezone(&program, Some(&d.timezone), None);
+        return Ok(Json(json!({
+            "response_action": "errors",
+            "errors": { first: render::closed_notice(d.closes_at(), tz) }
+        }))
+        .into_response());
+    }
+
+    let mut errors = serde_json::Map::new();
+    let mut parsed: Vec<(String, AnswerValue)> = Vec::new();
+    let mut cleared = Vec::new();
+    let mut wins = Vec::new();
+    for q in &survey.questions {
+        let block = render::truncate(&format!("q:{}", q.key), 255);
+        match parse_answer(q, value_of(&block).as_deref()) {
+            Ok(Some(v)) => {
+                if q.kind == QuestionKind::Win {
+                    let consent = value_of(&render::truncate(&format!("consent:{}", q.key), 255))
+                        .filter(|c| matches!(c.as_str(), "named" | "anonymous" | "private"))
+                        .unwrap_or_else(|| "private".into());
+                    if let Some(text) = &v.text {
+                        wins.push(WinAnswer { key: q.key.clone(), text: text.clone(), consent });
+                    }
+                }
+                parsed.push((q.key.clone(), v));
+            }
+            Ok(None) => cleared.push(q.key.clone()),
+            Err(e) => {
+                errors.insert(block, json!(e.to_string()));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Json(json!({ "response_action": "errors", "errors": errors })).into_response());
+    }
+    answers::store_answers(state, &d, &program, survey, &parsed, &cleared, &wins, now).await?;
+    Ok(().into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_ids_carry_delivery_and_question() {
+        assert_eq!(parse_block_id("pulse:42:coaching_value"), Some((42, "coaching_value")));
+        assert_eq!(parse_block_id("pulse:x:y"), None);
+        assert_eq!(parse_block_id("q:coaching_value"), None);
+    }
+}

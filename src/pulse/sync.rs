@@ -1,0 +1,204 @@
+//! Applying `config/programs/` to the database (at start and on SIGHUP), and keeping
+//! members' Slack details (time zone, deleted, bot, status) fresh.
+
+use chrono::{Duration, Weekday};
+use serde_json::json;
+
+use crate::config::program::{load_programs, Program, Survey};
+use crate::config::ConfigErrors;
+use crate::scheduler::cadence::WeekdaySet;
+use crate::slack::outbound::client::SlackUser;
+use crate::slack::outbound::SlackError;
+use crate::state::AppState;
+use crate::storage::members::ProfileUpdate;
+use crate::storage::programs::{DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport};
+
+const WEEKDAYS: [(Weekday, &str); 7] = [
+    (Weekday::Mon, "MON"),
+    (Weekday::Tue, "TUE"),
+    (Weekday::Wed, "WED"),
+    (Weekday::Thu, "THU"),
+    (Weekday::Fri, "FRI"),
+    (Weekday::Sat, "SAT"),
+    (Weekday::Sun, "SUN"),
+];
+
+pub fn weekday_names(set: &WeekdaySet) -> Vec<&'static str> {
+    WEEKDAYS
+        .iter()
+        .filter(|(d, _)| set.contains(*d))
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("storage: {0}")]
+    Store(#[from] crate::storage::StoreError),
+}
+
+/// Reads the programs folder, mirrors it into the database and swaps the catalog.
+/// On a configuration error nothing changes and the previous configuration stays in force.
+pub async fn apply_config(state: &AppState) -> Result<Vec<(String, SyncReport)>, SyncError> {
+    let programs = load_programs(&state.settings.programs_dir())?;
+    let mut reports = Vec::new();
+    for program in &programs {
+        let desired = desired_program(state, program).await?;
+        let mut tx = state.store.begin().await?;
+        let report = tx.sync_program(&desired, state.clock.now()).await?;
+        tx.commit().await?;
+        if report != SyncReport::default() {
+            tracing::info!(program = %program.id, ?report, "configuration applied");
+        }
+        reports.push((program.id.clone(), report));
+    }
+    state.catalog.replace(programs);
+    refresh_profiles(state, Duration::zero()).await;
+    Ok(reports)
+}
+
+async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram, SyncError> {
+    let mut members: Vec<DesiredMember> = p
+        .members
+        .iter()
+        .map(|m| DesiredMember {
+            slack_user_id: m.slack_id.clone(),
+            role: m.role.as_str().to_string(),
+            source: "file".into(),
+            timezone_override: m.timezone.map(|tz| tz.name().to_string()),
+            working_days: m.working_days.as_ref().map(|w| json!(weekday_names(w)).to_string()),
+        })
+        .collect();
+    for group in &p.usergroups {
+        match state.slack.usergroup_members(&group.usergroup).await {
+            Ok(ids) => members.extend(ids.into_iter().map(|id| DesiredMember {
+                slack_user_id: id,
+                role: group.role.as_str().to_string(),
+                source: "usergroup".into(),
+                timezone_override: None,
+                working_days: None,
+            })),
+            Err(e) => {
+                // Without Slack's answer, keep whom we had from this group rather than
+                // deactivating them all.
+                tracing::warn!(program = %p.id, usergroup = %group.usergroup, error = %e,
+                    "could not read a user group; keeping its current members");
+                let current = state.store.members_of(&p.id).await?;
+                members.extend(
+                    current
+                        .into_iter()
+                        .filter(|m| m.source == "usergroup" && m.state != "deactivated")
+                        .map(|m| DesiredMember {
+                            slack_user_id: m.slack_user_id,
+                            role: m.role,
+                            source: m.source,
+                            timezone_override: None,
+                            working_days: None,
+                        }),
+                );
+            }
+        }
+    }
+    Ok(DesiredProgram {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        timezone: p.timezone.name().to_string(),
+        start_date: p.start_date.to_string(),
+        settings: program_settings(p),
+        members,
+        surveys: p.surveys.iter().map(desired_survey).collect(),
+    })
+}
+
+fn program_settings(p: &Program) -> serde_json::Value {
+    json!({
+        "working_days": weekday_names(&p.working_days),
+        "working_hours": [p.working_hours.0.format("%H:%M").to_string(), p.working_hours.1.format("%H:%M").to_string()],
+        "holidays": p.holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "sponsor_channels": p.sponsor_channels,
+        "owners": p.owners,
+        "admins": p.admins,
+        "anonymity_threshold": p.anonymity_threshold,
+        "comment_threshold": p.comment_threshold,
+        "baseline_rounds": p.baseline_rounds,
+        "on_non_working_day": format!("{:?}", p.on_non_working_day),
+        "misfire": p.misfire,
+        "out_of_office": p.out_of_office,
+        "usergroups": p.usergroups.iter().map(|g| json!({"usergroup": g.usergroup, "role": g.role})).collect::<Vec<_>>(),
+        "digest": { "cadence": p.digest.cadence.source(), "chart": p.digest.chart },
+    })
+}
+
+fn desired_survey(s: &Survey) -> DesiredSurvey {
+    DesiredSurvey {
+        id: s.id.clone(),
+        definition: json!({
+            "name": s.name,
+            "audience": s.audience,
+            "cadence": s.cadence.source(),
+            "every_weeks": s.every_weeks,
+            "window_hours": s.window_hours,
+            "remind_after_hours": s.remind_after_hours,
+            "anonymity": s.anonymity,
+            "questions": s.questions.iter().map(|q| q.key.clone()).collect::<Vec<_>>(),
+        }),
+        questions: s
+            .questions
+            .iter()
+            .map(|q| DesiredQuestion {
+                metric_key: q.key.clone(),
+                kind: q.kind.as_str().to_string(),
+                prompt: q.prompt.clone(),
+                definition: json!(q),
+            })
+            .collect(),
+    }
+}
+
+pub fn profile_of(user: &SlackUser) -> ProfileUpdate {
+    ProfileUpdate {
+        tz: user.tz.clone().filter(|tz| !tz.is_empty()),
+        deleted: user.deleted,
+        is_bot: user.is_bot,
+        is_restricted: user.is_restricted || user.is_ultra_restricted,
+        status_text: user.profile.status_text.clone().filter(|s| !s.is_empty()),
+        status_emoji: user.profile.status_emoji.clone().filter(|s| !s.is_empty()),
+    }
+}
+
+/// Reads users.info for members never read, or read longer than `max_age` ago.
+/// Returns how many profiles were refreshed.
+pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
+    let now = state.clock.now();
+    let stale = match state.store.stale_profiles(now - max_age, 500).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list members to refresh");
+            return 0;
+        }
+    };
+    let mut refreshed = 0;
+    for user_id in stale {
+        let result = match state.slack.users_info(&user_id).await {
+            Ok(user) => state.store.update_profile(&user_id, &profile_of(&user), now).await,
+            Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
+                state.store.mark_profile_missing(&user_id, now).await
+            }
+            Err(SlackError::RateLimited { retry_after }) => {
+                tracing::info!(?retry_after, "users.info rate limited; the rest waits for the next refresh");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(user = %user_id, error = %e, "users.info failed");
+                continue;
+            }
+        };
+        match result {
+            Ok(()) => refreshed += 1,
+            Err(e) => tracing::warn!(error = %e, "could not store a profile"),
+        }
+    }
+    refreshed
+}

@@ -1,0 +1,13 @@
+//! The scheduler: turns cadences into rounds and deliveries, hands due DMs to the outbox,
+//! sends reminders, and closes (and seals) rounds when their window ends.
+//!
+//! Every step is idempotent (unique keys and conditional state changes), so several ticks at
+//! once, several replicas or a restart mid-tick never create or send anything twice. There is
+//! no leader; time comes from the injected clock.
+
+pub mod cadence;
+pub mod plan;
+pub mod preview;
+mod tick;
+
+pub use tick::{plan_members, Scheduler, SendNowError, TickReport};

@@ -1,0 +1,87 @@
+//! Pure planning: which member gets which survey when, in their own time zone.
+//! No clock and no database here; the scheduler tick and the preview both call it.
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+
+use super::cadence::{firings_between, Firing, ScheduleRules, WeekdaySet};
+use crate::config::program::{Program, Role, Survey};
+
+/// A member as the planner needs them.
+#[derive(Debug, Clone)]
+pub struct PlanMember {
+    pub member_id: i64,
+    pub slack_user_id: String,
+    pub role: Role,
+    pub timezone: Tz,
+    pub working_days: WeekdaySet,
+}
+
+/// The zone a member's pulses follow: the file's override, else Slack's, else the program's.
+pub fn member_timezone(program: &Program, override_tz: Option<&str>, slack_tz: Option<&str>) -> Tz {
+    override_tz
+        .and_then(|tz| tz.parse().ok())
+        .or_else(|| slack_tz.and_then(|tz| tz.parse().ok()))
+        .unwrap_or(program.timezone)
+}
+
+pub fn rules<'a>(program: &'a Program, survey: &'a Survey, working_days: WeekdaySet) -> ScheduleRules<'a> {
+    ScheduleRules {
+        cadence: &survey.cadence,
+        every_weeks: survey.every_weeks,
+        start_date: program.start_date,
+        working_days,
+        holidays: &program.holidays,
+        non_working_day: program.on_non_working_day,
+    }
+}
+
+/// Firings of `survey` for `member` with UTC time in [from, to).
+pub fn member_firings(
+    program: &Program,
+    survey: &Survey,
+    member: &PlanMember,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Firing> {
+    if !survey.audience.contains(&member.role) {
+        return Vec::new();
+    }
+    firings_between(&rules(program, survey, member.working_days), member.timezone, from, to)
+}
+
+/// True when `at` falls inside the member's working hours on a working, non-holiday day.
+pub fn within_working_hours(program: &Program, member: &PlanMember, at: DateTime<Utc>) -> bool {
+    let local = at.with_timezone(&member.timezone);
+    let (start, end) = program.working_hours;
+    member.working_days.contains(local.weekday())
+        && !program.holidays.contains(&local.date_naive())
+        && local.time() >= start
+        && local.time() < end
+}
+
+/// Slack status that means "away": as PRODUCT.md lists them.
+pub fn is_out_of_office(status_text: Option<&str>, status_emoji: Option<&str>) -> bool {
+    let emoji_away = matches!(status_emoji, Some(":palm_tree:") | Some(":airplane:"));
+    let text_away = status_text.is_some_and(|t| {
+        let t = t.to_lowercase();
+        ["vacation", "holiday", "out of office", "ooo"]
+            .iter()
+            .any(|w| t.contains(w))
+    });
+    emoji_away || text_away
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_office_matches_the_documented_signals() {
+        assert!(is_out_of_office(None, Some(":palm_tree:")));
+        assert!(is_out_of_office(Some("On VACATION until Monday"), None));
+        assert!(is_out_of_office(Some("OOO"), Some(":house:")));
+        assert!(!is_out_of_office(Some("In a meeting"), Some(":calendar:")));
+        assert!(!is_out_of_office(None, None));
+    }
+}

@@ -1,0 +1,385 @@
+//! One scheduler tick, in four steps.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use tokio::sync::watch;
+
+use super::plan::{is_out_of_office, member_firings, member_timezone, within_working_hours, PlanMember};
+use crate::config::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Role};
+use crate::pulse::render::{self, dm_context};
+use crate::scheduler::cadence::WeekdaySet;
+use crate::state::AppState;
+use crate::storage::members::{MemberControl, MemberRow};
+use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
+use crate::storage::rounds::{DeliveryRow, NewDelivery};
+use crate::storage::{from_ms, StoreResult};
+
+const BATCH: i64 = 500;
+
+/// What a tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub planned: usize,
+    pub skipped: usize,
+    pub queued: usize,
+    pub held: usize,
+    pub reminded: usize,
+    pub closed: usize,
+    pub rounds_closed: usize,
+    pub sealed: usize,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    state: AppState,
+}
+
+/// Members who can be planned for: not deleted, not bots, not opted out or deactivated.
+pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
+    rows.iter()
+        .filter(|m| m.can_receive())
+        .filter_map(|m| {
+            let role = Role::parse(&m.role)?;
+            let working_days = m
+                .working_days
+                .as_deref()
+                .and_then(|w| serde_json::from_str::<Vec<String>>(w).ok())
+                .and_then(|names| WeekdaySet::parse_names(&names).ok())
+                .unwrap_or(program.working_days);
+            Some(PlanMember {
+                member_id: m.id,
+                slack_user_id: m.slack_user_id.clone(),
+                role,
+                timezone: member_timezone(program, m.timezone_override.as_deref(), m.slack_tz.as_deref()),
+                working_days,
+            })
+        })
+        .collect()
+}
+
+impl Scheduler {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Runs the four steps once at the clock's now.
+    pub async fn tick(&self) -> StoreResult<TickReport> {
+        let now = self.state.clock.now();
+        let mut report = TickReport::default();
+        self.plan(now, &mut report).await?;
+        self.dispatch(now, &mut report).await?;
+        self.remind(now, &mut report).await?;
+        self.close(now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Step 1: create rounds and deliveries for firings whose time has come (looking back one
+    /// window, so firings missed while the service was down are still caught).
+    pub async fn plan(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
+        let grace = Duration::seconds((self.state.settings.scheduler.tick_seconds as i64 * 2).max(300));
+        for program in self.state.catalog.programs().iter() {
+            let rows = self.state.store.members_of(&program.id).await?;
+            let members = plan_members(program, &rows);
+            for survey in &program.surveys {
+                let window = Duration::hours(i64::from(survey.window_hours));
+                let from = now - window;
+                let existing = self.existing_keys(&program.id, &survey.id, from).await?;
+                let mut pending: Vec<(String, DateTime<Utc>, NewDelivery)> = Vec::new();
+                for member in &members {
+                    for firing in member_firings(program, survey, member, from, now + Duration::seconds(1)) {
+                        let period = firing.period_key();
+                        if existing.contains(&(period.clone(), member.member_id)) {
+                            continue;
+                        }
+                        let late = firing.utc < now - grace;
+                        let state = if late && program.misfire == MisfirePolicy::Skip { "skipped" } else { "scheduled" };
+                        pending.push((
+                            period,
+                            firing.utc,
+                            NewDelivery {
+                                member_id: member.member_id,
+                                state,
+                                scheduled_at: firing.utc,
+                                local_time: firing.local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                                timezone: member.timezone.name().to_string(),
+                                closes_at: firing.utc + window,
+                                remind_at: survey
+                                    .remind_after_hours
+                                    .map(|h| firing.utc + Duration::hours(i64::from(h))),
+                            },
+                        ));
+                    }
+                }
+                if pending.is_empty() {
+                    continue;
+                }
+                let mut tx = self.state.store.begin().await?;
+                for (period, at, delivery) in &pending {
+                    // Every delivery widens its round's window (members close at different
+                    // instants in different zones).
+                    let round_id = tx
+                        .ensure_round(&program.id, &survey.id, period, "schedule", *at, delivery.closes_at)
+                        .await?;
+                    if tx.insert_delivery(round_id, delivery).await?.is_some() {
+                        if delivery.state == "skipped" {
+                            report.skipped += 1;
+                        } else {
+                            report.planned += 1;
+                        }
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn existing_keys(&self, program_id: &str, survey_id: &str, since: DateTime<Utc>) -> StoreResult<HashSet<(String, i64)>> {
+        let mut keys = HashSet::new();
+        for round in self.state.store.rounds_of(program_id, survey_id).await? {
+            if from_ms(round.closes_at) < since {
+                continue;
+            }
+            for d in self.state.store.deliveries_of_round(round.id).await? {
+                keys.insert((round.period_key.clone(), d.member_id));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Step 2: hand due DMs to the outbox, unless the member is paused or away (then the
+    /// delivery waits) or can no longer be messaged (then it is skipped).
+    pub async fn dispatch(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
+        let due = self.state.store.due_deliveries(now, BATCH).await?;
+        let mut members: HashMap<i64, MemberRow> = HashMap::new();
+        for d in due {
+            let member = match members.get(&d.member_id) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self.state.store.member(d.member_id).await?;
+                    members.insert(d.member_id, m.clone());
+                    m
+                }
+            };
+            let Some(program) = self.state.catalog.program(&d.program_id) else {
+                self.skip(&d, "program removed from the configuration", now).await?;
+                report.skipped += 1;
+                continue;
+            };
+            let Some(survey) = program.survey(&d.survey_id) else {
+                self.skip(&d, "survey removed from the configuration", now).await?;
+                report.skipped += 1;
+                continue;
+            };
+            if !member.can_receive() {
+                let reason = if member.slack_deleted {
+                    "deactivated in Slack"
+                } else if member.is_bot {
+                    "a bot"
+                } else {
+                    "not an active member"
+                };
+                self.skip(&d, reason, now).await?;
+                report.skipped += 1;
+                continue;
+            }
+            if member.state == "paused" && !member.is_paused(now) {
+                // The pause has run out: resume them on the spot.
+                let mut tx = self.state.store.begin().await?;
+                tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now).await?;
+                tx.commit().await?;
+                members.remove(&d.member_id);
+            } else if member.is_paused(now)
+                || (program.out_of_office == OutOfOfficePolicy::Wait
+                    && is_out_of_office(member.status_text.as_deref(), member.status_emoji.as_deref()))
+            {
+                report.held += 1;
+                continue;
+            }
+            let message = render::open_message(&dm_context(&program, survey, &d));
+            let mut tx = self.state.store.begin().await?;
+            if tx.mark_queued(d.id, now).await? {
+                let mut post = NewOutboxMessage::new(
+                    format!("delivery:{}:post", d.id),
+                    "chat.postMessage",
+                    json!({ "channel": d.slack_user_id, "text": message["text"], "blocks": message["blocks"] }),
+                );
+                post.channel_key = Some(d.slack_user_id.clone());
+                post.message_key = Some(format!("delivery:{}", d.id));
+                post.subject = Some(OutboxSubject::Delivery(d.id));
+                tx.enqueue(&post, now).await?;
+                report.queued += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn skip(&self, d: &DeliveryRow, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.state.store.begin().await?;
+        tx.mark_skipped(d.id, reason, now).await?;
+        tx.commit().await
+    }
+
+    /// Step 3: one reminder, to non-responders only, inside their working hours, as a thread
+    /// reply; the count of colleagues who answered is shown only when it reaches `k`.
+    pub async fn remind(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
+        for d in self.state.store.deliveries_to_remind(now, BATCH).await? {
+            let Some(program) = self.state.catalog.program(&d.program_id) else { continue };
+            let Some(survey) = program.survey(&d.survey_id) else { continue };
+            let member = self.state.store.member(d.member_id).await?;
+            let Some(plan_member) = plan_members(&program, std::slice::from_ref(&member)).pop() else {
+                continue;
+            };
+            if !within_working_hours(&program, &plan_member, now)
+                || member.is_paused(now)
+                || is_out_of_office(member.status_text.as_deref(), member.status_emoji.as_deref())
+            {
+                continue;
+            }
+            let answered = self.state.store.answered_count(d.round_id).await?;
+            let shown = (answered >= i64::from(program.anonymity_threshold)).then_some(answered);
+            let message = render::reminder_message(&dm_context(&program, survey, &d), shown);
+            let mut tx = self.state.store.begin().await?;
+            if tx.mark_reminded(d.id, now).await? {
+                let mut reply = NewOutboxMessage::new(
+                    format!("delivery:{}:remind", d.id),
+                    "chat.postMessage",
+                    json!({ "text": message["text"] }),
+                );
+                reply.channel_key = Some(d.slack_user_id.clone());
+                reply.target_key = Some(format!("delivery:{}", d.id));
+                tx.enqueue(&reply, now).await?;
+                report.reminded += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Step 4: windows that ended. Unanswered deliveries expire, DMs lose their buttons, and
+    /// rounds whose deliveries are all closed close too; anonymous ones are sealed.
+    pub async fn close(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
+        loop {
+            let mut tx = self.state.store.begin().await?;
+            let closed = tx.close_due_deliveries(now, BATCH).await?;
+            for (id, state, was_queued) in &closed {
+                if !*was_queued {
+                    continue;
+                }
+                let d = self.state.store.delivery(*id).await;
+                let Ok(d) = d else { continue };
+                let Some(program) = self.state.catalog.program(&d.program_id) else { continue };
+                let Some(survey) = program.survey(&d.survey_id) else { continue };
+                let message = render::closed_message(&dm_context(&program, survey, &d), state == "answered");
+                let mut update = NewOutboxMessage::new(
+                    format!("delivery:{id}:closed"),
+                    "chat.update",
+                    json!({ "text": message["text"], "blocks": message["blocks"] }),
+                );
+                update.target_key = Some(format!("delivery:{id}"));
+                tx.enqueue(&update, now).await?;
+            }
+            report.closed += closed.len();
+            tx.commit().await?;
+            if (closed.len() as i64) < BATCH {
+                break;
+            }
+        }
+        let mut tx = self.state.store.begin().await?;
+        let rounds = tx.close_due_rounds(now).await?;
+        for (round_id, program_id, survey_id) in &rounds {
+            let anonymous = self
+                .state
+                .catalog
+                .program(program_id)
+                .and_then(|p| p.survey(survey_id).map(|s| s.anonymity == Anonymity::Anonymous))
+                // A survey gone from the configuration keeps the strongest promise.
+                .unwrap_or(true);
+            if anonymous {
+                tx.seal_round(*round_id, now).await?;
+                report.sealed += 1;
+            }
+        }
+        report.rounds_closed += rounds.len();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ticks every `tick_seconds` until shutdown; refreshes Slack profiles once an hour.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let every = std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
+        let max_age = Duration::hours(self.state.settings.scheduler.profile_refresh_hours as i64);
+        let mut last_refresh: Option<DateTime<Utc>> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = self.state.clock.now();
+            if last_refresh.is_none_or(|t| now - t >= Duration::hours(1)) {
+                crate::pulse::sync::refresh_profiles(&self.state, max_age).await;
+                last_refresh = Some(now);
+            }
+            match self.tick().await {
+                Ok(r) if r != TickReport::default() => tracing::info!(?r, "scheduler tick"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler tick failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// Why a send-now did not start a round.
+#[derive(Debug, thiserror::Error)]
+pub enum SendNowError {
+    #[error("a round of this survey is still open (round {0})")]
+    AlreadyOpen(i64),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
+impl Scheduler {
+    /// Starts a round now for every eligible member of the survey's audience and hands the
+    /// DMs to the outbox at once. Refused while another round of the survey is open.
+    pub async fn send_now(&self, program: &Program, survey: &crate::config::program::Survey) -> Result<(i64, usize), SendNowError> {
+        let now = self.state.clock.now();
+        if let Some(open) = self.state.store.open_round(&program.id, &survey.id, now).await? {
+            return Err(SendNowError::AlreadyOpen(open));
+        }
+        let rows = self.state.store.members_of(&program.id).await?;
+        let members: Vec<_> = plan_members(program, &rows)
+            .into_iter()
+            .filter(|m| survey.audience.contains(&m.role))
+            .collect();
+        let window = Duration::hours(i64::from(survey.window_hours));
+        let period = format!("now:{}", now.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let mut tx = self.state.store.begin().await?;
+        let round_id = tx.ensure_round(&program.id, &survey.id, &period, "send_now", now, now + window).await?;
+        let mut created = 0;
+        for m in &members {
+            let delivery = NewDelivery {
+                member_id: m.member_id,
+                state: "scheduled",
+                scheduled_at: now,
+                local_time: now.with_timezone(&m.timezone).to_rfc3339_opts(SecondsFormat::Secs, false),
+                timezone: m.timezone.name().to_string(),
+                closes_at: now + window,
+                remind_at: survey.remind_after_hours.map(|h| now + Duration::hours(i64::from(h))),
+            };
+            if tx.insert_delivery(round_id, &delivery).await?.is_some() {
+                created += 1;
+            }
+        }
+        tx.audit(now, "admin", "survey.send_now", Some(&program.id), Some(&survey.id),
+            &json!({ "round": round_id, "deliveries": created })).await?;
+        tx.commit().await?;
+        let mut report = TickReport::default();
+        self.dispatch(now, &mut report).await?;
+        Ok((round_id, created))
+    }
+}

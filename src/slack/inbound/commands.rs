@@ -1,0 +1,80 @@
+//! The `/pulse` slash command's text, parsed into a typed command.
+
+use chrono::NaiveDate;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PulseCommand {
+    Help,
+    Status,
+    Pause { until: Option<NaiveDate> },
+    Resume,
+    /// `optout` asks for confirmation; `optout confirm` does it.
+    OptOut { confirmed: bool },
+    /// Anything we do not understand; answered with help, never silence.
+    Unknown { input: String, problem: Option<String> },
+}
+
+impl PulseCommand {
+    pub fn parse(text: &str) -> PulseCommand {
+        let text = text.trim();
+        let mut words = text.split_whitespace();
+        let Some(verb) = words.next() else {
+            return PulseCommand::Help;
+        };
+        let rest: Vec<&str> = words.collect();
+        let unknown = |problem: Option<String>| PulseCommand::Unknown {
+            input: text.to_string(),
+            problem,
+        };
+        match verb.to_ascii_lowercase().as_str() {
+            "help" | "?" => PulseCommand::Help,
+            "status" => PulseCommand::Status,
+            "resume" => PulseCommand::Resume,
+            "optout" | "opt-out" => match rest.as_slice() {
+                [] => PulseCommand::OptOut { confirmed: false },
+                ["confirm"] => PulseCommand::OptOut { confirmed: true },
+                _ => unknown(Some("use `/pulse optout` or `/pulse optout confirm`".into())),
+            },
+            "pause" => match rest.as_slice() {
+                [] => PulseCommand::Pause { until: None },
+                ["until", date] => match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+                    Ok(d) => PulseCommand::Pause { until: Some(d) },
+                    Err(_) => unknown(Some(format!("'{date}' is not a date like 2027-03-31"))),
+                },
+                _ => unknown(Some("use `/pulse pause` or `/pulse pause until 2027-03-31`".into())),
+            },
+            _ => unknown(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_member_controls() {
+        assert_eq!(PulseCommand::parse(""), PulseCommand::Help);
+        assert_eq!(PulseCommand::parse("  HELP "), PulseCommand::Help);
+        assert_eq!(PulseCommand::parse("status"), PulseCommand::Status);
+        assert_eq!(PulseCommand::parse("resume"), PulseCommand::Resume);
+        assert_eq!(
+            PulseCommand::parse("pause until 2027-03-31"),
+            PulseCommand::Pause {
+                until: NaiveDate::from_ymd_opt(2027, 3, 31)
+            }
+        );
+        assert_eq!(
+            PulseCommand::parse("optout confirm"),
+            PulseCommand::OptOut { confirmed: true }
+        );
+        assert!(matches!(
+            PulseCommand::parse("pause until tomorrow"),
+            PulseCommand::Unknown { problem: Some(_), .. }
+        ));
+        assert!(matches!(
+            PulseCommand::parse("dance"),
+            PulseCommand::Unknown { problem: None, .. }
+        ));
+    }
+}

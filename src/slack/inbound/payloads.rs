@@ -1,0 +1,325 @@
+//! Typed Slack payloads: what arrives at /slack/events, /slack/interactions and
+//! /slack/commands, parsed at the edge so the core never handles raw JSON maps.
+//! Unknown fields are ignored (Slack adds fields); unknown `type`s parse to `Unknown`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+// ---------- Events API ----------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventEnvelope {
+    UrlVerification {
+        challenge: String,
+    },
+    EventCallback {
+        event_id: String,
+        #[serde(default)]
+        team_id: Option<String>,
+        #[serde(default)]
+        event_time: Option<i64>,
+        event: SlackEvent,
+    },
+    AppRateLimited {
+        #[serde(default)]
+        team_id: Option<String>,
+        #[serde(default)]
+        minute_rate_limited: Option<i64>,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SlackEvent {
+    AppHomeOpened {
+        user: String,
+        #[serde(default)]
+        channel: Option<String>,
+        #[serde(default)]
+        tab: Option<String>,
+    },
+    Message {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        channel: Option<String>,
+        #[serde(default)]
+        channel_type: Option<String>,
+        #[serde(default)]
+        bot_id: Option<String>,
+        #[serde(default)]
+        subtype: Option<String>,
+    },
+    AppUninstalled {},
+    TokensRevoked {
+        #[serde(default)]
+        tokens: RevokedTokens,
+    },
+    MemberJoinedChannel {
+        user: String,
+        channel: String,
+    },
+    /// A profile or status changed: how we learn that someone went on vacation.
+    UserChange {
+        user: crate::slack::outbound::client::SlackUser,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl SlackEvent {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SlackEvent::AppHomeOpened { .. } => "app_home_opened",
+            SlackEvent::Message { .. } => "message",
+            SlackEvent::AppUninstalled {} => "app_uninstalled",
+            SlackEvent::TokensRevoked { .. } => "tokens_revoked",
+            SlackEvent::MemberJoinedChannel { .. } => "member_joined_channel",
+            SlackEvent::UserChange { .. } => "user_change",
+            SlackEvent::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RevokedTokens {
+    #[serde(default)]
+    pub oauth: Vec<String>,
+    #[serde(default)]
+    pub bot: Vec<String>,
+}
+
+// ---------- Interactivity ----------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Interaction {
+    BlockActions(BlockActions),
+    ViewSubmission(ViewSubmission),
+    ViewClosed(ViewClosed),
+    Shortcut(Shortcut),
+    MessageAction(Shortcut),
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TeamRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageRef {
+    pub ts: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockActions {
+    pub user: UserRef,
+    #[serde(default)]
+    pub team: Option<TeamRef>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+    #[serde(default)]
+    pub channel: Option<ChannelRef>,
+    #[serde(default)]
+    pub message: Option<MessageRef>,
+    #[serde(default)]
+    pub response_url: Option<String>,
+    #[serde(default)]
+    pub view: Option<View>,
+    #[serde(default)]
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Action {
+    pub action_id: String,
+    #[serde(default)]
+    pub block_id: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub selected_option: Option<SelectedOption>,
+    #[serde(default)]
+    pub action_ts: Option<String>,
+}
+
+impl Action {
+    /// The chosen value whatever the element (button value or selected option).
+    pub fn chosen_value(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .or(self.selected_option.as_ref().map(|o| o.value.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SelectedOption {
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct View {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub callback_id: Option<String>,
+    #[serde(default)]
+    pub private_metadata: Option<String>,
+    #[serde(default)]
+    pub hash: Option<String>,
+    #[serde(default)]
+    pub state: Option<ViewState>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ViewState {
+    /// block_id → action_id → value
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, InputValue>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputValue {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub selected_option: Option<SelectedOption>,
+    #[serde(default)]
+    pub selected_options: Option<Vec<SelectedOption>>,
+}
+
+impl InputValue {
+    pub fn chosen_value(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .or(self.selected_option.as_ref().map(|o| o.value.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewSubmission {
+    pub user: UserRef,
+    #[serde(default)]
+    pub team: Option<TeamRef>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+    pub view: View,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewClosed {
+    pub user: UserRef,
+    pub view: View,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Shortcut {
+    pub user: UserRef,
+    #[serde(default)]
+    pub callback_id: Option<String>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+}
+
+// ---------- Slash commands (form fields) ----------
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlashCommand {
+    pub command: String,
+    #[serde(default)]
+    pub text: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub channel_id: Option<String>,
+    #[serde(default)]
+    pub response_url: Option<String>,
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/slack/fixtures");
+
+    fn fixture(path: &str) -> Option<String> {
+        std::fs::read_to_string(format!("{FIXTURES}/{path}")).ok()
+    }
+
+    #[test]
+    fn parses_url_verification_fixture() {
+        let Some(text) = fixture("events/url_verification.json") else {
+            return;
+        };
+        match serde_json::from_str::<EventEnvelope>(&text).unwrap() {
+            EventEnvelope::UrlVerification { challenge } => assert!(!challenge.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_samples_parse() {
+        // SHAPE fixtures merge every field Slack ever sent: our structs must accept them all.
+        for path in [
+            "events/shape.AppHomeOpenedPayload.json",
+            "events/shape.MessagePayload.json",
+            "events/shape.AppUninstalledPayload.json",
+            "events/shape.TokensRevokedPayload.json",
+            "events/shape.MemberJoinedChannelPayload.json",
+        ] {
+            let Some(text) = fixture(path) else { continue };
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            // Shape samples blank the envelope type; the inner event keeps its own.
+            v["type"] = "event_callback".into();
+            let parsed = serde_json::from_value::<EventEnvelope>(v)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            match parsed {
+                EventEnvelope::EventCallback { event, .. } => {
+                    assert!(!matches!(event, SlackEvent::Other), "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        for path in [
+            "interactivity/shape.BlockActionPayload.json",
+            "interactivity/shape.ViewSubmissionPayload.json",
+            "interactivity/shape.ViewClosedPayload.json",
+        ] {
+            let Some(text) = fixture(path) else { continue };
+            serde_json::from_str::<Interaction>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_not_errors() {
+        let e: EventEnvelope = serde_json::from_str(r#"{"type":"brand_new"}"#).unwrap();
+        assert!(matches!(e, EventEnvelope::Unknown));
+        let i: Interaction = serde_json::from_str(r#"{"type":"workflow_step_edit"}"#).unwrap();
+        assert!(matches!(i, Interaction::Unknown));
+        assert!(serde_json::from_str::<EventEnvelope>(r#"{"no":"type"}"#).is_err());
+    }
+}

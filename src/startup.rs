@@ -1,0 +1,234 @@
+//! Building and running the service: database, Slack client (or the built-in sandbox), HTTP
+//! server, outbox workers and scheduler, with graceful shutdown.
+
+use anyhow::Context;
+use secrecy::SecretString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::pulse::catalog::Catalog;
+use crate::scheduler::Scheduler;
+use crate::slack::emulator::{EmulatedUser, Emulator, EmulatorConfig};
+use crate::slack::outbound::{OutboxWorker, RateLimitConfig, RateLimiter, SlackClient};
+use crate::state::{AppInner, AppState};
+use crate::storage::Store;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    limiter: Arc<RateLimiter>,
+    sandbox: Option<Emulator>,
+}
+
+impl Application {
+    /// Connects and migrates the database, binds the listener (port 0 picks a free one) and,
+    /// without a bot token, starts the sandbox Slack. Nothing runs until `run_until_stopped`.
+    pub async fn build(mut settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let sandbox = if settings.is_sandbox() {
+            let emulator = start_sandbox(&mut settings).await?;
+            tracing::warn!(
+                slack_api = %emulator.base_url(),
+                "SANDBOX MODE: no SLACK_BOT_TOKEN is set, so pulseloop talks to its built-in Slack \
+                 emulator on this machine; nothing reaches a real Slack workspace"
+            );
+            Some(emulator)
+        } else {
+            None
+        };
+        let signing_secret = settings.slack.signing_secret.clone().context(
+            "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it)",
+        )?;
+        let token = settings
+            .slack
+            .bot_token
+            .clone()
+            .context("no Slack bot token")?;
+
+        let store = Store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(&settings.database.url)))?;
+        store.migrate().await.context("database migration failed")?;
+
+        let slack = SlackClient::new(
+            &settings.slack.api_base_url,
+            token,
+            Duration::from_secs(settings.slack.request_timeout_seconds),
+        )?;
+        let limiter = Arc::new(RateLimiter::new(RateLimitConfig {
+            posts_per_minute: settings.slack.max_posts_per_minute,
+            posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
+        }));
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let addr = listener.local_addr()?;
+
+        let state = AppState::new(AppInner {
+            store,
+            clock,
+            settings,
+            slack,
+            signing_secret,
+            metrics: crate::telemetry::metrics_handle(),
+            catalog: Catalog::default(),
+        });
+        crate::pulse::sync::apply_config(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
+        if let Some(emulator) = &sandbox {
+            seed_sandbox(emulator, &state);
+        }
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            limiter,
+            sandbox,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn sandbox(&self) -> Option<&Emulator> {
+        self.sandbox.as_ref()
+    }
+
+    /// A worker sharing this process's rate limits; tests call `run_once` on it.
+    pub fn outbox_worker(&self) -> OutboxWorker {
+        OutboxWorker::new(
+            self.state.store.clone(),
+            self.state.slack.clone(),
+            self.limiter.clone(),
+            self.state.clock.clone(),
+            self.state.settings.outbox.clone(),
+        )
+    }
+
+    /// Serves until `shutdown` resolves, then stops claiming work, lets in-flight requests
+    /// and Slack calls finish (up to the grace period) and leaves the rest pending.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut background = JoinSet::new();
+        for _ in 0..self.state.settings.outbox.workers {
+            background.spawn(self.outbox_worker().run(stop_rx.clone()));
+        }
+        if self.state.settings.scheduler.enabled {
+            background.spawn(Scheduler::new(self.state.clone()).run(stop_rx.clone()));
+        }
+        background.spawn(reload_on_sighup(self.state.clone(), stop_rx.clone()));
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
+        let router = crate::http::router(self.state.clone());
+        tracing::info!(addr = %self.addr, workers = self.state.settings.outbox.workers, "pulseloop is listening");
+
+        let stop_signal = {
+            let stop_tx = stop_tx.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new work is claimed; finishing what is in flight");
+                let _ = stop_tx.send(true);
+            }
+        };
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop_signal)
+            .await;
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not finish within the grace period; leases will expire and another process will pick it up");
+            background.abort_all();
+        }
+        if let Some(emulator) = self.sandbox {
+            emulator.shutdown().await;
+        }
+        self.state.store.close().await;
+        served.context("HTTP server failed")
+    }
+}
+
+/// `kill -HUP` re-reads config/programs; a broken file leaves the running configuration as it was.
+async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    match crate::pulse::sync::apply_config(&state).await {
+                        Ok(reports) => tracing::info!(programs = reports.len(), "configuration reloaded"),
+                        Err(e) => tracing::error!(error = %e, "configuration NOT reloaded; the previous one stays in force"),
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (state, stop.changed().await);
+}
+
+/// Every configured member becomes a user of the sandbox workspace, in their zone.
+fn seed_sandbox(emulator: &Emulator, state: &AppState) {
+    for program in state.catalog.programs().iter() {
+        for m in &program.members {
+            let tz = m.timezone.unwrap_or(program.timezone);
+            emulator.add_user(EmulatedUser::new(&m.slack_id, tz.name()));
+        }
+        for channel in &program.sponsor_channels {
+            emulator.add_channel(channel, "sponsors", true);
+        }
+    }
+}
+
+/// Starts the emulator as a sandbox workspace and points the settings at it.
+async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
+    let config = EmulatorConfig::default();
+    let emulator = Emulator::start(config.clone())
+        .await
+        .context("cannot start the sandbox Slack emulator")?;
+    settings.slack.api_base_url = emulator.base_url();
+    settings.slack.bot_token = Some(SecretString::from(config.bot_token.clone()));
+    if settings.slack.signing_secret.is_none() {
+        settings.slack.signing_secret = Some(SecretString::from(format!(
+            "sandbox-{}",
+            uuid::Uuid::new_v4().simple()
+        )));
+    }
+    Ok(emulator)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}

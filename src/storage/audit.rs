@@ -1,0 +1,90 @@
+//! The audit log: who changed what, when. Never holds answers.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub program_id: Option<String>,
+    pub subject: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    program_id: Option<String>,
+    subject: Option<String>,
+    detail: String,
+}
+
+impl StoreTx {
+    pub async fn audit(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        program_id: Option<&str>,
+        subject: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let detail = detail.to_string();
+        on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, program_id, subject, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(to_ms(at))
+            .bind(actor)
+            .bind(action)
+            .bind(program_id)
+            .bind(subject)
+            .bind(&detail)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Newest first.
+    pub async fn audit_entries(
+        &self,
+        program_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, program_id, subject, detail FROM audit_log
+                 WHERE ($1 IS NULL OR program_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(program_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                at: from_ms(r.at),
+                actor: r.actor,
+                action: r.action,
+                program_id: r.program_id,
+                subject: r.subject,
+                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+}

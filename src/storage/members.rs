@@ -1,0 +1,198 @@
+//! Members: their Slack profile mirror and their own controls (pause, resume, opt out).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: i64,
+    pub program_id: String,
+    pub slack_user_id: String,
+    pub role: String,
+    pub source: String,
+    pub timezone_override: Option<String>,
+    pub slack_tz: Option<String>,
+    pub working_days: Option<String>,
+    pub state: String,
+    pub paused_until: Option<i64>,
+    pub slack_deleted: bool,
+    pub is_bot: bool,
+    pub is_restricted: bool,
+    pub status_text: Option<String>,
+    pub status_emoji: Option<String>,
+    pub profile_refreshed_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, program_id, slack_user_id, role, source, timezone_override, slack_tz, \
+    working_days, state, paused_until, slack_deleted, is_bot, is_restricted, status_text, \
+    status_emoji, profile_refreshed_at";
+
+/// What users.info told us.
+#[derive(Debug, Clone)]
+pub struct ProfileUpdate {
+    pub tz: Option<String>,
+    pub deleted: bool,
+    pub is_bot: bool,
+    pub is_restricted: bool,
+    pub status_text: Option<String>,
+    pub status_emoji: Option<String>,
+}
+
+impl MemberRow {
+    /// Deleted users and bots are never messaged; opted-out and deactivated members neither.
+    pub fn can_receive(&self) -> bool {
+        !self.slack_deleted
+            && !self.is_bot
+            && matches!(self.state.as_str(), "active" | "paused")
+    }
+
+    /// Paused right now (a pause with an end date that has passed no longer counts).
+    pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.state == "paused" && self.paused_until.is_none_or(|until| from_ms(until) > now)
+    }
+}
+
+impl Store {
+    pub async fn members_of(&self, program_id: &str) -> StoreResult<Vec<MemberRow>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM members WHERE program_id = $1 ORDER BY slack_user_id"
+            )))
+            .bind(program_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    pub async fn memberships_of(&self, slack_user_id: &str) -> StoreResult<Vec<MemberRow>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM members WHERE slack_user_id = $1 ORDER BY program_id"
+            )))
+            .bind(slack_user_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    pub async fn member(&self, id: i64) -> StoreResult<MemberRow> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM members WHERE id = $1")))
+                .bind(id)
+                .fetch_one(p)
+                .await?
+        }))
+    }
+
+    /// Slack users whose profile was never read or is older than `before`.
+    pub async fn stale_profiles(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT slack_user_id FROM members
+                 WHERE state <> 'deactivated' AND (profile_refreshed_at IS NULL OR profile_refreshed_at < $1)
+                 GROUP BY slack_user_id ORDER BY MIN(COALESCE(profile_refreshed_at, 0)) LIMIT $2",
+            )
+            .bind(to_ms(before))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Applies users.info to every membership of that Slack user.
+    pub async fn update_profile(&self, slack_user_id: &str, u: &ProfileUpdate, now: DateTime<Utc>) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE members SET slack_tz = $1, slack_deleted = $2, is_bot = $3, is_restricted = $4,
+                    status_text = $5, status_emoji = $6, profile_refreshed_at = $7
+                 WHERE slack_user_id = $8",
+            )
+            .bind(&u.tz)
+            .bind(u.deleted)
+            .bind(u.is_bot)
+            .bind(u.is_restricted)
+            .bind(&u.status_text)
+            .bind(&u.status_emoji)
+            .bind(to_ms(now))
+            .bind(slack_user_id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Marks a profile as read even when Slack could not tell us more (user_not_found), so
+    /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged.
+    pub async fn mark_profile_missing(&self, slack_user_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            sqlx::query("UPDATE members SET slack_deleted = TRUE, profile_refreshed_at = $1 WHERE slack_user_id = $2")
+                .bind(to_ms(now))
+                .bind(slack_user_id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+}
+
+/// A member's own control over their pulses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberControl {
+    Pause { until: Option<DateTime<Utc>> },
+    Resume,
+    OptOut,
+}
+
+impl StoreTx {
+    /// Applies a control to every membership of `slack_user_id` that is not deactivated;
+    /// returns how many memberships changed. Opting out also cancels pulses not yet sent.
+    pub async fn apply_member_control(
+        &mut self,
+        slack_user_id: &str,
+        control: MemberControl,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let at = to_ms(now);
+        let (state, until, action) = match control {
+            MemberControl::Pause { until } => ("paused", until.map(to_ms), "member.paused"),
+            MemberControl::Resume => ("active", None, "member.resumed"),
+            MemberControl::OptOut => ("opted_out", None, "member.opted_out"),
+        };
+        let programs: Vec<(i64, String)> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE members SET state = $1, paused_until = $2, updated_at = $3
+                 WHERE slack_user_id = $4 AND state <> 'deactivated'
+                   AND (state <> 'opted_out' OR $1 = 'opted_out' OR $1 = 'active')
+                 RETURNING id, program_id",
+            )
+            .bind(state)
+            .bind(until)
+            .bind(at)
+            .bind(slack_user_id)
+            .fetch_all(c)
+            .await?
+        });
+        for (member_id, program_id) in &programs {
+            self.audit(now, &format!("member:{slack_user_id}"), action, Some(program_id), Some(slack_user_id),
+                &json!({ "until": until })).await?;
+            if control == MemberControl::OptOut {
+                on_tx!(self, |c| {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
+                         WHERE member_id = $2 AND state = 'scheduled'",
+                    )
+                    .bind(at)
+                    .bind(member_id)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+            }
+        }
+        Ok(programs.len() as u64)
+    }
+}

@@ -1,0 +1,227 @@
+//! Storage: one `Store` over SQLite (embedded default) or PostgreSQL (several replicas).
+//!
+//! Queries are runtime-checked sqlx queries. Where the dialects agree (most of the time:
+//! SQLite accepts `$1` placeholders, `ON CONFLICT`, `RETURNING`) one SQL text serves both
+//! through the [`on_pool!`]/[`on_tx!`] macros, which expand the same code once per backend.
+//! Callers see domain types and [`StoreError`], never sqlx types.
+
+pub mod audit;
+pub mod events;
+pub mod members;
+pub mod outbox;
+pub mod programs;
+pub mod rounds;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Expands `$body` once for each backend with `$p` bound to that backend's pool.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::storage::Pool::Sqlite($p) => $body,
+            $crate::storage::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Expands `$body` once for each backend with `$c` bound to the transaction's connection.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::storage::TxInner::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::storage::TxInner::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_pool, on_tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            other => StoreError::Database(Box::new(other)),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+pub(crate) enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A write transaction: a domain change and the outbox rows it causes commit together.
+pub struct StoreTx {
+    pub(crate) inner: TxInner,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`). A SQLite file and its folder are
+    /// created on first start; WAL, foreign keys, a busy timeout and `synchronous=FULL`
+    /// (every committed answer is on disk before Slack gets its acknowledgement).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Database(Box::new(e)))?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(15))
+                .connect_with(options)
+                .await?;
+            Pool::Sqlite(pool)
+        } else {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(15))
+                .connect_with(options)
+                .await?;
+            Pool::Postgres(pool)
+        };
+        Ok(Store { pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations. Safe with several replicas starting at once: PostgreSQL's
+    /// migrator takes an advisory lock; SQLite has one writer.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let result = match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        };
+        result.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(self.migrator().iter().count())
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Readiness: the database answers and every embedded migration is applied.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let applied: Result<Vec<(i64, bool)>, sqlx::Error> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                .fetch_all(p)
+                .await
+        });
+        let applied = applied.map_err(|e| format!("database unreachable or not migrated: {e}"))?;
+        for m in self.migrator().iter() {
+            if !applied.iter().any(|(v, ok)| *v == m.version && *ok) {
+                return Err(format!("migration {} ({}) not applied", m.version, m.description));
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so it takes the write
+    /// lock up front (waiting with the busy timeout) instead of failing on upgrade.
+    pub async fn begin(&self) -> StoreResult<StoreTx> {
+        let inner = match &self.pool {
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+        };
+        Ok(StoreTx { inner })
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
+
+impl StoreTx {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Unix milliseconds, the storage form of every instant.
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

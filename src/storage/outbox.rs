@@ -1,0 +1,466 @@
+//! The durable outbox: rows in, leased by workers, marked sent/failed/retried.
+//!
+//! Claiming is safe with several workers and several processes: PostgreSQL uses
+//! `FOR UPDATE SKIP LOCKED`; SQLite runs one `UPDATE … WHERE id IN (SELECT … LIMIT n)
+//! RETURNING` statement, which is atomic because SQLite has one writer at a time. A row whose
+//! lease expired (its process died mid-send) is claimed again.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{from_ms, on_pool, on_tx, to_ms, Pool, Store, StoreError, StoreResult, StoreTx};
+
+/// What a successful or failed send changes besides the outbox row itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxSubject {
+    /// The first DM of a delivery: on success the delivery becomes `sent`, on failure `failed`.
+    Delivery(i64),
+}
+
+impl OutboxSubject {
+    fn parts(self) -> (&'static str, i64) {
+        match self {
+            OutboxSubject::Delivery(id) => ("delivery", id),
+        }
+    }
+}
+
+/// A Slack write to perform.
+#[derive(Debug, Clone)]
+pub struct NewOutboxMessage {
+    /// Idempotency: a second row with the same key is ignored.
+    pub dedupe_key: String,
+    pub method: String,
+    pub payload: serde_json::Value,
+    /// Channel (or user id for DMs) the write lands in, for per-channel rate limits.
+    pub channel_key: Option<String>,
+    /// Set on a post whose location (`channel`, `ts`) later rows refer to.
+    pub message_key: Option<String>,
+    /// The posted message this row updates (chat.update) or replies to in a thread.
+    pub target_key: Option<String>,
+    pub subject: Option<OutboxSubject>,
+}
+
+impl NewOutboxMessage {
+    pub fn new(dedupe_key: impl Into<String>, method: &str, payload: serde_json::Value) -> Self {
+        Self {
+            dedupe_key: dedupe_key.into(),
+            method: method.to_string(),
+            payload,
+            channel_key: None,
+            message_key: None,
+            target_key: None,
+            subject: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    InFlight,
+    Sent,
+    Failed,
+}
+
+impl OutboxStatus {
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "in_flight" => Self::InFlight,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            other => return Err(StoreError::Corrupt(format!("outbox status {other}"))),
+        })
+    }
+}
+
+/// A stored outbox row.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub method: String,
+    pub payload: serde_json::Value,
+    pub channel_key: Option<String>,
+    pub message_key: Option<String>,
+    pub target_key: Option<String>,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    dedupe_key: String,
+    method: String,
+    payload: String,
+    channel_key: Option<String>,
+    message_key: Option<String>,
+    target_key: Option<String>,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    result: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, dedupe_key, method, payload, channel_key, message_key, target_key, \
+    status, attempts, next_attempt_at, last_error, result, created_at, sent_at";
+
+impl TryFrom<Row> for OutboxRow {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Self> {
+        Ok(OutboxRow {
+            id: r.id,
+            dedupe_key: r.dedupe_key,
+            method: r.method,
+            payload: serde_json::from_str(&r.payload)
+                .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+            channel_key: r.channel_key,
+            message_key: r.message_key,
+            target_key: r.target_key,
+            status: OutboxStatus::parse(&r.status)?,
+            attempts: r.attempts,
+            next_attempt_at: from_ms(r.next_attempt_at),
+            last_error: r.last_error,
+            result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
+            created_at: from_ms(r.created_at),
+            sent_at: r.sent_at.map(from_ms),
+        })
+    }
+}
+
+fn rows(rows: Vec<Row>) -> StoreResult<Vec<OutboxRow>> {
+    rows.into_iter().map(OutboxRow::try_from).collect()
+}
+
+/// Outbox depth for /metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub in_flight: i64,
+    pub failed: i64,
+    pub oldest_pending_age_seconds: f64,
+}
+
+impl StoreTx {
+    /// Adds a row unless one with the same dedupe key exists; `true` when added.
+    pub async fn enqueue(&mut self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
+        let (kind, id) = msg.subject.map(|s| s.parts()).unzip();
+        let payload = msg.payload.to_string();
+        let n = on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key,
+                    target_key, subject_kind, subject_id, status, attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(&msg.dedupe_key)
+            .bind(&msg.method)
+            .bind(&payload)
+            .bind(&msg.channel_key)
+            .bind(&msg.message_key)
+            .bind(&msg.target_key)
+            .bind(kind)
+            .bind(id)
+            .bind(to_ms(now))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Enqueues one message in its own transaction.
+    pub async fn enqueue(&self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let added = tx.enqueue(msg, now).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Leases up to `limit` due rows to `worker` until `now + lease`.
+    pub async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        let now_ms = to_ms(now);
+        let until = to_ms(now + lease);
+        let claimed: Vec<Row> = match &self.pool {
+            Pool::Postgres(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "WITH due AS (
+                        SELECT id FROM outbox
+                        WHERE (status = 'pending' AND next_attempt_at <= $1)
+                           OR (status = 'in_flight' AND lease_until <= $1)
+                        ORDER BY next_attempt_at, id
+                        LIMIT $2
+                        FOR UPDATE SKIP LOCKED)
+                     UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                     FROM due WHERE outbox.id = due.id
+                     RETURNING {}",
+                    COLUMNS
+                        .split(", ")
+                        .map(|c| format!("outbox.{}", c.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+                .bind(now_ms)
+                .bind(limit)
+                .bind(until)
+                .bind(worker)
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                     WHERE id IN (
+                        SELECT id FROM outbox
+                        WHERE (status = 'pending' AND next_attempt_at <= $1)
+                           OR (status = 'in_flight' AND lease_until <= $1)
+                        ORDER BY next_attempt_at, id
+                        LIMIT $2)
+                     RETURNING {COLUMNS}"
+                )))
+                .bind(now_ms)
+                .bind(limit)
+                .bind(until)
+                .bind(worker)
+                .fetch_all(p)
+                .await?
+            }
+        };
+        let mut claimed = rows(claimed)?;
+        claimed.sort_by_key(|r| (r.next_attempt_at, r.id));
+        Ok(claimed)
+    }
+
+    /// Marks a leased row sent, remembers where its message landed, and applies its subject.
+    /// Returns `false` when the lease was lost (another worker owns the row now).
+    pub async fn complete_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        now: DateTime<Utc>,
+        result: &serde_json::Value,
+        location: Option<(&str, &str)>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let result_text = result.to_string();
+        let subject: Option<(Option<String>, Option<String>, Option<i64>)> = on_tx!(tx, |c| {
+            sqlx::query_as(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL,
+                    last_error = NULL
+                 WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'
+                 RETURNING message_key, subject_kind, subject_id",
+            )
+            .bind(to_ms(now))
+            .bind(&result_text)
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(c)
+            .await?
+        });
+        let Some((message_key, kind, subject_id)) = subject else {
+            return Ok(false);
+        };
+        if let (Some(key), Some((channel, ts))) = (&message_key, location) {
+            on_tx!(tx, |c| {
+                sqlx::query(
+                    "INSERT INTO slack_messages (message_key, channel_id, ts, posted_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (message_key) DO UPDATE SET channel_id = excluded.channel_id,
+                        ts = excluded.ts, posted_at = excluded.posted_at",
+                )
+                .bind(key)
+                .bind(channel)
+                .bind(ts)
+                .bind(to_ms(now))
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+        }
+        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
+            let (channel, ts) = location.unzip();
+            on_tx!(tx, |c| {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'sent', sent_at = $1, channel_id = $2, message_ts = $3
+                     WHERE id = $4 AND state = 'queued'",
+                )
+                .bind(to_ms(now))
+                .bind(channel)
+                .bind(ts)
+                .bind(delivery_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Fails a leased row for good, keeping the reason; a delivery subject becomes `failed`.
+    pub async fn fail_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+        attempted: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let subject: Option<(Option<String>, Option<i64>)> = on_tx!(tx, |c| {
+            sqlx::query_as(
+                "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
+                    attempts = attempts + $2, sent_at = NULL, next_attempt_at = $3
+                 WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'
+                 RETURNING subject_kind, subject_id",
+            )
+            .bind(reason)
+            .bind(i64::from(attempted))
+            .bind(to_ms(now))
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(c)
+            .await?
+        });
+        let Some((kind, subject_id)) = subject else {
+            return Ok(false);
+        };
+        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
+            on_tx!(tx, |c| {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'failed', failure_reason = $1, closed_at = $2
+                     WHERE id = $3 AND state IN ('queued', 'scheduled')",
+                )
+                .bind(reason)
+                .bind(to_ms(now))
+                .bind(delivery_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a leased row back to pending until `next_attempt_at`. `attempted` counts the try
+    /// (a 5xx or timeout does; a 429 or waiting for another message does not).
+    pub async fn retry_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: Option<&str>,
+        attempted: bool,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
+                    next_attempt_at = $1, attempts = attempts + $2,
+                    last_error = COALESCE($3, last_error)
+                 WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
+            )
+            .bind(to_ms(next_attempt_at))
+            .bind(i64::from(attempted))
+            .bind(error)
+            .bind(id)
+            .bind(worker)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Where the message with this key was posted, if it has been.
+    pub async fn message_location(&self, key: &str) -> StoreResult<Option<(String, String)>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as("SELECT channel_id, ts FROM slack_messages WHERE message_key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// True when the row that would post `key` failed for good (so followers can never run).
+    pub async fn message_post_failed(&self, key: &str) -> StoreResult<bool> {
+        let n: i64 = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE message_key = $1 AND status = 'failed'",
+            )
+            .bind(key)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(n > 0)
+    }
+
+    pub async fn outbox_stats(&self, now: DateTime<Utc>) -> StoreResult<OutboxStats> {
+        let (pending, in_flight, failed, oldest): (i64, i64, i64, Option<i64>) =
+            on_pool!(self, |p| {
+                sqlx::query_as(
+                    "SELECT
+                        COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN status = 'in_flight' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0),
+                        MIN(CASE WHEN status IN ('pending', 'in_flight') THEN created_at END)
+                     FROM outbox",
+                )
+                .fetch_one(p)
+                .await?
+            });
+        Ok(OutboxStats {
+            pending,
+            in_flight,
+            failed,
+            oldest_pending_age_seconds: oldest
+                .map(|ms| ((to_ms(now) - ms).max(0)) as f64 / 1000.0)
+                .unwrap_or(0.0),
+        })
+    }
+
+    pub async fn outbox_row(&self, dedupe_key: &str) -> StoreResult<Option<OutboxRow>> {
+        let row: Option<Row> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM outbox WHERE dedupe_key = $1"
+            )))
+            .bind(dedupe_key)
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(OutboxRow::try_from).transpose()
+    }
+
+    /// Rows by status (all when `None`), oldest first.
+    pub async fn outbox_rows(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+        let found: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id LIMIT $2"
+            )))
+            .bind(status)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        rows(found)
+    }
+}

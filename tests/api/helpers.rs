@@ -1,0 +1,374 @@
+//! Test harness: each test gets its own database (a SQLite file, or a fresh PostgreSQL
+//! database when PULSELOOP_TEST_DATABASE_URL is set), its own Slack emulator on 127.0.0.1,
+//! the real app on a random port, and a manual clock.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use pulseloop::clock::{ManualClock, SharedClock};
+use pulseloop::config::Settings;
+use pulseloop::scheduler::{Scheduler, TickReport};
+use pulseloop::slack::emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
+use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
+use pulseloop::startup::Application;
+use pulseloop::state::AppState;
+use pulseloop::storage::Store;
+use secrecy::SecretString;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SIGNING_SECRET: &str = "test-signing-secret-0123456789";
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A throw-away database, dropped with the last handle.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new() -> Arc<TestDb> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match std::env::var("PULSELOOP_TEST_DATABASE_URL") {
+            Ok(admin_url) if admin_url.starts_with("postgres") => {
+                let name = format!("pulseloop_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&admin_url)
+                    .await
+                    .expect("PULSELOOP_TEST_DATABASE_URL must reach PostgreSQL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                Arc::new(TestDb {
+                    url: format!("{base}/{name}"),
+                    postgres: Some((admin_url.clone(), name)),
+                    _dir: None,
+                })
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Arc::new(TestDb { url, postgres: None, _dir: Some(dir) })
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                                .execute(&admin)
+                                .await;
+                            admin.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Monday 2027-01-04 08:00 UTC: a fixed, ordinary instant.
+pub fn default_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
+}
+
+pub struct TestAppBuilder {
+    db: Option<Arc<TestDb>>,
+    emulator: Option<Emulator>,
+    programs: Vec<(String, String)>,
+    now: DateTime<Utc>,
+    clock: Option<ManualClock>,
+    workers: usize,
+    max_attempts: u32,
+    admin_token: bool,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self {
+            db: None,
+            emulator: None,
+            programs: Vec::new(),
+            now: default_now(),
+            clock: None,
+            workers: 0,
+            max_attempts: 8,
+            admin_token: true,
+        }
+    }
+}
+
+impl TestAppBuilder {
+    pub fn db(mut self, db: Arc<TestDb>) -> Self {
+        self.db = Some(db);
+        self
+    }
+    pub fn emulator(mut self, e: Emulator) -> Self {
+        self.emulator = Some(e);
+        self
+    }
+    pub fn program(mut self, file: &str, toml: &str) -> Self {
+        self.programs.push((file.to_string(), toml.to_string()));
+        self
+    }
+    pub fn now(mut self, at: DateTime<Utc>) -> Self {
+        self.now = at;
+        self
+    }
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    pub fn without_admin_token(mut self) -> Self {
+        self.admin_token = false;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = match self.db {
+            Some(db) => db,
+            None => TestDb::new().await,
+        };
+        let emulator = match self.emulator {
+            Some(e) => e,
+            None => start_emulator().await,
+        };
+        let config_dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(config_dir.path().join("programs")).unwrap();
+        for (file, text) in &self.programs {
+            std::fs::write(config_dir.path().join("programs").join(file), text).unwrap();
+        }
+        let mut settings = Settings::default();
+        settings.config_dir = config_dir.path().to_path_buf();
+        settings.server.bind = "127.0.0.1:0".into();
+        settings.server.shutdown_grace_seconds = 5;
+        settings.database.url = db.url.clone();
+        settings.database.max_connections = 5;
+        settings.slack.api_base_url = emulator.base_url();
+        settings.slack.bot_token = Some(SecretString::from(BOT_TOKEN));
+        settings.slack.signing_secret = Some(SecretString::from(SIGNING_SECRET));
+        settings.slack.request_timeout_seconds = 2;
+        settings.outbox.workers = self.workers;
+        settings.outbox.max_attempts = self.max_attempts;
+        settings.outbox.backoff_base_ms = 200;
+        settings.outbox.poll_interval_ms = 20;
+        settings.scheduler.enabled = false;
+        if self.admin_token {
+            settings.admin.token = Some(SecretString::from(ADMIN_TOKEN));
+        }
+        let clock = self.clock.unwrap_or_else(|| ManualClock::new(self.now));
+        let shared: SharedClock = Arc::new(clock.clone());
+        let app = Application::build(settings, shared).await.expect("app builds");
+        let addr = app.addr();
+        let state = app.state().clone();
+        let worker = app.outbox_worker();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stop_rx.await;
+            })
+            .await
+        });
+        let base_url = format!("http://{addr}");
+        let peer = emulator.peer(&base_url, SIGNING_SECRET);
+        TestApp {
+            base_url,
+            store: state.store.clone(),
+            state,
+            clock,
+            emulator,
+            peer,
+            worker,
+            db,
+            config_dir,
+            http: reqwest::Client::new(),
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        }
+    }
+}
+
+pub async fn start_emulator() -> Emulator {
+    let config = EmulatorConfig {
+        bot_token: BOT_TOKEN.to_string(),
+        limits: RateLimits::unlimited(),
+        ..EmulatorConfig::default()
+    };
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub store: Store,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub emulator: Emulator,
+    pub peer: SlackPeer,
+    pub worker: OutboxWorker,
+    pub db: Arc<TestDb>,
+    pub config_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    TestAppBuilder::default().spawn().await
+}
+
+impl TestApp {
+    pub fn now(&self) -> DateTime<Utc> {
+        use pulseloop::clock::Clock;
+        self.clock.now()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Signed with the app's clock, as Slack would at that instant.
+    pub fn sign_now(&self) -> SignOptions {
+        SignOptions { timestamp: Some(self.now().timestamp()), ..SignOptions::default() }
+    }
+
+    pub async fn post_signed(&self, path: &str, content_type: &str, body: &[u8], opts: SignOptions) -> reqwest::Response {
+        self.peer.send_signed(path, content_type, body.to_vec(), opts).await.expect("request reaches the app")
+    }
+
+    pub async fn send_event(&self, body: &Value) -> reqwest::Response {
+        self.post_signed("/slack/events", "application/json", body.to_string().as_bytes(), self.sign_now()).await
+    }
+
+    pub async fn send_interaction(&self, payload: &Value) -> reqwest::Response {
+        let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        self.post_signed("/slack/interactions", "application/x-www-form-urlencoded", form.as_bytes(), self.sign_now())
+            .await
+    }
+
+    pub async fn send_command(&self, user: &str, text: &str) -> reqwest::Response {
+        let form = serde_urlencoded::to_string([
+            ("command", "/pulse"),
+            ("text", text),
+            ("user_id", user),
+            ("team_id", "T0TEST"),
+            ("channel_id", "D0TEST"),
+            ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
+            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+        ])
+        .unwrap();
+        self.post_signed("/slack/commands", "application/x-www-form-urlencoded", form.as_bytes(), self.sign_now())
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base_url)).send().await.expect("GET")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// One outbox step.
+    pub async fn step(&self) -> StepOutcome {
+        self.worker.run_once().await.expect("outbox step")
+    }
+
+    /// Runs outbox steps until nothing is due at the current instant.
+    pub async fn drain_outbox(&self) -> StepOutcome {
+        let mut total = StepOutcome::default();
+        for _ in 0..1000 {
+            let o = self.step().await;
+            total.claimed += o.claimed;
+            total.sent += o.sent;
+            total.failed += o.failed;
+            total.retried += o.retried;
+            total.deferred += o.deferred;
+            if o.claimed == 0 || o.claimed == o.deferred {
+                break;
+            }
+        }
+        total
+    }
+
+    pub async fn tick(&self) -> TickReport {
+        Scheduler::new(self.state.clone()).tick().await.expect("scheduler tick")
+    }
+
+    pub fn add_user(&self, id: &str, tz: &str) {
+        self.emulator.add_user(EmulatedUser::new(id, tz));
+    }
+
+    pub fn programs_dir(&self) -> PathBuf {
+        self.config_dir.path().join("programs")
+    }
+
+    /// Stops the app like SIGTERM would.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        count(&self.db.url, sql).await
+    }
+}
+
+/// Runs a COUNT query directly against the test database (assertions see what is stored,
+/// not what the app reports).
+pub async fn count(url: &str, sql: &'static str) -> i64 {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: the real app on a random port, its own database, a real Slack emulator
+//! over HTTP on 127.0.0.1. Run on SQLite by default; on PostgreSQL with
+//! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
+
+mod cli;
+mod emulator_limits;
+mod events;
+mod helpers;
+mod ops;
+mod outbox;
+mod signature;
