@@ -11,10 +11,19 @@ use crate::startup::Application;
 use crate::storage::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "pulseloop", version, about = "Runs the continuous feedback loop of a coaching program in Slack")]
+#[command(
+    name = "pulseloop",
+    version,
+    about = "Runs the continuous feedback loop of a coaching program in Slack"
+)]
 pub struct Cli {
     /// Configuration folder (pulseloop.toml and programs/*.toml).
-    #[arg(long, global = true, env = "PULSELOOP_CONFIG", default_value = "config")]
+    #[arg(
+        long,
+        global = true,
+        env = "PULSELOOP_CONFIG",
+        default_value = "config"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -78,9 +87,11 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Schedule(ScheduleCommand::Preview { program, days, json }) => {
-            schedule_preview(&cli.config, &env, &program, days, json).await
-        }
+        Command::Schedule(ScheduleCommand::Preview {
+            program,
+            days,
+            json,
+        }) => schedule_preview(&cli.config, &env, &program, days, json).await,
         Command::Serve => {
             let settings = match Settings::load(&cli.config, &env) {
                 Ok(s) => s,
@@ -125,7 +136,11 @@ async fn schedule_preview(
     };
     let Some(program) = programs.iter().find(|p| p.id == program_id) else {
         let known: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
-        eprintln!("error: no program '{program_id}' in {} (known: {})", settings.programs_dir().display(), known.join(", "));
+        eprintln!(
+            "error: no program '{program_id}' in {} (known: {})",
+            settings.programs_dir().display(),
+            known.join(", ")
+        );
         return ExitCode::FAILURE;
     };
     // Members as the running service knows them (Slack time zones, user groups), when its
@@ -168,8 +183,14 @@ async fn schedule_preview(
     ExitCode::SUCCESS
 }
 
-async fn stored_members(url: &str, program_id: &str) -> Result<Vec<crate::storage::members::MemberRow>, String> {
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+async fn stored_members(
+    url: &str,
+    program_id: &str,
+) -> Result<Vec<crate::storage::members::MemberRow>, String> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
             return Err(format!("no database at {path} yet"));
@@ -178,8 +199,14 @@ async fn stored_members(url: &str, program_id: &str) -> Result<Vec<crate::storag
     let store = Store::connect(url, 1)
         .await
         .map_err(|e| format!("database unavailable ({e})"))?;
-    store.readiness().await.map_err(|e| format!("database not ready ({e})"))?;
-    store.members_of(program_id).await.map_err(|e| e.to_string())
+    store
+        .readiness()
+        .await
+        .map_err(|e| format!("database not ready ({e})"))?;
+    store
+        .members_of(program_id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn config_failure(e: &crate::config::ConfigError) -> ExitCode {

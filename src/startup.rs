@@ -54,7 +54,12 @@ impl Application {
 
         let store = Store::connect(&settings.database.url, settings.database.max_connections)
             .await
-            .with_context(|| format!("cannot open the database at {}", redact_url(&settings.database.url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    redact_url(&settings.database.url)
+                )
+            })?;
         store.migrate().await.context("database migration failed")?;
 
         let slack = SlackClient::new(
@@ -146,7 +151,9 @@ impl Application {
             let stop_tx = stop_tx.clone();
             async move {
                 shutdown.await;
-                tracing::info!("shutting down: no new work is claimed; finishing what is in flight");
+                tracing::info!(
+                    "shutting down: no new work is claimed; finishing what is in flight"
+                );
                 let _ = stop_tx.send(true);
             }
         };
@@ -154,9 +161,11 @@ impl Application {
             .with_graceful_shutdown(stop_signal)
             .await;
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(grace, async {
+            while background.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
             tracing::warn!("background work did not finish within the grace period; leases will expire and another process will pick it up");
             background.abort_all();
@@ -174,7 +183,9 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         loop {
             tokio::select! {
                 _ = hup.recv() => {

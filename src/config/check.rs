@@ -9,7 +9,10 @@ use super::settings::Settings;
 pub fn run(config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
     let mut problems = Vec::new();
     if !config_dir.is_dir() {
-        eprintln!("{}: the configuration folder does not exist", config_dir.display());
+        eprintln!(
+            "{}: the configuration folder does not exist",
+            config_dir.display()
+        );
         return ExitCode::FAILURE;
     }
     if let Err(e) = Settings::load(config_dir, env) {

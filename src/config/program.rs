@@ -329,7 +329,10 @@ impl Check<'_> {
         match value.parse::<Tz>() {
             Ok(tz) => Some(tz),
             Err(_) => {
-                self.err(field, format!("'{value}' is not an IANA time zone like Europe/Berlin"));
+                self.err(
+                    field,
+                    format!("'{value}' is not an IANA time zone like Europe/Berlin"),
+                );
                 None
             }
         }
@@ -370,7 +373,10 @@ impl Check<'_> {
         let text = self.required(field, value)?;
         let role = Role::parse(text);
         if role.is_none() {
-            self.err(field, format!("'{text}' is not a role (leader | participant)"));
+            self.err(
+                field,
+                format!("'{text}' is not a role (leader | participant)"),
+            );
         }
         role
     }
@@ -390,7 +396,10 @@ impl Check<'_> {
     fn threshold(&mut self, field: &str, value: Option<i64>) -> u32 {
         match value {
             Some(v) if v < i64::from(MIN_THRESHOLD) => {
-                self.err(field, format!("{v} is below the anonymity floor of {MIN_THRESHOLD}"));
+                self.err(
+                    field,
+                    format!("{v} is below the anonymity floor of {MIN_THRESHOLD}"),
+                );
                 5
             }
             other => self.count(field, other, 5, MIN_THRESHOLD, 1000),
@@ -400,7 +409,9 @@ impl Check<'_> {
     fn slack_id(&mut self, field: &str, value: &str, prefixes: &[char], what: &str) -> bool {
         let ok = value.len() >= 2
             && value.starts_with(prefixes)
-            && value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && value
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !ok {
             self.err(field, format!("'{value}' is not a Slack {what} id"));
         }
@@ -423,7 +434,13 @@ impl Check<'_> {
     }
 }
 
-fn parse_policy<T>(check: &mut Check, field: &str, value: &Option<String>, default: T, choices: &[(&str, T)]) -> T
+fn parse_policy<T>(
+    check: &mut Check,
+    field: &str,
+    value: &Option<String>,
+    default: T,
+    choices: &[(&str, T)],
+) -> T
 where
     T: Copy,
 {
@@ -434,7 +451,10 @@ where
         Some((_, v)) => *v,
         None => {
             let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-            check.err(field, format!("'{text}' is not one of {}", names.join(" | ")));
+            check.err(
+                field,
+                format!("'{text}' is not one of {}", names.join(" | ")),
+            );
             default
         }
     }
@@ -493,7 +513,10 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
             }
         }
         Some(_) => {
-            c.err("working_hours", "must be two times, like [\"09:00\", \"18:00\"]");
+            c.err(
+                "working_hours",
+                "must be two times, like [\"09:00\", \"18:00\"]",
+            );
             None
         }
     };
@@ -504,7 +527,12 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         }
     }
     for (i, ch) in raw.sponsor_channels.iter().enumerate() {
-        c.slack_id(&format!("sponsor_channels[{i}]"), ch, &['C', 'G'], "channel");
+        c.slack_id(
+            &format!("sponsor_channels[{i}]"),
+            ch,
+            &['C', 'G'],
+            "channel",
+        );
     }
     for (i, u) in raw.owners.iter().enumerate() {
         c.slack_id(&format!("owners[{i}]"), u, &['U', 'W'], "user");
@@ -526,21 +554,30 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         "on_non_working_day",
         &raw.on_non_working_day,
         NonWorkingDayPolicy::NextWorkingDay,
-        &[("next_working_day", NonWorkingDayPolicy::NextWorkingDay), ("skip", NonWorkingDayPolicy::Skip)],
+        &[
+            ("next_working_day", NonWorkingDayPolicy::NextWorkingDay),
+            ("skip", NonWorkingDayPolicy::Skip),
+        ],
     );
     let misfire = parse_policy(
         &mut c,
         "misfire",
         &raw.misfire,
         MisfirePolicy::SendLate,
-        &[("send_late", MisfirePolicy::SendLate), ("skip", MisfirePolicy::Skip)],
+        &[
+            ("send_late", MisfirePolicy::SendLate),
+            ("skip", MisfirePolicy::Skip),
+        ],
     );
     let out_of_office = parse_policy(
         &mut c,
         "out_of_office",
         &raw.out_of_office,
         OutOfOfficePolicy::Wait,
-        &[("wait", OutOfOfficePolicy::Wait), ("ignore", OutOfOfficePolicy::Ignore)],
+        &[
+            ("wait", OutOfOfficePolicy::Wait),
+            ("ignore", OutOfOfficePolicy::Ignore),
+        ],
     );
 
     let mut members = Vec::new();
@@ -548,7 +585,9 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     for (i, m) in raw.members.iter().enumerate() {
         let at = format!("members[{i}]");
         c.unknown_keys(&at, &m.extra);
-        let slack_id = c.required(&format!("{at}.slack_id"), &m.slack_id).map(str::to_string);
+        let slack_id = c
+            .required(&format!("{at}.slack_id"), &m.slack_id)
+            .map(str::to_string);
         let role = c.role(&format!("{at}.role"), &m.role);
         let tz = m
             .timezone
@@ -579,7 +618,9 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     for (i, g) in raw.usergroups.iter().enumerate() {
         let at = format!("usergroups[{i}]");
         c.unknown_keys(&at, &g.extra);
-        let id = c.required(&format!("{at}.usergroup"), &g.usergroup).map(str::to_string);
+        let id = c
+            .required(&format!("{at}.usergroup"), &g.usergroup)
+            .map(str::to_string);
         let role = c.role(&format!("{at}.role"), &g.role);
         if let Some(id) = &id {
             c.slack_id(&format!("{at}.usergroup"), id, &['S'], "user group");
@@ -595,10 +636,15 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         c.err("surveys", "a program needs at least one [[surveys]]");
     }
     for (i, s) in raw.surveys.iter().enumerate() {
-        if let Some(survey) = validate_survey(&mut c, i, s) {
-            if !seen_surveys.insert(survey.id.clone()) {
-                c.err(format!("surveys[{i}].id"), format!("duplicate survey id '{}'", survey.id));
+        if let Some(id) = s.id.as_deref().filter(|id| !id.is_empty()) {
+            if !seen_surveys.insert(id.to_string()) {
+                c.err(
+                    format!("surveys[{i}].id"),
+                    format!("duplicate survey id '{id}'"),
+                );
             }
+        }
+        if let Some(survey) = validate_survey(&mut c, i, s) {
             surveys.push(survey);
         }
     }
@@ -606,46 +652,63 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     let digest = match &raw.digest {
         Some(d) => {
             c.unknown_keys("digest", &d.extra);
-            c.cadence("digest.cadence", &d.cadence).map(|cadence| DigestSpec {
-                cadence,
-                chart: d.chart.unwrap_or(true),
-            })
+            c.cadence("digest.cadence", &d.cadence)
+                .map(|cadence| DigestSpec {
+                    cadence,
+                    chart: d.chart.unwrap_or(true),
+                })
         }
-        None => Cadence::parse("0 16 * * FRI").ok().map(|cadence| DigestSpec {
-            cadence,
-            chart: true,
-        }),
+        None => Cadence::parse("0 16 * * FRI")
+            .ok()
+            .map(|cadence| DigestSpec {
+                cadence,
+                chart: true,
+            }),
     };
 
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
-    match (id, name, timezone, start_date, working_days, working_hours, digest) {
-        (Some(id), Some(name), Some(timezone), Some(start_date), Some(working_days), Some(working_hours), Some(digest)) => {
-            Ok(Program {
-                id,
-                name,
-                file: file.to_path_buf(),
-                timezone,
-                start_date,
-                working_days,
-                working_hours,
-                holidays,
-                sponsor_channels: raw.sponsor_channels,
-                owners: raw.owners,
-                admins: raw.admins,
-                anonymity_threshold,
-                comment_threshold,
-                baseline_rounds,
-                on_non_working_day,
-                misfire,
-                out_of_office,
-                members,
-                usergroups,
-                surveys,
-                digest,
-            })
-        }
+    match (
+        id,
+        name,
+        timezone,
+        start_date,
+        working_days,
+        working_hours,
+        digest,
+    ) {
+        (
+            Some(id),
+            Some(name),
+            Some(timezone),
+            Some(start_date),
+            Some(working_days),
+            Some(working_hours),
+            Some(digest),
+        ) => Ok(Program {
+            id,
+            name,
+            file: file.to_path_buf(),
+            timezone,
+            start_date,
+            working_days,
+            working_hours,
+            holidays,
+            sponsor_channels: raw.sponsor_channels,
+            owners: raw.owners,
+            admins: raw.admins,
+            anonymity_threshold,
+            comment_threshold,
+            baseline_rounds,
+            on_non_working_day,
+            misfire,
+            out_of_office,
+            members,
+            usergroups,
+            surveys,
+            digest,
+        }),
         _ => Err(ConfigError::file(file, "program is incomplete").into()),
     }
 }
@@ -660,7 +723,9 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     let mut audience = Vec::new();
     match &s.audience {
         None => audience = vec![Role::Leader, Role::Participant],
-        Some(list) if list.is_empty() => c.err(format!("{at}.audience"), "must name at least one role"),
+        Some(list) if list.is_empty() => {
+            c.err(format!("{at}.audience"), "must name at least one role")
+        }
         Some(list) => {
             for (j, r) in list.iter().enumerate() {
                 match Role::parse(r) {
@@ -676,10 +741,22 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     }
     let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
     let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
-    let window_hours = c.count(&format!("{at}.window_hours"), s.window_hours, 48, 1, 24 * 14);
-    let remind_after_hours = s
-        .remind_after_hours
-        .map(|_| c.count(&format!("{at}.remind_after_hours"), s.remind_after_hours, 24, 1, 24 * 14));
+    let window_hours = c.count(
+        &format!("{at}.window_hours"),
+        s.window_hours,
+        48,
+        1,
+        24 * 14,
+    );
+    let remind_after_hours = s.remind_after_hours.map(|_| {
+        c.count(
+            &format!("{at}.remind_after_hours"),
+            s.remind_after_hours,
+            24,
+            1,
+            24 * 14,
+        )
+    });
     if let Some(r) = remind_after_hours {
         if r >= window_hours {
             c.err(
@@ -700,12 +777,18 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
         ],
     );
     if s.questions.is_empty() {
-        c.err(format!("{at}.questions"), "a survey needs at least one [[surveys.questions]]");
+        c.err(
+            format!("{at}.questions"),
+            "a survey needs at least one [[surveys.questions]]",
+        );
     }
     if s.questions.len() > MAX_QUESTIONS {
         c.err(
             format!("{at}.questions"),
-            format!("{} questions; at most {MAX_QUESTIONS} fit a pulse", s.questions.len()),
+            format!(
+                "{} questions; at most {MAX_QUESTIONS} fit a pulse",
+                s.questions.len()
+            ),
         );
     }
     let mut questions = Vec::new();
@@ -713,10 +796,15 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     for (j, q) in s.questions.iter().enumerate() {
         let qat = format!("{at}.questions[{j}]");
         c.unknown_keys(&qat, &q.extra);
-        let key = c.required(&format!("{qat}.key"), &q.key).map(str::to_string);
+        let key = c
+            .required(&format!("{qat}.key"), &q.key)
+            .map(str::to_string);
         if let Some(key) = &key {
             if c.slug(&format!("{qat}.key"), key) && !keys.insert(key.clone()) {
-                c.err(format!("{qat}.key"), format!("duplicate question key '{key}'"));
+                c.err(
+                    format!("{qat}.key"),
+                    format!("duplicate question key '{key}'"),
+                );
             }
         }
         let kind = c.required(&format!("{qat}.kind"), &q.kind).and_then(|k| {
@@ -724,12 +812,16 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
             if kind.is_none() {
                 c.err(
                     format!("{qat}.kind"),
-                    format!("unknown question kind '{k}' (scale | enps | choice | yes_no | text | win)"),
+                    format!(
+                        "unknown question kind '{k}' (scale | enps | choice | yes_no | text | win)"
+                    ),
                 );
             }
             kind
         });
-        let prompt = c.required(&format!("{qat}.prompt"), &q.prompt).map(str::to_string);
+        let prompt = c
+            .required(&format!("{qat}.prompt"), &q.prompt)
+            .map(str::to_string);
         if kind == Some(QuestionKind::Choice) {
             if q.options.len() < 2 || q.options.len() > MAX_CHOICE_OPTIONS {
                 c.err(
@@ -745,7 +837,10 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
                 c.err(format!("{qat}.options"), "options must not be empty");
             }
         } else if !q.options.is_empty() {
-            c.err(format!("{qat}.options"), "only choice questions take options");
+            c.err(
+                format!("{qat}.options"),
+                "only choice questions take options",
+            );
         }
         if let (Some(key), Some(kind), Some(prompt)) = (key, kind, prompt) {
             questions.push(Question {
@@ -755,7 +850,9 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
                 low_label: q.low_label.clone(),
                 high_label: q.high_label.clone(),
                 options: q.options.clone(),
-                required: q.required.unwrap_or(!matches!(kind, QuestionKind::Text | QuestionKind::Win)),
+                required: q
+                    .required
+                    .unwrap_or(!matches!(kind, QuestionKind::Text | QuestionKind::Win)),
             });
         }
     }
@@ -800,7 +897,11 @@ pub fn load_programs(dir: &Path) -> Result<Vec<Program>, ConfigErrors> {
                     errors.push(ConfigError::field(
                         &path,
                         "id",
-                        format!("duplicate program id '{}' (also in {})", p.id, other.file.display()),
+                        format!(
+                            "duplicate program id '{}' (also in {})",
+                            p.id,
+                            other.file.display()
+                        ),
                     ));
                 } else {
                     programs.push(p);

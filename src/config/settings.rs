@@ -233,21 +233,32 @@ impl Settings {
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return field(
                 "server.bind",
-                format!("'{}' is not an address like 127.0.0.1:3000", self.server.bind),
+                format!(
+                    "'{}' is not an address like 127.0.0.1:3000",
+                    self.server.bind
+                ),
             );
         }
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return field(
                 "database.url",
                 "must start with sqlite: or postgres://".to_string(),
             );
         }
-        if !(self.slack.api_base_url.starts_with("http://") || self.slack.api_base_url.starts_with("https://")) {
+        if !(self.slack.api_base_url.starts_with("http://")
+            || self.slack.api_base_url.starts_with("https://"))
+        {
             return field("slack.api_base_url", "must be an http(s) URL".to_string());
         }
         if self.slack.max_posts_per_minute == 0 {
-            return field("slack.max_posts_per_minute", "must be at least 1".to_string());
+            return field(
+                "slack.max_posts_per_minute",
+                "must be at least 1".to_string(),
+            );
         }
         if self.slack.posts_per_second_per_channel <= 0.0 {
             return field(
@@ -301,12 +312,18 @@ mod tests {
         .unwrap();
         let s = Settings::load(
             dir.path(),
-            &env_of(&[("DATABASE_URL", "postgres://h/db"), ("SLACK_BOT_TOKEN", "xoxb-1")]),
+            &env_of(&[
+                ("DATABASE_URL", "postgres://h/db"),
+                ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.server.bind, "127.0.0.1:4000");
         assert_eq!(s.database.url, "postgres://h/db");
-        assert_eq!(s.slack.bot_token.as_ref().unwrap().expose_secret(), "xoxb-1");
+        assert_eq!(
+            s.slack.bot_token.as_ref().unwrap().expose_secret(),
+            "xoxb-1"
+        );
         assert!(!s.is_sandbox());
     }
 
@@ -315,7 +332,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Settings::load(
             dir.path(),
-            &env_of(&[("SLACK_SIGNING_SECRET", "hunter2-signing"), ("PULSELOOP_ADMIN_TOKEN", "adm1n")]),
+            &env_of(&[
+                ("SLACK_SIGNING_SECRET", "hunter2-signing"),
+                ("PULSELOOP_ADMIN_TOKEN", "adm1n"),
+            ]),
         )
         .unwrap();
         let printed = format!("{s:?}");

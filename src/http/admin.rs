@@ -20,11 +20,18 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/programs", get(list_programs))
         .route("/api/v1/programs/{id}/schedule", get(schedule))
-        .route("/api/v1/programs/{id}/surveys/{survey}/send-now", post(send_now))
+        .route(
+            "/api/v1/programs/{id}/surveys/{survey}/send-now",
+            post(send_now),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
-async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+async fn require_admin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let Some(expected) = state.settings.admin.token.as_ref() else {
         return Err(ApiError::Unauthorized(
             "the admin API is disabled: set PULSELOOP_ADMIN_TOKEN".into(),
@@ -82,7 +89,11 @@ async fn schedule(
         None => 14,
         Some(d) => match d.parse::<u32>() {
             Ok(n) if (1..=366).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest(format!("days must be a whole number from 1 to 366, not '{d}'"))),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "days must be a whole number from 1 to 366, not '{d}'"
+                )))
+            }
         },
     };
     let program = state
@@ -90,7 +101,12 @@ async fn schedule(
         .program(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
     let rows = state.store.members_of(&id).await?;
-    let entries = preview(&program, &plan_members(&program, &rows), state.clock.now(), days);
+    let entries = preview(
+        &program,
+        &plan_members(&program, &rows),
+        state.clock.now(),
+        days,
+    );
     Ok(Json(json!(entries)))
 }
 
@@ -105,7 +121,10 @@ async fn send_now(
     let survey = program
         .survey(&survey_id)
         .ok_or_else(|| ApiError::NotFound(format!("no survey '{survey_id}' in program '{id}'")))?;
-    match Scheduler::new(state.clone()).send_now(&program, survey).await {
+    match Scheduler::new(state.clone())
+        .send_now(&program, survey)
+        .await
+    {
         Ok((round, deliveries)) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "round": round.to_string(), "deliveries": deliveries })),

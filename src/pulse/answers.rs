@@ -40,11 +40,18 @@ pub enum AnswerError {
 pub fn parse_answer(q: &Question, raw: Option<&str>) -> Result<Option<AnswerValue>, AnswerError> {
     let raw = raw.map(str::trim).filter(|s| !s.is_empty());
     let Some(raw) = raw else {
-        return if q.required { Err(AnswerError::Missing) } else { Ok(None) };
+        return if q.required {
+            Err(AnswerError::Missing)
+        } else {
+            Ok(None)
+        };
     };
     let number = |lo: i64, hi: i64| -> Result<Option<AnswerValue>, AnswerError> {
         match raw.parse::<i64>() {
-            Ok(v) if (lo..=hi).contains(&v) => Ok(Some(AnswerValue { number: Some(v as f64), text: None })),
+            Ok(v) if (lo..=hi).contains(&v) => Ok(Some(AnswerValue {
+                number: Some(v as f64),
+                text: None,
+            })),
             _ => Err(AnswerError::NotAChoice),
         }
     };
@@ -60,15 +67,24 @@ pub fn parse_answer(q: &Question, raw: Option<&str>) -> Result<Option<AnswerValu
             }))
         }
         QuestionKind::YesNo => match raw {
-            "yes" => Ok(Some(AnswerValue { number: Some(1.0), text: None })),
-            "no" => Ok(Some(AnswerValue { number: Some(0.0), text: None })),
+            "yes" => Ok(Some(AnswerValue {
+                number: Some(1.0),
+                text: None,
+            })),
+            "no" => Ok(Some(AnswerValue {
+                number: Some(0.0),
+                text: None,
+            })),
             _ => Err(AnswerError::NotAChoice),
         },
         QuestionKind::Text | QuestionKind::Win => {
             if raw.chars().count() > render::TEXT_ANSWER_MAX {
                 Err(AnswerError::TooLong(render::TEXT_ANSWER_MAX))
             } else {
-                Ok(Some(AnswerValue { number: None, text: Some(raw.to_string()) }))
+                Ok(Some(AnswerValue {
+                    number: None,
+                    text: Some(raw.to_string()),
+                }))
             }
         }
     }
@@ -81,14 +97,21 @@ pub enum Lookup {
     NotYours,
 }
 
-pub async fn find_delivery(state: &AppState, delivery_id: i64, user_id: &str) -> StoreResult<Lookup> {
+pub async fn find_delivery(
+    state: &AppState,
+    delivery_id: i64,
+    user_id: &str,
+) -> StoreResult<Lookup> {
     let d = match state.store.delivery(delivery_id).await {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
         Err(e) => return Err(e),
     };
     if d.slack_user_id != user_id {
-        tracing::warn!(delivery = delivery_id, "a click on someone else's pulse was ignored");
+        tracing::warn!(
+            delivery = delivery_id,
+            "a click on someone else's pulse was ignored"
+        );
         return Ok(Lookup::NotYours);
     }
     match state.catalog.program(&d.program_id) {
@@ -114,30 +137,47 @@ pub struct WinAnswer {
     pub consent: String,
 }
 
+/// What one click or one modal submission answers.
+#[derive(Default)]
+pub struct Submission {
+    pub values: Vec<(String, AnswerValue)>,
+    /// Optional questions the member emptied.
+    pub cleared: Vec<String>,
+    pub wins: Vec<WinAnswer>,
+}
+
 /// Stores answers for one delivery, marks it answered and queues the DM update, in one
-/// transaction. `cleared` lists optional questions the member emptied.
+/// transaction.
 pub async fn store_answers(
     state: &AppState,
     d: &DeliveryRow,
     program: &Program,
     survey: &Survey,
-    values: &[(String, AnswerValue)],
-    cleared: &[String],
-    wins: &[WinAnswer],
+    submission: &Submission,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
-    for (key, v) in values {
-        tx.upsert_response(d.round_id, d.id, key, &d.role, v.number, v.text.as_deref(), false, now)
-            .await?;
+    for (key, v) in &submission.values {
+        tx.upsert_response(
+            d.round_id,
+            d.id,
+            key,
+            &d.role,
+            v.number,
+            v.text.as_deref(),
+            false,
+            now,
+        )
+        .await?;
     }
-    for key in cleared {
+    for key in &submission.cleared {
         tx.delete_response(d.id, key).await?;
     }
-    for win in wins {
+    for win in &submission.wins {
         let author = (win.consent == "named").then_some(d.member_id);
         let source = format!("delivery:{}:{}", d.id, win.key);
-        tx.upsert_win(&program.id, author, &win.text, &win.consent, &source, now).await?;
+        tx.upsert_win(&program.id, author, &win.text, &win.consent, &source, now)
+            .await?;
     }
     tx.mark_answered(d.id, now).await?;
     queue_answered_update(&mut tx, d, program, survey, now).await?;
@@ -161,7 +201,8 @@ async fn queue_answered_update(
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
     let message = render::answered_message(&render::dm_context(program, survey, d), &answers);
-    let digest = hex::encode(&Sha256::digest(serde_json::to_vec(&answers).unwrap_or_default())[..8]);
+    let digest =
+        hex::encode(&Sha256::digest(serde_json::to_vec(&answers).unwrap_or_default())[..8]);
     let mut update = NewOutboxMessage::new(
         format!("delivery:{}:answer:{digest}", d.id),
         "chat.update",
@@ -173,7 +214,12 @@ async fn queue_answered_update(
 }
 
 /// Tells the member, privately in the DM, that the pulse is closed.
-pub async fn queue_closed_notice(state: &AppState, d: &DeliveryRow, program: &Program, action_ts: &str) -> StoreResult<()> {
+pub async fn queue_closed_notice(
+    state: &AppState,
+    d: &DeliveryRow,
+    program: &Program,
+    action_ts: &str,
+) -> StoreResult<()> {
     let now = state.clock.now();
     let tz = member_timezone(program, Some(&d.timezone), None);
     let text = render::closed_notice(d.closes_at(), tz);
@@ -208,20 +254,38 @@ mod tests {
     #[test]
     fn answers_are_checked_against_their_question() {
         let scale = q(QuestionKind::Scale, true);
-        assert_eq!(parse_answer(&scale, Some("4")).unwrap().unwrap().number, Some(4.0));
-        assert_eq!(parse_answer(&scale, Some("6")), Err(AnswerError::NotAChoice));
+        assert_eq!(
+            parse_answer(&scale, Some("4")).unwrap().unwrap().number,
+            Some(4.0)
+        );
+        assert_eq!(
+            parse_answer(&scale, Some("6")),
+            Err(AnswerError::NotAChoice)
+        );
         assert_eq!(parse_answer(&scale, None), Err(AnswerError::Missing));
         let enps = q(QuestionKind::Enps, true);
-        assert_eq!(parse_answer(&enps, Some("0")).unwrap().unwrap().number, Some(0.0));
+        assert_eq!(
+            parse_answer(&enps, Some("0")).unwrap().unwrap().number,
+            Some(0.0)
+        );
         let choice = q(QuestionKind::Choice, true);
         let c = parse_answer(&choice, Some("2")).unwrap().unwrap();
         assert_eq!((c.number, c.text.as_deref()), (Some(2.0), Some("c")));
-        assert_eq!(parse_answer(&choice, Some("3")), Err(AnswerError::NotAChoice));
+        assert_eq!(
+            parse_answer(&choice, Some("3")),
+            Err(AnswerError::NotAChoice)
+        );
         let yes_no = q(QuestionKind::YesNo, true);
-        assert_eq!(parse_answer(&yes_no, Some("no")).unwrap().unwrap().number, Some(0.0));
+        assert_eq!(
+            parse_answer(&yes_no, Some("no")).unwrap().unwrap().number,
+            Some(0.0)
+        );
         let text = q(QuestionKind::Text, false);
         assert_eq!(parse_answer(&text, Some("   ")), Ok(None));
         let long = "x".repeat(3001);
-        assert_eq!(parse_answer(&text, Some(&long)), Err(AnswerError::TooLong(3000)));
+        assert_eq!(
+            parse_answer(&text, Some(&long)),
+            Err(AnswerError::TooLong(3000))
+        );
     }
 }

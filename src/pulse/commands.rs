@@ -40,12 +40,18 @@ pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value>
         PulseCommand::Status => status(state, user).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
-            let Some(first) = memberships.first() else { return Ok(not_a_member()) };
+            let Some(first) = memberships.first() else {
+                return Ok(not_a_member());
+            };
             let tz = zone_of(state, first);
             let until_at = match until {
                 Some(date) => match end_of_day(date, tz) {
                     Some(at) if at > state.clock.now() => Some(at),
-                    _ => return Ok(ephemeral(format!("{date} is already past; pick a later date."))),
+                    _ => {
+                        return Ok(ephemeral(format!(
+                            "{date} is already past; pick a later date."
+                        )))
+                    }
                 },
                 None => None,
             };
@@ -57,7 +63,11 @@ pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value>
         }
         PulseCommand::Resume => {
             let n = control(state, user, MemberControl::Resume).await?;
-            Ok(if n == 0 { not_a_member() } else { ephemeral(":arrow_forward: Resumed. Your next pulse comes as scheduled.") })
+            Ok(if n == 0 {
+                not_a_member()
+            } else {
+                ephemeral(":arrow_forward: Resumed. Your next pulse comes as scheduled.")
+            })
         }
         PulseCommand::OptOut { confirmed: false } => {
             if active_memberships(state, user).await?.is_empty() {
@@ -77,7 +87,11 @@ pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value>
         }
         PulseCommand::OptOut { confirmed: true } => {
             let n = control(state, user, MemberControl::OptOut).await?;
-            Ok(if n == 0 { not_a_member() } else { ephemeral("You have opted out. No more pulses will come; `/pulse resume` brings you back.") })
+            Ok(if n == 0 {
+                not_a_member()
+            } else {
+                ephemeral("You have opted out. No more pulses will come; `/pulse resume` brings you back.")
+            })
         }
     }
 }
@@ -99,7 +113,11 @@ async fn active_memberships(state: &AppState, user: &str) -> ApiResult<Vec<Membe
 fn zone_of(state: &AppState, m: &MemberRow) -> Tz {
     match state.catalog.program(&m.program_id) {
         Some(p) => member_timezone(&p, m.timezone_override.as_deref(), m.slack_tz.as_deref()),
-        None => m.slack_tz.as_deref().and_then(|t| t.parse().ok()).unwrap_or(Tz::UTC),
+        None => m
+            .slack_tz
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(Tz::UTC),
     }
 }
 
@@ -111,7 +129,9 @@ fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
 
 async fn control(state: &AppState, user: &str, control: MemberControl) -> ApiResult<u64> {
     let mut tx = state.store.begin().await?;
-    let n = tx.apply_member_control(user, control, state.clock.now()).await?;
+    let n = tx
+        .apply_member_control(user, control, state.clock.now())
+        .await?;
     tx.commit().await?;
     Ok(n)
 }
@@ -126,21 +146,35 @@ async fn status(state: &AppState, user: &str) -> ApiResult<Value> {
     let pending = state.store.pending_deliveries_of(user, now).await?;
     for d in &pending {
         let tz = d.timezone.parse().unwrap_or(Tz::UTC);
-        lines.push(format!("• Waiting for you: *{}* in {} — closes {}", d.survey_id, d.program_id, format_local(d.closes_at(), tz)));
+        lines.push(format!(
+            "• Waiting for you: *{}* in {} — closes {}",
+            d.survey_id,
+            d.program_id,
+            format_local(d.closes_at(), tz)
+        ));
     }
     if pending.is_empty() {
         lines.push("• Nothing is waiting for you right now.".to_string());
     }
     for m in &memberships {
-        let Some(program) = state.catalog.program(&m.program_id) else { continue };
+        let Some(program) = state.catalog.program(&m.program_id) else {
+            continue;
+        };
         let tz = zone_of(state, m);
         match m.state.as_str() {
             "opted_out" => {
-                lines.push(format!("• {}: you opted out (`/pulse resume` to come back).", program.name));
+                lines.push(format!(
+                    "• {}: you opted out (`/pulse resume` to come back).",
+                    program.name
+                ));
                 continue;
             }
             "paused" if m.is_paused(now) => lines.push(match m.paused_until {
-                Some(until) => format!("• {}: paused until {}.", program.name, format_local(crate::storage::from_ms(until), tz)),
+                Some(until) => format!(
+                    "• {}: paused until {}.",
+                    program.name,
+                    format_local(crate::storage::from_ms(until), tz)
+                ),
                 None => format!("• {}: paused (`/pulse resume` to restart).", program.name),
             }),
             _ => {}
@@ -150,12 +184,25 @@ async fn status(state: &AppState, user: &str) -> ApiResult<Value> {
             program
                 .surveys
                 .iter()
-                .filter_map(|s| member_firings(&program, s, pm, now, now + Duration::days(120)).into_iter().next().map(|f| (f.utc, s.name.clone())))
+                .filter_map(|s| {
+                    member_firings(&program, s, pm, now, now + Duration::days(120))
+                        .into_iter()
+                        .next()
+                        .map(|f| (f.utc, s.name.clone()))
+                })
                 .min_by_key(|(at, _)| *at)
         });
         match next {
-            Some((at, survey)) => lines.push(format!("• {}: next pulse *{}* on {}.", program.name, survey, format_local(at, tz))),
-            None => lines.push(format!("• {}: no pulse is planned in the next 120 days.", program.name)),
+            Some((at, survey)) => lines.push(format!(
+                "• {}: next pulse *{}* on {}.",
+                program.name,
+                survey,
+                format_local(at, tz)
+            )),
+            None => lines.push(format!(
+                "• {}: no pulse is planned in the next 120 days.",
+                program.name
+            )),
         }
     }
     Ok(ephemeral(lines.join("\n")))

@@ -8,7 +8,10 @@ pub async fn handle(state: &AppState, team_id: Option<&str>, event: SlackEvent) 
     match event {
         SlackEvent::UserChange { user } => {
             let profile = crate::pulse::sync::profile_of(&user);
-            state.store.update_profile(&user.id, &profile, state.clock.now()).await?;
+            state
+                .store
+                .update_profile(&user.id, &profile, state.clock.now())
+                .await?;
         }
         SlackEvent::Message {
             bot_id: Some(_), ..

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::answers::{self, find_delivery, parse_answer, AnswerValue, Lookup, WinAnswer};
+use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
 use super::render;
 use crate::config::program::QuestionKind;
 use crate::http::error::ApiResult;
@@ -48,7 +48,8 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
         let now = state.clock.now();
         let mut tx = state.store.begin().await?;
-        tx.apply_member_control(user, MemberControl::OptOut, now).await?;
+        tx.apply_member_control(user, MemberControl::OptOut, now)
+            .await?;
         tx.commit().await?;
         return Ok(());
     }
@@ -69,17 +70,28 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
         return Ok(());
     };
     let (d, program) = *found;
-    let Some(survey) = program.survey(&d.survey_id) else { return Ok(()) };
+    let Some(survey) = program.survey(&d.survey_id) else {
+        return Ok(());
+    };
     let now = state.clock.now();
     if !d.is_open(now) {
-        let ts = action.action_ts.clone().unwrap_or_else(|| now.timestamp_millis().to_string());
+        let ts = action
+            .action_ts
+            .clone()
+            .unwrap_or_else(|| now.timestamp_millis().to_string());
         answers::queue_closed_notice(state, &d, &program, &ts).await?;
         return Ok(());
     }
-    let Some(question) = survey.question(key) else { return Ok(()) };
+    let Some(question) = survey.question(key) else {
+        return Ok(());
+    };
     match parse_answer(question, action.chosen_value()) {
         Ok(Some(value)) => {
-            answers::store_answers(state, &d, &program, survey, &[(key.to_string(), value)], &[], &[], now).await
+            let submission = Submission {
+                values: vec![(key.to_string(), value)],
+                ..Submission::default()
+            };
+            answers::store_answers(state, &d, &program, survey, &submission, now).await
         }
         Ok(None) => Ok(()),
         Err(e) => {
@@ -94,14 +106,18 @@ async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> Ap
         return Ok(());
     };
     let (d, program) = *found;
-    let Some(survey) = program.survey(&d.survey_id) else { return Ok(()) };
+    let Some(survey) = program.survey(&d.survey_id) else {
+        return Ok(());
+    };
     let now = state.clock.now();
     if !d.is_open(now) {
         let ts = now.timestamp_millis().to_string();
         answers::queue_closed_notice(state, &d, &program, &ts).await?;
         return Ok(());
     }
-    let Some(trigger) = ba.trigger_id.as_deref() else { return Ok(()) };
+    let Some(trigger) = ba.trigger_id.as_deref() else {
+        return Ok(());
+    };
     let prior = answers::answers_of(state, d.id).await?;
     let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior);
     if let Err(e) = state.slack.views_open(trigger, &view).await {
@@ -127,7 +143,9 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
         return Ok(().into_response());
     };
     let (d, program) = *found;
-    let Some(survey) = program.survey(&d.survey_id) else { return Ok(().into_response()) };
+    let Some(survey) = program.survey(&d.survey_id) else {
+        return Ok(().into_response());
+    };
     let now = state.clock.now();
     let values = vs.view.state.clone().unwrap_or_default().values;
     let value_of = |block: &str| -> Option<String> {
@@ -138,7 +156,11 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
     };
 
     if !d.is_open(now) {
-        let first = survey.questions.first().map(|q| format!("q:{}", q.key)).unwrap_or_default();
+        let first = survey
+            .questions
+            .first()
+            .map(|q| format!("q:{}", q.key))
+            .unwrap_or_default();
         let tz = crate::scheduler::plan::member_timezone(&program, Some(&d.timezone), None);
         return Ok(Json(json!({
             "response_action": "errors",
@@ -148,9 +170,7 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
     }
 
     let mut errors = serde_json::Map::new();
-    let mut parsed: Vec<(String, AnswerValue)> = Vec::new();
-    let mut cleared = Vec::new();
-    let mut wins = Vec::new();
+    let mut submission = Submission::default();
     for q in &survey.questions {
         let block = render::truncate(&format!("q:{}", q.key), 255);
         match parse_answer(q, value_of(&block).as_deref()) {
@@ -160,12 +180,16 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
                         .filter(|c| matches!(c.as_str(), "named" | "anonymous" | "private"))
                         .unwrap_or_else(|| "private".into());
                     if let Some(text) = &v.text {
-                        wins.push(WinAnswer { key: q.key.clone(), text: text.clone(), consent });
+                        submission.wins.push(WinAnswer {
+                            key: q.key.clone(),
+                            text: text.clone(),
+                            consent,
+                        });
                     }
                 }
-                parsed.push((q.key.clone(), v));
+                submission.values.push((q.key.clone(), v));
             }
-            Ok(None) => cleared.push(q.key.clone()),
+            Ok(None) => submission.cleared.push(q.key.clone()),
             Err(e) => {
                 errors.insert(block, json!(e.to_string()));
             }
@@ -174,7 +198,7 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
     if !errors.is_empty() {
         return Ok(Json(json!({ "response_action": "errors", "errors": errors })).into_response());
     }
-    answers::store_answers(state, &d, &program, survey, &parsed, &cleared, &wins, now).await?;
+    answers::store_answers(state, &d, &program, survey, &submission, now).await?;
     Ok(().into_response())
 }
 
@@ -184,7 +208,10 @@ mod tests {
 
     #[test]
     fn block_ids_carry_delivery_and_question() {
-        assert_eq!(parse_block_id("pulse:42:coaching_value"), Some((42, "coaching_value")));
+        assert_eq!(
+            parse_block_id("pulse:42:coaching_value"),
+            Some((42, "coaching_value"))
+        );
         assert_eq!(parse_block_id("pulse:x:y"), None);
         assert_eq!(parse_block_id("q:coaching_value"), None);
     }

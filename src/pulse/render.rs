@@ -47,7 +47,9 @@ fn mrkdwn(text: &str, max: usize) -> Value {
 
 /// Slack mrkdwn needs &, < and > escaped in text we did not write.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Plainly, who will see what: every DM says it.
@@ -61,13 +63,17 @@ pub fn anonymity_statement(mode: Anonymity, k: u32) -> String {
             ":closed_lock_with_key: Confidential: only you see your own answers; \
              the program sees totals of {k} or more people."
         ),
-        Anonymity::Attributed => ":bust_in_silhouette: Attributed: program owners see your name next to your answers."
-            .to_string(),
+        Anonymity::Attributed => {
+            ":bust_in_silhouette: Attributed: program owners see your name next to your answers."
+                .to_string()
+        }
     }
 }
 
 pub fn format_local(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%a %-d %b, %H:%M %Z").to_string()
+    at.with_timezone(&tz)
+        .format("%a %-d %b, %H:%M %Z")
+        .to_string()
 }
 
 /// What the DM needs to know about its delivery.
@@ -147,7 +153,9 @@ pub fn choices(q: &Question) -> Vec<(String, String)> {
 /// How an answer reads back to its author.
 pub fn describe_answer(q: &Question, number: Option<f64>, text: Option<&str>) -> String {
     match q.kind {
-        QuestionKind::Text | QuestionKind::Win => text.map(|t| format!("“{}”", truncate(t, 200))).unwrap_or_default(),
+        QuestionKind::Text | QuestionKind::Win => text
+            .map(|t| format!("“{}”", truncate(t, 200)))
+            .unwrap_or_default(),
         _ => {
             let value = match (q.kind, number) {
                 (QuestionKind::YesNo, Some(n)) => if n >= 1.0 { "yes" } else { "no" }.to_string(),
@@ -172,7 +180,11 @@ fn inline_question(ctx: &DmContext, q: &Question) -> Vec<Value> {
     let block_id = ctx.block_id(q);
     match q.kind {
         QuestionKind::Text | QuestionKind::Win => {
-            let label = if q.kind == QuestionKind::Win { "Share a win" } else { "Write an answer" };
+            let label = if q.kind == QuestionKind::Win {
+                "Share a win"
+            } else {
+                "Write an answer"
+            };
             blocks.push(json!({
                 "type": "actions",
                 "block_id": block_id,
@@ -207,7 +219,11 @@ fn inline_question(ctx: &DmContext, q: &Question) -> Vec<Value> {
                 .take(25)
                 .map(|(v, label)| {
                     // Scale buttons show the number; the end labels go in a context line.
-                    let text = if q.kind == QuestionKind::Scale { v.clone() } else { label };
+                    let text = if q.kind == QuestionKind::Scale {
+                        v.clone()
+                    } else {
+                        label
+                    };
                     json!({
                         "type": "button",
                         "action_id": format!("answer:{v}"),
@@ -218,9 +234,25 @@ fn inline_question(ctx: &DmContext, q: &Question) -> Vec<Value> {
                 .collect();
             blocks.push(json!({ "type": "actions", "block_id": block_id, "elements": buttons }));
             if q.kind == QuestionKind::Scale || q.kind == QuestionKind::Enps {
-                let (lo, hi) = if q.kind == QuestionKind::Scale { ("1", "5") } else { ("0", "10") };
-                let low = q.low_label.clone().unwrap_or_else(|| if q.kind == QuestionKind::Enps { "Not at all likely".into() } else { "Low".into() });
-                let high = q.high_label.clone().unwrap_or_else(|| if q.kind == QuestionKind::Enps { "Extremely likely".into() } else { "High".into() });
+                let (lo, hi) = if q.kind == QuestionKind::Scale {
+                    ("1", "5")
+                } else {
+                    ("0", "10")
+                };
+                let low = q.low_label.clone().unwrap_or_else(|| {
+                    if q.kind == QuestionKind::Enps {
+                        "Not at all likely".into()
+                    } else {
+                        "Low".into()
+                    }
+                });
+                let high = q.high_label.clone().unwrap_or_else(|| {
+                    if q.kind == QuestionKind::Enps {
+                        "Extremely likely".into()
+                    } else {
+                        "High".into()
+                    }
+                });
                 blocks.push(json!({
                     "type": "context",
                     "elements": [mrkdwn(&format!("{lo} = {} · {hi} = {}", escape(&low), escape(&high)), CONTEXT_TEXT_MAX)]
@@ -236,7 +268,11 @@ fn fallback_text(ctx: &DmContext, lead: &str) -> String {
         &format!(
             "{lead} {}: {} (closes {})",
             ctx.program.name,
-            ctx.survey.questions.first().map(|q| q.prompt.as_str()).unwrap_or(""),
+            ctx.survey
+                .questions
+                .first()
+                .map(|q| q.prompt.as_str())
+                .unwrap_or(""),
             format_local(ctx.closes_at, ctx.timezone)
         ),
         FALLBACK_MAX,
@@ -269,7 +305,10 @@ pub fn open_message(ctx: &DmContext) -> Value {
 }
 
 /// After an answer: what was answered, and a button to change it while the window is open.
-pub fn answered_message(ctx: &DmContext, answers: &BTreeMap<String, (Option<f64>, Option<String>)>) -> Value {
+pub fn answered_message(
+    ctx: &DmContext,
+    answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
+) -> Value {
     let mut lines = Vec::new();
     for q in &ctx.survey.questions {
         if let Some((number, text)) = answers.get(&q.key) {
@@ -281,9 +320,16 @@ pub fn answered_message(ctx: &DmContext, answers: &BTreeMap<String, (Option<f64>
     }
     let answered = lines.len();
     let total = ctx.survey.questions.len();
-    let mut summary = format!(":white_check_mark: Thanks, your answer is in ({answered}/{total}).\n{}", lines.join("\n"));
+    let mut summary = format!(
+        ":white_check_mark: Thanks, your answer is in ({answered}/{total}).\n{}",
+        lines.join("\n")
+    );
     summary = truncate(&summary, SECTION_MAX);
-    let label = if answered < total { "Answer the rest or change" } else { "Change answer" };
+    let label = if answered < total {
+        "Answer the rest or change"
+    } else {
+        "Change answer"
+    };
     let blocks = vec![
         ctx.intro(),
         json!({ "type": "section", "text": mrkdwn(&summary, SECTION_MAX) }),
@@ -309,7 +355,12 @@ pub fn closed_message(ctx: &DmContext, answered: bool) -> Value {
     } else {
         ":hourglass: This pulse closed without an answer from you. The next one will come as scheduled."
     };
-    let first = ctx.survey.questions.first().map(|q| q.prompt.as_str()).unwrap_or("");
+    let first = ctx
+        .survey
+        .questions
+        .first()
+        .map(|q| q.prompt.as_str())
+        .unwrap_or("");
     let blocks = vec![
         ctx.intro(),
         json!({ "type": "section", "text": mrkdwn(&format!("~{}~\n{text}", escape(first)), SECTION_MAX) }),
@@ -333,11 +384,17 @@ pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> Value 
 
 /// An ephemeral note for a click that came after the window closed.
 pub fn closed_notice(closes_at: DateTime<Utc>, tz: Tz) -> String {
-    format!("This pulse closed on {}; your click was not recorded.", format_local(closes_at, tz))
+    format!(
+        "This pulse closed on {}; your click was not recorded.",
+        format_local(closes_at, tz)
+    )
 }
 
 /// The survey modal, prefilled with earlier answers.
-pub fn survey_modal(ctx: &DmContext, answers: &BTreeMap<String, (Option<f64>, Option<String>)>) -> Value {
+pub fn survey_modal(
+    ctx: &DmContext,
+    answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
+) -> Value {
     let mut blocks = Vec::new();
     for q in &ctx.survey.questions {
         let block_id = truncate(&format!("q:{}", q.key), 255);
@@ -364,18 +421,30 @@ pub fn survey_modal(ctx: &DmContext, answers: &BTreeMap<String, (Option<f64>, Op
                     .collect();
                 let current = prior.and_then(|(n, _)| *n).map(|n| {
                     if q.kind == QuestionKind::YesNo {
-                        if n >= 1.0 { "yes".to_string() } else { "no".to_string() }
+                        if n >= 1.0 {
+                            "yes".to_string()
+                        } else {
+                            "no".to_string()
+                        }
                     } else {
                         (n as i64).to_string()
                     }
                 });
-                let kind = if options.len() <= 10 { "radio_buttons" } else { "static_select" };
+                let kind = if options.len() <= 10 {
+                    "radio_buttons"
+                } else {
+                    "static_select"
+                };
                 let mut e = json!({ "type": kind, "action_id": "value", "options": options });
                 if kind == "static_select" {
                     e["placeholder"] = plain("Choose…", 150);
                 }
                 if let Some(v) = current {
-                    if let Some(opt) = e["options"].as_array().and_then(|o| o.iter().find(|o| o["value"] == json!(v))).cloned() {
+                    if let Some(opt) = e["options"]
+                        .as_array()
+                        .and_then(|o| o.iter().find(|o| o["value"] == json!(v)))
+                        .cloned()
+                    {
                         e["initial_option"] = opt;
                     }
                 }
@@ -389,7 +458,8 @@ pub fn survey_modal(ctx: &DmContext, answers: &BTreeMap<String, (Option<f64>, Op
             "element": element,
             "optional": !q.required,
         });
-        if let (Some(low), Some(high), QuestionKind::Scale) = (&q.low_label, &q.high_label, q.kind) {
+        if let (Some(low), Some(high), QuestionKind::Scale) = (&q.low_label, &q.high_label, q.kind)
+        {
             block["hint"] = plain(&format!("1 = {low}, 5 = {high}"), LABEL_MAX);
         }
         blocks.push(block);

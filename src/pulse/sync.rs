@@ -11,7 +11,9 @@ use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
 use crate::state::AppState;
 use crate::storage::members::ProfileUpdate;
-use crate::storage::programs::{DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport};
+use crate::storage::programs::{
+    DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport,
+};
 
 const WEEKDAYS: [(Weekday, &str); 7] = [
     (Weekday::Mon, "MON"),
@@ -68,7 +70,10 @@ async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram
             role: m.role.as_str().to_string(),
             source: "file".into(),
             timezone_override: m.timezone.map(|tz| tz.name().to_string()),
-            working_days: m.working_days.as_ref().map(|w| json!(weekday_names(w)).to_string()),
+            working_days: m
+                .working_days
+                .as_ref()
+                .map(|w| json!(weekday_names(w)).to_string()),
         })
         .collect();
     for group in &p.usergroups {
@@ -182,12 +187,20 @@ pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
     let mut refreshed = 0;
     for user_id in stale {
         let result = match state.slack.users_info(&user_id).await {
-            Ok(user) => state.store.update_profile(&user_id, &profile_of(&user), now).await,
+            Ok(user) => {
+                state
+                    .store
+                    .update_profile(&user_id, &profile_of(&user), now)
+                    .await
+            }
             Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
                 state.store.mark_profile_missing(&user_id, now).await
             }
             Err(SlackError::RateLimited { retry_after }) => {
-                tracing::info!(?retry_after, "users.info rate limited; the rest waits for the next refresh");
+                tracing::info!(
+                    ?retry_after,
+                    "users.info rate limited; the rest waits for the next refresh"
+                );
                 break;
             }
             Err(e) => {

@@ -7,7 +7,10 @@
 //! the crate's own iterator skips times in a DST gap and fires twice in an overlap, which is
 //! exactly what the product must not do.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    Weekday,
+};
 use chrono_tz::Tz;
 use cron::TimeUnitSpec;
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,19 +64,21 @@ fn normalise_dow(field: &str) -> Result<String, CadenceError> {
         }
         match s.parse::<usize>() {
             Ok(n) if n <= 7 => Ok(n % 7),
-            Ok(n) => Err(CadenceError(format!("day-of-week field '{n}' is out of range 0-7"))),
-            Err(_) => Err(CadenceError(format!("day-of-week field '{s}' is not a day (0-7 or SUN-SAT)"))),
+            Ok(n) => Err(CadenceError(format!(
+                "day-of-week field '{n}' is out of range 0-7"
+            ))),
+            Err(_) => Err(CadenceError(format!(
+                "day-of-week field '{s}' is not a day (0-7 or SUN-SAT)"
+            ))),
         }
     };
     let mut days = BTreeSet::new();
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: usize = s
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| CadenceError(format!("day-of-week step '{s}' must be a positive number")))?;
+                let step: usize = s.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    CadenceError(format!("day-of-week step '{s}' must be a positive number"))
+                })?;
                 (r, step)
             }
             None => (item, 1),
@@ -84,9 +89,15 @@ fn normalise_dow(field: &str) -> Result<String, CadenceError> {
         } else if let Some((a, b)) = range.split_once('-') {
             let lo = number(a)?;
             let hi_raw = b.to_ascii_uppercase();
-            let hi = if hi_raw == "7" || (hi_raw == "SUN" && lo > 0) { 7 } else { number(b)? };
+            let hi = if hi_raw == "7" || (hi_raw == "SUN" && lo > 0) {
+                7
+            } else {
+                number(b)?
+            };
             if hi < lo {
-                return Err(CadenceError(format!("day-of-week range '{range}' runs backwards")));
+                return Err(CadenceError(format!(
+                    "day-of-week range '{range}' runs backwards"
+                )));
             }
             (lo, hi)
         } else {
@@ -102,7 +113,11 @@ fn normalise_dow(field: &str) -> Result<String, CadenceError> {
     if days.is_empty() {
         return Err(CadenceError("day-of-week field selects no day".into()));
     }
-    Ok(days.iter().map(|d| DOW_NAMES[*d]).collect::<Vec<_>>().join(","))
+    Ok(days
+        .iter()
+        .map(|d| DOW_NAMES[*d])
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 impl Cadence {
@@ -136,7 +151,10 @@ impl Cadence {
             }
         }
         let dow = normalise_dow(rest[4])?;
-        let normalised = format!("{seconds} {} {} {} {} {dow}", rest[0], rest[1], rest[2], rest[3]);
+        let normalised = format!(
+            "{seconds} {} {} {} {} {dow}",
+            rest[0], rest[1], rest[2], rest[3]
+        );
         let schedule = cron::Schedule::from_str(&normalised)
             .map_err(|e| CadenceError(format!("cannot parse '{expr}': {e}")))?;
         let restricted = |f: &str| f != "*" && f != "?";
@@ -256,7 +274,8 @@ impl ScheduleRules<'_> {
 
     fn in_active_week(&self, date: NaiveDate) -> bool {
         let n = i64::from(self.every_weeks.max(1));
-        let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
+        let monday =
+            |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
         let weeks = (monday(date) - monday(self.start_date)).num_days() / 7;
         weeks.rem_euclid(n) == 0
     }
@@ -329,7 +348,12 @@ use chrono::Timelike;
 ///
 /// When a moved firing (non-working day → next working day) lands on the same local time as
 /// another firing, one is kept: the unmoved one, else the earliest nominal.
-pub fn firings_between(rules: &ScheduleRules, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Firing> {
+pub fn firings_between(
+    rules: &ScheduleRules,
+    tz: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Firing> {
     if from >= to || rules.working_days.is_empty() {
         return Vec::new();
     }
@@ -341,7 +365,9 @@ pub fn firings_between(rules: &ScheduleRules, tz: Tz, from: DateTime<Utc>, to: D
     while date <= last {
         if rules.in_active_week(date) {
             for nominal in rules.cadence.times_on(date) {
-                let Some(target) = rules.effective_date(date) else { continue };
+                let Some(target) = rules.effective_date(date) else {
+                    continue;
+                };
                 let local_naive = target.and_time(nominal.time());
                 let local = resolve_local(tz, local_naive);
                 let firing = Firing {
@@ -350,7 +376,8 @@ pub fn firings_between(rules: &ScheduleRules, tz: Tz, from: DateTime<Utc>, to: D
                     local,
                 };
                 match by_local.get(&local_naive) {
-                    Some(kept) if !kept.moved() || kept.nominal <= firing.nominal && firing.moved() => {}
+                    Some(kept)
+                        if !kept.moved() || kept.nominal <= firing.nominal && firing.moved() => {}
                     _ => {
                         by_local.insert(local_naive, firing);
                     }
@@ -407,18 +434,41 @@ mod tests {
     fn weekday_numbers_are_posix() {
         let monday = date(2027, 1, 4);
         assert_eq!(weekdays_of("0 9 * * MON", monday, 7), vec![Weekday::Mon]);
-        assert_eq!(weekdays_of("0 9 * * 1", monday, 7), vec![Weekday::Mon], "1 is Monday, not Sunday");
+        assert_eq!(
+            weekdays_of("0 9 * * 1", monday, 7),
+            vec![Weekday::Mon],
+            "1 is Monday, not Sunday"
+        );
         assert_eq!(weekdays_of("0 9 * * 0", monday, 7), vec![Weekday::Sun]);
         assert_eq!(weekdays_of("0 9 * * 7", monday, 7), vec![Weekday::Sun]);
         assert_eq!(weekdays_of("0 9 * * 1-5", monday, 7).len(), 5);
-        assert_eq!(weekdays_of("0 9 * * 5-7", monday, 7), vec![Weekday::Fri, Weekday::Sat, Weekday::Sun]);
+        assert_eq!(
+            weekdays_of("0 9 * * 5-7", monday, 7),
+            vec![Weekday::Fri, Weekday::Sat, Weekday::Sun]
+        );
         assert_eq!(
             weekdays_of("30 8 * * SUN-THU", monday, 7),
-            vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Sun]
+            vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Sun
+            ]
         );
-        assert_eq!(weekdays_of("0 9 * * */2", monday, 7), vec![Weekday::Tue, Weekday::Thu, Weekday::Sat, Weekday::Sun]);
-        assert_eq!(weekdays_of("0 0 9 * * MON", monday, 7), vec![Weekday::Mon], "leading seconds field");
-        assert_eq!(weekdays_of("0 9 * * mon,fri", monday, 7), vec![Weekday::Mon, Weekday::Fri]);
+        assert_eq!(
+            weekdays_of("0 9 * * */2", monday, 7),
+            vec![Weekday::Tue, Weekday::Thu, Weekday::Sat, Weekday::Sun]
+        );
+        assert_eq!(
+            weekdays_of("0 0 9 * * MON", monday, 7),
+            vec![Weekday::Mon],
+            "leading seconds field"
+        );
+        assert_eq!(
+            weekdays_of("0 9 * * mon,fri", monday, 7),
+            vec![Weekday::Mon, Weekday::Fri]
+        );
     }
 
     #[test]
@@ -435,8 +485,14 @@ mod tests {
     #[test]
     fn both_day_fields_restricted_means_either() {
         let c = Cadence::parse("0 9 1 * MON").unwrap();
-        assert!(!c.times_on(date(2027, 3, 1)).is_empty(), "the 1st (a Monday too)");
-        assert!(!c.times_on(date(2027, 4, 1)).is_empty(), "the 1st, a Thursday");
+        assert!(
+            !c.times_on(date(2027, 3, 1)).is_empty(),
+            "the 1st (a Monday too)"
+        );
+        assert!(
+            !c.times_on(date(2027, 4, 1)).is_empty(),
+            "the 1st, a Thursday"
+        );
         assert!(!c.times_on(date(2027, 4, 5)).is_empty(), "a Monday");
         assert!(c.times_on(date(2027, 4, 6)).is_empty());
         // One restricted field: only it decides.
@@ -452,8 +508,15 @@ mod tests {
         let from = utc(2027, 2, 28, 0, 0);
         let to = utc(2027, 4, 20, 0, 0);
         let expect = |tz: Tz, instants: &[DateTime<Utc>]| {
-            let got: Vec<_> = firings_between(&r, tz, from, to).iter().map(|f| f.utc).collect();
-            assert_eq!(got.len(), 8, "{tz}: one per week (8 Mondays), none twice, none skipped: {got:?}");
+            let got: Vec<_> = firings_between(&r, tz, from, to)
+                .iter()
+                .map(|f| f.utc)
+                .collect();
+            assert_eq!(
+                got.len(),
+                8,
+                "{tz}: one per week (8 Mondays), none twice, none skipped: {got:?}"
+            );
             for f in firings_between(&r, tz, from, to) {
                 assert_eq!(f.local.format("%a %H:%M").to_string(), "Mon 09:00", "{tz}");
             }
@@ -462,13 +525,28 @@ mod tests {
             }
         };
         // US DST starts 2027-03-14.
-        expect(chrono_tz::America::Los_Angeles, &[utc(2027, 3, 8, 17, 0), utc(2027, 3, 15, 16, 0)]);
+        expect(
+            chrono_tz::America::Los_Angeles,
+            &[utc(2027, 3, 8, 17, 0), utc(2027, 3, 15, 16, 0)],
+        );
         // EU DST starts 2027-03-28.
-        expect(chrono_tz::Europe::London, &[utc(2027, 3, 22, 9, 0), utc(2027, 3, 29, 8, 0)]);
-        expect(chrono_tz::Asia::Kolkata, &[utc(2027, 3, 1, 3, 30), utc(2027, 4, 5, 3, 30)]);
-        expect(chrono_tz::Asia::Kathmandu, &[utc(2027, 3, 1, 3, 15), utc(2027, 4, 5, 3, 15)]);
+        expect(
+            chrono_tz::Europe::London,
+            &[utc(2027, 3, 22, 9, 0), utc(2027, 3, 29, 8, 0)],
+        );
+        expect(
+            chrono_tz::Asia::Kolkata,
+            &[utc(2027, 3, 1, 3, 30), utc(2027, 4, 5, 3, 30)],
+        );
+        expect(
+            chrono_tz::Asia::Kathmandu,
+            &[utc(2027, 3, 1, 3, 15), utc(2027, 4, 5, 3, 15)],
+        );
         // New Zealand DST ends 2027-04-04 (UTC+13 → UTC+12).
-        expect(chrono_tz::Pacific::Auckland, &[utc(2027, 3, 28, 20, 0), utc(2027, 4, 4, 21, 0)]);
+        expect(
+            chrono_tz::Pacific::Auckland,
+            &[utc(2027, 3, 28, 20, 0), utc(2027, 4, 4, 21, 0)],
+        );
     }
 
     #[test]
@@ -476,11 +554,18 @@ mod tests {
         let none = BTreeSet::new();
         let gap = Cadence::parse("30 2 * * *").unwrap();
         let mut r = rules(&gap, &none);
-        r.working_days = WeekdaySet::parse_names(&["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"].map(String::from)).unwrap();
+        r.working_days = WeekdaySet::parse_names(
+            &["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"].map(String::from),
+        )
+        .unwrap();
         let ny = chrono_tz::America::New_York;
         let f = firings_between(&r, ny, utc(2027, 3, 14, 0, 0), utc(2027, 3, 15, 0, 0));
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].utc, utc(2027, 3, 14, 7, 0), "02:30 does not exist: 03:00 EDT");
+        assert_eq!(
+            f[0].utc,
+            utc(2027, 3, 14, 7, 0),
+            "02:30 does not exist: 03:00 EDT"
+        );
         assert_eq!(f[0].local.format("%H:%M").to_string(), "03:00");
 
         let overlap = Cadence::parse("30 1 * * *").unwrap();
@@ -488,13 +573,20 @@ mod tests {
         r.working_days = WeekdaySet::parse_names(&["SUN".to_string(), "MON".to_string()]).unwrap();
         let f = firings_between(&r, ny, utc(2027, 11, 7, 0, 0), utc(2027, 11, 8, 0, 0));
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].utc, utc(2027, 11, 7, 5, 30), "the first 01:30, still EDT");
+        assert_eq!(
+            f[0].utc,
+            utc(2027, 11, 7, 5, 30),
+            "the first 01:30, still EDT"
+        );
     }
 
     #[test]
     fn half_hour_dst_shift_lands_on_the_first_valid_minute() {
         // Lord Howe Island moves from +10:30 to +11 at 02:00 on the first Sunday of October.
-        let t = resolve_local(chrono_tz::Australia::Lord_Howe, date(2027, 10, 3).and_hms_opt(2, 15, 0).unwrap());
+        let t = resolve_local(
+            chrono_tz::Australia::Lord_Howe,
+            date(2027, 10, 3).and_hms_opt(2, 15, 0).unwrap(),
+        );
         assert_eq!(t.format("%H:%M").to_string(), "02:30");
     }
 
@@ -505,13 +597,26 @@ mod tests {
         let mut r = rules(&c, &none);
         r.every_weeks = 2;
         r.start_date = date(2027, 1, 6); // a Wednesday: its ISO week starts Monday 4 Jan
-        let f = firings_between(&r, chrono_tz::Europe::Berlin, utc(2026, 12, 1, 0, 0), utc(2027, 2, 1, 0, 0));
+        let f = firings_between(
+            &r,
+            chrono_tz::Europe::Berlin,
+            utc(2026, 12, 1, 0, 0),
+            utc(2027, 2, 1, 0, 0),
+        );
         let dates: Vec<_> = f.iter().map(|f| f.local.date_naive()).collect();
         // 4 Jan is before the start date itself, so the first is 18 Jan.
         assert_eq!(dates, vec![date(2027, 1, 18)]);
-        let f = firings_between(&r, chrono_tz::Europe::Berlin, utc(2027, 1, 1, 0, 0), utc(2027, 3, 1, 0, 0));
+        let f = firings_between(
+            &r,
+            chrono_tz::Europe::Berlin,
+            utc(2027, 1, 1, 0, 0),
+            utc(2027, 3, 1, 0, 0),
+        );
         let dates: Vec<_> = f.iter().map(|f| f.local.date_naive()).collect();
-        assert_eq!(dates, vec![date(2027, 1, 18), date(2027, 2, 1), date(2027, 2, 15)]);
+        assert_eq!(
+            dates,
+            vec![date(2027, 1, 18), date(2027, 2, 1), date(2027, 2, 15)]
+        );
     }
 
     #[test]
@@ -522,8 +627,16 @@ mod tests {
         let tz = chrono_tz::Europe::Berlin;
         let f = firings_between(&r, tz, utc(2027, 1, 10, 0, 0), utc(2027, 1, 17, 0, 0));
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].local.date_naive(), date(2027, 1, 12), "holiday Monday moves to Tuesday");
-        assert_eq!(f[0].period_key(), "2027-01-11T09:00", "the period stays the nominal one");
+        assert_eq!(
+            f[0].local.date_naive(),
+            date(2027, 1, 12),
+            "holiday Monday moves to Tuesday"
+        );
+        assert_eq!(
+            f[0].period_key(),
+            "2027-01-11T09:00",
+            "the period stays the nominal one"
+        );
         r.non_working_day = NonWorkingDayPolicy::Skip;
         assert!(firings_between(&r, tz, utc(2027, 1, 10, 0, 0), utc(2027, 1, 17, 0, 0)).is_empty());
 
@@ -531,20 +644,43 @@ mod tests {
         let daily = Cadence::parse("0 9 * * *").unwrap();
         let none = BTreeSet::new();
         let mut r = rules(&daily, &none);
-        r.working_days = WeekdaySet::parse_names(&["SUN", "MON", "TUE", "WED", "THU"].map(String::from)).unwrap();
+        r.working_days =
+            WeekdaySet::parse_names(&["SUN", "MON", "TUE", "WED", "THU"].map(String::from))
+                .unwrap();
         r.non_working_day = NonWorkingDayPolicy::Skip;
-        let f = firings_between(&r, chrono_tz::Asia::Jerusalem, utc(2027, 1, 10, 0, 0), utc(2027, 1, 17, 0, 0));
+        let f = firings_between(
+            &r,
+            chrono_tz::Asia::Jerusalem,
+            utc(2027, 1, 10, 0, 0),
+            utc(2027, 1, 17, 0, 0),
+        );
         let days: Vec<_> = f.iter().map(|f| f.local.weekday()).collect();
-        assert_eq!(days, vec![Weekday::Sun, Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu]);
+        assert_eq!(
+            days,
+            vec![
+                Weekday::Sun,
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu
+            ]
+        );
 
         // Moved Friday and Saturday firings collide with Sunday's own: one firing per day.
         r.non_working_day = NonWorkingDayPolicy::NextWorkingDay;
-        let f = firings_between(&r, chrono_tz::Asia::Jerusalem, utc(2027, 1, 10, 0, 0), utc(2027, 1, 24, 0, 0));
+        let f = firings_between(
+            &r,
+            chrono_tz::Asia::Jerusalem,
+            utc(2027, 1, 10, 0, 0),
+            utc(2027, 1, 24, 0, 0),
+        );
         let mut per_day: Vec<_> = f.iter().map(|f| f.local.date_naive()).collect();
         let n = per_day.len();
         per_day.dedup();
         assert_eq!(per_day.len(), n, "never two pulses at one time");
-        assert!(f.iter().all(|f| f.local.weekday() != Weekday::Fri && f.local.weekday() != Weekday::Sat));
+        assert!(f
+            .iter()
+            .all(|f| f.local.weekday() != Weekday::Fri && f.local.weekday() != Weekday::Sat));
 
         // A Saturday cadence with Monday–Friday working days fires on Monday.
         let saturday = Cadence::parse("0 10 * * SAT").unwrap();
@@ -563,7 +699,12 @@ mod tests {
         let at = utc(2027, 1, 4, 8, 0); // 09:00 Berlin
         let f = firings_between(&r, chrono_tz::Europe::Berlin, at, at + Duration::days(2));
         assert_eq!(f.first().map(|f| f.utc), Some(at), "from is included");
-        assert!(firings_between(&r, chrono_tz::Europe::Berlin, at - Duration::days(1), at).iter().all(|f| f.utc < at), "to is excluded");
+        assert!(
+            firings_between(&r, chrono_tz::Europe::Berlin, at - Duration::days(1), at)
+                .iter()
+                .all(|f| f.utc < at),
+            "to is excluded"
+        );
         assert!(f.windows(2).all(|w| w[0].utc < w[1].utc));
     }
 

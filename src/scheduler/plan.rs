@@ -25,7 +25,11 @@ pub fn member_timezone(program: &Program, override_tz: Option<&str>, slack_tz: O
         .unwrap_or(program.timezone)
 }
 
-pub fn rules<'a>(program: &'a Program, survey: &'a Survey, working_days: WeekdaySet) -> ScheduleRules<'a> {
+pub fn rules<'a>(
+    program: &'a Program,
+    survey: &'a Survey,
+    working_days: WeekdaySet,
+) -> ScheduleRules<'a> {
     ScheduleRules {
         cadence: &survey.cadence,
         every_weeks: survey.every_weeks,
@@ -47,7 +51,12 @@ pub fn member_firings(
     if !survey.audience.contains(&member.role) {
         return Vec::new();
     }
-    firings_between(&rules(program, survey, member.working_days), member.timezone, from, to)
+    firings_between(
+        &rules(program, survey, member.working_days),
+        member.timezone,
+        from,
+        to,
+    )
 }
 
 /// True when `at` falls inside the member's working hours on a working, non-holiday day.

@@ -19,7 +19,12 @@ pub struct PreviewEntry {
 
 /// Deliveries in [now, now + days), ordered by UTC time, then member, then survey.
 /// Planned times only: pauses and Slack status are ignored, as PRODUCT.md says.
-pub fn preview(program: &Program, members: &[PlanMember], now: DateTime<Utc>, days: u32) -> Vec<PreviewEntry> {
+pub fn preview(
+    program: &Program,
+    members: &[PlanMember],
+    now: DateTime<Utc>,
+    days: u32,
+) -> Vec<PreviewEntry> {
     let to = now + Duration::days(i64::from(days));
     let mut rows: Vec<(DateTime<Utc>, PreviewEntry)> = Vec::new();
     for survey in &program.surveys {
@@ -44,7 +49,10 @@ pub fn preview(program: &Program, members: &[PlanMember], now: DateTime<Utc>, da
 
 /// A fixed-width table for terminals.
 pub fn render_table(entries: &[PreviewEntry]) -> String {
-    let mut out = format!("{:<22} {:<26} {:<22} {:<14} {}\n", "UTC", "LOCAL", "ZONE", "MEMBER", "SURVEY");
+    let mut out = format!(
+        "{:<22} {:<26} {:<22} {:<14} {}\n",
+        "UTC", "LOCAL", "ZONE", "MEMBER", "SURVEY"
+    );
     for e in entries {
         out.push_str(&format!(
             "{:<22} {:<26} {:<22} {:<14} {}\n",

@@ -5,7 +5,9 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::watch;
 
-use super::plan::{is_out_of_office, member_firings, member_timezone, within_working_hours, PlanMember};
+use super::plan::{
+    is_out_of_office, member_firings, member_timezone, within_working_hours, PlanMember,
+};
 use crate::config::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Role};
 use crate::pulse::render::{self, dm_context};
 use crate::scheduler::cadence::WeekdaySet;
@@ -51,7 +53,11 @@ pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
                 member_id: m.id,
                 slack_user_id: m.slack_user_id.clone(),
                 role,
-                timezone: member_timezone(program, m.timezone_override.as_deref(), m.slack_tz.as_deref()),
+                timezone: member_timezone(
+                    program,
+                    m.timezone_override.as_deref(),
+                    m.slack_tz.as_deref(),
+                ),
                 working_days,
             })
         })
@@ -77,7 +83,8 @@ impl Scheduler {
     /// Step 1: create rounds and deliveries for firings whose time has come (looking back one
     /// window, so firings missed while the service was down are still caught).
     pub async fn plan(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let grace = Duration::seconds((self.state.settings.scheduler.tick_seconds as i64 * 2).max(300));
+        let grace =
+            Duration::seconds((self.state.settings.scheduler.tick_seconds as i64 * 2).max(300));
         for program in self.state.catalog.programs().iter() {
             let rows = self.state.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
@@ -87,13 +94,19 @@ impl Scheduler {
                 let existing = self.existing_keys(&program.id, &survey.id, from).await?;
                 let mut pending: Vec<(String, DateTime<Utc>, NewDelivery)> = Vec::new();
                 for member in &members {
-                    for firing in member_firings(program, survey, member, from, now + Duration::seconds(1)) {
+                    for firing in
+                        member_firings(program, survey, member, from, now + Duration::seconds(1))
+                    {
                         let period = firing.period_key();
                         if existing.contains(&(period.clone(), member.member_id)) {
                             continue;
                         }
                         let late = firing.utc < now - grace;
-                        let state = if late && program.misfire == MisfirePolicy::Skip { "skipped" } else { "scheduled" };
+                        let state = if late && program.misfire == MisfirePolicy::Skip {
+                            "skipped"
+                        } else {
+                            "scheduled"
+                        };
                         pending.push((
                             period,
                             firing.utc,
@@ -101,7 +114,9 @@ impl Scheduler {
                                 member_id: member.member_id,
                                 state,
                                 scheduled_at: firing.utc,
-                                local_time: firing.local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                                local_time: firing
+                                    .local
+                                    .to_rfc3339_opts(SecondsFormat::Secs, false),
                                 timezone: member.timezone.name().to_string(),
                                 closes_at: firing.utc + window,
                                 remind_at: survey
@@ -119,7 +134,14 @@ impl Scheduler {
                     // Every delivery widens its round's window (members close at different
                     // instants in different zones).
                     let round_id = tx
-                        .ensure_round(&program.id, &survey.id, period, "schedule", *at, delivery.closes_at)
+                        .ensure_round(
+                            &program.id,
+                            &survey.id,
+                            period,
+                            "schedule",
+                            *at,
+                            delivery.closes_at,
+                        )
                         .await?;
                     if tx.insert_delivery(round_id, delivery).await?.is_some() {
                         if delivery.state == "skipped" {
@@ -135,7 +157,12 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn existing_keys(&self, program_id: &str, survey_id: &str, since: DateTime<Utc>) -> StoreResult<HashSet<(String, i64)>> {
+    async fn existing_keys(
+        &self,
+        program_id: &str,
+        survey_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<HashSet<(String, i64)>> {
         let mut keys = HashSet::new();
         for round in self.state.store.rounds_of(program_id, survey_id).await? {
             if from_ms(round.closes_at) < since {
@@ -163,12 +190,14 @@ impl Scheduler {
                 }
             };
             let Some(program) = self.state.catalog.program(&d.program_id) else {
-                self.skip(&d, "program removed from the configuration", now).await?;
+                self.skip(&d, "program removed from the configuration", now)
+                    .await?;
                 report.skipped += 1;
                 continue;
             };
             let Some(survey) = program.survey(&d.survey_id) else {
-                self.skip(&d, "survey removed from the configuration", now).await?;
+                self.skip(&d, "survey removed from the configuration", now)
+                    .await?;
                 report.skipped += 1;
                 continue;
             };
@@ -187,12 +216,16 @@ impl Scheduler {
             if member.state == "paused" && !member.is_paused(now) {
                 // The pause has run out: resume them on the spot.
                 let mut tx = self.state.store.begin().await?;
-                tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now).await?;
+                tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
+                    .await?;
                 tx.commit().await?;
                 members.remove(&d.member_id);
             } else if member.is_paused(now)
                 || (program.out_of_office == OutOfOfficePolicy::Wait
-                    && is_out_of_office(member.status_text.as_deref(), member.status_emoji.as_deref()))
+                    && is_out_of_office(
+                        member.status_text.as_deref(),
+                        member.status_emoji.as_deref(),
+                    ))
             {
                 report.held += 1;
                 continue;
@@ -226,15 +259,23 @@ impl Scheduler {
     /// reply; the count of colleagues who answered is shown only when it reaches `k`.
     pub async fn remind(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
         for d in self.state.store.deliveries_to_remind(now, BATCH).await? {
-            let Some(program) = self.state.catalog.program(&d.program_id) else { continue };
-            let Some(survey) = program.survey(&d.survey_id) else { continue };
+            let Some(program) = self.state.catalog.program(&d.program_id) else {
+                continue;
+            };
+            let Some(survey) = program.survey(&d.survey_id) else {
+                continue;
+            };
             let member = self.state.store.member(d.member_id).await?;
-            let Some(plan_member) = plan_members(&program, std::slice::from_ref(&member)).pop() else {
+            let Some(plan_member) = plan_members(&program, std::slice::from_ref(&member)).pop()
+            else {
                 continue;
             };
             if !within_working_hours(&program, &plan_member, now)
                 || member.is_paused(now)
-                || is_out_of_office(member.status_text.as_deref(), member.status_emoji.as_deref())
+                || is_out_of_office(
+                    member.status_text.as_deref(),
+                    member.status_emoji.as_deref(),
+                )
             {
                 continue;
             }
@@ -270,9 +311,14 @@ impl Scheduler {
                 }
                 let d = self.state.store.delivery(*id).await;
                 let Ok(d) = d else { continue };
-                let Some(program) = self.state.catalog.program(&d.program_id) else { continue };
-                let Some(survey) = program.survey(&d.survey_id) else { continue };
-                let message = render::closed_message(&dm_context(&program, survey, &d), state == "answered");
+                let Some(program) = self.state.catalog.program(&d.program_id) else {
+                    continue;
+                };
+                let Some(survey) = program.survey(&d.survey_id) else {
+                    continue;
+                };
+                let message =
+                    render::closed_message(&dm_context(&program, survey, &d), state == "answered");
                 let mut update = NewOutboxMessage::new(
                     format!("delivery:{id}:closed"),
                     "chat.update",
@@ -294,7 +340,10 @@ impl Scheduler {
                 .state
                 .catalog
                 .program(program_id)
-                .and_then(|p| p.survey(survey_id).map(|s| s.anonymity == Anonymity::Anonymous))
+                .and_then(|p| {
+                    p.survey(survey_id)
+                        .map(|s| s.anonymity == Anonymity::Anonymous)
+                })
                 // A survey gone from the configuration keeps the strongest promise.
                 .unwrap_or(true);
             if anonymous {
@@ -309,7 +358,8 @@ impl Scheduler {
 
     /// Ticks every `tick_seconds` until shutdown; refreshes Slack profiles once an hour.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let every = std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
+        let every =
+            std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
         let max_age = Duration::hours(self.state.settings.scheduler.profile_refresh_hours as i64);
         let mut last_refresh: Option<DateTime<Utc>> = None;
         loop {
@@ -346,9 +396,18 @@ pub enum SendNowError {
 impl Scheduler {
     /// Starts a round now for every eligible member of the survey's audience and hands the
     /// DMs to the outbox at once. Refused while another round of the survey is open.
-    pub async fn send_now(&self, program: &Program, survey: &crate::config::program::Survey) -> Result<(i64, usize), SendNowError> {
+    pub async fn send_now(
+        &self,
+        program: &Program,
+        survey: &crate::config::program::Survey,
+    ) -> Result<(i64, usize), SendNowError> {
         let now = self.state.clock.now();
-        if let Some(open) = self.state.store.open_round(&program.id, &survey.id, now).await? {
+        if let Some(open) = self
+            .state
+            .store
+            .open_round(&program.id, &survey.id, now)
+            .await?
+        {
             return Err(SendNowError::AlreadyOpen(open));
         }
         let rows = self.state.store.members_of(&program.id).await?;
@@ -359,24 +418,44 @@ impl Scheduler {
         let window = Duration::hours(i64::from(survey.window_hours));
         let period = format!("now:{}", now.to_rfc3339_opts(SecondsFormat::Millis, true));
         let mut tx = self.state.store.begin().await?;
-        let round_id = tx.ensure_round(&program.id, &survey.id, &period, "send_now", now, now + window).await?;
+        let round_id = tx
+            .ensure_round(
+                &program.id,
+                &survey.id,
+                &period,
+                "send_now",
+                now,
+                now + window,
+            )
+            .await?;
         let mut created = 0;
         for m in &members {
             let delivery = NewDelivery {
                 member_id: m.member_id,
                 state: "scheduled",
                 scheduled_at: now,
-                local_time: now.with_timezone(&m.timezone).to_rfc3339_opts(SecondsFormat::Secs, false),
+                local_time: now
+                    .with_timezone(&m.timezone)
+                    .to_rfc3339_opts(SecondsFormat::Secs, false),
                 timezone: m.timezone.name().to_string(),
                 closes_at: now + window,
-                remind_at: survey.remind_after_hours.map(|h| now + Duration::hours(i64::from(h))),
+                remind_at: survey
+                    .remind_after_hours
+                    .map(|h| now + Duration::hours(i64::from(h))),
             };
             if tx.insert_delivery(round_id, &delivery).await?.is_some() {
                 created += 1;
             }
         }
-        tx.audit(now, "admin", "survey.send_now", Some(&program.id), Some(&survey.id),
-            &json!({ "round": round_id, "deliveries": created })).await?;
+        tx.audit(
+            now,
+            "admin",
+            "survey.send_now",
+            Some(&program.id),
+            Some(&survey.id),
+            &json!({ "round": round_id, "deliveries": created }),
+        )
+        .await?;
         tx.commit().await?;
         let mut report = TickReport::default();
         self.dispatch(now, &mut report).await?;

@@ -88,7 +88,13 @@ mod tests {
         let sig = compute_signature(SECRET, "1531420618", b"token=x&team_id=T1");
         assert!(sig.starts_with("v0=") && sig.len() == 67);
         assert_eq!(
-            verify(SECRET, Some("1531420618"), Some(&sig), b"token=x&team_id=T1", at(1531420618)),
+            verify(
+                SECRET,
+                Some("1531420618"),
+                Some(&sig),
+                b"token=x&team_id=T1",
+                at(1531420618)
+            ),
             Ok(())
         );
     }

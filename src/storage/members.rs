@@ -43,9 +43,7 @@ pub struct ProfileUpdate {
 impl MemberRow {
     /// Deleted users and bots are never messaged; opted-out and deactivated members neither.
     pub fn can_receive(&self) -> bool {
-        !self.slack_deleted
-            && !self.is_bot
-            && matches!(self.state.as_str(), "active" | "paused")
+        !self.slack_deleted && !self.is_bot && matches!(self.state.as_str(), "active" | "paused")
     }
 
     /// Paused right now (a pause with an end date that has passed no longer counts).
@@ -79,15 +77,21 @@ impl Store {
 
     pub async fn member(&self, id: i64) -> StoreResult<MemberRow> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM members WHERE id = $1")))
-                .bind(id)
-                .fetch_one(p)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM members WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_one(p)
+            .await?
         }))
     }
 
     /// Slack users whose profile was never read or is older than `before`.
-    pub async fn stale_profiles(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<Vec<String>> {
+    pub async fn stale_profiles(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
                 "SELECT slack_user_id FROM members
@@ -102,7 +106,12 @@ impl Store {
     }
 
     /// Applies users.info to every membership of that Slack user.
-    pub async fn update_profile(&self, slack_user_id: &str, u: &ProfileUpdate, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn update_profile(
+        &self,
+        slack_user_id: &str,
+        u: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         on_pool!(self, |p| {
             sqlx::query(
                 "UPDATE members SET slack_tz = $1, slack_deleted = $2, is_bot = $3, is_restricted = $4,
@@ -126,7 +135,11 @@ impl Store {
 
     /// Marks a profile as read even when Slack could not tell us more (user_not_found), so
     /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged.
-    pub async fn mark_profile_missing(&self, slack_user_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn mark_profile_missing(
+        &self,
+        slack_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         on_pool!(self, |p| {
             sqlx::query("UPDATE members SET slack_deleted = TRUE, profile_refreshed_at = $1 WHERE slack_user_id = $2")
                 .bind(to_ms(now))
@@ -177,8 +190,15 @@ impl StoreTx {
             .await?
         });
         for (member_id, program_id) in &programs {
-            self.audit(now, &format!("member:{slack_user_id}"), action, Some(program_id), Some(slack_user_id),
-                &json!({ "until": until })).await?;
+            self.audit(
+                now,
+                &format!("member:{slack_user_id}"),
+                action,
+                Some(program_id),
+                Some(slack_user_id),
+                &json!({ "until": until }),
+            )
+            .await?;
             if control == MemberControl::OptOut {
                 on_tx!(self, |c| {
                     sqlx::query(

@@ -177,7 +177,10 @@ impl Store {
         let applied = applied.map_err(|e| format!("database unreachable or not migrated: {e}"))?;
         for m in self.migrator().iter() {
             if !applied.iter().any(|(v, ok)| *v == m.version && *ok) {
-                return Err(format!("migration {} ({}) not applied", m.version, m.description));
+                return Err(format!(
+                    "migration {} ({}) not applied",
+                    m.version, m.description
+                ));
             }
         }
         Ok(())

@@ -154,7 +154,11 @@ pub struct OutboxStats {
 
 impl StoreTx {
     /// Adds a row unless one with the same dedupe key exists; `true` when added.
-    pub async fn enqueue(&mut self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn enqueue(
+        &mut self,
+        msg: &NewOutboxMessage,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let (kind, id) = msg.subject.map(|s| s.parts()).unzip();
         let payload = msg.payload.to_string();
         let n = on_tx!(self, |c| {
@@ -451,7 +455,11 @@ impl Store {
     }
 
     /// Rows by status (all when `None`), oldest first.
-    pub async fn outbox_rows(&self, status: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+    pub async fn outbox_rows(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRow>> {
         let found: Vec<Row> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id LIMIT $2"

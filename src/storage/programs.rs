@@ -67,17 +67,28 @@ struct ExistingMember {
 }
 
 impl StoreTx {
-    pub async fn sync_program(&mut self, p: &DesiredProgram, now: DateTime<Utc>) -> StoreResult<SyncReport> {
+    pub async fn sync_program(
+        &mut self,
+        p: &DesiredProgram,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let at = to_ms(now);
         let settings = p.settings.to_string();
         let existing: Option<(String, String, String, String)> = on_tx!(self, |c| {
-            sqlx::query_as("SELECT name, timezone, start_date, settings FROM programs WHERE id = $1")
-                .bind(&p.id)
-                .fetch_optional(c)
-                .await?
+            sqlx::query_as(
+                "SELECT name, timezone, start_date, settings FROM programs WHERE id = $1",
+            )
+            .bind(&p.id)
+            .fetch_optional(c)
+            .await?
         });
-        let wanted = (p.name.clone(), p.timezone.clone(), p.start_date.clone(), settings.clone());
+        let wanted = (
+            p.name.clone(),
+            p.timezone.clone(),
+            p.start_date.clone(),
+            settings.clone(),
+        );
         if existing.as_ref() != Some(&wanted) {
             report.program_changed = true;
             on_tx!(self, |c| {
@@ -98,9 +109,20 @@ impl StoreTx {
                 .await?
                 .rows_affected()
             });
-            let action = if existing.is_some() { "program.updated" } else { "program.created" };
-            self.audit(now, "config", action, Some(&p.id), Some(&p.id), &json!({ "name": p.name, "timezone": p.timezone }))
-                .await?;
+            let action = if existing.is_some() {
+                "program.updated"
+            } else {
+                "program.created"
+            };
+            self.audit(
+                now,
+                "config",
+                action,
+                Some(&p.id),
+                Some(&p.id),
+                &json!({ "name": p.name, "timezone": p.timezone }),
+            )
+            .await?;
         }
 
         // Members.
@@ -113,8 +135,10 @@ impl StoreTx {
             .fetch_all(c)
             .await?
         });
-        let existing: HashMap<String, ExistingMember> =
-            rows.into_iter().map(|m| (m.slack_user_id.clone(), m)).collect();
+        let existing: HashMap<String, ExistingMember> = rows
+            .into_iter()
+            .map(|m| (m.slack_user_id.clone(), m))
+            .collect();
         let mut desired: BTreeMap<&str, &DesiredMember> = BTreeMap::new();
         for m in &p.members {
             // The file wins over a user group when both name someone.
@@ -141,8 +165,15 @@ impl StoreTx {
                         .rows_affected()
                     });
                     report.members_added += 1;
-                    self.audit(now, "config", "member.added", Some(&p.id), Some(&m.slack_user_id),
-                        &json!({ "role": m.role, "source": m.source })).await?;
+                    self.audit(
+                        now,
+                        "config",
+                        "member.added",
+                        Some(&p.id),
+                        Some(&m.slack_user_id),
+                        &json!({ "role": m.role, "source": m.source }),
+                    )
+                    .await?;
                 }
                 Some(old) => {
                     let changed = old.role != m.role
@@ -171,7 +202,15 @@ impl StoreTx {
                         });
                         if reactivate {
                             report.members_reactivated += 1;
-                            self.audit(now, "config", "member.reactivated", Some(&p.id), Some(&m.slack_user_id), &json!({})).await?;
+                            self.audit(
+                                now,
+                                "config",
+                                "member.reactivated",
+                                Some(&p.id),
+                                Some(&m.slack_user_id),
+                                &json!({}),
+                            )
+                            .await?;
                         }
                         if changed {
                             report.members_updated += 1;
@@ -197,8 +236,15 @@ impl StoreTx {
                     .rows_affected()
                 });
                 report.members_deactivated += 1;
-                self.audit(now, "config", "member.deactivated", Some(&p.id), Some(id),
-                    &json!({ "reason": "removed from the configuration" })).await?;
+                self.audit(
+                    now,
+                    "config",
+                    "member.deactivated",
+                    Some(&p.id),
+                    Some(id),
+                    &json!({ "reason": "removed from the configuration" }),
+                )
+                .await?;
             }
         }
 
@@ -229,8 +275,20 @@ impl StoreTx {
                     .rows_affected()
                 });
                 report.surveys_changed += 1;
-                let action = if old.is_some() { "survey.updated" } else { "survey.created" };
-                self.audit(now, "config", action, Some(&p.id), Some(&s.id), &s.definition).await?;
+                let action = if old.is_some() {
+                    "survey.updated"
+                } else {
+                    "survey.created"
+                };
+                self.audit(
+                    now,
+                    "config",
+                    action,
+                    Some(&p.id),
+                    Some(&s.id),
+                    &s.definition,
+                )
+                .await?;
                 self.sync_questions(&p.id, s, at).await?;
             }
         }
@@ -246,7 +304,15 @@ impl StoreTx {
                         .rows_affected()
                 });
                 report.surveys_changed += 1;
-                self.audit(now, "config", "survey.retired", Some(&p.id), Some(id), &json!({})).await?;
+                self.audit(
+                    now,
+                    "config",
+                    "survey.retired",
+                    Some(&p.id),
+                    Some(id),
+                    &json!({}),
+                )
+                .await?;
             }
         }
         Ok(report)
@@ -254,7 +320,12 @@ impl StoreTx {
 
     /// Questions are keyed by metric key, so rewording keeps the trend; a question dropped
     /// from the file is retired, its answers kept.
-    async fn sync_questions(&mut self, program_id: &str, s: &DesiredSurvey, at: i64) -> StoreResult<()> {
+    async fn sync_questions(
+        &mut self,
+        program_id: &str,
+        s: &DesiredSurvey,
+        at: i64,
+    ) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query("UPDATE questions SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND survey_id = $3")
                 .bind(at)

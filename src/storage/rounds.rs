@@ -54,11 +54,19 @@ impl DeliveryRow {
     }
     /// Answers are accepted while the window is open and the delivery was not cancelled.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        now < self.closes_at() && matches!(self.state.as_str(), "scheduled" | "queued" | "sent" | "answered")
+        now < self.closes_at()
+            && matches!(
+                self.state.as_str(),
+                "scheduled" | "queued" | "sent" | "answered"
+            )
     }
 }
 
-const DELIVERY_SELECT: &str = "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
+/// (metric key, role, number, text, allow reply): an answer with nothing that points to a person.
+type SealedAnswer = (String, String, Option<f64>, Option<String>, bool);
+
+const DELIVERY_SELECT: &str =
+    "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
         d.timezone, d.closes_at, d.remind_at, d.sent_at, d.reminded_at, d.answered_at, d.closed_at,
         d.channel_id, d.message_ts, d.failure_reason, r.program_id, r.survey_id, r.period_key,
         m.slack_user_id, m.role
@@ -118,7 +126,11 @@ impl StoreTx {
     }
 
     /// Creates the delivery unless this member already has one in this round.
-    pub async fn insert_delivery(&mut self, round_id: i64, d: &NewDelivery) -> StoreResult<Option<i64>> {
+    pub async fn insert_delivery(
+        &mut self,
+        round_id: i64,
+        d: &NewDelivery,
+    ) -> StoreResult<Option<i64>> {
         let closed_at = (d.state == "skipped").then(|| to_ms(d.scheduled_at));
         Ok(on_tx!(self, |c| {
             sqlx::query_scalar(
@@ -144,11 +156,17 @@ impl StoreTx {
 
     /// scheduled → queued (the DM is in the outbox). False if someone else got there first.
     pub async fn mark_queued(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.transition(delivery_id, "scheduled", "queued", "queued_at", now).await
+        self.transition(delivery_id, "scheduled", "queued", "queued_at", now)
+            .await
     }
 
     /// scheduled → skipped, with a reason (opted out, deleted in Slack…).
-    pub async fn mark_skipped(&mut self, delivery_id: i64, reason: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn mark_skipped(
+        &mut self,
+        delivery_id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE deliveries SET state = 'skipped', failure_reason = $1, closed_at = $2
@@ -165,7 +183,11 @@ impl StoreTx {
     }
 
     /// Records that a reminder went out; only the first call for a delivery succeeds.
-    pub async fn mark_reminded(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn mark_reminded(
+        &mut self,
+        delivery_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE deliveries SET reminded_at = $1
@@ -204,7 +226,8 @@ impl StoreTx {
         stamp: &'static str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let sql = format!("UPDATE deliveries SET state = $1, {stamp} = $2 WHERE id = $3 AND state = $4");
+        let sql =
+            format!("UPDATE deliveries SET state = $1, {stamp} = $2 WHERE id = $3 AND state = $4");
         let n = on_tx!(self, |c| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(to)
@@ -272,7 +295,10 @@ impl StoreTx {
         Ok(())
     }
 
-    pub async fn responses_of_delivery(&mut self, delivery_id: i64) -> StoreResult<Vec<ResponseRow>> {
+    pub async fn responses_of_delivery(
+        &mut self,
+        delivery_id: i64,
+    ) -> StoreResult<Vec<ResponseRow>> {
         Ok(on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key",
@@ -317,7 +343,11 @@ impl StoreTx {
     /// Window over: unanswered deliveries expire; every open one gets `closed_at`.
     /// Returns the deliveries whose DM must be updated to its closed state.
     /// Each row: (delivery id, new state, whether a DM had been queued for it).
-    pub async fn close_due_deliveries(&mut self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<(i64, String, bool)>> {
+    pub async fn close_due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String, bool)>> {
         let at = to_ms(now);
         Ok(on_tx!(self, |c| {
             sqlx::query_as(
@@ -338,7 +368,10 @@ impl StoreTx {
     }
 
     /// Closes rounds whose every delivery is closed; returns (round id, program, survey).
-    pub async fn close_due_rounds(&mut self, now: DateTime<Utc>) -> StoreResult<Vec<(i64, String, String)>> {
+    pub async fn close_due_rounds(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, String, String)>> {
         let at = to_ms(now);
         Ok(on_tx!(self, |c| {
             sqlx::query_as(
@@ -365,7 +398,7 @@ impl StoreTx {
                 .fetch_one(c)
                 .await?
         });
-        let mut answers: Vec<(String, String, Option<f64>, Option<String>, bool)> = on_tx!(self, |c| {
+        let mut answers: Vec<SealedAnswer> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT metric_key, role, value_number, value_text, allow_reply FROM responses WHERE round_id = $1",
             )
@@ -435,8 +468,15 @@ impl StoreTx {
                 .await?
                 .rows_affected()
         });
-        self.audit(now, "system", "round.sealed", None, Some(&round_id.to_string()), &json!({ "answers": answers.len() }))
-            .await?;
+        self.audit(
+            now,
+            "system",
+            "round.sealed",
+            None,
+            Some(&round_id.to_string()),
+            &json!({ "answers": answers.len() }),
+        )
+        .await?;
         Ok(answers.len())
     }
 }
@@ -444,15 +484,21 @@ impl StoreTx {
 impl Store {
     pub async fn delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{DELIVERY_SELECT} WHERE d.id = $1")))
-                .bind(id)
-                .fetch_one(p)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{DELIVERY_SELECT} WHERE d.id = $1"
+            )))
+            .bind(id)
+            .fetch_one(p)
+            .await?
         }))
     }
 
     /// Scheduled deliveries whose time has come and whose window is still open.
-    pub async fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+    pub async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE d.state = 'scheduled' AND d.scheduled_at <= $1 AND d.closes_at > $1
@@ -466,7 +512,11 @@ impl Store {
     }
 
     /// Sent, unanswered, not yet reminded, reminder time reached, window open.
-    pub async fn deliveries_to_remind(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+    pub async fn deliveries_to_remind(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE d.state = 'sent' AND d.reminded_at IS NULL
@@ -482,15 +532,21 @@ impl Store {
 
     pub async fn deliveries_of_round(&self, round_id: i64) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{DELIVERY_SELECT} WHERE d.round_id = $1 ORDER BY d.id")))
-                .bind(round_id)
-                .fetch_all(p)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{DELIVERY_SELECT} WHERE d.round_id = $1 ORDER BY d.id"
+            )))
+            .bind(round_id)
+            .fetch_all(p)
+            .await?
         }))
     }
 
     /// Open (not closed, not cancelled) deliveries of a Slack user, soonest closing first.
-    pub async fn pending_deliveries_of(&self, slack_user_id: &str, now: DateTime<Utc>) -> StoreResult<Vec<DeliveryRow>> {
+    pub async fn pending_deliveries_of(
+        &self,
+        slack_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE m.slack_user_id = $1 AND d.closes_at > $2
@@ -506,10 +562,12 @@ impl Store {
 
     pub async fn answered_count(&self, round_id: i64) -> StoreResult<i64> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE round_id = $1 AND state = 'answered'")
-                .bind(round_id)
-                .fetch_one(p)
-                .await?
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE round_id = $1 AND state = 'answered'",
+            )
+            .bind(round_id)
+            .fetch_one(p)
+            .await?
         }))
     }
 
@@ -562,7 +620,12 @@ impl Store {
     }
 
     /// An open round of this survey (send-now refuses to start a second one).
-    pub async fn open_round(&self, program_id: &str, survey_id: &str, now: DateTime<Utc>) -> StoreResult<Option<i64>> {
+    pub async fn open_round(
+        &self,
+        program_id: &str,
+        survey_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
                 "SELECT id FROM rounds WHERE program_id = $1 AND survey_id = $2 AND state = 'open'

@@ -6,7 +6,14 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulseloop"));
-    for var in ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "PULSELOOP_CONFIG", "PULSELOOP_BIND", "SLACK_API_BASE_URL"] {
+    for var in [
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "DATABASE_URL",
+        "PULSELOOP_CONFIG",
+        "PULSELOOP_BIND",
+        "SLACK_API_BASE_URL",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -52,7 +59,11 @@ fn check_config_lists_each_error_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("programs")).unwrap();
     std::fs::write(dir.path().join("programs/broken.toml"), BROKEN).unwrap();
-    let out = bin().args(["check-config", "--config"]).arg(dir.path()).output().unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -67,16 +78,27 @@ fn check_config_lists_each_error_and_exits_1() {
         "broken.toml: surveys[0].questions[0].kind: unknown question kind 'stars'",
         "broken.toml: surveys[1].id: duplicate survey id 'weekly'",
     ] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }
 
 #[test]
 fn check_config_accepts_the_shipped_example() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    let out = bin().args(["check-config", "--config", config]).output().unwrap();
+    let out = bin()
+        .args(["check-config", "--config", config])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("leadership-pilot"), "{stdout}");
 }
 
@@ -84,8 +106,16 @@ fn check_config_accepts_the_shipped_example() {
 fn a_toml_syntax_error_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("programs")).unwrap();
-    std::fs::write(dir.path().join("programs/bad.toml"), "id = \"x\"\nname = \n").unwrap();
-    let out = bin().args(["check-config", "--config"]).arg(dir.path()).output().unwrap();
+    std::fs::write(
+        dir.path().join("programs/bad.toml"),
+        "id = \"x\"\nname = \n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml:2:"), "{stderr}");
@@ -100,7 +130,10 @@ fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
         .arg("serve")
         .env("PULSELOOP_CONFIG", config)
         .env("PULSELOOP_BIND", "127.0.0.1:0")
-        .env("DATABASE_URL", format!("sqlite://{}", data.path().join("p.db").display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.path().join("p.db").display()),
+        )
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -120,7 +153,11 @@ fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
     }
     assert!(listening);
     // SIGTERM: graceful shutdown, exit code 0.
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));

@@ -12,8 +12,16 @@ fn section(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn the_emulator_rejects_51_blocks_and_a_3001_character_section() {
     let emulator = start_emulator().await;
-    emulator.add_user(pulseloop::slack::emulator::EmulatedUser::new("U0BLOCKS", "Europe/Berlin"));
-    let client = SlackClient::new(&emulator.base_url(), SecretString::from(BOT_TOKEN), Duration::from_secs(5)).unwrap();
+    emulator.add_user(pulseloop::slack::emulator::EmulatedUser::new(
+        "U0BLOCKS",
+        "Europe/Berlin",
+    ));
+    let client = SlackClient::new(
+        &emulator.base_url(),
+        SecretString::from(BOT_TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap();
 
     let fifty_one: Vec<_> = (0..51).map(|i| section(&format!("block {i}"))).collect();
     let err = client
@@ -33,7 +41,10 @@ async fn the_emulator_rejects_51_blocks_and_a_3001_character_section() {
     match err {
         SlackError::Api { code, messages } => {
             assert_eq!(code, "invalid_blocks");
-            assert!(messages.iter().any(|m| m.contains("/blocks/0/text/text")), "{messages:?}");
+            assert!(
+                messages.iter().any(|m| m.contains("/blocks/0/text/text")),
+                "{messages:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -44,7 +55,9 @@ async fn the_emulator_rejects_51_blocks_and_a_3001_character_section() {
         .await
         .expect("50 blocks are fine");
     client
-        .post_message(&json!({ "channel": "U0BLOCKS", "text": "t", "blocks": [section(&"y".repeat(3000))] }))
+        .post_message(
+            &json!({ "channel": "U0BLOCKS", "text": "t", "blocks": [section(&"y".repeat(3000))] }),
+        )
         .await
         .expect("3000 characters are fine");
 }
@@ -54,7 +67,11 @@ async fn the_outbox_fails_invalid_blocks_for_good() {
     let app = spawn_app().await;
     app.add_user("U0BLOCKS", "Europe/Berlin");
     let blocks: Vec<_> = (0..51).map(|i| section(&format!("block {i}"))).collect();
-    let msg = NewOutboxMessage::new("k-blocks", "chat.postMessage", json!({ "channel": "U0BLOCKS", "text": "t", "blocks": blocks }));
+    let msg = NewOutboxMessage::new(
+        "k-blocks",
+        "chat.postMessage",
+        json!({ "channel": "U0BLOCKS", "text": "t", "blocks": blocks }),
+    );
     app.store.enqueue(&msg, app.now()).await.unwrap();
     assert_eq!(app.step().await.failed, 1);
     let row = app.store.outbox_row("k-blocks").await.unwrap().unwrap();
@@ -65,7 +82,12 @@ async fn the_outbox_fails_invalid_blocks_for_good() {
 #[tokio::test]
 async fn a_wrong_token_is_invalid_auth() {
     let emulator = start_emulator().await;
-    let client = SlackClient::new(&emulator.base_url(), SecretString::from("xoxb-wrong"), Duration::from_secs(5)).unwrap();
+    let client = SlackClient::new(
+        &emulator.base_url(),
+        SecretString::from("xoxb-wrong"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     match client.auth_test().await.unwrap_err() {
         SlackError::Api { code, .. } => assert_eq!(code, "invalid_auth"),
         other => panic!("{other:?}"),

@@ -18,34 +18,83 @@ async fn the_same_event_delivered_three_times_is_handled_once() {
     let first = app.send_event(&body).await;
     assert_eq!(first.status(), 200);
     for retry in 1..=3 {
-        let opts = SignOptions { retry_num: Some(retry), ..app.sign_now() };
-        let r = app.post_signed("/slack/events", "application/json", body.to_string().as_bytes(), opts).await;
+        let opts = SignOptions {
+            retry_num: Some(retry),
+            ..app.sign_now()
+        };
+        let r = app
+            .post_signed(
+                "/slack/events",
+                "application/json",
+                body.to_string().as_bytes(),
+                opts,
+            )
+            .await;
         assert_eq!(r.status(), 200, "retry {retry} is acknowledged");
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn malformed_bodies_get_400_and_unknown_types_200() {
     let app = spawn_app().await;
-    let r = app.post_signed("/slack/events", "application/json", b"{not json", app.sign_now()).await;
-    assert_eq!(r.status(), 400);
-    let r = app.post_signed("/slack/events", "application/json", br#"{"no":"type"}"#, app.sign_now()).await;
-    assert_eq!(r.status(), 400);
-    let r = app.send_event(&json!({ "type": "something_new", "x": 1 })).await;
-    assert_eq!(r.status(), 200);
     let r = app
-        .post_signed("/slack/interactions", "application/x-www-form-urlencoded", b"payload=%7Bbroken", app.sign_now())
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            b"{not json",
+            app.sign_now(),
+        )
         .await;
     assert_eq!(r.status(), 400);
     let r = app
-        .post_signed("/slack/interactions", "application/x-www-form-urlencoded", b"nopayload=1", app.sign_now())
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            br#"{"no":"type"}"#,
+            app.sign_now(),
+        )
         .await;
     assert_eq!(r.status(), 400);
-    let r = app.send_interaction(&json!({ "type": "brand_new_interaction" })).await;
+    let r = app
+        .send_event(&json!({ "type": "something_new", "x": 1 }))
+        .await;
     assert_eq!(r.status(), 200);
-    let r = app.post_signed("/slack/commands", "application/x-www-form-urlencoded", b"text=help", app.sign_now()).await;
+    let r = app
+        .post_signed(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            b"payload=%7Bbroken",
+            app.sign_now(),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app
+        .post_signed(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            b"nopayload=1",
+            app.sign_now(),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app
+        .send_interaction(&json!({ "type": "brand_new_interaction" }))
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            b"text=help",
+            app.sign_now(),
+        )
+        .await;
     assert_eq!(r.status(), 400, "a command without user_id is malformed");
     assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 0);
 }
@@ -53,8 +102,18 @@ async fn malformed_bodies_get_400_and_unknown_types_200() {
 #[tokio::test]
 async fn oversized_requests_are_refused_before_anything_runs() {
     let app = spawn_app().await;
-    let big = format!(r#"{{"type":"event_callback","event_id":"EvBig","event":{{"type":"message","text":"{}"}}}}"#, "x".repeat(300 * 1024));
-    let r = app.post_signed("/slack/events", "application/json", big.as_bytes(), app.sign_now()).await;
+    let big = format!(
+        r#"{{"type":"event_callback","event_id":"EvBig","event":{{"type":"message","text":"{}"}}}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let r = app
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            big.as_bytes(),
+            app.sign_now(),
+        )
+        .await;
     assert_eq!(r.status(), 413);
     assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 0);
 }
@@ -70,7 +129,10 @@ async fn pulse_help_and_unknown_input_answer_with_help() {
         let reply = body["text"].as_str().unwrap();
         assert!(reply.contains("/pulse status"), "{text:?} → {reply}");
         if text == "make me a sandwich" {
-            assert!(reply.contains("I don't know `make me a sandwich`"), "{reply}");
+            assert!(
+                reply.contains("I don't know `make me a sandwich`"),
+                "{reply}"
+            );
         }
     }
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::{ManualClock, SharedClock};
 use pulseloop::config::Settings;
 use pulseloop::scheduler::{Scheduler, TickReport};
-use pulseloop::slack::emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
+use pulseloop::slack::emulator::{
+    EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer,
+};
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
 use pulseloop::state::AppState;
@@ -43,7 +45,10 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 admin.close().await;
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
                 Arc::new(TestDb {
                     url: format!("{base}/{name}"),
                     postgres: Some((admin_url.clone(), name)),
@@ -53,13 +58,13 @@ impl TestDb {
             _ => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Arc::new(TestDb { url, postgres: None, _dir: Some(dir) })
+                Arc::new(TestDb {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                })
             }
         }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
     }
 }
 
@@ -68,13 +73,17 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.postgres.take() {
             // Drop runs outside any runtime guarantee: use a thread with its own runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async {
                         if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                                .execute(&admin)
-                                .await;
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&admin)
+                            .await;
                             admin.close().await;
                         }
                     });
@@ -164,8 +173,10 @@ impl TestAppBuilder {
         for (file, text) in &self.programs {
             std::fs::write(config_dir.path().join("programs").join(file), text).unwrap();
         }
-        let mut settings = Settings::default();
-        settings.config_dir = config_dir.path().to_path_buf();
+        let mut settings = Settings {
+            config_dir: config_dir.path().to_path_buf(),
+            ..Settings::default()
+        };
         settings.server.bind = "127.0.0.1:0".into();
         settings.server.shutdown_grace_seconds = 5;
         settings.database.url = db.url.clone();
@@ -184,7 +195,9 @@ impl TestAppBuilder {
         }
         let clock = self.clock.unwrap_or_else(|| ManualClock::new(self.now));
         let shared: SharedClock = Arc::new(clock.clone());
-        let app = Application::build(settings, shared).await.expect("app builds");
+        let app = Application::build(settings, shared)
+            .await
+            .expect("app builds");
         let addr = app.addr();
         let state = app.state().clone();
         let worker = app.outbox_worker();
@@ -254,21 +267,44 @@ impl TestApp {
 
     /// Signed with the app's clock, as Slack would at that instant.
     pub fn sign_now(&self) -> SignOptions {
-        SignOptions { timestamp: Some(self.now().timestamp()), ..SignOptions::default() }
+        SignOptions {
+            timestamp: Some(self.now().timestamp()),
+            ..SignOptions::default()
+        }
     }
 
-    pub async fn post_signed(&self, path: &str, content_type: &str, body: &[u8], opts: SignOptions) -> reqwest::Response {
-        self.peer.send_signed(path, content_type, body.to_vec(), opts).await.expect("request reaches the app")
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        opts: SignOptions,
+    ) -> reqwest::Response {
+        self.peer
+            .send_signed(path, content_type, body.to_vec(), opts)
+            .await
+            .expect("request reaches the app")
     }
 
     pub async fn send_event(&self, body: &Value) -> reqwest::Response {
-        self.post_signed("/slack/events", "application/json", body.to_string().as_bytes(), self.sign_now()).await
+        self.post_signed(
+            "/slack/events",
+            "application/json",
+            body.to_string().as_bytes(),
+            self.sign_now(),
+        )
+        .await
     }
 
     pub async fn send_interaction(&self, payload: &Value) -> reqwest::Response {
         let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        self.post_signed("/slack/interactions", "application/x-www-form-urlencoded", form.as_bytes(), self.sign_now())
-            .await
+        self.post_signed(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            form.as_bytes(),
+            self.sign_now(),
+        )
+        .await
     }
 
     pub async fn send_command(&self, user: &str, text: &str) -> reqwest::Response {
@@ -282,12 +318,21 @@ impl TestApp {
             ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
         ])
         .unwrap();
-        self.post_signed("/slack/commands", "application/x-www-form-urlencoded", form.as_bytes(), self.sign_now())
-            .await
+        self.post_signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            form.as_bytes(),
+            self.sign_now(),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base_url)).send().await.expect("GET")
+        self.http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
@@ -331,7 +376,10 @@ impl TestApp {
     }
 
     pub async fn tick(&self) -> TickReport {
-        Scheduler::new(self.state.clone()).tick().await.expect("scheduler tick")
+        Scheduler::new(self.state.clone())
+            .tick()
+            .await
+            .expect("scheduler tick")
     }
 
     pub fn add_user(&self, id: &str, tz: &str) {

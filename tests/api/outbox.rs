@@ -6,14 +6,23 @@ use pulseloop::storage::outbox::{NewOutboxMessage, OutboxStatus};
 use serde_json::json;
 
 fn dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
-    let mut msg = NewOutboxMessage::new(key, "chat.postMessage", json!({ "channel": user, "text": text }));
+    let mut msg = NewOutboxMessage::new(
+        key,
+        "chat.postMessage",
+        json!({ "channel": user, "text": text }),
+    );
     msg.channel_key = Some(user.to_string());
     msg.message_key = Some(key.to_string());
     msg
 }
 
 fn fault(method: &str, kind: FaultKind, times: u32) -> Fault {
-    Fault { method: Some(method.into()), target: None, kind, times: Some(times) }
+    Fault {
+        method: Some(method.into()),
+        target: None,
+        kind,
+        times: Some(times),
+    }
 }
 
 fn posted_to(app: &TestApp, user: &str) -> usize {
@@ -28,18 +37,30 @@ fn posted_to(app: &TestApp, user: &str) -> usize {
 async fn a_500_then_success_is_retried_and_sent_once() {
     let app = spawn_app().await;
     app.add_user("U0RETRY1", "Europe/Berlin");
-    app.emulator.inject(fault("chat.postMessage", FaultKind::Http(500), 1));
-    app.store.enqueue(&dm("k-500", "U0RETRY1", "hello"), app.now()).await.unwrap();
+    app.emulator
+        .inject(fault("chat.postMessage", FaultKind::Http(500), 1));
+    app.store
+        .enqueue(&dm("k-500", "U0RETRY1", "hello"), app.now())
+        .await
+        .unwrap();
 
     let first = app.step().await;
     assert_eq!((first.claimed, first.retried, first.sent), (1, 1, 0));
     let row = app.store.outbox_row("k-500").await.unwrap().unwrap();
     assert_eq!(row.status, OutboxStatus::Pending);
     assert_eq!(row.attempts, 1);
-    assert!(row.last_error.as_deref().unwrap_or("").contains("500"), "{:?}", row.last_error);
+    assert!(
+        row.last_error.as_deref().unwrap_or("").contains("500"),
+        "{:?}",
+        row.last_error
+    );
     assert!(row.next_attempt_at > app.now(), "backs off before retrying");
 
-    assert_eq!(app.step().await.claimed, 0, "not due again before the back-off ends");
+    assert_eq!(
+        app.step().await.claimed,
+        0,
+        "not due again before the back-off ends"
+    );
     app.advance(Duration::seconds(5));
     let second = app.step().await;
     assert_eq!(second.sent, 1);
@@ -57,8 +78,17 @@ async fn a_500_then_success_is_retried_and_sent_once() {
 async fn a_429_with_retry_after_2_waits_at_least_2_seconds() {
     let app = spawn_app().await;
     app.add_user("U0LIMIT1", "Europe/Berlin");
-    app.emulator.inject(fault("chat.postMessage", FaultKind::RateLimited { retry_after_secs: 2 }, 1));
-    app.store.enqueue(&dm("k-429", "U0LIMIT1", "hello"), app.now()).await.unwrap();
+    app.emulator.inject(fault(
+        "chat.postMessage",
+        FaultKind::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    ));
+    app.store
+        .enqueue(&dm("k-429", "U0LIMIT1", "hello"), app.now())
+        .await
+        .unwrap();
     let start = app.now();
 
     let first = app.step().await;
@@ -82,11 +112,18 @@ async fn a_429_with_retry_after_2_waits_at_least_2_seconds() {
 #[tokio::test]
 async fn account_inactive_fails_for_good_with_the_reason_kept() {
     let app = spawn_app().await;
-    app.emulator.add_user(EmulatedUser::new("U0GONE01", "Europe/Berlin"));
+    app.emulator
+        .add_user(EmulatedUser::new("U0GONE01", "Europe/Berlin"));
     app.emulator.set_user_deleted("U0GONE01", true);
     app.add_user("U0ALIVE1", "Europe/Berlin");
-    app.store.enqueue(&dm("k-gone", "U0GONE01", "hello"), app.now()).await.unwrap();
-    app.store.enqueue(&dm("k-alive", "U0ALIVE1", "hello"), app.now()).await.unwrap();
+    app.store
+        .enqueue(&dm("k-gone", "U0GONE01", "hello"), app.now())
+        .await
+        .unwrap();
+    app.store
+        .enqueue(&dm("k-alive", "U0ALIVE1", "hello"), app.now())
+        .await
+        .unwrap();
 
     let out = app.drain_outbox().await;
     assert_eq!((out.sent, out.failed), (1, 1));
@@ -95,15 +132,27 @@ async fn account_inactive_fails_for_good_with_the_reason_kept() {
     assert!(row.last_error.unwrap().contains("account_inactive"));
     app.advance(Duration::hours(1));
     assert_eq!(app.step().await.claimed, 0, "a failed row is never retried");
-    assert_eq!(app.store.outbox_row("k-alive").await.unwrap().unwrap().status, OutboxStatus::Sent);
+    assert_eq!(
+        app.store
+            .outbox_row("k-alive")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        OutboxStatus::Sent
+    );
 }
 
 #[tokio::test]
 async fn transient_errors_give_up_after_the_attempt_limit() {
     let app = TestAppBuilder::default().max_attempts(3).spawn().await;
     app.add_user("U0FLAKY1", "Europe/Berlin");
-    app.emulator.inject(fault("chat.postMessage", FaultKind::Http(503), 10));
-    app.store.enqueue(&dm("k-flaky", "U0FLAKY1", "hello"), app.now()).await.unwrap();
+    app.emulator
+        .inject(fault("chat.postMessage", FaultKind::Http(503), 10));
+    app.store
+        .enqueue(&dm("k-flaky", "U0FLAKY1", "hello"), app.now())
+        .await
+        .unwrap();
     for _ in 0..3 {
         app.step().await;
         app.advance(Duration::minutes(5));
@@ -118,8 +167,12 @@ async fn transient_errors_give_up_after_the_attempt_limit() {
 async fn a_dropped_connection_is_retried() {
     let app = spawn_app().await;
     app.add_user("U0DROP01", "Europe/Berlin");
-    app.emulator.inject(fault("chat.postMessage", FaultKind::DropConnection, 1));
-    app.store.enqueue(&dm("k-drop", "U0DROP01", "hello"), app.now()).await.unwrap();
+    app.emulator
+        .inject(fault("chat.postMessage", FaultKind::DropConnection, 1));
+    app.store
+        .enqueue(&dm("k-drop", "U0DROP01", "hello"), app.now())
+        .await
+        .unwrap();
     assert_eq!(app.step().await.retried, 1);
     app.advance(Duration::seconds(5));
     assert_eq!(app.step().await.sent, 1);
@@ -132,16 +185,34 @@ async fn rows_left_pending_by_a_stopped_process_are_sent_by_the_next_one() {
     let emulator = start_emulator().await;
     emulator.add_user(EmulatedUser::new("U0HANDOFF", "Europe/Berlin"));
     let clock = ManualClock::new(default_now());
-    let first = TestAppBuilder::default().db(db.clone()).emulator(emulator.clone()).clock(clock.clone()).spawn().await;
+    let first = TestAppBuilder::default()
+        .db(db.clone())
+        .emulator(emulator.clone())
+        .clock(clock.clone())
+        .spawn()
+        .await;
     for i in 0..3 {
-        first.store.enqueue(&dm(&format!("k-hand-{i}"), "U0HANDOFF", "hi"), first.now()).await.unwrap();
+        first
+            .store
+            .enqueue(&dm(&format!("k-hand-{i}"), "U0HANDOFF", "hi"), first.now())
+            .await
+            .unwrap();
     }
     // The first process leases everything, then dies before sending.
-    let leased = first.store.claim_outbox("dead-worker", first.now(), Duration::seconds(60), 10).await.unwrap();
+    let leased = first
+        .store
+        .claim_outbox("dead-worker", first.now(), Duration::seconds(60), 10)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 3);
     first.stop().await;
 
-    let second = TestAppBuilder::default().db(db.clone()).emulator(emulator.clone()).clock(clock.clone()).spawn().await;
+    let second = TestAppBuilder::default()
+        .db(db.clone())
+        .emulator(emulator.clone())
+        .clock(clock.clone())
+        .spawn()
+        .await;
     assert_eq!(second.step().await.claimed, 0, "the lease still holds");
     clock.advance(Duration::seconds(61));
     let sent = second.drain_outbox().await;
@@ -160,15 +231,27 @@ async fn two_workers_never_send_the_same_row() {
     let db = TestDb::new().await;
     let emulator = start_emulator().await;
     let clock = ManualClock::new(default_now());
-    let a = TestAppBuilder::default().db(db.clone()).emulator(emulator.clone()).clock(clock.clone()).spawn().await;
-    let b = TestAppBuilder::default().db(db.clone()).emulator(emulator.clone()).clock(clock.clone()).spawn().await;
+    let a = TestAppBuilder::default()
+        .db(db.clone())
+        .emulator(emulator.clone())
+        .clock(clock.clone())
+        .spawn()
+        .await;
+    let b = TestAppBuilder::default()
+        .db(db.clone())
+        .emulator(emulator.clone())
+        .clock(clock.clone())
+        .spawn()
+        .await;
     let n = 40;
     for i in 0..n {
         let user = format!("U0PAR{i:04}");
         emulator.add_user(EmulatedUser::new(&user, "Europe/Berlin"));
-        a.store.enqueue(&dm(&format!("k-par-{i}"), &user, "hi"), a.now()).await.unwrap();
+        a.store
+            .enqueue(&dm(&format!("k-par-{i}"), &user, "hi"), a.now())
+            .await
+            .unwrap();
     }
-    let (wa, wb, wc) = (a.worker.clone(), b.worker.clone(), b.state.clone());
     let drive = |w: pulseloop::slack::outbound::OutboxWorker| async move {
         let mut sent = 0;
         for _ in 0..200 {
@@ -180,16 +263,34 @@ async fn two_workers_never_send_the_same_row() {
         }
         sent
     };
-    let (sa, sb) = tokio::join!(drive(wa), drive(wb));
-    drop(wc);
+    // Both processes race for the same rows; the workspace ceiling (600/min) spreads the
+    // sends over a few seconds of the shared clock.
+    let (mut sa, mut sb) = (0, 0);
+    for _ in 0..30 {
+        let (x, y) = tokio::join!(drive(a.worker.clone()), drive(b.worker.clone()));
+        sa += x;
+        sb += y;
+        if sa + sb >= n {
+            break;
+        }
+        clock.advance(Duration::seconds(1));
+    }
     assert_eq!(sa + sb, n, "every row sent exactly once ({sa} + {sb})");
+    assert!(sa > 0 && sb > 0, "both processes took part ({sa} + {sb})");
     let posts = emulator.calls_to("chat.postMessage");
-    let mut channels: Vec<String> = posts.iter().map(|c| c.params["channel"].as_str().unwrap().to_string()).collect();
+    let mut channels: Vec<String> = posts
+        .iter()
+        .map(|c| c.params["channel"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(channels.len(), n);
     channels.sort();
     channels.dedup();
     assert_eq!(channels.len(), n, "no user got two messages");
-    assert_eq!(a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await, n as i64);
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        n as i64
+    );
 }
 
 #[tokio::test]
@@ -201,7 +302,10 @@ async fn an_update_waits_for_the_message_it_refers_to() {
     // The update is queued first, yet must not run before its message exists.
     app.store.enqueue(&update, app.now()).await.unwrap();
     assert_eq!(app.step().await.deferred, 1);
-    app.store.enqueue(&dm("k-orig", "U0ORDER1", "original"), app.now()).await.unwrap();
+    app.store
+        .enqueue(&dm("k-orig", "U0ORDER1", "original"), app.now())
+        .await
+        .unwrap();
     app.drain_outbox().await;
     app.advance(Duration::seconds(3));
     app.drain_outbox().await;

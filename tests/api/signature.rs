@@ -27,8 +27,18 @@ async fn a_validly_signed_event_is_accepted_and_stored() {
 #[tokio::test]
 async fn wrong_secret_is_rejected_and_nothing_is_stored() {
     let app = spawn_app().await;
-    let opts = SignOptions { secret_override: Some("not-the-secret".into()), ..app.sign_now() };
-    let r = app.post_signed("/slack/events", "application/json", event("Ev0002").to_string().as_bytes(), opts).await;
+    let opts = SignOptions {
+        secret_override: Some("not-the-secret".into()),
+        ..app.sign_now()
+    };
+    let r = app
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            event("Ev0002").to_string().as_bytes(),
+            opts,
+        )
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(stored_events(&app).await, 0);
 }
@@ -41,8 +51,18 @@ async fn a_body_changed_by_one_byte_is_rejected() {
     let signature = compute_signature(SIGNING_SECRET.as_bytes(), &ts, body.as_bytes());
     let tampered = body.replacen("Ev0003", "Ev0004", 1);
     assert_eq!(tampered.len(), body.len());
-    let opts = SignOptions { signature_override: Some(signature), ..app.sign_now() };
-    let r = app.post_signed("/slack/events", "application/json", tampered.as_bytes(), opts).await;
+    let opts = SignOptions {
+        signature_override: Some(signature),
+        ..app.sign_now()
+    };
+    let r = app
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            tampered.as_bytes(),
+            opts,
+        )
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(stored_events(&app).await, 0);
 }
@@ -51,9 +71,24 @@ async fn a_body_changed_by_one_byte_is_rejected() {
 async fn timestamps_outside_five_minutes_are_rejected_both_ways() {
     let app = spawn_app().await;
     let now = app.now();
-    for (offset, expected, id) in [(-301, 401, "EvOld"), (301, 401, "EvFuture"), (-299, 200, "EvRecent"), (299, 200, "EvSoon")] {
-        let opts = SignOptions { timestamp: Some((now + Duration::seconds(offset)).timestamp()), ..SignOptions::default() };
-        let r = app.post_signed("/slack/events", "application/json", event(id).to_string().as_bytes(), opts).await;
+    for (offset, expected, id) in [
+        (-301, 401, "EvOld"),
+        (301, 401, "EvFuture"),
+        (-299, 200, "EvRecent"),
+        (299, 200, "EvSoon"),
+    ] {
+        let opts = SignOptions {
+            timestamp: Some((now + Duration::seconds(offset)).timestamp()),
+            ..SignOptions::default()
+        };
+        let r = app
+            .post_signed(
+                "/slack/events",
+                "application/json",
+                event(id).to_string().as_bytes(),
+                opts,
+            )
+            .await;
         assert_eq!(r.status().as_u16(), expected, "offset {offset}s");
     }
     assert_eq!(stored_events(&app).await, 2);
@@ -62,15 +97,31 @@ async fn timestamps_outside_five_minutes_are_rejected_both_ways() {
 #[tokio::test]
 async fn missing_headers_and_other_versions_are_rejected() {
     let app = spawn_app().await;
-    let opts = SignOptions { omit_headers: true, ..app.sign_now() };
-    let r = app.post_signed("/slack/events", "application/json", event("Ev0005").to_string().as_bytes(), opts).await;
+    let opts = SignOptions {
+        omit_headers: true,
+        ..app.sign_now()
+    };
+    let r = app
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            event("Ev0005").to_string().as_bytes(),
+            opts,
+        )
+        .await;
     assert_eq!(r.status(), 401);
 
     let body = event("Ev0006").to_string();
     let ts = app.now().timestamp().to_string();
-    let v1 = compute_signature(SIGNING_SECRET.as_bytes(), &ts, body.as_bytes()).replacen("v0=", "v1=", 1);
-    let opts = SignOptions { signature_override: Some(v1), ..app.sign_now() };
-    let r = app.post_signed("/slack/events", "application/json", body.as_bytes(), opts).await;
+    let v1 = compute_signature(SIGNING_SECRET.as_bytes(), &ts, body.as_bytes())
+        .replacen("v0=", "v1=", 1);
+    let opts = SignOptions {
+        signature_override: Some(v1),
+        ..app.sign_now()
+    };
+    let r = app
+        .post_signed("/slack/events", "application/json", body.as_bytes(), opts)
+        .await;
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
@@ -80,10 +131,18 @@ async fn missing_headers_and_other_versions_are_rejected() {
 #[tokio::test]
 async fn unsigned_interactions_and_commands_are_rejected_too() {
     let app = spawn_app().await;
-    let opts = SignOptions { secret_override: Some("wrong".into()), ..app.sign_now() };
+    let opts = SignOptions {
+        secret_override: Some("wrong".into()),
+        ..app.sign_now()
+    };
     for path in ["/slack/interactions", "/slack/commands"] {
         let r = app
-            .post_signed(path, "application/x-www-form-urlencoded", b"payload=%7B%7D", opts.clone())
+            .post_signed(
+                path,
+                "application/x-www-form-urlencoded",
+                b"payload=%7B%7D",
+                opts.clone(),
+            )
             .await;
         assert_eq!(r.status(), 401, "{path}");
     }
@@ -98,8 +157,18 @@ async fn url_verification_is_answered_only_when_signed() {
     let answer: serde_json::Value = r.json().await.unwrap();
     assert_eq!(answer["challenge"], body["challenge"]);
 
-    let opts = SignOptions { secret_override: Some("wrong".into()), ..app.sign_now() };
-    let r = app.post_signed("/slack/events", "application/json", body.to_string().as_bytes(), opts).await;
+    let opts = SignOptions {
+        secret_override: Some("wrong".into()),
+        ..app.sign_now()
+    };
+    let r = app
+        .post_signed(
+            "/slack/events",
+            "application/json",
+            body.to_string().as_bytes(),
+            opts,
+        )
+        .await;
     assert_eq!(r.status(), 401);
     assert!(!r.text().await.unwrap().contains("3eZbrw1aBm2r"));
 }

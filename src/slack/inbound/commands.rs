@@ -6,12 +6,19 @@ use chrono::NaiveDate;
 pub enum PulseCommand {
     Help,
     Status,
-    Pause { until: Option<NaiveDate> },
+    Pause {
+        until: Option<NaiveDate>,
+    },
     Resume,
     /// `optout` asks for confirmation; `optout confirm` does it.
-    OptOut { confirmed: bool },
+    OptOut {
+        confirmed: bool,
+    },
     /// Anything we do not understand; answered with help, never silence.
-    Unknown { input: String, problem: Option<String> },
+    Unknown {
+        input: String,
+        problem: Option<String>,
+    },
 }
 
 impl PulseCommand {
@@ -33,7 +40,9 @@ impl PulseCommand {
             "optout" | "opt-out" => match rest.as_slice() {
                 [] => PulseCommand::OptOut { confirmed: false },
                 ["confirm"] => PulseCommand::OptOut { confirmed: true },
-                _ => unknown(Some("use `/pulse optout` or `/pulse optout confirm`".into())),
+                _ => unknown(Some(
+                    "use `/pulse optout` or `/pulse optout confirm`".into(),
+                )),
             },
             "pause" => match rest.as_slice() {
                 [] => PulseCommand::Pause { until: None },
@@ -41,7 +50,9 @@ impl PulseCommand {
                     Ok(d) => PulseCommand::Pause { until: Some(d) },
                     Err(_) => unknown(Some(format!("'{date}' is not a date like 2027-03-31"))),
                 },
-                _ => unknown(Some("use `/pulse pause` or `/pulse pause until 2027-03-31`".into())),
+                _ => unknown(Some(
+                    "use `/pulse pause` or `/pulse pause until 2027-03-31`".into(),
+                )),
             },
             _ => unknown(None),
         }
@@ -70,7 +81,10 @@ mod tests {
         );
         assert!(matches!(
             PulseCommand::parse("pause until tomorrow"),
-            PulseCommand::Unknown { problem: Some(_), .. }
+            PulseCommand::Unknown {
+                problem: Some(_),
+                ..
+            }
         ));
         assert!(matches!(
             PulseCommand::parse("dance"),

@@ -57,7 +57,11 @@ async fn events(State(state): State<AppState>, req: VerifiedSlackRequest) -> Api
             team_id,
             minute_rate_limited,
         } => {
-            tracing::warn!(?team_id, ?minute_rate_limited, "Slack is rate limiting our events");
+            tracing::warn!(
+                ?team_id,
+                ?minute_rate_limited,
+                "Slack is rate limiting our events"
+            );
             Ok(().into_response())
         }
         EventEnvelope::Unknown => {

@@ -176,6 +176,7 @@ pub struct PostedMessage {
 
 impl SlackClient {
     pub fn new(base_url: &str, token: SecretString, timeout: Duration) -> Result<Self, SlackError> {
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -219,7 +220,12 @@ impl SlackClient {
         result
     }
 
-    async fn call_inner(&self, method: &str, args: &Value, auth: bool) -> Result<Value, SlackError> {
+    async fn call_inner(
+        &self,
+        method: &str,
+        args: &Value,
+        auth: bool,
+    ) -> Result<Value, SlackError> {
         let url = format!("{}/{}", self.base_url, method);
         let mut request = self.http.post(url);
         if auth {
@@ -264,7 +270,11 @@ impl SlackClient {
                 messages: body
                     .pointer("/response_metadata/messages")
                     .and_then(Value::as_array)
-                    .map(|m| m.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             }),
             None => Err(SlackError::Decode("no `ok` field".into())),
@@ -318,13 +328,19 @@ impl SlackClient {
     }
 
     pub async fn views_open(&self, trigger_id: &str, view: &Value) -> Result<Value, SlackError> {
-        self.call("views.open", &json!({ "trigger_id": trigger_id, "view": view }))
-            .await
+        self.call(
+            "views.open",
+            &json!({ "trigger_id": trigger_id, "view": view }),
+        )
+        .await
     }
 
     pub async fn views_publish(&self, user_id: &str, view: &Value) -> Result<Value, SlackError> {
-        self.call("views.publish", &json!({ "user_id": user_id, "view": view }))
-            .await
+        self.call(
+            "views.publish",
+            &json!({ "user_id": user_id, "view": view }),
+        )
+        .await
     }
 
     /// Uploads a file with Slack's two-step flow and shares it into `channel`.
@@ -376,7 +392,8 @@ impl SlackClient {
         code: &str,
         redirect_uri: Option<&str>,
     ) -> Result<Value, SlackError> {
-        let mut args = json!({ "client_id": client_id, "client_secret": client_secret, "code": code });
+        let mut args =
+            json!({ "client_id": client_id, "client_secret": client_secret, "code": code });
         if let Some(uri) = redirect_uri {
             args["redirect_uri"] = json!(uri);
         }
@@ -394,7 +411,9 @@ pub fn posted(body: &Value) -> Result<PostedMessage, SlackError> {
             channel: channel.to_string(),
             ts: ts.to_string(),
         }),
-        _ => Err(SlackError::Decode("chat.postMessage answer without channel/ts".into())),
+        _ => Err(SlackError::Decode(
+            "chat.postMessage answer without channel/ts".into(),
+        )),
     }
 }
 

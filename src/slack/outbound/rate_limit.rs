@@ -15,8 +15,14 @@ pub fn method_limit_per_minute(method: &str) -> f64 {
         // Tier 3
         "chat.update" | "chat.delete" | "conversations.open" | "usergroups.users.list" => 50.0,
         // Tier 4
-        "users.info" | "chat.postEphemeral" | "views.open" | "views.update" | "views.push"
-        | "views.publish" | "files.getUploadURLExternal" | "files.completeUploadExternal"
+        "users.info"
+        | "chat.postEphemeral"
+        | "views.open"
+        | "views.update"
+        | "views.push"
+        | "views.publish"
+        | "files.getUploadURLExternal"
+        | "files.completeUploadExternal"
         | "oauth.v2.access" => 100.0,
         // Special: chat.postMessage is limited per channel and per workspace instead.
         "chat.postMessage" | "auth.test" => f64::INFINITY,
@@ -123,8 +129,16 @@ impl RateLimiter {
         let per_minute = method_limit_per_minute(method);
         let method_bucket = methods.entry(method.to_string()).or_insert_with(|| {
             // Finite tiers allow a burst of a tenth of a minute's budget.
-            let rate = if per_minute.is_finite() { per_minute / 60.0 } else { 1e9 };
-            let burst = if per_minute.is_finite() { (per_minute / 10.0).max(1.0) } else { 1e9 };
+            let rate = if per_minute.is_finite() {
+                per_minute / 60.0
+            } else {
+                1e9
+            };
+            let burst = if per_minute.is_finite() {
+                (per_minute / 10.0).max(1.0)
+            } else {
+                1e9
+            };
             Bucket::new(burst, rate, now)
         });
         let mut ready = method_bucket.ready_at(now);
@@ -203,7 +217,9 @@ mod tests {
         let l = limiter();
         let now = t0();
         assert!(l.try_acquire("chat.postMessage", Some("U1"), now).is_ok());
-        let back = l.try_acquire("chat.postMessage", Some("U1"), now).unwrap_err();
+        let back = l
+            .try_acquire("chat.postMessage", Some("U1"), now)
+            .unwrap_err();
         assert_eq!(back, now + Duration::seconds(1));
         // Another channel is not held up.
         assert!(l.try_acquire("chat.postMessage", Some("U2"), now).is_ok());
@@ -239,6 +255,8 @@ mod tests {
             l.try_acquire("chat.update", None, now).unwrap_err(),
             now + Duration::seconds(2)
         );
-        assert!(l.try_acquire("chat.update", None, now + Duration::seconds(2)).is_ok());
+        assert!(l
+            .try_acquire("chat.update", None, now + Duration::seconds(2))
+            .is_ok());
     }
 }

@@ -104,11 +104,15 @@ impl OutboxWorker {
                     let gave_up = now - row.created_at > Duration::seconds(MAX_WAIT_FOR_TARGET);
                     if gave_up || self.store.message_post_failed(target).await? {
                         let reason = format!("target_not_posted: {target} was never posted");
-                        self.store.fail_outbox(row.id, &self.id, now, &reason, false).await?;
+                        self.store
+                            .fail_outbox(row.id, &self.id, now, &reason, false)
+                            .await?;
                         outcome.failed += 1;
                     } else {
                         let later = now + Duration::seconds(TARGET_RECHECK_SECONDS);
-                        self.store.retry_outbox(row.id, &self.id, later, None, false).await?;
+                        self.store
+                            .retry_outbox(row.id, &self.id, later, None, false)
+                            .await?;
                         outcome.deferred += 1;
                     }
                     return Ok(());
@@ -116,12 +120,19 @@ impl OutboxWorker {
             }
         }
 
-        let channel = row
-            .channel_key
-            .clone()
-            .or_else(|| payload.get("channel").and_then(Value::as_str).map(String::from));
-        if let Err(ready_at) = self.limiter.try_acquire(&row.method, channel.as_deref(), now) {
-            self.store.retry_outbox(row.id, &self.id, ready_at, None, false).await?;
+        let channel = row.channel_key.clone().or_else(|| {
+            payload
+                .get("channel")
+                .and_then(Value::as_str)
+                .map(String::from)
+        });
+        if let Err(ready_at) = self
+            .limiter
+            .try_acquire(&row.method, channel.as_deref(), now)
+        {
+            self.store
+                .retry_outbox(row.id, &self.id, ready_at, None, false)
+                .await?;
             outcome.deferred += 1;
             return Ok(());
         }
@@ -142,7 +153,9 @@ impl OutboxWorker {
                         &self.id,
                         now,
                         &stored,
-                        location.as_ref().map(|l| (l.channel.as_str(), l.ts.as_str())),
+                        location
+                            .as_ref()
+                            .map(|l| (l.channel.as_str(), l.ts.as_str())),
                     )
                     .await?;
                 outcome.sent += 1;
@@ -180,7 +193,9 @@ impl OutboxWorker {
                 if attempts >= i64::from(self.settings.max_attempts) {
                     let reason = format!("gave up after {attempts} attempts: {err}");
                     tracing::error!(method = %row.method, key = %row.dedupe_key, %reason, "outbox message failed");
-                    self.store.fail_outbox(row.id, &self.id, now, &reason, true).await?;
+                    self.store
+                        .fail_outbox(row.id, &self.id, now, &reason, true)
+                        .await?;
                     outcome.failed += 1;
                 } else {
                     let next = now + self.backoff(attempts);
