@@ -2,7 +2,7 @@
 //! server, outbox workers and scheduler, with graceful shutdown.
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,9 +36,19 @@ impl Application {
             let emulator = start_sandbox(&mut settings).await?;
             tracing::warn!(
                 slack_api = %emulator.base_url(),
+                sandbox_page = %emulator.sandbox_url(),
                 "SANDBOX MODE: no SLACK_BOT_TOKEN is set, so pulseloop talks to its built-in Slack \
-                 emulator on this machine; nothing reaches a real Slack workspace"
+                 emulator on this machine; nothing reaches a real Slack workspace. Open the sandbox \
+                 page to see the DMs members receive and to answer them"
             );
+            if settings
+                .admin
+                .token
+                .as_ref()
+                .is_some_and(|t| t.expose_secret() == "sandbox")
+            {
+                tracing::warn!("sandbox: the admin API token is 'sandbox' (set PULSELOOP_ADMIN_TOKEN to choose one)");
+            }
             Some(emulator)
         } else {
             None
@@ -90,7 +100,10 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
         if let Some(emulator) = &sandbox {
-            seed_sandbox(emulator, &state);
+            emulator.connect_bot(
+                &format!("http://{addr}"),
+                state.signing_secret.expose_secret(),
+            );
         }
         Ok(Self {
             listener,
@@ -202,9 +215,12 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
     let _ = (state, stop.changed().await);
 }
 
-/// Every configured member becomes a user of the sandbox workspace, in their zone.
-fn seed_sandbox(emulator: &Emulator, state: &AppState) {
-    for program in state.catalog.programs().iter() {
+/// Every configured member becomes a user of the sandbox workspace, in their zone. Broken
+/// files are skipped here; applying the configuration reports them.
+fn seed_sandbox(emulator: &Emulator, settings: &Settings) {
+    let programs =
+        crate::config::program::load_programs(&settings.programs_dir()).unwrap_or_default();
+    for program in &programs {
         for m in &program.members {
             let tz = m.timezone.unwrap_or(program.timezone);
             emulator.add_user(EmulatedUser::new(&m.slack_id, tz.name()));
@@ -221,8 +237,13 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
     let emulator = Emulator::start(config.clone())
         .await
         .context("cannot start the sandbox Slack emulator")?;
+    seed_sandbox(&emulator, settings);
     settings.slack.api_base_url = emulator.base_url();
     settings.slack.bot_token = Some(SecretString::from(config.bot_token.clone()));
+    if settings.admin.token.is_none() {
+        // Only reachable on this machine (the sandbox binds 127.0.0.1 by default).
+        settings.admin.token = Some(SecretString::from("sandbox"));
+    }
     if settings.slack.signing_secret.is_none() {
         settings.slack.signing_secret = Some(SecretString::from(format!(
             "sandbox-{}",

@@ -1,334 +1,542 @@
-//! Block Kit validation as Slack does it: limits and required fields, each violation
-//! reported with a JSON pointer (`[ERROR] must be less than 3001 characters
-//! [json-pointer:/blocks/0/text/text]`).
+//! Block Kit validation with Slack's limits (FACTS.md §5).
+//!
+//! Pure functions from JSON to a list of Slack-style messages, each naming the offending field
+//! by JSON pointer, e.g. `[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]`.
+//! An empty list means the payload is valid. Lengths count Unicode scalar values, as Slack does.
+//! Message blocks answer `invalid_blocks`; views answer `invalid_arguments` (see `methods`).
 
 use serde_json::Value;
 use std::collections::HashSet;
 
-const BLOCK_TYPES: &[&str] = &[
-    "section",
-    "actions",
-    "context",
-    "divider",
-    "header",
-    "input",
-    "image",
-    "rich_text",
-    "markdown",
-    "file",
-    "video",
-];
+pub const MAX_MESSAGE_BLOCKS: usize = 50;
+pub const MAX_VIEW_BLOCKS: usize = 100;
+const MAX_ID: usize = 255;
+const MAX_MARKDOWN_TOTAL: usize = 12_000;
 
-struct Check {
-    errors: Vec<String>,
+/// Which kind of view a payload must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewKind {
+    Modal,
+    Home,
 }
 
-fn chars(v: &Value) -> usize {
-    v.as_str().map(|s| s.chars().count()).unwrap_or(0)
-}
-
-impl Check {
-    fn err(&mut self, pointer: &str, message: impl AsRef<str>) {
-        self.errors.push(format!(
-            "[ERROR] {} [json-pointer:{pointer}]",
-            message.as_ref()
-        ));
-    }
-
-    fn max_len(&mut self, v: &Value, max: usize, pointer: &str) {
-        if chars(v) > max {
-            self.err(pointer, format!("must be less than {} characters", max + 1));
-        }
-    }
-
-    /// A text object: `type` plain_text|mrkdwn, non-empty `text` within `max`.
-    fn text(&mut self, v: &Value, max: usize, pointer: &str, plain_only: bool) {
-        let Some(obj) = v.as_object() else {
-            self.err(pointer, "must be a text object");
-            return;
-        };
-        match obj.get("type").and_then(Value::as_str) {
-            Some("plain_text") => {}
-            Some("mrkdwn") if !plain_only => {}
-            Some("mrkdwn") => self.err(&format!("{pointer}/type"), "must be plain_text"),
-            _ => self.err(
-                &format!("{pointer}/type"),
-                "must be one of plain_text, mrkdwn",
-            ),
-        }
-        match obj.get("text") {
-            Some(Value::String(s)) if !s.is_empty() => {
-                if s.chars().count() > max {
-                    self.err(
-                        &format!("{pointer}/text"),
-                        format!("must be less than {} characters", max + 1),
-                    );
-                }
-            }
-            _ => self.err(&format!("{pointer}/text"), "must be more than 0 characters"),
-        }
-    }
-
-    fn id(&mut self, v: Option<&Value>, pointer: &str) {
-        if let Some(v) = v {
-            self.max_len(v, 255, pointer);
-        }
-    }
-
-    fn options(&mut self, v: Option<&Value>, max: usize, pointer: &str) {
-        let Some(list) = v.and_then(Value::as_array) else {
-            self.err(pointer, "is required");
-            return;
-        };
-        if list.is_empty() || list.len() > max {
-            self.err(pointer, format!("must provide between 1 and {max} items"));
-        }
-        for (i, o) in list.iter().enumerate() {
-            let p = format!("{pointer}/{i}");
-            match o.get("text") {
-                Some(t) => self.text(t, 75, &format!("{p}/text"), false),
-                None => self.err(&format!("{p}/text"), "is required"),
-            }
-            match o.get("value") {
-                Some(v) => self.max_len(v, 150, &format!("{p}/value")),
-                None => self.err(&format!("{p}/value"), "is required"),
-            }
-        }
-    }
-
-    fn element(&mut self, e: &Value, pointer: &str) {
-        self.id(e.get("action_id"), &format!("{pointer}/action_id"));
-        match e.get("type").and_then(Value::as_str) {
-            Some("button") => {
-                match e.get("text") {
-                    Some(t) => self.text(t, 75, &format!("{pointer}/text"), true),
-                    None => self.err(&format!("{pointer}/text"), "is required"),
-                }
-                if let Some(v) = e.get("value") {
-                    self.max_len(v, 2000, &format!("{pointer}/value"));
-                }
-                if let Some(u) = e.get("url") {
-                    self.max_len(u, 3000, &format!("{pointer}/url"));
-                }
-            }
-            Some("static_select") | Some("multi_static_select") => {
-                if e.get("option_groups").is_none() {
-                    self.options(e.get("options"), 100, &format!("{pointer}/options"));
-                }
-                if let Some(p) = e.get("placeholder") {
-                    self.text(p, 150, &format!("{pointer}/placeholder"), true);
-                }
-            }
-            Some("radio_buttons") | Some("checkboxes") => {
-                self.options(e.get("options"), 10, &format!("{pointer}/options"))
-            }
-            Some("overflow") => self.options(e.get("options"), 5, &format!("{pointer}/options")),
-            Some("plain_text_input") => {
-                if let Some(n) = e.get("max_length").and_then(Value::as_u64) {
-                    if n > 3000 {
-                        self.err(&format!("{pointer}/max_length"), "must be less than 3001");
-                    }
-                }
-                if let Some(p) = e.get("placeholder") {
-                    self.text(p, 150, &format!("{pointer}/placeholder"), true);
-                }
-            }
-            Some("image")
-            | Some("datepicker")
-            | Some("timepicker")
-            | Some("users_select")
-            | Some("conversations_select")
-            | Some("channels_select")
-            | Some("external_select")
-            | Some("number_input")
-            | Some("email_text_input")
-            | Some("url_text_input")
-            | Some("rich_text_input")
-            | Some("multi_users_select")
-            | Some("datetimepicker") => {}
-            Some(other) => self.err(
-                &format!("{pointer}/type"),
-                format!("unknown element type {other}"),
-            ),
-            None => self.err(&format!("{pointer}/type"), "is required"),
-        }
-        if let Some(confirm) = e.get("confirm") {
-            for (field, max) in [("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)] {
-                if let Some(t) = confirm.get(field) {
-                    self.text(t, max, &format!("{pointer}/confirm/{field}"), false);
-                }
-            }
-        }
-    }
-
-    fn block(&mut self, b: &Value, pointer: &str, block_ids: &mut HashSet<String>) {
-        if let Some(id) = b.get("block_id") {
-            self.id(Some(id), &format!("{pointer}/block_id"));
-            if let Some(s) = id.as_str() {
-                if !block_ids.insert(s.to_string()) {
-                    self.err(&format!("{pointer}/block_id"), "must be unique");
-                }
-            }
-        }
-        let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
-        if !BLOCK_TYPES.contains(&kind) {
-            self.err(
-                &format!("{pointer}/type"),
-                format!("must be a valid enum value ({kind})"),
-            );
-            return;
-        }
-        match kind {
-            "section" => {
-                let text = b.get("text");
-                let fields = b.get("fields").and_then(Value::as_array);
-                if text.is_none() && fields.is_none() {
-                    self.err(pointer, "must provide either text or fields");
-                }
-                if let Some(t) = text {
-                    self.text(t, 3000, &format!("{pointer}/text"), false);
-                }
-                if let Some(fields) = fields {
-                    if fields.len() > 10 {
-                        self.err(
-                            &format!("{pointer}/fields"),
-                            "must provide no more than 10 items",
-                        );
-                    }
-                    for (i, f) in fields.iter().enumerate() {
-                        self.text(f, 2000, &format!("{pointer}/fields/{i}"), false);
-                    }
-                }
-                if let Some(acc) = b.get("accessory") {
-                    self.element(acc, &format!("{pointer}/accessory"));
-                }
-            }
-            "header" => match b.get("text") {
-                Some(t) => self.text(t, 150, &format!("{pointer}/text"), true),
-                None => self.err(&format!("{pointer}/text"), "is required"),
-            },
-            "actions" => {
-                let elements = b.get("elements").and_then(Value::as_array);
-                match elements {
-                    Some(list) if !list.is_empty() && list.len() <= 25 => {
-                        let mut action_ids = HashSet::new();
-                        for (i, e) in list.iter().enumerate() {
-                            let p = format!("{pointer}/elements/{i}");
-                            if let Some(id) = e.get("action_id").and_then(Value::as_str) {
-                                if !action_ids.insert(id.to_string()) {
-                                    self.err(
-                                        &format!("{p}/action_id"),
-                                        "must be unique within the block",
-                                    );
-                                }
-                            }
-                            self.element(e, &p);
-                        }
-                    }
-                    _ => self.err(
-                        &format!("{pointer}/elements"),
-                        "must provide between 1 and 25 items",
-                    ),
-                }
-            }
-            "context" => match b.get("elements").and_then(Value::as_array) {
-                Some(list) if !list.is_empty() && list.len() <= 10 => {
-                    for (i, e) in list.iter().enumerate() {
-                        if e.get("type").and_then(Value::as_str) != Some("image") {
-                            self.text(e, 3000, &format!("{pointer}/elements/{i}"), false);
-                        }
-                    }
-                }
-                _ => self.err(
-                    &format!("{pointer}/elements"),
-                    "must provide between 1 and 10 items",
-                ),
-            },
-            "input" => {
-                match b.get("label") {
-                    Some(t) => self.text(t, 2000, &format!("{pointer}/label"), true),
-                    None => self.err(&format!("{pointer}/label"), "is required"),
-                }
-                if let Some(h) = b.get("hint") {
-                    self.text(h, 2000, &format!("{pointer}/hint"), true);
-                }
-                match b.get("element") {
-                    Some(e) => self.element(e, &format!("{pointer}/element")),
-                    None => self.err(&format!("{pointer}/element"), "is required"),
-                }
-            }
-            "image" => {
-                if let Some(a) = b.get("alt_text") {
-                    self.max_len(a, 2000, &format!("{pointer}/alt_text"));
-                }
-            }
-            _ => {}
+impl ViewKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewKind::Modal => "modal",
+            ViewKind::Home => "home",
         }
     }
 }
 
-/// Validates a `blocks` array; `max` is 50 for messages, 100 for views.
-pub fn validate_blocks(blocks: &Value, max: usize, prefix: &str) -> Vec<String> {
-    let mut check = Check { errors: Vec::new() };
-    let Some(list) = blocks.as_array() else {
-        check.err(prefix, "must be an array");
-        return check.errors;
+/// Validates the `blocks` of a message (chat.postMessage, chat.update, chat.postEphemeral).
+pub fn validate_message_blocks(blocks: &Value) -> Vec<String> {
+    let mut c = Checker::default();
+    c.blocks(blocks, "/blocks", MAX_MESSAGE_BLOCKS);
+    if c.markdown_chars > MAX_MARKDOWN_TOTAL {
+        c.error(
+            "/blocks",
+            format!("markdown blocks must be less than {MAX_MARKDOWN_TOTAL} characters in total"),
+        );
+    }
+    c.errors
+}
+
+/// Validates a view payload for views.open/push/update (modal) or views.publish (home).
+pub fn validate_view(view: &Value, kind: ViewKind) -> Vec<String> {
+    let mut c = Checker::default();
+    let Some(obj) = view.as_object() else {
+        c.error("/view", "failed to match all allowed schemas");
+        return c.errors;
     };
-    if list.len() > max {
-        check.err(prefix, format!("no more than {max} items allowed"));
-    }
-    let mut block_ids = HashSet::new();
-    for (i, b) in list.iter().enumerate() {
-        check.block(b, &format!("{prefix}/{i}"), &mut block_ids);
-    }
-    check.errors
-}
-
-/// Validates a view for views.open/update/publish.
-pub fn validate_view(view: &Value, publish: bool) -> Vec<String> {
-    let mut check = Check { errors: Vec::new() };
-    let kind = view.get("type").and_then(Value::as_str).unwrap_or("");
-    match (publish, kind) {
-        (true, "home") | (false, "modal") => {}
-        (true, _) => check.err("/view/type", "must be home"),
-        (false, _) => check.err("/view/type", "must be modal"),
-    }
-    if kind == "modal" {
-        match view.get("title") {
-            Some(t) => check.text(t, 24, "/view/title", true),
-            None => check.err("/view/title", "is required"),
+    match obj.get("type").and_then(Value::as_str) {
+        None => {
+            c.error("/view", "failed to match all allowed schemas");
+            c.error("/view", "missing required field: type");
+            return c.errors;
         }
-        for field in ["submit", "close"] {
-            if let Some(t) = view.get(field) {
-                check.text(t, 24, &format!("/view/{field}"), true);
-            }
+        Some(t) if t != kind.as_str() => {
+            c.error("/view/type", format!("must be {}", kind.as_str()));
+            return c.errors;
         }
-        let has_input = view
+        Some(_) => {}
+    }
+    if kind == ViewKind::Modal {
+        c.text(
+            obj.get("title"),
+            "/view/title",
+            TextRule::plain(24).required(),
+        );
+        c.text(obj.get("close"), "/view/close", TextRule::plain(24));
+        c.text(obj.get("submit"), "/view/submit", TextRule::plain(24));
+        let has_input = obj
             .get("blocks")
             .and_then(Value::as_array)
             .is_some_and(|b| {
                 b.iter()
-                    .any(|b| b.get("type").and_then(Value::as_str) == Some("input"))
+                    .any(|b| b.get("type") == Some(&Value::from("input")))
             });
-        if has_input && view.get("submit").is_none() {
-            check.err("/view/submit", "is required when the view has input blocks");
+        if has_input && obj.get("submit").is_none_or(Value::is_null) {
+            c.error("/view/submit", "missing required field: submit");
         }
     }
-    for (field, max) in [
-        ("callback_id", 255),
-        ("external_id", 255),
-        ("private_metadata", 3000),
-    ] {
-        if let Some(v) = view.get(field) {
-            check.max_len(v, max, &format!("/view/{field}"));
+    c.max_str(obj.get("callback_id"), "/view/callback_id", MAX_ID);
+    c.max_str(obj.get("external_id"), "/view/external_id", MAX_ID);
+    c.max_str(obj.get("private_metadata"), "/view/private_metadata", 3000);
+    match obj.get("blocks") {
+        None => c.error("/view", "missing required field: blocks"),
+        Some(blocks) => c.blocks(blocks, "/view/blocks", MAX_VIEW_BLOCKS),
+    }
+    c.errors
+}
+
+/// What a text object may contain.
+#[derive(Clone, Copy)]
+struct TextRule {
+    plain_only: bool,
+    max: usize,
+    required: bool,
+}
+
+impl TextRule {
+    fn plain(max: usize) -> Self {
+        Self {
+            plain_only: true,
+            max,
+            required: false,
         }
     }
-    let mut errors = check.errors;
-    match view.get("blocks") {
-        Some(blocks) => errors.extend(validate_blocks(blocks, 100, "/view/blocks")),
-        None => errors.push("[ERROR] is required [json-pointer:/view/blocks]".into()),
+    fn any(max: usize) -> Self {
+        Self {
+            plain_only: false,
+            max,
+            required: false,
+        }
     }
-    errors
+    fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    errors: Vec<String>,
+    block_ids: HashSet<String>,
+    markdown_chars: usize,
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn kind_of(v: &Value) -> Option<&str> {
+    v.get("type").and_then(Value::as_str)
+}
+
+impl Checker {
+    fn error(&mut self, pointer: &str, message: impl std::fmt::Display) {
+        self.errors
+            .push(format!("[ERROR] {message} [json-pointer:{pointer}]"));
+    }
+
+    fn too_long(&mut self, pointer: &str, max: usize) {
+        self.error(pointer, format!("must be less than {} characters", max + 1));
+    }
+
+    /// An optional string field with a maximum length.
+    fn max_str(&mut self, v: Option<&Value>, pointer: &str, max: usize) {
+        match v {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if chars(s) > max => self.too_long(pointer, max),
+            Some(Value::String(_)) => {}
+            Some(_) => self.error(pointer, "must be a string"),
+        }
+    }
+
+    fn required_str(&mut self, parent: &Value, field: &str, pointer: &str, max: usize) {
+        match parent.get(field) {
+            None | Some(Value::Null) => {
+                self.error(pointer, format!("missing required field: {field}"));
+            }
+            v => self.max_str(v, &format!("{pointer}/{field}"), max),
+        }
+    }
+
+    /// An optional array field: returns its items (empty when absent) after checking the count.
+    fn array<'v>(
+        &mut self,
+        v: Option<&'v Value>,
+        pointer: &str,
+        max: usize,
+        min: usize,
+    ) -> &'v [Value] {
+        match v {
+            None | Some(Value::Null) if min == 0 => &[],
+            Some(Value::Array(items)) => {
+                if items.len() > max {
+                    self.error(pointer, format!("no more than {max} items allowed"));
+                } else if items.len() < min {
+                    self.error(pointer, format!("must provide at least {min} items"));
+                }
+                items
+            }
+            None | Some(Value::Null) => {
+                self.error(pointer, "missing required field");
+                &[]
+            }
+            Some(_) => {
+                self.error(pointer, "must be an array");
+                &[]
+            }
+        }
+    }
+
+    fn text(&mut self, v: Option<&Value>, pointer: &str, rule: TextRule) {
+        let v = match v {
+            None | Some(Value::Null) => {
+                if rule.required {
+                    self.error(pointer, "missing required field: text");
+                }
+                return;
+            }
+            Some(v) => v,
+        };
+        if !v.is_object() {
+            self.error(pointer, "must be a text object");
+            return;
+        }
+        match kind_of(v) {
+            Some("plain_text") => {}
+            Some("mrkdwn") if !rule.plain_only => {}
+            Some("mrkdwn") => {
+                self.error(&format!("{pointer}/type"), "must be plain_text");
+                return;
+            }
+            Some(_) => {
+                self.error(
+                    &format!("{pointer}/type"),
+                    "must be one of plain_text, mrkdwn",
+                );
+                return;
+            }
+            None => {
+                self.error(pointer, "missing required field: type");
+                return;
+            }
+        }
+        let text_ptr = format!("{pointer}/text");
+        match v.get("text") {
+            Some(Value::String(s)) if s.is_empty() => {
+                self.error(&text_ptr, "must be more than 0 characters");
+            }
+            Some(Value::String(s)) if chars(s) > rule.max => self.too_long(&text_ptr, rule.max),
+            Some(Value::String(_)) => {}
+            _ => self.error(pointer, "missing required field: text"),
+        }
+    }
+
+    fn blocks(&mut self, blocks: &Value, pointer: &str, max: usize) {
+        let Some(items) = blocks.as_array() else {
+            self.error(pointer, "must be an array");
+            return;
+        };
+        if items.len() > max {
+            self.error(pointer, format!("no more than {max} items allowed"));
+        }
+        for (i, block) in items.iter().enumerate() {
+            self.block(block, &format!("{pointer}/{i}"));
+        }
+    }
+
+    fn block(&mut self, b: &Value, p: &str) {
+        if !b.is_object() {
+            self.error(p, "must be an object");
+            return;
+        }
+        if let Some(id) = b.get("block_id") {
+            self.max_str(Some(id), &format!("{p}/block_id"), MAX_ID);
+            if let Some(id) = id.as_str() {
+                if !self.block_ids.insert(id.to_string()) {
+                    self.error(
+                        &format!("{p}/block_id"),
+                        format!("duplicate block_id: {id}"),
+                    );
+                }
+            }
+        }
+        match kind_of(b) {
+            Some("section") => self.section(b, p),
+            Some("actions") => {
+                let elements = self.array(b.get("elements"), &format!("{p}/elements"), 25, 1);
+                for (i, e) in elements.iter().enumerate() {
+                    self.element(e, &format!("{p}/elements/{i}"));
+                }
+            }
+            Some("context") => {
+                let elements = self.array(b.get("elements"), &format!("{p}/elements"), 10, 1);
+                for (i, e) in elements.iter().enumerate() {
+                    let ep = format!("{p}/elements/{i}");
+                    if kind_of(e) == Some("image") {
+                        self.image_element(e, &ep);
+                    } else {
+                        self.text(Some(e), &ep, TextRule::any(3000).required());
+                    }
+                }
+            }
+            Some("divider") => {}
+            Some("header") => self.text(
+                b.get("text"),
+                &format!("{p}/text"),
+                TextRule::plain(150).required(),
+            ),
+            Some("input") => self.input(b, p),
+            Some("image") => {
+                self.image_element(b, p);
+                self.text(b.get("title"), &format!("{p}/title"), TextRule::plain(2000));
+            }
+            Some("rich_text") => {
+                self.array(b.get("elements"), &format!("{p}/elements"), usize::MAX, 0);
+                if b.get("elements").is_none() {
+                    self.error(p, "missing required field: elements");
+                }
+            }
+            Some("markdown") => match b.get("text").and_then(Value::as_str) {
+                Some(t) => self.markdown_chars += chars(t),
+                None => self.error(p, "missing required field: text"),
+            },
+            Some("file") => {
+                self.required_str(b, "external_id", p, MAX_ID);
+                self.required_str(b, "source", p, 255);
+            }
+            Some("video") => {
+                self.required_str(b, "alt_text", p, 2000);
+                self.required_str(b, "thumbnail_url", p, 3000);
+                self.required_str(b, "video_url", p, 3000);
+                self.text(
+                    b.get("title"),
+                    &format!("{p}/title"),
+                    TextRule::plain(200).required(),
+                );
+            }
+            Some(other) => {
+                self.error(p, "failed to match all allowed schemas");
+                self.error(
+                    &format!("{p}/type"),
+                    format!("unsupported block type: {other}"),
+                );
+            }
+            None => self.error(p, "missing required field: type"),
+        }
+    }
+
+    fn section(&mut self, b: &Value, p: &str) {
+        let has_text = b.get("text").is_some_and(|t| !t.is_null());
+        let has_fields = b.get("fields").is_some_and(|f| !f.is_null());
+        if !has_text && !has_fields {
+            self.error(p, "must provide either text or fields");
+        }
+        self.text(b.get("text"), &format!("{p}/text"), TextRule::any(3000));
+        let fields = self.array(b.get("fields"), &format!("{p}/fields"), 10, 0);
+        for (i, f) in fields.iter().enumerate() {
+            self.text(
+                Some(f),
+                &format!("{p}/fields/{i}"),
+                TextRule::any(2000).required(),
+            );
+        }
+        if let Some(acc) = b.get("accessory").filter(|a| !a.is_null()) {
+            let ap = format!("{p}/accessory");
+            if kind_of(acc) == Some("image") {
+                self.image_element(acc, &ap);
+            } else {
+                self.element(acc, &ap);
+            }
+        }
+    }
+
+    fn input(&mut self, b: &Value, p: &str) {
+        self.text(
+            b.get("label"),
+            &format!("{p}/label"),
+            TextRule::plain(2000).required(),
+        );
+        self.text(b.get("hint"), &format!("{p}/hint"), TextRule::plain(2000));
+        match b.get("element") {
+            Some(e) if e.is_object() => self.element(e, &format!("{p}/element")),
+            _ => self.error(p, "missing required field: element"),
+        }
+    }
+
+    fn image_element(&mut self, e: &Value, p: &str) {
+        if e.get("image_url").is_none() && e.get("slack_file").is_none() {
+            self.error(p, "missing required field: image_url");
+        }
+        self.max_str(e.get("image_url"), &format!("{p}/image_url"), 3000);
+        self.required_str(e, "alt_text", p, 2000);
+    }
+
+    /// Interactive elements (in actions blocks, section accessories and input blocks).
+    fn element(&mut self, e: &Value, p: &str) {
+        self.max_str(e.get("action_id"), &format!("{p}/action_id"), MAX_ID);
+        self.text(
+            e.get("placeholder"),
+            &format!("{p}/placeholder"),
+            TextRule::plain(150),
+        );
+        if let Some(confirm) = e.get("confirm").filter(|c| !c.is_null()) {
+            self.confirm(confirm, &format!("{p}/confirm"));
+        }
+        match kind_of(e) {
+            Some("button") => {
+                self.text(
+                    e.get("text"),
+                    &format!("{p}/text"),
+                    TextRule::plain(75).required(),
+                );
+                self.max_str(e.get("value"), &format!("{p}/value"), 2000);
+                self.max_str(e.get("url"), &format!("{p}/url"), 3000);
+                self.max_str(
+                    e.get("accessibility_label"),
+                    &format!("{p}/accessibility_label"),
+                    75,
+                );
+            }
+            Some("static_select" | "multi_static_select") => {
+                let has_groups = e.get("option_groups").is_some();
+                if !has_groups {
+                    let opts = self.array(e.get("options"), &format!("{p}/options"), 100, 1);
+                    self.options(opts, &format!("{p}/options"));
+                }
+                let groups = self.array(
+                    e.get("option_groups"),
+                    &format!("{p}/option_groups"),
+                    100,
+                    0,
+                );
+                for (i, g) in groups.iter().enumerate() {
+                    let gp = format!("{p}/option_groups/{i}");
+                    self.text(
+                        g.get("label"),
+                        &format!("{gp}/label"),
+                        TextRule::plain(75).required(),
+                    );
+                    let opts = self.array(g.get("options"), &format!("{gp}/options"), 100, 1);
+                    self.options(opts, &format!("{gp}/options"));
+                }
+                self.initial_options(e, p);
+            }
+            Some("radio_buttons" | "checkboxes") => {
+                let opts = self.array(e.get("options"), &format!("{p}/options"), 10, 1);
+                self.options(opts, &format!("{p}/options"));
+                self.initial_options(e, p);
+            }
+            Some("overflow") => {
+                let opts = self.array(e.get("options"), &format!("{p}/options"), 5, 1);
+                self.options(opts, &format!("{p}/options"));
+            }
+            Some("plain_text_input") => {
+                for field in ["min_length", "max_length"] {
+                    if let Some(n) = e.get(field) {
+                        match n.as_u64() {
+                            Some(n) if n <= 3000 => {}
+                            _ => self.error(
+                                &format!("{p}/{field}"),
+                                "must be an integer no greater than 3000",
+                            ),
+                        }
+                    }
+                }
+                self.max_str(e.get("initial_value"), &format!("{p}/initial_value"), 3000);
+            }
+            Some(
+                "external_select"
+                | "multi_external_select"
+                | "users_select"
+                | "multi_users_select"
+                | "conversations_select"
+                | "multi_conversations_select"
+                | "channels_select"
+                | "multi_channels_select"
+                | "datepicker"
+                | "timepicker"
+                | "datetimepicker"
+                | "email_text_input"
+                | "url_text_input"
+                | "number_input"
+                | "rich_text_input"
+                | "file_input"
+                | "workflow_button",
+            ) => {}
+            Some(other) => {
+                self.error(p, "failed to match all allowed schemas");
+                self.error(
+                    &format!("{p}/type"),
+                    format!("unsupported element type: {other}"),
+                );
+            }
+            None => self.error(p, "missing required field: type"),
+        }
+    }
+
+    fn options(&mut self, options: &[Value], p: &str) {
+        for (i, o) in options.iter().enumerate() {
+            self.option(o, &format!("{p}/{i}"));
+        }
+    }
+
+    fn option(&mut self, o: &Value, p: &str) {
+        self.text(
+            o.get("text"),
+            &format!("{p}/text"),
+            TextRule::any(75).required(),
+        );
+        self.text(
+            o.get("description"),
+            &format!("{p}/description"),
+            TextRule::any(75),
+        );
+        match o.get("value") {
+            None | Some(Value::Null) => self.error(p, "missing required field: value"),
+            v => self.max_str(v, &format!("{p}/value"), 150),
+        }
+        self.max_str(o.get("url"), &format!("{p}/url"), 3000);
+    }
+
+    fn initial_options(&mut self, e: &Value, p: &str) {
+        if let Some(o) = e.get("initial_option").filter(|o| !o.is_null()) {
+            self.option(o, &format!("{p}/initial_option"));
+        }
+        if let Some(Value::Array(opts)) = e.get("initial_options") {
+            for (i, o) in opts.iter().enumerate() {
+                self.option(o, &format!("{p}/initial_options/{i}"));
+            }
+        }
+    }
+
+    fn confirm(&mut self, c: &Value, p: &str) {
+        self.text(
+            c.get("title"),
+            &format!("{p}/title"),
+            TextRule::plain(100).required(),
+        );
+        self.text(
+            c.get("text"),
+            &format!("{p}/text"),
+            TextRule::any(300).required(),
+        );
+        self.text(
+            c.get("confirm"),
+            &format!("{p}/confirm"),
+            TextRule::plain(30).required(),
+        );
+        self.text(
+            c.get("deny"),
+            &format!("{p}/deny"),
+            TextRule::plain(30).required(),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -340,48 +548,168 @@ mod tests {
         json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
     }
 
+    fn button(text: &str) -> Value {
+        json!({ "type": "button", "action_id": "a", "text": { "type": "plain_text", "text": text }, "value": "v" })
+    }
+
+    fn option(text: &str, value: &str) -> Value {
+        json!({ "text": { "type": "plain_text", "text": text }, "value": value })
+    }
+
     #[test]
-    fn block_count_and_section_length() {
-        let fifty: Vec<_> = (0..50).map(|_| section("x")).collect();
-        assert!(validate_blocks(&json!(fifty), 50, "/blocks").is_empty());
-        let fifty_one: Vec<_> = (0..51).map(|_| section("x")).collect();
-        assert_eq!(validate_blocks(&json!(fifty_one), 50, "/blocks").len(), 1);
-        assert!(validate_blocks(&json!([section(&"a".repeat(3000))]), 50, "/blocks").is_empty());
-        let errors = validate_blocks(&json!([section(&"a".repeat(3001))]), 50, "/blocks");
+    fn fifty_blocks_pass_and_fifty_one_fail() {
+        let fifty: Vec<_> = (0..50).map(|i| section(&format!("b{i}"))).collect();
+        assert!(validate_message_blocks(&json!(fifty)).is_empty());
+        let fifty_one: Vec<_> = (0..51).map(|i| section(&format!("b{i}"))).collect();
+        let errors = validate_message_blocks(&json!(fifty_one));
+        assert_eq!(
+            errors,
+            vec!["[ERROR] no more than 50 items allowed [json-pointer:/blocks]"]
+        );
+    }
+
+    #[test]
+    fn section_text_is_limited_to_3000_characters() {
+        assert!(validate_message_blocks(&json!([section(&"x".repeat(3000))])).is_empty());
+        let errors = validate_message_blocks(&json!([section(&"x".repeat(3001))]));
         assert_eq!(
             errors,
             vec!["[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"]
         );
-        // Characters, not bytes.
-        assert!(validate_blocks(&json!([section(&"é".repeat(3000))]), 50, "/blocks").is_empty());
     }
 
     #[test]
-    fn buttons_options_and_required_fields() {
-        let long_button = json!([{ "type": "actions", "elements": [{ "type": "button", "action_id": "a", "text": { "type": "plain_text", "text": "b".repeat(76) } }] }]);
-        assert_eq!(validate_blocks(&long_button, 50, "/blocks").len(), 1);
-        let radio = json!([{ "type": "input", "label": { "type": "plain_text", "text": "L" }, "element": {
-            "type": "radio_buttons", "action_id": "v",
-            "options": (0..11).map(|i| json!({ "text": { "type": "plain_text", "text": i.to_string() }, "value": i.to_string() })).collect::<Vec<_>>() } }]);
-        assert_eq!(validate_blocks(&radio, 50, "/blocks").len(), 1);
-        assert_eq!(
-            validate_blocks(&json!([{ "type": "section" }]), 50, "/blocks").len(),
-            1
-        );
-        assert_eq!(
-            validate_blocks(&json!([{ "type": "sparkle" }]), 50, "/blocks").len(),
-            1
-        );
-        let dup =
-            json!([{ "type": "divider", "block_id": "x" }, { "type": "divider", "block_id": "x" }]);
-        assert_eq!(validate_blocks(&dup, 50, "/blocks").len(), 1);
+    fn characters_are_counted_not_bytes() {
+        // 3000 two-byte characters are still 3000 characters.
+        assert!(validate_message_blocks(&json!([section(&"é".repeat(3000))])).is_empty());
     }
 
     #[test]
-    fn modal_title_and_submit() {
-        let modal = json!({ "type": "modal", "title": { "type": "plain_text", "text": "A title that is far too long" },
-            "blocks": [{ "type": "input", "label": { "type": "plain_text", "text": "L" }, "element": { "type": "plain_text_input", "action_id": "v" } }] });
-        let errors = validate_view(&modal, false);
-        assert_eq!(errors.len(), 2, "{errors:?}");
+    fn button_text_over_75_characters_is_rejected() {
+        let ok = json!([{ "type": "actions", "elements": [button(&"b".repeat(75))] }]);
+        assert!(validate_message_blocks(&ok).is_empty());
+        let bad = json!([{ "type": "actions", "elements": [button(&"b".repeat(76))] }]);
+        let errors = validate_message_blocks(&bad);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("/blocks/0/elements/0/text/text"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn button_text_must_be_plain_text() {
+        let bad = json!([{ "type": "actions", "elements": [{ "type": "button", "text": { "type": "mrkdwn", "text": "x" } }] }]);
+        assert!(validate_message_blocks(&bad)[0].contains("/blocks/0/elements/0/text/type"));
+    }
+
+    #[test]
+    fn unknown_block_types_and_empty_text_are_rejected() {
+        let errors = validate_message_blocks(&json!([{ "type": "carousel" }, section("")]));
+        assert!(errors
+            .iter()
+            .any(|e| e.contains("unsupported block type: carousel")));
+        assert!(errors.iter().any(|e| e.contains("/blocks/1/text/text")));
+    }
+
+    #[test]
+    fn sections_need_text_or_fields_and_at_most_ten_fields() {
+        assert!(!validate_message_blocks(&json!([{ "type": "section" }])).is_empty());
+        let field = json!({ "type": "mrkdwn", "text": "f" });
+        let ten = json!([{ "type": "section", "fields": vec![field.clone(); 10] }]);
+        assert!(validate_message_blocks(&ten).is_empty());
+        let eleven = json!([{ "type": "section", "fields": vec![field; 11] }]);
+        assert!(validate_message_blocks(&eleven)[0].contains("/blocks/0/fields"));
+    }
+
+    #[test]
+    fn block_ids_are_unique_and_short() {
+        let mut a = section("a");
+        a["block_id"] = json!("same");
+        let errors = validate_message_blocks(&json!([a.clone(), a]));
+        assert!(errors[0].contains("duplicate block_id"));
+        let mut long = section("a");
+        long["block_id"] = json!("x".repeat(256));
+        assert!(validate_message_blocks(&json!([long]))[0].contains("/blocks/0/block_id"));
+    }
+
+    #[test]
+    fn option_and_element_count_limits() {
+        let header = json!([{ "type": "header", "text": { "type": "plain_text", "text": "h".repeat(151) } }]);
+        assert!(validate_message_blocks(&header)[0].contains("/blocks/0/text/text"));
+
+        let radios = |n: usize| {
+            let opts: Vec<_> = (0..n).map(|i| option("o", &i.to_string())).collect();
+            json!([{ "type": "actions", "elements": [{ "type": "radio_buttons", "action_id": "r", "options": opts }] }])
+        };
+        assert!(validate_message_blocks(&radios(10)).is_empty());
+        assert!(validate_message_blocks(&radios(11))[0].contains("/blocks/0/elements/0/options"));
+
+        let long_value = json!([{ "type": "actions", "elements": [{ "type": "static_select", "action_id": "s",
+            "options": [option("o", &"v".repeat(151))] }] }]);
+        assert!(validate_message_blocks(&long_value)[0].contains("/options/0/value"));
+
+        let buttons: Vec<_> = (0..26).map(|_| button("b")).collect();
+        let too_many = json!([{ "type": "actions", "elements": buttons }]);
+        assert!(validate_message_blocks(&too_many)[0].contains("no more than 25 items"));
+    }
+
+    #[test]
+    fn inputs_need_a_label_and_an_element() {
+        let errors = validate_message_blocks(
+            &json!([{ "type": "input", "label": { "type": "plain_text", "text": "L" } }]),
+        );
+        assert_eq!(
+            errors,
+            vec!["[ERROR] missing required field: element [json-pointer:/blocks/0]"]
+        );
+        let too_long = json!([{ "type": "input", "label": { "type": "plain_text", "text": "L" },
+            "element": { "type": "plain_text_input", "action_id": "t", "max_length": 3001 } }]);
+        assert!(validate_message_blocks(&too_long)[0].contains("/blocks/0/element/max_length"));
+    }
+
+    #[test]
+    fn modals_need_a_short_title_and_submit_with_inputs() {
+        let input = json!({ "type": "input", "block_id": "i", "label": { "type": "plain_text", "text": "L" },
+            "element": { "type": "plain_text_input", "action_id": "t" } });
+        let view = json!({ "type": "modal", "title": { "type": "plain_text", "text": "Pulse" }, "blocks": [input] });
+        let errors = validate_view(&view, ViewKind::Modal);
+        assert_eq!(
+            errors,
+            vec!["[ERROR] missing required field: submit [json-pointer:/view/submit]"]
+        );
+
+        let mut ok = view.clone();
+        ok["submit"] = json!({ "type": "plain_text", "text": "Send" });
+        assert!(validate_view(&ok, ViewKind::Modal).is_empty());
+
+        let mut long_title = ok.clone();
+        long_title["title"]["text"] = json!("t".repeat(25));
+        assert!(validate_view(&long_title, ViewKind::Modal)[0].contains("/view/title/text"));
+
+        let mut metadata = ok;
+        metadata["private_metadata"] = json!("m".repeat(3001));
+        assert!(validate_view(&metadata, ViewKind::Modal)[0].contains("/view/private_metadata"));
+    }
+
+    #[test]
+    fn views_hold_100_blocks_and_must_have_the_right_type() {
+        let blocks: Vec<_> = (0..100).map(|i| section(&i.to_string())).collect();
+        let home = json!({ "type": "home", "blocks": blocks });
+        assert!(validate_view(&home, ViewKind::Home).is_empty());
+        let mut too_many = home.clone();
+        too_many["blocks"]
+            .as_array_mut()
+            .expect("array")
+            .push(section("x"));
+        assert!(validate_view(&too_many, ViewKind::Home)[0].contains("/view/blocks"));
+        assert!(validate_view(&home, ViewKind::Modal)[0].contains("/view/type"));
+        assert_eq!(
+            validate_view(&json!({ "blocks": [] }), ViewKind::Home),
+            vec![
+                "[ERROR] failed to match all allowed schemas [json-pointer:/view]",
+                "[ERROR] missing required field: type [json-pointer:/view]"
+            ]
+        );
     }
 }

@@ -1,45 +1,81 @@
-//! Slack's side of the conversation: signed requests to the bot's endpoints, shaped like
-//! the real thing (FACTS.md §1, §6).
+//! Slack's side of the conversation with the bot: signed HTTP requests to its
+//! `/slack/events`, `/slack/interactions` and `/slack/commands` (FACTS.md §1), with knobs to
+//! sign wrongly on purpose. Payload builders live in `payloads`.
 
-use chrono::Utc;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
 
-use super::Emulator;
+use super::state::Shared;
 use crate::slack::signature::{compute_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-/// How to sign one request; the defaults sign correctly at the current time.
+/// How to sign one request; the default signs correctly at the peer's current time.
 #[derive(Debug, Clone, Default)]
 pub struct SignOptions {
-    /// Unix seconds; `None` means now.
+    /// Unix seconds for `X-Slack-Request-Timestamp`; `None` means the peer's clock.
     pub timestamp: Option<i64>,
+    /// Sign with this secret instead of the real one.
     pub secret_override: Option<String>,
-    /// Sent instead of the computed signature.
+    /// Send this `X-Slack-Signature` instead of the computed one.
     pub signature_override: Option<String>,
     /// Send neither signature header.
     pub omit_headers: bool,
-    /// Adds `X-Slack-Retry-Num` (and a retry reason), as Slack's retries carry.
+    /// Mark the request as Slack's n-th retry (`X-Slack-Retry-Num`, reason `http_timeout`).
     pub retry_num: Option<u32>,
 }
 
+/// Where the peer's "now" comes from.
+pub type PeerClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Plays Slack towards the bot at `bot_base_url`. Cheap to clone.
 #[derive(Clone)]
 pub struct SlackPeer {
-    emulator: Emulator,
+    pub(super) shared: Arc<Shared>,
     http: reqwest::Client,
     bot_base_url: String,
     secret: String,
+    clock: Option<PeerClock>,
+}
+
+impl std::fmt::Debug for SlackPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The signing secret stays out of debug output.
+        f.debug_struct("SlackPeer")
+            .field("bot_base_url", &self.bot_base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SlackPeer {
-    pub(crate) fn new(emulator: Emulator, bot_base_url: &str, secret: &str) -> Self {
-        crate::tls::install_crypto_provider();
+    pub(super) fn new(shared: Arc<Shared>, bot_base_url: &str, secret: &str) -> Self {
+        install_crypto_provider();
         Self {
-            emulator,
+            shared,
             http: reqwest::Client::new(),
             bot_base_url: bot_base_url.trim_end_matches('/').to_string(),
             secret: secret.to_string(),
+            clock: None,
         }
     }
 
+    /// Uses `clock` for signatures and payload timestamps (e.g. the bot's test clock).
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// A copy of this peer whose clock stands still at `now`: `peer.at(t).send_event(&e)`.
+    pub fn at(&self, now: DateTime<Utc>) -> Self {
+        self.clone().with_clock(move || now)
+    }
+
+    /// The peer's current time (the system clock unless overridden).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.as_ref().map_or_else(Utc::now, |c| c())
+    }
+
+    /// POSTs `body` to `{bot}{path}`, signed as `opts` says.
     pub async fn send_signed(
         &self,
         path: &str,
@@ -49,7 +85,7 @@ impl SlackPeer {
     ) -> reqwest::Result<reqwest::Response> {
         let ts = opts
             .timestamp
-            .unwrap_or_else(|| Utc::now().timestamp())
+            .unwrap_or_else(|| self.now().timestamp())
             .to_string();
         let secret = opts.secret_override.as_deref().unwrap_or(&self.secret);
         let signature = opts
@@ -59,7 +95,11 @@ impl SlackPeer {
         let mut request = self
             .http
             .post(format!("{}{path}", self.bot_base_url))
-            .header("content-type", content_type);
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(
+                reqwest::header::USER_AGENT,
+                "Slackbot 1.0 (+https://api.slack.com/robots)",
+            );
         if !opts.omit_headers {
             request = request
                 .header(TIMESTAMP_HEADER, &ts)
@@ -70,106 +110,79 @@ impl SlackPeer {
                 .header("x-slack-retry-num", n.to_string())
                 .header("x-slack-retry-reason", "http_timeout");
         }
+        tracing::debug!(path, "emulator peer: sending signed request");
         request.body(body).send().await
     }
 
-    pub async fn send_event(
+    /// An Events API delivery (JSON), correctly signed.
+    pub async fn send_event(&self, body: &Value) -> reqwest::Result<reqwest::Response> {
+        self.send_event_with(body, SignOptions::default()).await
+    }
+
+    pub async fn send_event_with(
         &self,
         body: &Value,
         opts: SignOptions,
     ) -> reqwest::Result<reqwest::Response> {
-        self.send_signed(
-            "/slack/events",
-            "application/json",
-            body.to_string().into_bytes(),
-            opts,
-        )
-        .await
+        let bytes = body.to_string().into_bytes();
+        self.send_signed("/slack/events", "application/json", bytes, opts)
+            .await
     }
 
-    pub async fn send_interaction(
+    /// An interaction: form-encoded `payload=<json>`, correctly signed.
+    pub async fn send_interaction(&self, payload: &Value) -> reqwest::Result<reqwest::Response> {
+        self.send_interaction_with(payload, SignOptions::default())
+            .await
+    }
+
+    pub async fn send_interaction_with(
         &self,
         payload: &Value,
         opts: SignOptions,
     ) -> reqwest::Result<reqwest::Response> {
-        let form =
-            serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
+        let form = form_encode(&[("payload", payload.to_string())]);
         self.send_signed(
             "/slack/interactions",
             "application/x-www-form-urlencoded",
-            form.into_bytes(),
+            form,
             opts,
         )
         .await
     }
 
-    pub async fn send_command(
+    /// A slash command: form fields, correctly signed (see [`SlackPeer::slash_command`]).
+    pub async fn send_command<K: Serialize, V: Serialize>(
         &self,
-        fields: &[(&str, &str)],
+        fields: &[(K, V)],
+    ) -> reqwest::Result<reqwest::Response> {
+        self.send_command_with(fields, SignOptions::default()).await
+    }
+
+    pub async fn send_command_with<K: Serialize, V: Serialize>(
+        &self,
+        fields: &[(K, V)],
         opts: SignOptions,
     ) -> reqwest::Result<reqwest::Response> {
-        let form = serde_urlencoded::to_string(fields).unwrap_or_default();
         self.send_signed(
             "/slack/commands",
             "application/x-www-form-urlencoded",
-            form.into_bytes(),
+            form_encode(fields),
             opts,
         )
         .await
     }
+}
 
-    /// An `event_callback` envelope around `event`.
-    pub fn event_callback(&self, event_id: &str, event: Value) -> Value {
-        let c = self.emulator.config();
-        json!({
-            "token": "legacy-verification-token", "team_id": c.team_id, "api_app_id": c.app_id,
-            "event": event, "type": "event_callback", "event_id": event_id,
-            "event_time": Utc::now().timestamp(),
-            "authorizations": [{ "enterprise_id": null, "team_id": c.team_id, "user_id": c.bot_user_id,
-                                 "is_bot": true, "is_enterprise_install": false }],
-            "is_ext_shared_channel": false,
-        })
-    }
+/// reqwest (built with `rustls-no-provider`) refuses to build a client, even for plain
+/// http, until a process-wide crypto provider is installed. Installing twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
-    /// A click on a button of a message in `channel`, with a fresh `trigger_id`.
-    pub fn block_actions(
-        &self,
-        user: &str,
-        channel: &str,
-        message_ts: &str,
-        block_id: &str,
-        action_id: &str,
-        value: &str,
-    ) -> Value {
-        let c = self.emulator.config();
-        json!({
-            "type": "block_actions",
-            "user": { "id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": c.team_id },
-            "api_app_id": c.app_id, "token": "legacy-verification-token",
-            "container": { "type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false },
-            "trigger_id": self.emulator.issue_trigger_id(),
-            "team": { "id": c.team_id, "domain": c.team_name.to_lowercase() },
-            "channel": { "id": channel, "name": "directmessage" },
-            "message": { "type": "message", "ts": message_ts, "user": c.bot_user_id, "bot_id": c.bot_id },
-            "response_url": "https://hooks.slack.com/actions/T0/1/emulated",
-            "state": { "values": {} },
-            "actions": [{ "action_id": action_id, "block_id": block_id, "type": "button",
-                          "value": value, "action_ts": format!("{}.{:06}", Utc::now().timestamp(), fastrand::u32(..1_000_000)) }],
-        })
-    }
-
-    /// A modal submission: `view` is the view as opened, `values` its `state.values`.
-    pub fn view_submission(&self, user: &str, view: &Value, values: Value) -> Value {
-        let c = self.emulator.config();
-        let mut view = view.clone();
-        view["state"] = json!({ "values": values });
-        json!({
-            "type": "view_submission",
-            "team": { "id": c.team_id, "domain": c.team_name.to_lowercase() },
-            "user": { "id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": c.team_id },
-            "api_app_id": c.app_id, "token": "legacy-verification-token",
-            "trigger_id": self.emulator.issue_trigger_id(),
-            "view": view,
-        })
-    }
+/// Form-encodes string pairs; these always serialise, so failure is only logged.
+fn form_encode<K: Serialize, V: Serialize>(fields: &[(K, V)]) -> Vec<u8> {
+    serde_urlencoded::to_string(fields)
+        .inspect_err(|e| tracing::debug!(error = %e, "emulator peer: cannot form-encode"))
+        .unwrap_or_default()
+        .into_bytes()
 }

@@ -1,22 +1,32 @@
-//! The emulator's rate limits: Slack's tiers per method and token in one-minute windows,
-//! chat.postMessage per channel and per workspace. Real time, as Slack's servers use.
+//! Slack's rate limits: per-method tiers per token, and chat.postMessage's special limit
+//! (about one message per second per channel with a short burst, plus an optional
+//! workspace-wide ceiling). FACTS.md §4; tiers from spec/rate-limits/rate_limit_tiers.json.
+//!
+//! Token buckets: a tier of N per minute holds N tokens and refills N/60 per second, so a
+//! burst of N passes and then calls are spaced out, which is how Slack's "N+ per minute"
+//! behaves in practice. The limiter takes `now` so tests can drive it without sleeping.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+/// The limits the emulator enforces.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateLimits {
     pub tier1_per_minute: u32,
     pub tier2_per_minute: u32,
     pub tier3_per_minute: u32,
     pub tier4_per_minute: u32,
-    /// chat.postMessage per channel (Slack: about one per second, short bursts allowed).
+    /// chat.postMessage per channel per token; Slack allows about 1/s.
     pub posts_per_second_per_channel: Option<f64>,
+    /// How many posts to one channel may go out back to back before the 1/s pace applies.
+    pub posts_burst_per_channel: u32,
+    /// chat.postMessage across all channels of a workspace (token).
     pub posts_per_minute_per_workspace: Option<u32>,
     pub enabled: bool,
 }
 
 impl Default for RateLimits {
+    /// Slack's documented tiers: 1, 20, 50 and 100 per minute; 1 post per second per channel.
     fn default() -> Self {
         Self {
             tier1_per_minute: 1,
@@ -24,6 +34,7 @@ impl Default for RateLimits {
             tier3_per_minute: 50,
             tier4_per_minute: 100,
             posts_per_second_per_channel: Some(1.0),
+            posts_burst_per_channel: 3,
             posts_per_minute_per_workspace: None,
             enabled: true,
         }
@@ -31,111 +42,259 @@ impl Default for RateLimits {
 }
 
 impl RateLimits {
+    /// No limits at all, for tests that are not about rate limiting.
     pub fn unlimited() -> Self {
         Self {
             enabled: false,
+            posts_per_second_per_channel: None,
+            posts_per_minute_per_workspace: None,
             ..Self::default()
         }
     }
 }
 
-/// Slack's tier of a method (rate_limit_tiers.json).
-pub fn tier(method: &str) -> u8 {
+/// The rate-limit class of a Web API method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    T1,
+    T2,
+    T3,
+    T4,
+    /// chat.postMessage: limited per channel and per workspace instead of per method.
+    PostMessage,
+}
+
+/// Tiers of the methods the emulator implements, as listed in rate_limit_tiers.json.
+/// auth.test is "Special" there; it is generous in practice, so it counts as tier 4.
+pub fn tier_of(method: &str) -> Tier {
     match method {
-        "apps.connections.open" => 1,
-        "users.list" | "conversations.list" => 2,
-        "chat.update" | "chat.delete" | "conversations.open" | "usergroups.users.list" => 3,
-        "chat.postMessage" | "auth.test" => 0,
-        _ => 4,
+        "chat.postMessage" => Tier::PostMessage,
+        "users.list" | "usergroups.users.list" => Tier::T2,
+        "chat.update" | "conversations.open" => Tier::T3,
+        "apps.connections.open" => Tier::T1,
+        _ => Tier::T4,
     }
 }
 
-const BURST: f64 = 3.0;
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    per_second: f64,
+    last: Instant,
+}
 
-pub struct Limiter {
+impl Bucket {
+    fn new(capacity: f64, per_second: f64, now: Instant) -> Self {
+        Self {
+            tokens: capacity,
+            capacity,
+            per_second,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        self.last = now;
+    }
+
+    /// `Err(wait)` when no token is available, without taking one.
+    fn check(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Ok(())
+        } else if self.per_second <= 0.0 {
+            Err(Duration::from_secs(60))
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.per_second,
+            ))
+        }
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+}
+
+/// The state of every bucket; owned by the emulator's world.
+#[derive(Debug)]
+pub(crate) struct Limiter {
     limits: RateLimits,
-    windows: HashMap<(String, String), VecDeque<Instant>>,
-    channels: HashMap<String, (f64, Instant)>,
-    workspace: VecDeque<Instant>,
+    buckets: HashMap<String, Bucket>,
 }
 
 impl Limiter {
     pub fn new(limits: RateLimits) -> Self {
         Self {
             limits,
-            windows: HashMap::new(),
-            channels: HashMap::new(),
-            workspace: VecDeque::new(),
+            buckets: HashMap::new(),
         }
     }
 
-    /// `Err(retry_after)` when the call is over a limit; the call is counted when allowed.
+    fn bucket(&mut self, key: String, per_minute: f64, capacity: f64, now: Instant) -> &mut Bucket {
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| Bucket::new(capacity, per_minute / 60.0, now))
+    }
+
+    /// Counts one call of `method` by `token` (to `channel`, for chat.postMessage).
+    /// `Err(wait)` means answer 429 with `Retry-After` of at least `wait`; nothing is counted then.
     pub fn check(
         &mut self,
         token: &str,
         method: &str,
         channel: Option<&str>,
+        now: Instant,
     ) -> Result<(), Duration> {
         if !self.limits.enabled {
             return Ok(());
         }
-        let now = Instant::now();
-        let minute = Duration::from_secs(60);
-        let per_minute = match tier(method) {
-            1 => Some(self.limits.tier1_per_minute),
-            2 => Some(self.limits.tier2_per_minute),
-            3 => Some(self.limits.tier3_per_minute),
-            4 => Some(self.limits.tier4_per_minute),
-            _ => None,
-        };
-        if let Some(limit) = per_minute {
-            let window = self
-                .windows
-                .entry((token.to_string(), method.to_string()))
-                .or_default();
-            while window
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= minute)
-            {
-                window.pop_front();
+        let l = self.limits.clone();
+        let mut keys: Vec<(String, f64, f64)> = Vec::new();
+        match tier_of(method) {
+            Tier::PostMessage => {
+                if let (Some(rate), Some(channel)) = (l.posts_per_second_per_channel, channel) {
+                    let burst = f64::from(l.posts_burst_per_channel.max(1));
+                    keys.push((format!("post:{token}:{channel}"), rate * 60.0, burst));
+                }
+                if let Some(per_minute) = l.posts_per_minute_per_workspace {
+                    let n = f64::from(per_minute);
+                    keys.push((format!("workspace:{token}"), n, n));
+                }
             }
-            if window.len() as u32 >= limit.max(1) {
-                let oldest = window.front().copied().unwrap_or(now);
-                return Err(minute.saturating_sub(now.duration_since(oldest)));
+            tier => {
+                let n = f64::from(match tier {
+                    Tier::T1 => l.tier1_per_minute,
+                    Tier::T2 => l.tier2_per_minute,
+                    Tier::T3 => l.tier3_per_minute,
+                    _ => l.tier4_per_minute,
+                });
+                keys.push((format!("method:{token}:{method}"), n, n.max(1.0)));
             }
-            window.push_back(now);
         }
-        if method == "chat.postMessage" {
-            if let Some(limit) = self.limits.posts_per_minute_per_workspace {
-                while self
-                    .workspace
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= minute)
-                {
-                    self.workspace.pop_front();
-                }
-                if self.workspace.len() as u32 >= limit.max(1) {
-                    let oldest = self.workspace.front().copied().unwrap_or(now);
-                    return Err(minute.saturating_sub(now.duration_since(oldest)));
-                }
-            }
-            if let (Some(rate), Some(channel)) = (self.limits.posts_per_second_per_channel, channel)
+        // Check every bucket before taking from any, so a refused call costs nothing.
+        let mut wait = Duration::ZERO;
+        for (key, per_minute, capacity) in &keys {
+            if let Err(w) = self
+                .bucket(key.clone(), *per_minute, *capacity, now)
+                .check(now)
             {
-                let (tokens, at) = self
-                    .channels
-                    .entry(channel.to_string())
-                    .or_insert((BURST, now));
-                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(BURST);
-                *at = now;
-                if *tokens < 1.0 {
-                    return Err(Duration::from_secs_f64((1.0 - *tokens) / rate));
-                }
-                *tokens -= 1.0;
+                wait = wait.max(w);
             }
-            if self.limits.posts_per_minute_per_workspace.is_some() {
-                self.workspace.push_back(now);
-            }
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for (key, per_minute, capacity) in keys {
+            self.bucket(key, per_minute, capacity, now).take();
         }
         Ok(())
+    }
+}
+
+/// `Retry-After` in whole seconds, never less than 1 (Slack never says 0).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn tier2_allows_twenty_then_one_every_three_seconds() {
+        let mut l = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            assert!(l.check("t", "users.list", None, t0).is_ok());
+        }
+        let wait = l.check("t", "users.list", None, t0).unwrap_err();
+        assert_eq!(retry_after_secs(wait), 3);
+        assert!(l.check("t", "users.list", None, t0 + secs(2.9)).is_err());
+        assert!(l.check("t", "users.list", None, t0 + secs(3.0)).is_ok());
+    }
+
+    #[test]
+    fn limits_are_per_token_and_per_method() {
+        let mut l = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            l.check("a", "users.list", None, t0).unwrap();
+        }
+        assert!(l.check("a", "users.list", None, t0).is_err());
+        assert!(l.check("b", "users.list", None, t0).is_ok());
+        assert!(l.check("a", "users.info", None, t0).is_ok());
+    }
+
+    #[test]
+    fn tier1_waits_a_minute() {
+        let mut l = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        l.check("t", "apps.connections.open", None, t0).unwrap();
+        let wait = l.check("t", "apps.connections.open", None, t0).unwrap_err();
+        assert_eq!(retry_after_secs(wait), 60);
+    }
+
+    #[test]
+    fn posts_are_paced_per_channel_after_a_short_burst() {
+        let mut l = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            l.check("t", "chat.postMessage", Some("D1"), t0).unwrap();
+        }
+        let wait = l
+            .check("t", "chat.postMessage", Some("D1"), t0)
+            .unwrap_err();
+        assert_eq!(retry_after_secs(wait), 1);
+        // Another channel has its own allowance.
+        assert!(l.check("t", "chat.postMessage", Some("D2"), t0).is_ok());
+        assert!(l
+            .check("t", "chat.postMessage", Some("D1"), t0 + secs(1.0))
+            .is_ok());
+    }
+
+    #[test]
+    fn the_workspace_ceiling_applies_across_channels() {
+        let limits = RateLimits {
+            posts_per_minute_per_workspace: Some(2),
+            ..RateLimits::default()
+        };
+        let mut l = Limiter::new(limits);
+        let t0 = Instant::now();
+        l.check("t", "chat.postMessage", Some("D1"), t0).unwrap();
+        l.check("t", "chat.postMessage", Some("D2"), t0).unwrap();
+        let wait = l
+            .check("t", "chat.postMessage", Some("D3"), t0)
+            .unwrap_err();
+        assert_eq!(retry_after_secs(wait), 30);
+    }
+
+    #[test]
+    fn a_refused_call_costs_nothing_and_disabled_limits_never_refuse() {
+        let limits = RateLimits {
+            posts_per_minute_per_workspace: Some(1),
+            posts_burst_per_channel: 1,
+            ..RateLimits::default()
+        };
+        let mut l = Limiter::new(limits);
+        let t0 = Instant::now();
+        l.check("t", "chat.postMessage", Some("D1"), t0).unwrap();
+        // D2's channel bucket must not be drained by the workspace refusal.
+        assert!(l.check("t", "chat.postMessage", Some("D2"), t0).is_err());
+        assert!(l
+            .check("t", "chat.postMessage", Some("D2"), t0 + secs(60.0))
+            .is_ok());
+
+        let mut off = Limiter::new(RateLimits::unlimited());
+        for _ in 0..1000 {
+            assert!(off.check("t", "users.list", None, t0).is_ok());
+        }
     }
 }

@@ -1,286 +1,309 @@
-//! The emulator's HTTP side: a manual accept loop (so a fault can drop a connection without
-//! answering), parameter decoding as Slack accepts it (JSON, form or query), auth, faults,
-//! rate limits, then the method itself; every call is recorded.
+//! The HTTP side: a manual accept loop (hyper, one task per connection) so a fault can close
+//! a connection without answering, the router, and the Web API pipeline every call goes
+//! through: decode → auth → faults → rate limits → method → record.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
+use chrono::Utc;
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
-use serde_json::{json, Map, Value};
-use std::sync::{Arc, Mutex};
-
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
+use tower::ServiceExt;
 
-use super::methods::{self, ApiError};
-use super::{FaultKind, RecordedCall, World};
+use super::faults::FaultKind;
+use super::methods::{self, ApiError, Call};
+use super::model::RecordedCall;
+use super::params::Params;
+use super::rate_limit::retry_after_secs;
+use super::state::Shared;
+use super::{directory, respond, sandbox, uploads};
 
-type Shared = Arc<Mutex<World>>;
-
-/// Closing this notifies the connection's task to drop the socket.
+/// Notified by a handler to make its connection's task drop the socket unanswered.
 #[derive(Clone)]
-struct Kill(Arc<Notify>);
+pub(crate) struct DropSignal(Arc<Notify>);
 
-pub(crate) async fn serve(listener: TcpListener, world: Shared, mut stop: watch::Receiver<bool>) {
-    let app = Router::new()
-        .route("/api/{method}", post(api).get(api))
-        .route("/upload/{file_id}", post(upload))
-        .with_state(world);
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/{method}", any(api))
+        .route("/upload/{file_id}", post(uploads::receive))
+        .route("/files-pri/{file_id}/{*name}", get(uploads::download))
+        .route("/actions/{id}", post(respond::response_url))
+        .route("/", get(sandbox::page))
+        .route("/sandbox/click", post(sandbox::click))
+        .route("/sandbox/submit", post(sandbox::submit))
+        .with_state(shared)
+}
+
+/// Accepts connections until `stop` fires or every [`super::Emulator`] handle is gone.
+pub(crate) async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "emulator: accept failed");
+                    continue;
+                }
             },
             _ = stop.changed() => return,
         };
-        let kill = Arc::new(Notify::new());
-        let service = TowerToHyperService::new(app.clone().layer(Extension(Kill(kill.clone()))));
+        let drop_signal = Arc::new(Notify::new());
+        let router = router.clone();
+        let signal = DropSignal(drop_signal.clone());
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(signal.clone());
+            router.clone().oneshot(req)
+        });
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
-                _ = conn => {}
-                _ = kill.notified() => {}
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "emulator: connection ended with an error");
+                    }
+                }
+                // Dropping the connection future closes the socket without a response.
+                _ = drop_signal.notified() => tracing::debug!("emulator: connection dropped by fault"),
                 _ = stop.changed() => {}
             }
         });
     }
 }
 
-fn lock(world: &Shared) -> std::sync::MutexGuard<'_, World> {
-    world.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Keys whose form value is JSON text (Slack accepts `blocks=[…]` in forms).
-const JSON_KEYS: &[&str] = &["blocks", "view", "files", "attachments", "metadata"];
-
-fn decode_params(
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: &[u8],
-) -> Result<Map<String, Value>, &'static str> {
-    let mut params = Map::new();
-    let mut add_pairs = |text: &str| -> Result<(), &'static str> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(text).map_err(|_| "invalid_form_data")?;
-        for (k, v) in pairs {
-            let value = if JSON_KEYS.contains(&k.as_str()) {
-                serde_json::from_str(&v).unwrap_or(Value::String(v))
-            } else {
-                Value::String(v)
-            };
-            params.insert(k, value);
-        }
-        Ok(())
-    };
-    if let Some(q) = query {
-        add_pairs(q)?;
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if body.is_empty() {
-        return Ok(params);
-    }
-    if content_type.starts_with("application/json") {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(obj)) => params.extend(obj),
-            _ => return Err("invalid_json"),
-        }
-    } else {
-        let text = std::str::from_utf8(body).map_err(|_| "invalid_form_data")?;
-        add_pairs(text)?;
-    }
-    Ok(params)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string())
-}
-
-/// The user or channel a call is about, for faults and per-channel limits.
-fn target_of(params: &Map<String, Value>) -> Option<String> {
-    ["channel", "user", "users", "user_id"]
-        .iter()
-        .find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_string))
-}
-
-fn slack_json(
-    status: StatusCode,
-    body: &Value,
-    extra: Option<(header::HeaderName, String)>,
-) -> Response {
+fn json_response(status: StatusCode, body: &Value, retry_after: Option<u64>) -> Response {
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         body.to_string(),
     )
         .into_response();
-    if let Some((name, value)) = extra {
-        if let Ok(v) = value.parse() {
-            response.headers_mut().insert(name, v);
-        }
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
 
+fn error_body(code: &str) -> Value {
+    json!({ "ok": false, "error": code })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+/// The ids a call is about, with users also as their DM, so a fault on `D…` hits a post to `U…`.
+fn fault_targets(params: &Params) -> Vec<String> {
+    let mut targets = params.targets();
+    let dms: Vec<String> = targets
+        .iter()
+        .filter(|t| t.starts_with(['U', 'W']))
+        .map(|u| directory::dm_channel_id(u))
+        .collect();
+    targets.extend(dms);
+    targets
+}
+
+/// The outcome of the pipeline before it is recorded and sent.
+enum Outcome {
+    Answer {
+        status: StatusCode,
+        body: Value,
+        retry_after: Option<u64>,
+    },
+    Drop,
+}
+
+impl Outcome {
+    fn ok_false(code: &str) -> Self {
+        Outcome::Answer {
+            status: StatusCode::OK,
+            body: error_body(code),
+            retry_after: None,
+        }
+    }
+
+    fn rate_limited(secs: u64) -> Self {
+        Outcome::Answer {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: error_body("ratelimited"),
+            retry_after: Some(secs.max(1)),
+        }
+    }
+}
+
 async fn api(
-    State(world): State<Shared>,
-    Extension(kill): Extension<Kill>,
+    State(shared): State<Arc<Shared>>,
+    Extension(drop_signal): Extension<DropSignal>,
     Path(method): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let decoded = decode_params(&headers, query.as_deref(), &body);
-    let params = decoded.clone().unwrap_or_default();
-    let token = bearer(&headers).or_else(|| {
-        params
-            .get("token")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    let record = |world: &Shared, status: u16, response: &Value| {
-        lock(world).calls.push(RecordedCall {
-            method: method.clone(),
-            params: Value::Object(params.clone()),
-            token: token.clone(),
+    let arrived = Utc::now();
+    let seq = shared.world().arrive();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let decoded = Params::decode(query.as_deref(), content_type, &body);
+    let params = match &decoded {
+        Ok(p) => p.clone(),
+        // Record what can still be read (the query) for a body that does not parse.
+        Err(_) => Params::decode(query.as_deref(), "", b"").unwrap_or_default(),
+    };
+    let token = bearer(&headers).or_else(|| params.str("token"));
+
+    let outcome = pipeline(&shared, &method, decoded, &params, token.as_deref()).await;
+
+    let (status, response, reply) = match outcome {
+        Outcome::Answer {
+            status,
+            body,
+            retry_after,
+        } => {
+            let reply = json_response(status, &body, retry_after);
+            (status.as_u16(), body, Some(reply))
+        }
+        Outcome::Drop => (0, Value::Null, None),
+    };
+    let error = response.get("error").and_then(|e| e.as_str()).unwrap_or("");
+    tracing::debug!(%method, status, error, "emulator: call");
+    shared.world().record(
+        seq,
+        RecordedCall {
+            method,
+            params: Value::Object(params.0),
+            token,
             http_status: status,
-            response: response.clone(),
-            at: chrono::Utc::now(),
-        });
-    };
-    let fail = |world: &Shared, code: &str| {
-        let body = json!({ "ok": false, "error": code });
-        record(world, 200, &body);
-        slack_json(StatusCode::OK, &body, None)
-    };
+            response,
+            at: arrived,
+        },
+    );
+    match reply {
+        Some(reply) => reply,
+        None => {
+            drop_signal.0.notify_one();
+            // The connection task drops this future together with the socket.
+            std::future::pending::<Response>().await
+        }
+    }
+}
 
-    if !methods::is_known(&method) {
-        let body = json!({ "ok": false, "error": "unknown_method", "req_method": method });
-        record(&world, 404, &body);
-        return slack_json(StatusCode::NOT_FOUND, &body, None);
+async fn pipeline(
+    shared: &Shared,
+    method: &str,
+    decoded: Result<Params, super::params::ParamError>,
+    params: &Params,
+    token: Option<&str>,
+) -> Outcome {
+    let Some(spec) = methods::find(method) else {
+        return Outcome::Answer {
+            status: StatusCode::NOT_FOUND,
+            body: json!({ "ok": false, "error": "unknown_method", "req_method": method }),
+            retry_after: None,
+        };
+    };
+    if let Err(e) = decoded {
+        return Outcome::ok_false(e.code());
     }
-    if let Err(code) = decoded {
-        return fail(&world, code);
-    }
-    // Auth: oauth.v2.access is authenticated by client credentials instead.
-    if method != "oauth.v2.access" {
-        match &token {
-            None => return fail(&world, "not_authed"),
-            Some(t) if !lock(&world).tokens.contains_key(t) => return fail(&world, "invalid_auth"),
-            Some(_) => {}
+
+    let install = {
+        let w = shared.world();
+        match token {
+            Some(t) => w.tokens.get(t).cloned(),
+            None => None,
+        }
+    };
+    if spec.needs_token {
+        match (token, &install) {
+            (None, _) => return Outcome::ok_false("not_authed"),
+            (Some(_), None) => return Outcome::ok_false("invalid_auth"),
+            _ => {}
         }
     }
 
-    // Faults, matched after auth like Slack's own failures would be.
-    let target = target_of(&params);
-    let fault = {
-        let mut w = lock(&world);
-        let found = w.faults.iter().position(|f| {
-            f.method.as_deref().is_none_or(|m| m == method)
-                && f.target
-                    .as_deref()
-                    .is_none_or(|t| target.as_deref() == Some(t))
-                && f.times != Some(0)
-        });
-        found.map(|i| {
-            if let Some(n) = w.faults[i].times.as_mut() {
-                *n -= 1;
-            }
-            w.faults[i].kind.clone()
-        })
-    };
+    let fault = shared.world().faults.take(method, &fault_targets(params));
     match fault {
-        Some(FaultKind::Http(status)) => {
-            let body = json!({ "ok": false, "error": "fatal_error", "emulated_status": status });
-            record(&world, status, &body);
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return slack_json(status, &body, None);
+        Some(FaultKind::Http(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let error = if code == 503 {
+                "service_unavailable"
+            } else {
+                "fatal_error"
+            };
+            return Outcome::Answer {
+                status,
+                body: error_body(error),
+                retry_after: None,
+            };
         }
-        Some(FaultKind::Error(code)) => return fail(&world, &code),
+        Some(FaultKind::Error(code)) => return Outcome::ok_false(&code),
         Some(FaultKind::RateLimited { retry_after_secs }) => {
-            let body = json!({ "ok": false, "error": "ratelimited" });
-            record(&world, 429, &body);
-            return slack_json(
-                StatusCode::TOO_MANY_REQUESTS,
-                &body,
-                Some((header::RETRY_AFTER, retry_after_secs.max(1).to_string())),
-            );
+            return Outcome::rate_limited(retry_after_secs)
         }
+        Some(FaultKind::DropConnection) => return Outcome::Drop,
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::DropConnection) => {
-            record(&world, 0, &json!({ "dropped": true }));
-            kill.0.notify_one();
-            // Never answer: the connection task drops the socket.
-            std::future::pending::<()>().await;
-        }
         None => {}
     }
 
-    // Rate limits.
-    let channel = if method == "chat.postMessage" {
-        target.clone()
-    } else {
-        None
-    };
-    let limited = {
-        let mut w = lock(&world);
-        let t = token.clone().unwrap_or_default();
-        w.limiter.check(&t, &method, channel.as_deref())
-    };
-    if let Err(wait) = limited {
-        let body = json!({ "ok": false, "error": "ratelimited" });
-        record(&world, 429, &body);
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        return slack_json(
-            StatusCode::TOO_MANY_REQUESTS,
-            &body,
-            Some((header::RETRY_AFTER, secs.to_string())),
-        );
-    }
-
-    let result = {
-        let mut w = lock(&world);
-        methods::call(&mut w, &method, &params, token.as_deref())
-    };
-    let body = match result {
-        Ok(Value::Object(mut obj)) => {
-            obj.insert("ok".into(), Value::Bool(true));
-            Value::Object(obj)
+    let mut w = shared.world();
+    let now = Instant::now();
+    if spec.needs_token {
+        // chat.postMessage is paced per conversation, so `U…` and its `D…` share a bucket.
+        let channel = params.str("channel").map(|c| {
+            if c.starts_with(['U', 'W']) {
+                directory::dm_channel_id(&c)
+            } else {
+                c
+            }
+        });
+        let token = token.unwrap_or_default();
+        if let Err(wait) = w.limiter.check(token, method, channel.as_deref(), now) {
+            return Outcome::rate_limited(retry_after_secs(wait));
         }
-        Ok(other) => json!({ "ok": true, "result": other }),
+    }
+    let mut call = Call {
+        w: &mut w,
+        p: params,
+        install,
+        now: Utc::now(),
+        instant: now,
+    };
+    let body = match spec.run(&mut call) {
+        Ok(mut fields) => {
+            let mut body = serde_json::Map::new();
+            body.insert("ok".into(), Value::Bool(true));
+            body.append(&mut fields);
+            Value::Object(body)
+        }
         Err(ApiError { code, messages }) => {
-            let mut body = json!({ "ok": false, "error": code });
+            let mut body = error_body(&code);
             if !messages.is_empty() {
                 body["response_metadata"] = json!({ "messages": messages });
             }
             body
         }
     };
-    record(&world, 200, &body);
-    slack_json(StatusCode::OK, &body, None)
-}
-
-/// The upload URL of files.getUploadURLExternal: takes the bytes, answers `OK - <n>`.
-async fn upload(State(world): State<Shared>, Path(file_id): Path<String>, body: Bytes) -> Response {
-    let mut w = lock(&world);
-    match w.files.iter_mut().find(|f| f.id == file_id) {
-        Some(file) => {
-            file.bytes = body.to_vec();
-            (StatusCode::OK, format!("OK - {}", body.len())).into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "file_not_found").into_response(),
+    Outcome::Answer {
+        status: StatusCode::OK,
+        body,
+        retry_after: None,
     }
 }

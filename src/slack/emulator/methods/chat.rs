@@ -1,0 +1,205 @@
+//! chat.postMessage, chat.update and chat.postEphemeral: where messages go, what they may
+//! contain (Block Kit limits), and the message objects Slack answers with.
+
+use serde_json::{json, Value};
+
+use super::{fields, ApiError, Call, Reply};
+use crate::slack::emulator::blocks::validate_message_blocks;
+use crate::slack::emulator::directory::{dm_channel_id, Conversation};
+use crate::slack::emulator::model::EmulatedMessage;
+use crate::slack::emulator::state::Install;
+
+/// Slack truncates longer message text and says so in a warning (FACTS.md §4).
+const MAX_TEXT_CHARS: usize = 40_000;
+
+/// The `blocks` parameter, validated: `None` when absent.
+fn blocks_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
+    match c.p.get("blocks") {
+        None => Ok(None),
+        // A form string that did not parse as JSON, or JSON that is not a list.
+        Some(Value::String(_)) => Err(ApiError::new("invalid_blocks_format")),
+        Some(blocks) if !blocks.is_array() => Err(ApiError::new("invalid_blocks_format")),
+        Some(blocks) => {
+            let errors = validate_message_blocks(blocks);
+            if errors.is_empty() {
+                Ok(Some(blocks.clone()))
+            } else {
+                Err(ApiError::with_messages("invalid_blocks", errors))
+            }
+        }
+    }
+}
+
+fn has_blocks(blocks: &Option<Value>) -> bool {
+    blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|b| !b.is_empty())
+}
+
+/// The text, cut to Slack's maximum; the flag says whether it was cut.
+fn text_param(c: &Call<'_>) -> (String, bool) {
+    let text = c.p.str("text").unwrap_or_default();
+    if text.chars().count() > MAX_TEXT_CHARS {
+        (text.chars().take(MAX_TEXT_CHARS).collect(), true)
+    } else {
+        (text, false)
+    }
+}
+
+/// A message object as Slack returns it from chat.postMessage/chat.update.
+pub(crate) fn message_json(m: &EmulatedMessage, install: &Install, app_id: &str) -> Value {
+    let mut message = json!({
+        "type": "message",
+        "user": m.user,
+        "bot_id": install.bot_id,
+        "app_id": app_id,
+        "text": m.text,
+        "team": install.team_id,
+        "ts": m.ts,
+    });
+    if !m.blocks.is_null() {
+        message["blocks"] = m.blocks.clone();
+    }
+    if let Some(thread_ts) = &m.thread_ts {
+        message["thread_ts"] = json!(thread_ts);
+    }
+    if m.edits > 0 {
+        message["edited"] = json!({ "user": m.user, "ts": m.ts });
+    }
+    message
+}
+
+fn with_truncation_warning(
+    mut reply: serde_json::Map<String, Value>,
+    truncated: bool,
+) -> serde_json::Map<String, Value> {
+    if truncated {
+        reply.insert("warning".into(), json!("message_truncated"));
+        reply.insert(
+            "response_metadata".into(),
+            json!({ "warnings": ["message_truncated"] }),
+        );
+    }
+    reply
+}
+
+pub(super) fn post_message(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let conversation = c.w.directory.resolve(&channel)?;
+    let blocks = blocks_param(c)?;
+    let (text, truncated) = text_param(c);
+    if text.is_empty() && !has_blocks(&blocks) {
+        return Err(ApiError::new("no_text"));
+    }
+    let install = c.install();
+    let message = EmulatedMessage {
+        channel: conversation.id().to_string(),
+        ts: c.w.next_ts(c.now),
+        thread_ts: c.p.str("thread_ts"),
+        user: install.bot_user_id.clone(),
+        text,
+        blocks: blocks.unwrap_or(Value::Null),
+        edits: 0,
+        ephemeral_for: None,
+        files: Vec::new(),
+    };
+    tracing::debug!(channel = %message.channel, ts = %message.ts, "emulator: message posted");
+    let reply = fields([
+        ("channel", json!(message.channel)),
+        ("ts", json!(message.ts)),
+        (
+            "message",
+            message_json(&message, &install, &c.w.config.app_id),
+        ),
+    ]);
+    c.w.messages.push(message);
+    Ok(with_truncation_warning(reply, truncated))
+}
+
+pub(super) fn update(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    // Updating only needs the conversation to exist: a user who left or was deactivated
+    // since does not stop the bot from editing what it already sent.
+    let channel = if channel.starts_with(['U', 'W']) {
+        dm_channel_id(&channel)
+    } else {
+        channel
+    };
+    let known =
+        c.w.directory.channels.contains_key(&channel) || c.w.directory.dm_user(&channel).is_some();
+    if !known {
+        return Err(ApiError::new("channel_not_found"));
+    }
+    let ts = c.p.str("ts").ok_or("message_not_found")?;
+    let blocks = blocks_param(c)?;
+    let (text, truncated) = text_param(c);
+    if text.is_empty() && blocks.is_none() {
+        return Err(ApiError::new("no_text"));
+    }
+    let install = c.install();
+    let app_id = c.w.config.app_id.clone();
+    let message = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?;
+    if message.user != install.bot_user_id {
+        return Err(ApiError::new("cant_update_message"));
+    }
+    if !text.is_empty() || c.p.get("text").is_some() {
+        message.text = text;
+    }
+    // Slack keeps the old blocks when `blocks` is absent; an empty list removes them.
+    if let Some(blocks) = blocks {
+        message.blocks = if has_blocks(&Some(blocks.clone())) {
+            blocks
+        } else {
+            Value::Null
+        };
+    }
+    message.edits += 1;
+    let reply = fields([
+        ("channel", json!(channel)),
+        ("ts", json!(ts)),
+        ("text", json!(message.text)),
+        ("message", message_json(message, &install, &app_id)),
+    ]);
+    Ok(with_truncation_warning(reply, truncated))
+}
+
+pub(super) fn post_ephemeral(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let user = c.p.str("user").ok_or("user_not_found")?;
+    if c.w.directory.user(&user).is_none() {
+        return Err(ApiError::new("user_not_found"));
+    }
+    let conversation = c.w.directory.resolve(&channel)?;
+    let user_is_there = match &conversation {
+        Conversation::Dm { user: other, .. } => *other == user,
+        Conversation::Channel { id } => {
+            c.w.directory
+                .channels
+                .get(id)
+                .is_some_and(|ch| ch.members.contains(&user))
+        }
+    };
+    if !user_is_there {
+        return Err(ApiError::new("user_not_in_channel"));
+    }
+    let blocks = blocks_param(c)?;
+    let (text, _) = text_param(c);
+    if text.is_empty() && !has_blocks(&blocks) {
+        return Err(ApiError::new("no_text"));
+    }
+    let install = c.install();
+    let ts = c.w.next_ts(c.now);
+    c.w.messages.push(EmulatedMessage {
+        channel: conversation.id().to_string(),
+        ts: ts.clone(),
+        thread_ts: c.p.str("thread_ts"),
+        user: install.bot_user_id,
+        text,
+        blocks: blocks.unwrap_or(Value::Null),
+        edits: 0,
+        ephemeral_for: Some(user),
+        files: Vec::new(),
+    });
+    Ok(fields([("message_ts", json!(ts))]))
+}

@@ -1,0 +1,142 @@
+//! The Web API methods, one module per family. Each handler gets the decoded parameters,
+//! the caller's installation and the world (locked), and returns the success fields or a
+//! Slack error; the server adds `ok` and maps the outcome to HTTP.
+//!
+//! - `auth`: auth.test, oauth.v2.access
+//! - `chat`: chat.postMessage, chat.update, chat.postEphemeral
+//! - `users`: users.info, users.list, usergroups.users.list, conversations.open
+//! - `views`: views.open, views.push, views.update, views.publish
+//! - `files`: files.getUploadURLExternal, files.completeUploadExternal
+
+mod auth;
+mod chat;
+mod files;
+mod users;
+mod views;
+
+pub(crate) use chat::message_json;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::time::Instant;
+
+use super::params::Params;
+use super::state::{Install, World};
+
+/// A Slack error answer: `{"ok": false, "error": code}` plus optional
+/// `response_metadata.messages`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub code: String,
+    pub messages: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(code: &str) -> Self {
+        Self {
+            code: code.to_string(),
+            messages: Vec::new(),
+        }
+    }
+
+    pub fn with_messages(code: &str, messages: Vec<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            messages,
+        }
+    }
+
+    /// `invalid_arguments` for a missing parameter, worded like Slack's schema errors.
+    pub fn missing(field: &str) -> Self {
+        Self::with_messages(
+            "invalid_arguments",
+            vec![format!("[ERROR] missing required field: {field}")],
+        )
+    }
+}
+
+impl From<&'static str> for ApiError {
+    fn from(code: &'static str) -> Self {
+        ApiError::new(code)
+    }
+}
+
+/// The success fields of a method (without `ok`).
+pub(crate) type Reply = Result<Map<String, Value>, ApiError>;
+
+/// One method invocation.
+pub(crate) struct Call<'a> {
+    pub w: &'a mut World,
+    pub p: &'a Params,
+    /// The token's installation; `None` only for methods that need no token.
+    pub install: Option<Install>,
+    pub now: DateTime<Utc>,
+    pub instant: Instant,
+}
+
+impl Call<'_> {
+    /// The caller's installation (methods that require a token always have one).
+    pub fn install(&self) -> Install {
+        self.install.clone().unwrap_or_else(|| Install {
+            team_id: self.w.config.team_id.clone(),
+            team_name: self.w.config.team_name.clone(),
+            bot_user_id: self.w.config.bot_user_id.clone(),
+            bot_id: self.w.config.bot_id.clone(),
+        })
+    }
+}
+
+type Handler = fn(&mut Call<'_>) -> Reply;
+
+/// A method the emulator implements.
+pub(crate) struct Method {
+    pub name: &'static str,
+    /// Whether a bearer token is required (oauth.v2.access authenticates by client secret).
+    pub needs_token: bool,
+    handler: Handler,
+}
+
+impl Method {
+    pub fn run(&self, call: &mut Call<'_>) -> Reply {
+        (self.handler)(call)
+    }
+}
+
+const fn m(name: &'static str, handler: Handler) -> Method {
+    Method {
+        name,
+        needs_token: true,
+        handler,
+    }
+}
+
+const METHODS: &[Method] = &[
+    m("auth.test", auth::test),
+    Method {
+        name: "oauth.v2.access",
+        needs_token: false,
+        handler: auth::oauth_v2_access,
+    },
+    m("chat.postMessage", chat::post_message),
+    m("chat.update", chat::update),
+    m("chat.postEphemeral", chat::post_ephemeral),
+    m("users.info", users::info),
+    m("users.list", users::list),
+    m("usergroups.users.list", users::usergroup_members),
+    m("conversations.open", users::conversations_open),
+    m("views.open", views::open),
+    m("views.push", views::push),
+    m("views.update", views::update),
+    m("views.publish", views::publish),
+    m("files.getUploadURLExternal", files::get_upload_url),
+    m("files.completeUploadExternal", files::complete_upload),
+];
+
+pub(crate) fn find(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// Builds a JSON object from `(key, value)` pairs.
+pub(crate) fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
