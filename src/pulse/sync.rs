@@ -147,7 +147,8 @@ fn desired_survey(s: &Survey) -> DesiredSurvey {
             "window_hours": s.window_hours,
             "remind_after_hours": s.remind_after_hours,
             "anonymity": s.anonymity,
-            "questions": s.questions.iter().map(|q| q.key.clone()).collect::<Vec<_>>(),
+            // Whole questions, so a reworded prompt counts as a change (and is audited).
+            "questions": s.questions,
         }),
         questions: s
             .questions

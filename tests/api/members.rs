@@ -1,0 +1,344 @@
+//! Member controls (/pulse pause, resume, optout, status), out-of-office, and programs as
+//! code applied to the database.
+
+use crate::helpers::*;
+use crate::pulses::{program, ONE_SCALE};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use pulseloop::slack::emulator::EmulatedUser;
+use serde_json::{json, Value};
+
+const BERLIN: &str = "Europe/Berlin";
+
+fn sunday() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
+}
+
+/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
+fn pulse_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
+}
+
+async fn app_with(members: &[&str]) -> TestApp {
+    let emulator = start_emulator().await;
+    for m in members {
+        emulator.add_user(EmulatedUser::new(m, BERLIN));
+    }
+    let list: Vec<(&str, &str, &str)> = members
+        .iter()
+        .map(|m| (*m, "participant", BERLIN))
+        .collect();
+    TestAppBuilder::default()
+        .emulator(emulator)
+        .now(sunday())
+        .program("pilot.toml", &program(&list, "", ONE_SCALE))
+        .spawn()
+        .await
+}
+
+async fn command(app: &TestApp, user: &str, text: &str) -> Value {
+    let r = app.send_command(user, text).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn run_at(app: &TestApp, at: DateTime<Utc>) {
+    app.clock.set(at);
+    app.tick().await;
+    app.drain_outbox().await;
+}
+
+fn dms(app: &TestApp, user: &str) -> usize {
+    app.emulator
+        .dm_messages(user)
+        .iter()
+        .filter(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
+        .count()
+}
+
+#[tokio::test]
+async fn pause_holds_pulses_and_resume_releases_them() {
+    let app = app_with(&["U0P1", "U0P2"]).await;
+    let reply = command(&app, "U0P1", "pause").await;
+    assert!(
+        reply["text"].as_str().unwrap().contains("Paused"),
+        "{reply}"
+    );
+    run_at(&app, pulse_time()).await;
+    assert_eq!(dms(&app, "U0P1"), 0, "paused: nothing sent");
+    assert_eq!(dms(&app, "U0P2"), 1);
+    let status = command(&app, "U0P1", "status").await;
+    let text = status["text"].as_str().unwrap();
+    assert!(text.contains("paused"), "{text}");
+
+    let reply = command(&app, "U0P1", "resume").await;
+    assert!(reply["text"].as_str().unwrap().contains("Resumed"));
+    run_at(&app, pulse_time() + Duration::minutes(30)).await;
+    assert_eq!(
+        dms(&app, "U0P1"),
+        1,
+        "the waiting pulse goes out once they resume, while its window is open"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'").await, 1);
+}
+
+#[tokio::test]
+async fn a_pause_with_an_end_date_ends_by_itself() {
+    let app = app_with(&["U0P1"]).await;
+    let reply = command(&app, "U0P1", "pause until 2027-01-03").await;
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("Paused until the end of 2027-01-03"),
+        "{reply}"
+    );
+    let bad = command(&app, "U0P1", "pause until someday").await;
+    assert!(
+        bad["text"]
+            .as_str()
+            .unwrap()
+            .contains("'someday' is not a date"),
+        "{bad}"
+    );
+    run_at(&app, pulse_time()).await;
+    assert_eq!(
+        dms(&app, "U0P1"),
+        1,
+        "the pause ended at midnight Berlin time"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn opting_out_asks_first_then_cancels_pending_pulses() {
+    let app = app_with(&["U0P1"]).await;
+    app.clock.set(pulse_time() - Duration::minutes(1));
+    let reply = command(&app, "U0P1", "optout").await;
+    let blocks = reply["blocks"].to_string();
+    assert!(
+        blocks.contains("optout_confirm"),
+        "a confirmation button: {reply}"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
+            .await,
+        0,
+        "nothing until confirmed"
+    );
+
+    // Planned but not yet sent, then the member confirms by clicking.
+    app.clock.set(pulse_time());
+    pulseloop::scheduler::Scheduler::new(app.state.clone())
+        .plan(app.now(), &mut Default::default())
+        .await
+        .unwrap();
+    let click = app.peer.block_actions(
+        "U0P1",
+        "D0P1",
+        "1700000000.000100",
+        "optout_confirm",
+        "optout",
+        "confirm",
+    );
+    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'")
+            .await,
+        1
+    );
+    app.tick().await;
+    app.drain_outbox().await;
+    assert_eq!(dms(&app, "U0P1"), 0);
+    let status = command(&app, "U0P1", "status").await;
+    assert!(
+        status["text"].as_str().unwrap().contains("opted out"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn status_lists_what_is_pending_and_the_next_pulse() {
+    let app = app_with(&["U0P1"]).await;
+    let before = command(&app, "U0P1", "status").await;
+    let text = before["text"].as_str().unwrap();
+    assert!(text.contains("Nothing is waiting"), "{text}");
+    assert!(
+        text.contains("next pulse *Weekly pulse* on Mon 4 Jan, 10:00 CET"),
+        "{text}"
+    );
+    run_at(&app, pulse_time()).await;
+    let after = command(&app, "U0P1", "status").await;
+    assert!(
+        after["text"]
+            .as_str()
+            .unwrap()
+            .contains("Waiting for you: *weekly*"),
+        "{after}"
+    );
+    let stranger = command(&app, "U0NOBODY", "status").await;
+    assert!(stranger["text"].as_str().unwrap().contains("not a member"));
+}
+
+#[tokio::test]
+async fn an_out_of_office_status_holds_the_pulse_until_it_clears() {
+    let app = app_with(&["U0P1"]).await;
+    // Slack tells us through user_change.
+    let event = json!({
+        "type": "event_callback", "team_id": "T0SANDBOX", "event_id": "Ev0OOO", "event_time": 1,
+        "event": { "type": "user_change", "user": { "id": "U0P1", "tz": "Europe/Berlin", "profile": { "status_text": "On vacation", "status_emoji": ":palm_tree:" } } }
+    });
+    assert_eq!(app.send_event(&event).await.status(), 200);
+    run_at(&app, pulse_time()).await;
+    assert_eq!(dms(&app, "U0P1"), 0);
+    let back = json!({
+        "type": "event_callback", "team_id": "T0SANDBOX", "event_id": "Ev0BACK", "event_time": 2,
+        "event": { "type": "user_change", "user": { "id": "U0P1", "tz": "Europe/Berlin", "profile": { "status_text": "", "status_emoji": "" } } }
+    });
+    app.send_event(&back).await;
+    run_at(&app, pulse_time() + Duration::hours(3)).await;
+    assert_eq!(dms(&app, "U0P1"), 1);
+}
+
+#[tokio::test]
+async fn deleted_users_and_bots_are_never_messaged_and_slack_time_zones_are_used() {
+    let emulator = start_emulator().await;
+    emulator.add_user(EmulatedUser::new("U0NYC", "America/New_York"));
+    let mut gone = EmulatedUser::new("U0GONE", BERLIN);
+    gone.deleted = true;
+    emulator.add_user(gone);
+    emulator.add_user(EmulatedUser::new("U0BOT", BERLIN).bot());
+    let toml = program(&[], "", ONE_SCALE).replace(
+        "[[surveys]]",
+        "[[members]]\nslack_id = \"U0NYC\"\nrole = \"leader\"\n[[members]]\nslack_id = \"U0GONE\"\nrole = \"leader\"\n[[members]]\nslack_id = \"U0BOT\"\nrole = \"leader\"\n[[surveys]]",
+    );
+    let app = TestAppBuilder::default()
+        .emulator(emulator)
+        .now(sunday())
+        .program("p.toml", &toml)
+        .spawn()
+        .await;
+    // users.info was read on first sight.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'America/New_York'")
+            .await,
+        1
+    );
+    // 10:00 in New York is 15:00 UTC.
+    run_at(&app, Utc.with_ymd_and_hms(2027, 1, 4, 14, 45, 0).unwrap()).await;
+    assert_eq!(dms(&app, "U0NYC"), 0);
+    run_at(&app, Utc.with_ymd_and_hms(2027, 1, 4, 15, 0, 0).unwrap()).await;
+    assert_eq!(dms(&app, "U0NYC"), 1);
+    let to_others = app
+        .emulator
+        .calls_to("chat.postMessage")
+        .iter()
+        .filter(|c| c.params["channel"] != "U0NYC")
+        .count();
+    assert_eq!(to_others, 0, "no DM to a deleted user or a bot");
+}
+
+#[tokio::test]
+async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
+    let app = app_with(&["U0A", "U0B"]).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
+            .await,
+        2
+    );
+    assert!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.added'"
+        )
+        .await
+            == 2
+    );
+
+    // U0B leaves the file; the question is reworded; a user group adds U0C.
+    app.emulator.add_user(EmulatedUser::new("U0C", BERLIN));
+    app.emulator.set_usergroup("S0COHORT", &["U0C"]);
+    let toml = program(
+        &[("U0A", "participant", BERLIN)],
+        "",
+        &ONE_SCALE.replace(
+            "How valuable was coaching this week?",
+            "How useful was coaching?",
+        ),
+    )
+    .replace(
+        "[[surveys]]",
+        "[[usergroups]]\nusergroup = \"S0COHORT\"\nrole = \"participant\"\n[[surveys]]",
+    );
+    std::fs::write(app.programs_dir().join("pilot.toml"), toml).unwrap();
+    pulseloop::pulse::sync::apply_config(&app.state)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members").await,
+        3,
+        "nobody is deleted"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM questions").await,
+        1,
+        "same metric key, reworded"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'")
+            .await,
+        1
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'").await, 1);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'"
+        )
+        .await,
+        1
+    );
+
+    // A broken file changes nothing and says why.
+    std::fs::write(
+        app.programs_dir().join("pilot.toml"),
+        "id = \"pilot\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let err = pulseloop::pulse::sync::apply_config(&app.state)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("colour: unknown key"), "{err}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
+            .await,
+        2
+    );
+    assert!(
+        app.state.catalog.program("pilot").is_some(),
+        "the previous configuration stays in force"
+    );
+}
