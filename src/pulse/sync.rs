@@ -57,7 +57,9 @@ pub async fn apply_config(state: &AppState) -> Result<Vec<(String, SyncReport)>,
         reports.push((program.id.clone(), report));
     }
     state.catalog.replace(programs);
-    refresh_profiles(state, Duration::zero()).await;
+    // First sight of new members (and anyone not read for a day).
+    let max_age = Duration::hours(state.settings.scheduler.profile_refresh_hours as i64);
+    refresh_profiles(state, max_age).await;
     Ok(reports)
 }
 
@@ -174,28 +176,40 @@ pub fn profile_of(user: &SlackUser) -> ProfileUpdate {
     }
 }
 
-/// Reads users.info for members never read, or read longer than `max_age` ago.
+/// Above this many stale profiles one paged users.list (Tier 2, 200 users a page) is far
+/// cheaper than one users.info (Tier 4) each.
+const BULK_REFRESH_THRESHOLD: usize = 50;
+
+/// Reads Slack profiles of members never read, or read longer than `max_age` ago.
 /// Returns how many profiles were refreshed.
 pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
     let now = state.clock.now();
-    let stale = match state.store.stale_profiles(now - max_age, 500).await {
+    let stale = match state.store.stale_profiles(now - max_age, 1_000_000).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not list members to refresh");
             return 0;
         }
     };
+    if stale.len() > BULK_REFRESH_THRESHOLD {
+        match state.slack.users_list().await {
+            Ok(users) => return apply_user_list(state, &stale, users).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "users.list failed; falling back to users.info for a few")
+            }
+        }
+    }
     let mut refreshed = 0;
-    for user_id in stale {
-        let result = match state.slack.users_info(&user_id).await {
+    for user_id in stale.iter().take(BULK_REFRESH_THRESHOLD) {
+        let result = match state.slack.users_info(user_id).await {
             Ok(user) => {
                 state
                     .store
-                    .update_profile(&user_id, &profile_of(&user), now)
+                    .update_profile(user_id, &profile_of(&user), now)
                     .await
             }
             Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
-                state.store.mark_profile_missing(&user_id, now).await
+                state.store.mark_profile_missing(user_id, now).await
             }
             Err(SlackError::RateLimited { retry_after }) => {
                 tracing::info!(
@@ -208,6 +222,30 @@ pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
                 tracing::warn!(user = %user_id, error = %e, "users.info failed");
                 continue;
             }
+        };
+        match result {
+            Ok(()) => refreshed += 1,
+            Err(e) => tracing::warn!(error = %e, "could not store a profile"),
+        }
+    }
+    refreshed
+}
+
+async fn apply_user_list(state: &AppState, stale: &[String], users: Vec<SlackUser>) -> usize {
+    let now = state.clock.now();
+    let by_id: std::collections::HashMap<&str, &SlackUser> =
+        users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let mut refreshed = 0;
+    for user_id in stale {
+        // users.list includes deactivated accounts; someone absent from it does not exist.
+        let result = match by_id.get(user_id.as_str()) {
+            Some(user) => {
+                state
+                    .store
+                    .update_profile(user_id, &profile_of(user), now)
+                    .await
+            }
+            None => state.store.mark_profile_missing(user_id, now).await,
         };
         match result {
             Ok(()) => refreshed += 1,

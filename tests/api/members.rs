@@ -342,3 +342,30 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         "the previous configuration stays in force"
     );
 }
+
+#[tokio::test]
+async fn a_large_program_reads_profiles_with_users_list_not_one_call_each() {
+    let emulator = start_emulator().await;
+    let ids: Vec<String> = (0..60).map(|i| format!("U0BULK{i:03}")).collect();
+    for id in &ids {
+        emulator.add_user(EmulatedUser::new(id, "Asia/Tokyo"));
+    }
+    let members: Vec<(&str, &str, &str)> = ids
+        .iter()
+        .map(|id| (id.as_str(), "participant", ""))
+        .collect();
+    let toml = program(&members, "", ONE_SCALE).replace("timezone = \"\"\n", "");
+    let app = TestAppBuilder::default()
+        .emulator(emulator)
+        .now(sunday())
+        .program("big.toml", &toml)
+        .spawn()
+        .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'Asia/Tokyo'")
+            .await,
+        60
+    );
+    assert_eq!(app.emulator.calls_to("users.info").len(), 0);
+    assert!(!app.emulator.calls_to("users.list").is_empty());
+}
