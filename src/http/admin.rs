@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/programs", get(list_programs))
+        .route("/api/v1/audit", get(audit))
         .route("/api/v1/programs/{id}/schedule", get(schedule))
         .route(
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
@@ -135,4 +136,33 @@ async fn send_now(
         ))),
         Err(SendNowError::Store(e)) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    program: Option<String>,
+    limit: Option<String>,
+}
+
+/// The audit log, newest first: who changed what and when (never answers).
+async fn audit(
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be a whole number from 1 to 1000, not '{l}'"
+                )))
+            }
+        },
+    };
+    let entries = state
+        .store
+        .audit_entries(q.program.as_deref(), limit)
+        .await?;
+    Ok(Json(json!(entries)))
 }

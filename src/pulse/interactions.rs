@@ -9,11 +9,13 @@ use serde_json::json;
 
 use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
 use super::render;
-use crate::config::program::QuestionKind;
+use crate::config::program::{Program, QuestionKind};
 use crate::http::error::ApiResult;
 use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::state::AppState;
 use crate::storage::members::MemberControl;
+use crate::storage::rounds::DeliveryRow;
+use std::sync::Arc;
 
 pub async fn handle(state: &AppState, interaction: Interaction) -> ApiResult<Response> {
     match interaction {
@@ -66,22 +68,15 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
     let Some((delivery_id, key)) = action.block_id.as_deref().and_then(parse_block_id) else {
         return Ok(());
     };
-    let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {
+    let Some((d, program)) =
+        open_delivery(state, delivery_id, user, action.action_ts.as_deref()).await?
+    else {
         return Ok(());
     };
-    let (d, program) = *found;
     let Some(survey) = program.survey(&d.survey_id) else {
         return Ok(());
     };
     let now = state.clock.now();
-    if !d.is_open(now) {
-        let ts = action
-            .action_ts
-            .clone()
-            .unwrap_or_else(|| now.timestamp_millis().to_string());
-        answers::queue_closed_notice(state, &d, &program, &ts).await?;
-        return Ok(());
-    }
     let Some(question) = survey.question(key) else {
         return Ok(());
     };
@@ -101,20 +96,34 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
     }
 }
 
-async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> ApiResult<()> {
-    let Lookup::Found(found) = find_delivery(state, delivery_id, &ba.user.id).await? else {
-        return Ok(());
+/// The member's own delivery, if its window is still open; after it closes the member is
+/// told so (privately) and `None` comes back.
+async fn open_delivery(
+    state: &AppState,
+    delivery_id: i64,
+    user: &str,
+    action_ts: Option<&str>,
+) -> ApiResult<Option<(DeliveryRow, Arc<Program>)>> {
+    let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {
+        return Ok(None);
     };
     let (d, program) = *found;
+    let now = state.clock.now();
+    if d.is_open(now) {
+        return Ok(Some((d, program)));
+    }
+    let ts = action_ts.map_or_else(|| now.timestamp_millis().to_string(), str::to_string);
+    answers::queue_closed_notice(state, &d, &program, &ts).await?;
+    Ok(None)
+}
+
+async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> ApiResult<()> {
+    let Some((d, program)) = open_delivery(state, delivery_id, &ba.user.id, None).await? else {
+        return Ok(());
+    };
     let Some(survey) = program.survey(&d.survey_id) else {
         return Ok(());
     };
-    let now = state.clock.now();
-    if !d.is_open(now) {
-        let ts = now.timestamp_millis().to_string();
-        answers::queue_closed_notice(state, &d, &program, &ts).await?;
-        return Ok(());
-    }
     let Some(trigger) = ba.trigger_id.as_deref() else {
         return Ok(());
     };

@@ -28,13 +28,4 @@ impl Store {
         });
         Ok(done == 1)
     }
-
-    pub async fn count_events(&self) -> StoreResult<i64> {
-        let n: i64 = on_pool!(self, |p| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM slack_events")
-                .fetch_one(p)
-                .await?
-        });
-        Ok(n)
-    }
 }

@@ -453,22 +453,4 @@ impl Store {
         });
         row.map(OutboxRow::try_from).transpose()
     }
-
-    /// Rows by status (all when `None`), oldest first.
-    pub async fn outbox_rows(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxRow>> {
-        let found: Vec<Row> = on_pool!(self, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id LIMIT $2"
-            )))
-            .bind(status)
-            .bind(limit)
-            .fetch_all(p)
-            .await?
-        });
-        rows(found)
-    }
 }

@@ -65,6 +65,9 @@ impl DeliveryRow {
 /// (metric key, role, number, text, allow reply): an answer with nothing that points to a person.
 type SealedAnswer = (String, String, Option<f64>, Option<String>, bool);
 
+const RESPONSES_OF_DELIVERY: &str =
+    "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key";
+
 const DELIVERY_SELECT: &str =
     "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
         d.timezone, d.closes_at, d.remind_at, d.sent_at, d.reminded_at, d.answered_at, d.closed_at,
@@ -300,12 +303,10 @@ impl StoreTx {
         delivery_id: i64,
     ) -> StoreResult<Vec<ResponseRow>> {
         Ok(on_tx!(self, |c| {
-            sqlx::query_as(
-                "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key",
-            )
-            .bind(delivery_id)
-            .fetch_all(c)
-            .await?
+            sqlx::query_as(RESPONSES_OF_DELIVERY)
+                .bind(delivery_id)
+                .fetch_all(c)
+                .await?
         }))
     }
 
@@ -573,36 +574,10 @@ impl Store {
 
     pub async fn responses_of_delivery(&self, delivery_id: i64) -> StoreResult<Vec<ResponseRow>> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key",
-            )
-            .bind(delivery_id)
-            .fetch_all(p)
-            .await?
-        }))
-    }
-
-    /// All answers of a round (aggregates; no link to people).
-    pub async fn responses_of_round(&self, round_id: i64) -> StoreResult<Vec<ResponseRow>> {
-        Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT metric_key, value_number, value_text FROM responses WHERE round_id = $1 ORDER BY id",
-            )
-            .bind(round_id)
-            .fetch_all(p)
-            .await?
-        }))
-    }
-
-    pub async fn round(&self, id: i64) -> StoreResult<RoundRow> {
-        Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, program_id, survey_id, period_key, origin, state, opened_at, closes_at, sealed_at
-                 FROM rounds WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(p)
-            .await?
+            sqlx::query_as(RESPONSES_OF_DELIVERY)
+                .bind(delivery_id)
+                .fetch_all(p)
+                .await?
         }))
     }
 

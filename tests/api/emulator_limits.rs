@@ -93,3 +93,30 @@ async fn a_wrong_token_is_invalid_auth() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn files_upload_in_two_steps_and_share_to_a_channel() {
+    let emulator = start_emulator().await;
+    emulator.add_channel("C0SPONSOR", "sponsors", true);
+    let client = SlackClient::new(
+        &emulator.base_url(),
+        SecretString::from(BOT_TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let png = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+    let done = client
+        .upload_file(
+            "trend.png",
+            "Trend",
+            png.clone(),
+            Some("C0SPONSOR"),
+            Some("This week"),
+        )
+        .await
+        .expect("upload");
+    assert_eq!(done["files"][0]["title"], "Trend");
+    let files = emulator.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].bytes, png);
+}

@@ -369,3 +369,18 @@ async fn a_large_program_reads_profiles_with_users_list_not_one_call_each() {
     assert_eq!(app.emulator.calls_to("users.info").len(), 0);
     assert!(!app.emulator.calls_to("users.list").is_empty());
 }
+
+#[tokio::test]
+async fn the_audit_log_is_readable_through_the_admin_api() {
+    let app = app_with(&["U0A"]).await;
+    command(&app, "U0A", "pause").await;
+    let r = app.admin_get("/api/v1/audit?program=pilot&limit=10").await;
+    assert_eq!(r.status(), 200);
+    let entries: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(entries[0]["action"], "member.paused", "newest first");
+    assert_eq!(entries[0]["actor"], "member:U0A");
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "member.added" && e["actor"] == "config"));
+    assert_eq!(app.admin_get("/api/v1/audit?limit=0").await.status(), 400);
+}

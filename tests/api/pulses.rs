@@ -122,6 +122,19 @@ async fn click(app: &TestApp, user: &str, action_prefix: &str) -> reqwest::Respo
     app.send_interaction(&payload).await
 }
 
+/// Clicks the DM's modal button and returns the modal as Slack opened it (with its id).
+async fn open_survey_modal(app: &TestApp, user: &str) -> Value {
+    assert_eq!(click(app, user, "open_modal").await.status(), 200);
+    let view = app
+        .emulator
+        .views()
+        .pop()
+        .expect("views.open was called with the trigger");
+    let mut opened = view.view.clone();
+    opened["id"] = json!(view.id);
+    opened
+}
+
 /// A modal submission of `view` (as opened) with these `state.values`.
 fn submission(app: &TestApp, user: &str, view: &Value, values: Value) -> Value {
     let mut view = view.clone();
@@ -232,29 +245,12 @@ async fn changing_an_answer_replaces_it_while_the_window_is_open() {
     send_pulse(&app).await;
     click(&app, "U0AMY", "answer:2").await;
     app.drain_outbox().await;
-    // The updated DM offers a modal to change the answer.
-    let msg = dm(&app, "U0AMY");
-    let (block_id, action_id, value) = find_action(&msg.blocks, "open_modal");
-    let payload = app.peer.block_actions(
-        "U0AMY",
-        &msg.channel,
-        &msg.ts,
-        &action_id,
-        &block_id,
-        &value,
-    );
-    assert_eq!(app.send_interaction(&payload).await.status(), 200);
-    let view = app
-        .emulator
-        .views()
-        .pop()
-        .expect("views.open was called with the trigger");
+    // The updated DM offers a modal to change the answer, prefilled with the earlier one.
+    let opened = open_survey_modal(&app, "U0AMY").await;
     assert!(
-        view.view.to_string().contains("\"initial_option\""),
-        "prefilled with the earlier answer"
+        opened.to_string().contains("\"initial_option\""),
+        "{opened}"
     );
-    let mut opened = view.view.clone();
-    opened["id"] = json!(view.id);
     let values = json!({ "q:coaching_value": { "value": { "type": "radio_buttons", "selected_option": { "value": "5" } } } });
     let submit = submission(&app, "U0AMY", &opened, values);
     let r = app.send_interaction(&submit).await;
@@ -273,19 +269,7 @@ async fn a_longer_survey_opens_a_modal_and_validation_errors_come_back_by_field(
         .blocks
         .to_string()
         .contains("Answer all (4 questions, ~1 min)"));
-    let (block_id, action_id, value) = find_action(&msg.blocks, "open_modal");
-    let payload = app.peer.block_actions(
-        "U0BEN",
-        &msg.channel,
-        &msg.ts,
-        &action_id,
-        &block_id,
-        &value,
-    );
-    app.send_interaction(&payload).await;
-    let view = app.emulator.views().pop().expect("modal opened");
-    let mut opened = view.view.clone();
-    opened["id"] = json!(view.id);
+    let opened = open_survey_modal(&app, "U0BEN").await;
 
     // Missing required answer: errors next to the field, nothing stored.
     let partial = json!({
@@ -461,20 +445,7 @@ async fn after_an_anonymous_round_closes_no_stored_path_links_an_answer_to_a_mem
     let app = pilot(&["U0S1", "U0S2", "U0S3"], FOUR_QUESTIONS).await;
     send_pulse(&app).await;
     for (user, comment) in [("U0S1", "secret-idea-alpha"), ("U0S2", "secret-idea-beta")] {
-        let msg = dm(&app, user);
-        let (block_id, action_id, value) = find_action(&msg.blocks, "open_modal");
-        app.send_interaction(&app.peer.block_actions(
-            user,
-            &msg.channel,
-            &msg.ts,
-            &action_id,
-            &block_id,
-            &value,
-        ))
-        .await;
-        let view = app.emulator.views().pop().unwrap();
-        let mut opened = view.view.clone();
-        opened["id"] = json!(view.id);
+        let opened = open_survey_modal(&app, user).await;
         let values = json!({
             "q:coaching_value": { "value": { "type": "radio_buttons", "selected_option": { "value": "4" } } },
             "q:confidence": { "value": { "type": "radio_buttons", "selected_option": { "value": "3" } } },

@@ -194,15 +194,6 @@ impl SlackClient {
         &self.base_url
     }
 
-    /// Same client, another workspace's token.
-    pub fn with_token(&self, token: SecretString) -> Self {
-        Self {
-            http: self.http.clone(),
-            base_url: self.base_url.clone(),
-            token,
-        }
-    }
-
     /// Calls `method` with `args`; `Ok` carries the whole `ok: true` body.
     #[tracing::instrument(skip_all, fields(method = method))]
     pub async fn call(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
@@ -331,14 +322,6 @@ impl SlackClient {
         self.call(
             "views.open",
             &json!({ "trigger_id": trigger_id, "view": view }),
-        )
-        .await
-    }
-
-    pub async fn views_publish(&self, user_id: &str, view: &Value) -> Result<Value, SlackError> {
-        self.call(
-            "views.publish",
-            &json!({ "user_id": user_id, "view": view }),
         )
         .await
     }
