@@ -32,6 +32,22 @@ pub struct TickReport {
     pub sealed: usize,
 }
 
+impl TickReport {
+    fn record_metrics(&self) {
+        for (what, n) in [
+            ("planned", self.planned),
+            ("skipped", self.skipped),
+            ("queued", self.queued),
+            ("reminded", self.reminded),
+            ("closed", self.closed),
+            ("sealed", self.sealed),
+        ] {
+            metrics::counter!("scheduler_deliveries_total", "outcome" => what).increment(n as u64);
+        }
+        metrics::gauge!("scheduler_held_deliveries").set(self.held as f64);
+    }
+}
+
 #[derive(Clone)]
 pub struct Scheduler {
     state: AppState,
@@ -77,6 +93,7 @@ impl Scheduler {
         self.dispatch(now, &mut report).await?;
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
+        report.record_metrics();
         Ok(report)
     }
 
@@ -178,74 +195,92 @@ impl Scheduler {
     /// Step 2: hand due DMs to the outbox, unless the member is paused or away (then the
     /// delivery waits) or can no longer be messaged (then it is skipped).
     pub async fn dispatch(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let due = self.state.store.due_deliveries(now, BATCH).await?;
         let mut members: HashMap<i64, MemberRow> = HashMap::new();
-        for d in due {
-            let member = match members.get(&d.member_id) {
-                Some(m) => m.clone(),
-                None => {
-                    let m = self.state.store.member(d.member_id).await?;
-                    members.insert(d.member_id, m.clone());
-                    m
-                }
-            };
-            let Some(program) = self.state.catalog.program(&d.program_id) else {
-                self.skip(&d, "program removed from the configuration", now)
-                    .await?;
-                report.skipped += 1;
-                continue;
-            };
-            let Some(survey) = program.survey(&d.survey_id) else {
-                self.skip(&d, "survey removed from the configuration", now)
-                    .await?;
-                report.skipped += 1;
-                continue;
-            };
-            if !member.can_receive() {
-                let reason = if member.slack_deleted {
-                    "deactivated in Slack"
-                } else if member.is_bot {
-                    "a bot"
-                } else {
-                    "not an active member"
-                };
-                self.skip(&d, reason, now).await?;
-                report.skipped += 1;
-                continue;
+        let mut after = 0;
+        loop {
+            let due = self.state.store.due_deliveries(now, after, BATCH).await?;
+            let page = due.len();
+            for d in due {
+                after = d.id;
+                self.dispatch_one(d, now, &mut members, report).await?;
             }
-            if member.state == "paused" && !member.is_paused(now) {
-                // The pause has run out: resume them on the spot.
-                let mut tx = self.state.store.begin().await?;
-                tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
-                    .await?;
-                tx.commit().await?;
-                members.remove(&d.member_id);
-            } else if member.is_paused(now)
-                || (program.out_of_office == OutOfOfficePolicy::Wait
-                    && is_out_of_office(
-                        member.status_text.as_deref(),
-                        member.status_emoji.as_deref(),
-                    ))
-            {
-                report.held += 1;
-                continue;
+            if (page as i64) < BATCH {
+                return Ok(());
             }
-            let message = render::open_message(&dm_context(&program, survey, &d));
-            let mut tx = self.state.store.begin().await?;
-            if tx.mark_queued(d.id, now).await? {
-                let mut post = NewOutboxMessage::new(
-                    format!("delivery:{}:post", d.id),
-                    "chat.postMessage",
-                    json!({ "channel": d.slack_user_id, "text": message["text"], "blocks": message["blocks"] }),
-                );
-                post.channel_key = Some(d.slack_user_id.clone());
-                post.message_key = Some(format!("delivery:{}", d.id));
-                post.subject = Some(OutboxSubject::Delivery(d.id));
-                tx.enqueue(&post, now).await?;
-                report.queued += 1;
-            }
-            tx.commit().await?;
         }
+    }
+
+    async fn dispatch_one(
+        &self,
+        d: DeliveryRow,
+        now: DateTime<Utc>,
+        members: &mut HashMap<i64, MemberRow>,
+        report: &mut TickReport,
+    ) -> StoreResult<()> {
+        let member = match members.get(&d.member_id) {
+            Some(m) => m.clone(),
+            None => {
+                let m = self.state.store.member(d.member_id).await?;
+                members.insert(d.member_id, m.clone());
+                m
+            }
+        };
+        let Some(program) = self.state.catalog.program(&d.program_id) else {
+            self.skip(&d, "program removed from the configuration", now)
+                .await?;
+            report.skipped += 1;
+            return Ok(());
+        };
+        let Some(survey) = program.survey(&d.survey_id) else {
+            self.skip(&d, "survey removed from the configuration", now)
+                .await?;
+            report.skipped += 1;
+            return Ok(());
+        };
+        if !member.can_receive() {
+            let reason = if member.slack_deleted {
+                "deactivated in Slack"
+            } else if member.is_bot {
+                "a bot"
+            } else {
+                "not an active member"
+            };
+            self.skip(&d, reason, now).await?;
+            report.skipped += 1;
+            return Ok(());
+        }
+        if member.state == "paused" && !member.is_paused(now) {
+            // The pause has run out: resume them on the spot.
+            let mut tx = self.state.store.begin().await?;
+            tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
+                .await?;
+            tx.commit().await?;
+            members.remove(&d.member_id);
+        } else if member.is_paused(now)
+            || (program.out_of_office == OutOfOfficePolicy::Wait
+                && is_out_of_office(
+                    member.status_text.as_deref(),
+                    member.status_emoji.as_deref(),
+                ))
+        {
+            report.held += 1;
+            return Ok(());
+        }
+        let message = render::open_message(&dm_context(&program, survey, &d));
+        let mut tx = self.state.store.begin().await?;
+        if tx.mark_queued(d.id, now).await? {
+            let mut post = NewOutboxMessage::new(
+                format!("delivery:{}:post", d.id),
+                "chat.postMessage",
+                json!({ "channel": d.slack_user_id, "text": message["text"], "blocks": message["blocks"] }),
+            );
+            post.channel_key = Some(d.slack_user_id.clone());
+            post.message_key = Some(format!("delivery:{}", d.id));
+            post.subject = Some(OutboxSubject::Delivery(d.id));
+            tx.enqueue(&post, now).await?;
+            report.queued += 1;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

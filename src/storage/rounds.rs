@@ -495,17 +495,22 @@ impl Store {
     }
 
     /// Scheduled deliveries whose time has come and whose window is still open.
+    /// Paged by id (`after_id`), so deliveries held back (paused, away) never crowd out the
+    /// ones behind them.
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
+        after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE d.state = 'scheduled' AND d.scheduled_at <= $1 AND d.closes_at > $1
-                 ORDER BY d.scheduled_at, d.id LIMIT $2"
+                   AND d.id > $2
+                 ORDER BY d.id LIMIT $3"
             )))
             .bind(to_ms(now))
+            .bind(after_id)
             .bind(limit)
             .fetch_all(p)
             .await?
