@@ -173,11 +173,7 @@ impl SlackPeer {
     }
 }
 
-/// reqwest (built with `rustls-no-provider`) refuses to build a client, even for plain
-/// http, until a process-wide crypto provider is installed. Installing twice is harmless.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::tls::install_crypto_provider;
 
 /// Form-encodes string pairs; these always serialise, so failure is only logged.
 fn form_encode<K: Serialize, V: Serialize>(fields: &[(K, V)]) -> Vec<u8> {

@@ -1,0 +1,776 @@
+//! The Slack emulator on its own: a real server on 127.0.0.1, called over HTTP with reqwest.
+
+use pulseloop::slack::emulator::{
+    EmulatedUser, Emulator, EmulatorConfig, Fault, FaultKind, RateLimits, SignOptions,
+};
+use pulseloop::slack::signature;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const TOKEN: &str = "xoxb-test";
+
+async fn start() -> Emulator {
+    start_with(RateLimits::unlimited()).await
+}
+
+async fn start_with(limits: RateLimits) -> Emulator {
+    pulseloop::slack::emulator::install_crypto_provider();
+    let config = EmulatorConfig {
+        bot_token: TOKEN.into(),
+        limits,
+        ..EmulatorConfig::default()
+    };
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+/// POSTs JSON with the test token; returns status, Retry-After and body.
+async fn call(emu: &Emulator, method: &str, body: Value) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/{method}", emu.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request reaches the emulator");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (
+        status,
+        retry_after,
+        response.json().await.expect("JSON body"),
+    )
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_every_call_is_recorded() {
+    let emu = start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/auth.test", emu.base_url());
+
+    let none: Value = http.post(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(none, json!({ "ok": false, "error": "not_authed" }));
+    let wrong: Value = http
+        .post(&url)
+        .bearer_auth("xoxb-wrong")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wrong["error"], "invalid_auth");
+
+    let (status, _, ok) = call(&emu, "auth.test", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ok["ok"], true);
+    assert_eq!(ok["team_id"], "T0SANDBOX");
+    assert_eq!(ok["user_id"], "U0PULSEBOT");
+    assert_eq!(ok["bot_id"], "B0PULSEBOT");
+
+    let (status, _, unknown) = call(&emu, "chat.fly", json!({})).await;
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (404, Some("unknown_method"))
+    );
+
+    let calls = emu.calls_to("auth.test");
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].token, None);
+    assert_eq!(calls[1].token.as_deref(), Some("xoxb-wrong"));
+    assert_eq!(calls[2].response["ok"], true);
+    assert_eq!(emu.calls().len(), 4);
+}
+
+#[tokio::test]
+async fn exceeding_a_tier_gives_429_with_retry_after() {
+    let emu = start_with(RateLimits {
+        tier2_per_minute: 2,
+        ..RateLimits::default()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(call(&emu, "users.list", json!({})).await.0, 200);
+    }
+    let (status, retry_after, body) = call(&emu, "users.list", json!({})).await;
+    assert_eq!(status, 429);
+    assert_eq!(body, json!({ "ok": false, "error": "ratelimited" }));
+    let secs: u64 = retry_after.expect("Retry-After").parse().expect("integer");
+    assert!((1..=30).contains(&secs), "{secs}");
+    assert_eq!(emu.calls_to("users.list")[2].http_status, 429);
+    // Another tier-4 method is unaffected.
+    assert_eq!(call(&emu, "auth.test", json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn posting_is_paced_per_channel() {
+    let emu = start_with(RateLimits::default()).await;
+    emu.add_user(EmulatedUser::new("U1", "UTC"));
+    emu.add_user(EmulatedUser::new("U2", "UTC"));
+    let post = |ch: &str| json!({ "channel": ch, "text": "hi" });
+    for _ in 0..3 {
+        assert_eq!(call(&emu, "chat.postMessage", post("U1")).await.0, 200);
+    }
+    // U1 and its DM id share one allowance.
+    let (status, retry_after, _) = call(&emu, "chat.postMessage", post("D1")).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
+    assert_eq!(call(&emu, "chat.postMessage", post("U2")).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_a_transport_error_not_a_5xx() {
+    let emu = start().await;
+    emu.inject(Fault::on("auth.test", FaultKind::DropConnection).times(1));
+    let err = reqwest::Client::new()
+        .post(format!("{}/auth.test", emu.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect_err("no HTTP response");
+    assert!(err.status().is_none(), "{err:?}");
+    assert_eq!(call(&emu, "auth.test", json!({})).await.0, 200);
+    let calls = emu.calls_to("auth.test");
+    assert_eq!((calls[0].http_status, calls[1].http_status), (0, 200));
+}
+
+#[tokio::test]
+async fn http_error_and_delay_faults_follow_their_target() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U1", "UTC"));
+    emu.add_user(EmulatedUser::new("U2", "UTC"));
+    emu.inject(
+        Fault::on("chat.postMessage", FaultKind::Http(503))
+            .for_target("D1")
+            .times(1),
+    );
+    emu.inject(Fault {
+        method: None,
+        target: Some("U2".into()),
+        kind: FaultKind::Error("fatal_error".into()),
+        times: Some(1),
+    });
+    let (status, _, body) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U1", "text": "x" }),
+    )
+    .await;
+    assert_eq!((status, body["ok"].as_bool()), (503, Some(false)));
+    let (status, _, body) = call(&emu, "users.info", json!({ "user": "U2" })).await;
+    assert_eq!((status, body["error"].as_str()), (200, Some("fatal_error")));
+
+    emu.inject(Fault::on("auth.test", FaultKind::Delay(Duration::from_millis(200))).times(1));
+    let started = std::time::Instant::now();
+    assert_eq!(call(&emu, "auth.test", json!({})).await.2["ok"], true);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    emu.inject(Fault::on(
+        "auth.test",
+        FaultKind::RateLimited {
+            retry_after_secs: 7,
+        },
+    ));
+    let (status, retry_after, _) = call(&emu, "auth.test", json!({})).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("7")));
+    emu.clear_faults();
+    assert_eq!(call(&emu, "auth.test", json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_posted_message_can_be_updated() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0ADA", "Europe/Berlin"));
+    let blocks =
+        json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "How was your week?" } }]);
+    let (_, _, posted) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U0ADA", "text": "Pulse", "blocks": blocks }),
+    )
+    .await;
+    assert_eq!(posted["ok"], true, "{posted}");
+    assert_eq!(posted["channel"], emu.dm_channel_for("U0ADA"));
+    let ts = posted["ts"].as_str().expect("ts").to_string();
+    assert_eq!(ts.split('.').nth(1).map(str::len), Some(6));
+    assert_eq!(posted["message"]["user"], "U0PULSEBOT");
+    assert_eq!(posted["message"]["blocks"], blocks);
+
+    let (_, _, updated) = call(
+        &emu,
+        "chat.update",
+        json!({ "channel": "D0ADA", "ts": ts, "text": "Thanks!", "blocks": [] }),
+    )
+    .await;
+    assert_eq!(updated["ok"], true, "{updated}");
+    let messages = emu.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        (messages[0].text.as_str(), messages[0].edits),
+        ("Thanks!", 1)
+    );
+    assert!(messages[0].blocks.is_null());
+
+    let (_, _, missing) = call(
+        &emu,
+        "chat.update",
+        json!({ "channel": "D0ADA", "ts": "1.000000", "text": "x" }),
+    )
+    .await;
+    assert_eq!(missing["error"], "message_not_found");
+}
+
+#[tokio::test]
+async fn post_message_errors_are_slacks() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0GONE", "UTC").deleted());
+    emu.add_channel("C0OUT", "outside", false);
+    let post = |channel: &str| json!({ "channel": channel, "text": "x" });
+    let error = |v: Value| v["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        error(call(&emu, "chat.postMessage", post("U0GONE")).await.2),
+        "account_inactive"
+    );
+    assert_eq!(
+        error(call(&emu, "chat.postMessage", post("U0NOBODY")).await.2),
+        "user_not_found"
+    );
+    assert_eq!(
+        error(call(&emu, "chat.postMessage", post("C0OUT")).await.2),
+        "not_in_channel"
+    );
+    assert_eq!(
+        error(call(&emu, "chat.postMessage", post("C0NONE")).await.2),
+        "channel_not_found"
+    );
+    assert_eq!(
+        error(
+            call(&emu, "chat.postMessage", json!({ "channel": "C0OUT" }))
+                .await
+                .2
+        ),
+        "not_in_channel"
+    );
+
+    emu.add_user(EmulatedUser::new("U1", "UTC"));
+    assert_eq!(
+        error(
+            call(&emu, "chat.postMessage", json!({ "channel": "U1" }))
+                .await
+                .2
+        ),
+        "no_text"
+    );
+    let long =
+        json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "x".repeat(3001) } }]);
+    let (status, _, body) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U1", "blocks": long }),
+    )
+    .await;
+    assert_eq!(
+        (status, error(body.clone())),
+        (200, "invalid_blocks".to_string())
+    );
+    assert_eq!(
+        body["response_metadata"]["messages"],
+        json!(["[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"])
+    );
+
+    // Form bodies with JSON-in-string blocks are accepted and recorded parsed.
+    let form = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", emu.base_url()))
+        .form(&[
+            ("token", TOKEN),
+            ("channel", "U1"),
+            ("blocks", r#"[{"type":"divider"}]"#),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.json::<Value>().await.unwrap()["ok"], true);
+    let last = emu.calls_to("chat.postMessage").pop().expect("recorded");
+    assert_eq!(last.params["blocks"], json!([{ "type": "divider" }]));
+
+    let bad_json = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", emu.base_url()))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad_json.json::<Value>().await.unwrap()["error"],
+        "invalid_json"
+    );
+}
+
+#[tokio::test]
+async fn views_open_needs_a_fresh_single_use_trigger() {
+    let emu = start().await;
+    let view = json!({
+        "type": "modal", "callback_id": "pulse",
+        "title": { "type": "plain_text", "text": "Weekly pulse" },
+        "submit": { "type": "plain_text", "text": "Send" },
+        "blocks": [{ "type": "input", "block_id": "mood", "label": { "type": "plain_text", "text": "Mood" },
+                     "element": { "type": "plain_text_input", "action_id": "v" } }],
+    });
+    let trigger = emu.issue_trigger_id_for("U0ADA");
+    let (_, _, opened) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": trigger, "view": view }),
+    )
+    .await;
+    assert_eq!(opened["ok"], true, "{opened}");
+    assert!(opened["view"]["id"].as_str().unwrap().starts_with('V'));
+    assert_eq!(opened["view"]["root_view_id"], opened["view"]["id"]);
+    assert_eq!(emu.views()[0].user.as_deref(), Some("U0ADA"));
+
+    let (_, _, again) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": trigger, "view": view }),
+    )
+    .await;
+    assert_eq!(again["error"], "exchanged_trigger_id");
+    let (_, _, unknown) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": "123.456.abc", "view": view }),
+    )
+    .await;
+    assert_eq!(unknown["error"], "invalid_arguments");
+    assert_eq!(
+        unknown["response_metadata"]["messages"],
+        json!(["invalid `trigger_id`"])
+    );
+    let old = emu.issue_trigger_id();
+    emu.expire_trigger_id(&old);
+    let (_, _, expired) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": old, "view": view }),
+    )
+    .await;
+    assert_eq!(expired["error"], "expired_trigger_id");
+
+    // A bad view does not use up the trigger.
+    let fresh = emu.issue_trigger_id();
+    let mut no_submit = view.clone();
+    no_submit.as_object_mut().unwrap().remove("submit");
+    let (_, _, bad) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": fresh, "view": no_submit }),
+    )
+    .await;
+    assert_eq!(bad["error"], "invalid_arguments");
+    let (_, _, ok) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": fresh, "view": view }),
+    )
+    .await;
+    assert_eq!(ok["ok"], true);
+
+    // views.update with a stale hash conflicts; with the current one it succeeds.
+    let id = opened["view"]["id"].clone();
+    let hash = opened["view"]["hash"].clone();
+    let (_, _, updated) = call(
+        &emu,
+        "views.update",
+        json!({ "view_id": id, "hash": hash, "view": view }),
+    )
+    .await;
+    assert_eq!(updated["ok"], true, "{updated}");
+    assert_ne!(updated["view"]["hash"], hash);
+    let (_, _, stale) = call(
+        &emu,
+        "views.update",
+        json!({ "view_id": id, "hash": hash, "view": view }),
+    )
+    .await;
+    assert_eq!(stale["error"], "hash_conflict");
+}
+
+#[tokio::test]
+async fn users_list_pages_with_a_cursor() {
+    let emu = start().await;
+    for i in 1..=5 {
+        emu.add_user(EmulatedUser::new(&format!("U{i}"), "Europe/Berlin"));
+    }
+    let http = reqwest::Client::new();
+    let mut cursor = String::new();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        // users.list is a form/query method.
+        let page: Value = http
+            .get(format!("{}/users.list", emu.base_url()))
+            .bearer_auth(TOKEN)
+            .query(&[("limit", "2"), ("cursor", cursor.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["ok"], true, "{page}");
+        for m in page["members"].as_array().unwrap() {
+            seen.push(m["id"].as_str().unwrap().to_string());
+        }
+        cursor = page["response_metadata"]["next_cursor"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["U0PULSEBOT", "U1", "U2", "U3", "U4", "U5"]);
+    let (_, _, bad) = call(&emu, "users.list", json!({ "cursor": "zz" })).await;
+    assert_eq!(bad["error"], "invalid_cursor");
+
+    let info: Value = http
+        .post(format!("{}/users.info", emu.base_url()))
+        .form(&[("token", TOKEN), ("user", "U1")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["user"]["tz"], "Europe/Berlin");
+    assert!(matches!(
+        info["user"]["tz_offset"].as_i64(),
+        Some(3600 | 7200)
+    ));
+}
+
+#[tokio::test]
+async fn a_file_uploads_in_two_steps() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U1", "UTC"));
+    let bytes = b"week,score\n1,4\n".to_vec();
+    let (_, _, url) = call(
+        &emu,
+        "files.getUploadURLExternal",
+        json!({ "filename": "pulse.csv", "length": bytes.len() }),
+    )
+    .await;
+    assert_eq!(url["ok"], true, "{url}");
+    let file_id = url["file_id"].as_str().unwrap().to_string();
+    let upload = reqwest::Client::new()
+        .post(url["upload_url"].as_str().unwrap())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    assert_eq!(
+        upload.text().await.unwrap(),
+        format!("OK - {}", bytes.len())
+    );
+
+    let files = json!([{ "id": file_id, "title": "Pulse export" }]).to_string();
+    let (_, _, done) = call(
+        &emu,
+        "files.completeUploadExternal",
+        json!({ "files": files, "channel_id": "U1", "initial_comment": "Here" }),
+    )
+    .await;
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(done["files"][0]["title"], "Pulse export");
+    let stored = emu.files();
+    assert_eq!(
+        (stored[0].bytes.clone(), stored[0].shared_to.clone()),
+        (bytes, vec!["D1".to_string()])
+    );
+    assert_eq!(emu.messages()[0].files, vec![file_id.clone()]);
+
+    let (_, _, unknown) = call(
+        &emu,
+        "files.completeUploadExternal",
+        json!({ "files": [{ "id": "F404" }] }),
+    )
+    .await;
+    assert_eq!(unknown["error"], "file_not_found");
+}
+
+#[tokio::test]
+async fn oauth_codes_become_working_tokens_once() {
+    let emu = start().await;
+    emu.set_oauth_client("111.222", "shh");
+    let code = emu.issue_oauth_code("T0OTHER", "Other Co");
+    let http = reqwest::Client::new();
+    let exchange = |secret: &'static str, code: String| {
+        let http = http.clone();
+        let url = format!("{}/oauth.v2.access", emu.base_url());
+        async move {
+            http.post(url)
+                .form(&[
+                    ("client_id", "111.222"),
+                    ("client_secret", secret),
+                    ("code", code.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        exchange("nope", code.clone()).await["error"],
+        "bad_client_secret"
+    );
+    let granted = exchange("shh", code.clone()).await;
+    assert_eq!(granted["ok"], true, "{granted}");
+    assert_eq!(granted["token_type"], "bot");
+    assert_eq!(
+        granted["team"],
+        json!({ "id": "T0OTHER", "name": "Other Co" })
+    );
+    assert_eq!(exchange("shh", code).await["error"], "invalid_code");
+
+    let token = granted["access_token"].as_str().unwrap();
+    let who: Value = http
+        .post(format!("{}/auth.test", emu.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["team_id"], "T0OTHER");
+    assert_eq!(who["user_id"], granted["bot_user_id"]);
+}
+
+/// A stand-in bot that checks signatures with the crate's verifier and echoes the outcome.
+async fn spawn_verifying_bot(secret: &'static str) -> String {
+    use axum::{body::Bytes, http::HeaderMap, routing::post, Router};
+    async fn check(secret: &'static str, headers: HeaderMap, body: Bytes) -> String {
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        match signature::verify(
+            secret.as_bytes(),
+            h(signature::TIMESTAMP_HEADER),
+            h(signature::SIGNATURE_HEADER),
+            &body,
+            chrono::Utc::now(),
+        ) {
+            Ok(()) => format!("ok retry={}", h("x-slack-retry-num").unwrap_or("-")),
+            Err(e) => format!("rejected: {e:?}"),
+        }
+    }
+    let app = Router::new()
+        .route("/slack/events", post(move |h, b| check(secret, h, b)))
+        .route("/slack/interactions", post(move |h, b| check(secret, h, b)))
+        .route("/slack/commands", post(move |h, b| check(secret, h, b)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_peer_signs_like_slack() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U1", "UTC"));
+    let bot = spawn_verifying_bot("s3cret").await;
+    let peer = emu.peer(&bot, "s3cret");
+    let text = |r: reqwest::Response| async move { r.text().await.unwrap() };
+
+    let event = peer.event_callback("Ev1", peer.message_im("U1", "hello"));
+    assert_eq!(event["event"]["channel"], "D1");
+    assert_eq!(
+        text(peer.send_event(&event).await.unwrap()).await,
+        "ok retry=-"
+    );
+
+    let (_, _, posted) = call(&emu, "chat.postMessage", json!({ "channel": "U1", "text": "Rate",
+        "blocks": [{ "type": "actions", "block_id": "b", "elements": [{ "type": "static_select", "action_id": "score",
+            "placeholder": { "type": "plain_text", "text": "Pick" },
+            "options": [{ "text": { "type": "plain_text", "text": "Great" }, "value": "5" }] }] }] })).await;
+    let ts = posted["ts"].as_str().unwrap();
+    let click = peer.block_actions("U1", "D1", ts, "score", "b", "5");
+    assert_eq!(click["actions"][0]["selected_option"]["value"], "5");
+    assert_eq!(click["container"]["message_ts"], ts);
+    assert_eq!(
+        text(peer.send_interaction(&click).await.unwrap()).await,
+        "ok retry=-"
+    );
+
+    // The click's trigger opens a modal for that user.
+    let view =
+        json!({ "type": "modal", "title": { "type": "plain_text", "text": "Why?" }, "blocks": [] });
+    let (_, _, opened) = call(
+        &emu,
+        "views.open",
+        json!({ "trigger_id": click["trigger_id"], "view": view }),
+    )
+    .await;
+    assert_eq!(opened["ok"], true, "{opened}");
+    let submission = peer.view_submission("U1", &json!({ "state": { "values": { "b": { "a": { "type": "plain_text_input", "value": "x" } } } } }));
+    assert_eq!(submission["view"]["id"], opened["view"]["id"]);
+
+    // The response_url replaces the original message.
+    let replaced = reqwest::Client::new()
+        .post(click["response_url"].as_str().unwrap())
+        .json(&json!({ "replace_original": true, "text": "Thanks" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    assert_eq!(
+        (emu.messages()[0].text.as_str(), emu.messages()[0].edits),
+        ("Thanks", 1)
+    );
+
+    let command = peer.slash_command("U1", "D1", "status");
+    assert_eq!(
+        text(peer.send_command(&command).await.unwrap()).await,
+        "ok retry=-"
+    );
+
+    let wrong = SignOptions {
+        secret_override: Some("other".into()),
+        ..SignOptions::default()
+    };
+    assert!(text(peer.send_event_with(&event, wrong).await.unwrap())
+        .await
+        .contains("Mismatch"));
+    let stale = SignOptions {
+        timestamp: Some(chrono::Utc::now().timestamp() - 301),
+        ..SignOptions::default()
+    };
+    assert!(text(peer.send_event_with(&event, stale).await.unwrap())
+        .await
+        .contains("Stale"));
+    let bare = SignOptions {
+        omit_headers: true,
+        ..SignOptions::default()
+    };
+    assert!(text(peer.send_event_with(&event, bare).await.unwrap())
+        .await
+        .contains("MissingHeaders"));
+    let retry = SignOptions {
+        retry_num: Some(2),
+        ..SignOptions::default()
+    };
+    assert_eq!(
+        text(peer.send_event_with(&event, retry).await.unwrap()).await,
+        "ok retry=2"
+    );
+
+    // A fixed clock signs with that time (the verifier here uses the real clock).
+    let past = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let fixed = peer.at(past);
+    assert_eq!(
+        fixed.event_callback("Ev2", json!({}))["event_time"],
+        past.timestamp()
+    );
+    assert!(text(fixed.send_event(&event).await.unwrap())
+        .await
+        .contains("Stale"));
+}
+
+#[tokio::test]
+async fn directory_methods_answer_like_slack() {
+    let emu = start().await;
+    emu.add_user(
+        EmulatedUser::new("U1", "America/New_York")
+            .named("Ada Lovelace")
+            .status("On leave", ":palm_tree:"),
+    );
+    emu.add_user(EmulatedUser::new("U2", "UTC").deleted());
+    emu.add_user(EmulatedUser::new("U3", "UTC").bot());
+    emu.set_usergroup("S1", &["U1", "U2"]);
+
+    let (_, _, info) = call(&emu, "users.info", json!({ "user": "U1" })).await;
+    assert_eq!(info["user"]["profile"]["status_emoji"], ":palm_tree:");
+    assert_eq!(info["user"]["real_name"], "Ada Lovelace");
+    assert_eq!(
+        call(&emu, "users.info", json!({ "user": "U9" })).await.2["error"],
+        "user_not_found"
+    );
+
+    let (_, _, group) = call(&emu, "usergroups.users.list", json!({ "usergroup": "S1" })).await;
+    assert_eq!(group["users"], json!(["U1", "U2"]));
+    assert_eq!(
+        call(&emu, "usergroups.users.list", json!({ "usergroup": "S9" }))
+            .await
+            .2["error"],
+        "no_such_subteam"
+    );
+
+    let (_, _, open) = call(&emu, "conversations.open", json!({ "users": "U1" })).await;
+    assert_eq!(open["channel"]["id"], "D1");
+    let (_, _, again) = call(&emu, "conversations.open", json!({ "users": "U1" })).await;
+    assert_eq!(again["already_open"], true);
+    assert_eq!(
+        call(&emu, "conversations.open", json!({ "users": "U2" }))
+            .await
+            .2["error"],
+        "account_inactive"
+    );
+    assert_eq!(
+        call(&emu, "conversations.open", json!({ "users": "U3" }))
+            .await
+            .2["error"],
+        "cannot_dm_bot"
+    );
+
+    emu.add_channel("C1", "coaching", true);
+    emu.set_channel_members("C1", &["U1"]);
+    let (_, _, eph) = call(
+        &emu,
+        "chat.postEphemeral",
+        json!({ "channel": "C1", "user": "U1", "text": "psst" }),
+    )
+    .await;
+    assert!(eph["message_ts"].is_string(), "{eph}");
+    emu.add_user(EmulatedUser::new("U4", "UTC"));
+    let (_, _, outside) = call(
+        &emu,
+        "chat.postEphemeral",
+        json!({ "channel": "C1", "user": "U4", "text": "psst" }),
+    )
+    .await;
+    assert_eq!(outside["error"], "user_not_in_channel");
+
+    let home = json!({ "type": "home", "blocks": [{ "type": "divider" }] });
+    let (_, _, published) = call(
+        &emu,
+        "views.publish",
+        json!({ "user_id": "U1", "view": home }),
+    )
+    .await;
+    assert_eq!(published["view"]["type"], "home");
+    let (_, _, republished) = call(
+        &emu,
+        "views.publish",
+        json!({ "user_id": "U1", "view": home }),
+    )
+    .await;
+    assert_eq!(republished["view"]["id"], published["view"]["id"]);
+    assert_eq!(emu.views().len(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let emu = start().await;
+    let url = format!("{}/auth.test", emu.base_url());
+    emu.shutdown().await;
+    let result = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(result.is_err());
+}
