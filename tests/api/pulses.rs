@@ -556,3 +556,39 @@ async fn long_texts_and_many_options_stay_inside_block_kit_limits() {
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0].response["ok"], true, "{}", opened[0].response);
 }
+
+#[tokio::test]
+async fn the_reminder_hides_the_count_below_the_anonymity_threshold() {
+    let app = pilot(&["U0R1", "U0R2"], ONE_SCALE).await;
+    send_pulse(&app).await;
+    click(&app, "U0R1", "answer:3").await;
+    app.advance(Duration::hours(24));
+    assert_eq!(app.tick().await.reminded, 1);
+    app.drain_outbox().await;
+    let reply = app
+        .emulator
+        .dm_messages("U0R2")
+        .into_iter()
+        .find(|m| m.thread_ts.is_some())
+        .expect("a reminder in the thread");
+    assert!(reply.text.contains("Friendly reminder"), "{}", reply.text);
+    assert!(
+        !reply.text.contains("colleagues"),
+        "1 answer is below k = 3: {}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn reminders_wait_for_working_hours() {
+    let app = pilot(&["U0NIGHT"], ONE_SCALE).await;
+    send_pulse(&app).await;
+    // The reminder is due Tuesday 10:00, but the first tick after it is at 20:00 Berlin.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 5, 19, 0, 0).unwrap());
+    assert_eq!(app.tick().await.reminded, 0, "20:00 is outside 09:00-18:00");
+    // Wednesday 09:30 Berlin, half an hour before the window closes.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 6, 8, 30, 0).unwrap());
+    assert_eq!(app.tick().await.reminded, 1);
+}

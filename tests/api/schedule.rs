@@ -405,3 +405,42 @@ async fn send_now_starts_one_round_and_refuses_a_second() {
         1
     );
 }
+
+#[tokio::test]
+async fn after_downtime_a_missed_firing_is_sent_late_or_skipped_as_configured() {
+    // The service was down at 09:00 Monday in every zone and comes back on Tuesday 00:00 UTC.
+    let back = utc(2027, 3, 2, 0, 0);
+    let late = world_app(&world_program("2027-03-01", WEEKLY_NINE, ""), back).await;
+    let report = late.tick().await;
+    late.drain_outbox().await;
+    // Every zone's Monday 09:00 has passed (Los Angeles last, at 17:00 UTC), and all five
+    // are still inside their 48-hour windows.
+    assert_eq!(report.planned, 5);
+    assert_eq!(
+        late.emulator.calls_to("chat.postMessage").len(),
+        5,
+        "send_late: sent as soon as possible"
+    );
+
+    let toml = world_program("2027-03-01", WEEKLY_NINE, "").replacen(
+        "holidays = [",
+        "misfire = \"skip\"\nholidays = [",
+        1,
+    );
+    let skip = world_app(&toml, back).await;
+    let report = skip.tick().await;
+    skip.drain_outbox().await;
+    assert_eq!(report.skipped, 5);
+    assert_eq!(
+        skip.emulator.calls_to("chat.postMessage").len(),
+        0,
+        "skip: nothing sent late"
+    );
+    assert_eq!(
+        skip.count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'")
+            .await,
+        5
+    );
+    // Idempotent: the next tick neither re-plans nor sends them.
+    assert_eq!(skip.tick().await.planned, 0);
+}
