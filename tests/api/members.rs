@@ -2,7 +2,7 @@
 //! code applied to the database.
 
 use crate::helpers::*;
-use crate::pulses::{program, ONE_SCALE};
+use crate::pulses::{pilot_at, program, ONE_SCALE};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::slack::emulator::EmulatedUser;
 use serde_json::{json, Value};
@@ -19,20 +19,7 @@ fn pulse_time() -> DateTime<Utc> {
 }
 
 async fn app_with(members: &[&str]) -> TestApp {
-    let emulator = start_emulator().await;
-    for m in members {
-        emulator.add_user(EmulatedUser::new(m, BERLIN));
-    }
-    let list: Vec<(&str, &str, &str)> = members
-        .iter()
-        .map(|m| (*m, "participant", BERLIN))
-        .collect();
-    TestAppBuilder::default()
-        .emulator(emulator)
-        .now(sunday())
-        .program("pilot.toml", &program(&list, "", ONE_SCALE))
-        .spawn()
-        .await
+    pilot_at(members, "", ONE_SCALE, sunday()).await
 }
 
 async fn command(app: &TestApp, user: &str, text: &str) -> Value {

@@ -62,6 +62,22 @@ prompt = "Anything else?"
 const BERLIN: &str = "Europe/Berlin";
 
 async fn pilot(members: &[&str], questions: &str) -> TestApp {
+    pilot_at(
+        members,
+        "anonymity = \"anonymous\"",
+        questions,
+        monday_morning(),
+    )
+    .await
+}
+
+/// A Berlin program whose members are all participants in Berlin, each a user of the emulator.
+pub async fn pilot_at(
+    members: &[&str],
+    survey_extra: &str,
+    questions: &str,
+    now: DateTime<Utc>,
+) -> TestApp {
     let emulator = start_emulator().await;
     for m in members {
         emulator.add_user(EmulatedUser::new(m, BERLIN));
@@ -72,11 +88,8 @@ async fn pilot(members: &[&str], questions: &str) -> TestApp {
         .collect();
     TestAppBuilder::default()
         .emulator(emulator)
-        .now(monday_morning())
-        .program(
-            "pilot.toml",
-            &program(&list, "anonymity = \"anonymous\"", questions),
-        )
+        .now(now)
+        .program("pilot.toml", &program(&list, survey_extra, questions))
         .spawn()
         .await
 }
