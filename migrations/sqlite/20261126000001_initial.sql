@@ -185,6 +185,7 @@ CREATE TABLE outbox (
     target_key      TEXT,                           -- the message this row updates or replies to
     subject_kind    TEXT,                           -- what to mark on success/failure (delivery, …)
     subject_id      BIGINT,
+    delivery_id     BIGINT,                         -- the pulse DM this row is about, if any (sealing)
     status          TEXT NOT NULL DEFAULT 'pending',-- pending | in_flight | sent | failed
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
@@ -197,6 +198,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_by_subject ON outbox (subject_kind, subject_id);
+CREATE INDEX outbox_by_delivery ON outbox (delivery_id);
 
 -- Where posted messages landed, by message key ("delivery:42"), for chat.update and threads.
 CREATE TABLE slack_messages (

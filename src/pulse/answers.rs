@@ -203,8 +203,9 @@ async fn queue_answered_update(
     let message = render::answered_message(&render::dm_context(program, survey, d), &answers);
     let digest =
         hex::encode(&Sha256::digest(serde_json::to_vec(&answers).unwrap_or_default())[..8]);
-    let mut update = NewOutboxMessage::new(
-        format!("delivery:{}:answer:{digest}", d.id),
+    let mut update = NewOutboxMessage::for_delivery(
+        d.id,
+        &format!("answer:{digest}"),
         "chat.update",
         json!({ "text": message["text"], "blocks": message["blocks"] }),
     );
@@ -226,8 +227,9 @@ pub async fn queue_closed_notice(
     let Some(channel) = d.channel_id.clone() else {
         return Ok(());
     };
-    let notice = NewOutboxMessage::new(
-        format!("delivery:{}:late:{action_ts}", d.id),
+    let notice = NewOutboxMessage::for_delivery(
+        d.id,
+        &format!("late:{action_ts}"),
         "chat.postEphemeral",
         json!({ "channel": channel, "user": d.slack_user_id, "text": text }),
     );

@@ -269,8 +269,9 @@ impl Scheduler {
         let message = render::open_message(&dm_context(&program, survey, &d));
         let mut tx = self.state.store.begin().await?;
         if tx.mark_queued(d.id, now).await? {
-            let mut post = NewOutboxMessage::new(
-                format!("delivery:{}:post", d.id),
+            let mut post = NewOutboxMessage::for_delivery(
+                d.id,
+                "post",
                 "chat.postMessage",
                 json!({ "channel": d.slack_user_id, "text": message["text"], "blocks": message["blocks"] }),
             );
@@ -319,8 +320,9 @@ impl Scheduler {
             let message = render::reminder_message(&dm_context(&program, survey, &d), shown);
             let mut tx = self.state.store.begin().await?;
             if tx.mark_reminded(d.id, now).await? {
-                let mut reply = NewOutboxMessage::new(
-                    format!("delivery:{}:remind", d.id),
+                let mut reply = NewOutboxMessage::for_delivery(
+                    d.id,
+                    "remind",
                     "chat.postMessage",
                     json!({ "text": message["text"] }),
                 );
@@ -354,8 +356,9 @@ impl Scheduler {
                 };
                 let message =
                     render::closed_message(&dm_context(&program, survey, &d), state == "answered");
-                let mut update = NewOutboxMessage::new(
-                    format!("delivery:{id}:closed"),
+                let mut update = NewOutboxMessage::for_delivery(
+                    *id,
+                    "closed",
                     "chat.update",
                     json!({ "text": message["text"], "blocks": message["blocks"] }),
                 );

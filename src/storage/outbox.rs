@@ -39,9 +39,24 @@ pub struct NewOutboxMessage {
     /// The posted message this row updates (chat.update) or replies to in a thread.
     pub target_key: Option<String>,
     pub subject: Option<OutboxSubject>,
+    /// The pulse delivery this write belongs to: sealing an anonymous round blanks them.
+    pub delivery_id: Option<i64>,
 }
 
 impl NewOutboxMessage {
+    /// A write about one delivery's DM, keyed `delivery:{id}:{what}`.
+    pub fn for_delivery(
+        delivery_id: i64,
+        what: &str,
+        method: &str,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            delivery_id: Some(delivery_id),
+            ..Self::new(format!("delivery:{delivery_id}:{what}"), method, payload)
+        }
+    }
+
     pub fn new(dedupe_key: impl Into<String>, method: &str, payload: serde_json::Value) -> Self {
         Self {
             dedupe_key: dedupe_key.into(),
@@ -51,6 +66,7 @@ impl NewOutboxMessage {
             message_key: None,
             target_key: None,
             subject: None,
+            delivery_id: None,
         }
     }
 }
@@ -164,8 +180,8 @@ impl StoreTx {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key,
-                    target_key, subject_kind, subject_id, status, attempts, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)
+                    target_key, subject_kind, subject_id, delivery_id, status, attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 'pending', 0, $9, $9)
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(&msg.dedupe_key)
@@ -177,6 +193,7 @@ impl StoreTx {
             .bind(kind)
             .bind(id)
             .bind(to_ms(now))
+            .bind(msg.delivery_id)
             .execute(c)
             .await?
             .rows_affected()

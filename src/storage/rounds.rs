@@ -441,26 +441,29 @@ impl StoreTx {
                 .await?
                 .rows_affected()
         });
-        // Outbox rows of this round's DMs carry rendered answers next to the member's channel.
-        let delivery_ids: Vec<i64> = on_tx!(self, |c| {
-            sqlx::query_scalar("SELECT id FROM deliveries WHERE round_id = $1")
-                .bind(round_id)
-                .fetch_all(c)
-                .await?
+        // Outbox rows of this round's DMs carry rendered answers next to the member's channel:
+        // an answer update not yet sent is superseded by the closed state and dropped; what
+        // was sent keeps its status but loses its payload.
+        on_tx!(self, |c| {
+            sqlx::query(
+                "DELETE FROM outbox WHERE status = 'pending' AND dedupe_key LIKE 'delivery:%:answer:%'
+                   AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
+            )
+            .bind(round_id)
+            .execute(c)
+            .await?
+            .rows_affected()
         });
-        for id in delivery_ids {
-            let pattern = format!("delivery:{id}:%");
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "UPDATE outbox SET payload = '{}', result = NULL
-                     WHERE dedupe_key LIKE $1 AND status IN ('sent', 'failed')",
-                )
-                .bind(&pattern)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-        }
+        on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE outbox SET payload = '{}', result = NULL
+                 WHERE status <> 'pending' AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
+            )
+            .bind(round_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
         on_tx!(self, |c| {
             sqlx::query("UPDATE rounds SET sealed_at = $1 WHERE id = $2")
                 .bind(to_ms(now))

@@ -605,3 +605,36 @@ async fn reminders_wait_for_working_hours() {
         .set(Utc.with_ymd_and_hms(2027, 1, 6, 8, 30, 0).unwrap());
     assert_eq!(app.tick().await.reminded, 1);
 }
+
+#[tokio::test]
+async fn an_answer_update_still_queued_at_close_is_dropped_with_the_seal() {
+    let app = pilot(&["U0LATE"], FOUR_QUESTIONS).await;
+    send_pulse(&app).await;
+    let opened = open_survey_modal(&app, "U0LATE").await;
+    let values = json!({
+        "q:coaching_value": { "value": { "type": "radio_buttons", "selected_option": { "value": "4" } } },
+        "q:confidence": { "value": { "type": "radio_buttons", "selected_option": { "value": "3" } } },
+        "q:focus": { "value": { "type": "radio_buttons", "selected_option": { "value": "2" } } },
+        "q:comment": { "value": { "type": "plain_text_input", "value": "last-minute-secret" } },
+    });
+    app.send_interaction(&submission(&app, "U0LATE", &opened, values))
+        .await;
+    // The window closes before the outbox sent the "your answer is in" update.
+    app.advance(Duration::hours(49));
+    assert_eq!(app.tick().await.sealed, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%last-minute-secret%'")
+            .await,
+        0
+    );
+    app.drain_outbox().await;
+    let dm = dm(&app, "U0LATE");
+    assert!(
+        dm.blocks
+            .to_string()
+            .contains("This pulse is closed. Thank you for answering."),
+        "{}",
+        dm.blocks
+    );
+    assert!(!dm.blocks.to_string().contains("last-minute-secret"));
+}
