@@ -162,3 +162,104 @@ fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn migrate_creates_and_updates_the_database() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data.path().join("nested/dir/p.db").display());
+    for _ in 0..2 {
+        let out = bin()
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("is up to date (1 migrations)"), "{stdout}");
+    }
+    assert!(
+        data.path().join("nested/dir/p.db").exists(),
+        "the folder and file are created"
+    );
+}
+
+#[test]
+fn bad_settings_stop_serve_with_a_clear_sentence() {
+    let out = bin()
+        .arg("serve")
+        .env("DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database.url: must start with sqlite: or postgres://"),
+        "{stderr}"
+    );
+
+    let out = bin()
+        .arg("serve")
+        .env("PULSELOOP_BIND", "localhost")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.bind: 'localhost' is not an address")
+    );
+
+    let out = bin()
+        .args(["schedule", "preview", "--program", "nope", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no program 'nope'"));
+}
+
+#[test]
+fn schedule_preview_prints_json_in_the_contract_shape() {
+    let data = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "schedule",
+            "preview",
+            "--program",
+            "leadership-pilot",
+            "--days",
+            "14",
+            "--json",
+            "--config",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.path().join("none.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.len() >= 10,
+        "two weeks of weekly pulses for five members"
+    );
+    for row in &rows {
+        for field in ["member", "survey", "local_time", "utc"] {
+            assert!(row[field].is_string(), "{row}");
+        }
+    }
+    assert!(
+        !data.path().join("none.db").exists(),
+        "a preview never creates a database"
+    );
+}
