@@ -63,6 +63,29 @@ pub async fn apply_config(state: &AppState) -> Result<Vec<(String, SyncReport)>,
     Ok(reports)
 }
 
+/// Re-reads Slack user groups for programs that use them, so people who join or leave a
+/// group join or leave the program without a restart. The files are not re-read (that is
+/// what SIGHUP is for).
+pub async fn resync_usergroups(state: &AppState) -> Result<usize, SyncError> {
+    let mut changed = 0;
+    for program in state
+        .catalog
+        .programs()
+        .iter()
+        .filter(|p| !p.usergroups.is_empty())
+    {
+        let desired = desired_program(state, program).await?;
+        let mut tx = state.store.begin().await?;
+        let report = tx.sync_program(&desired, state.clock.now()).await?;
+        tx.commit().await?;
+        if report != SyncReport::default() {
+            tracing::info!(program = %program.id, ?report, "user groups re-read");
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram, SyncError> {
     let mut members: Vec<DesiredMember> = p
         .members

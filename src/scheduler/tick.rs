@@ -394,7 +394,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Ticks every `tick_seconds` until shutdown; refreshes Slack profiles once an hour.
+    /// Ticks every `tick_seconds` until shutdown; once an hour re-reads user groups and
+    /// refreshes Slack profiles older than `profile_refresh_hours`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let every =
             std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
@@ -406,6 +407,9 @@ impl Scheduler {
             }
             let now = self.state.clock.now();
             if last_refresh.is_none_or(|t| now - t >= Duration::hours(1)) {
+                if let Err(e) = crate::pulse::sync::resync_usergroups(&self.state).await {
+                    tracing::warn!(error = %e, "could not re-read user groups");
+                }
                 crate::pulse::sync::refresh_profiles(&self.state, max_age).await;
                 last_refresh = Some(now);
             }

@@ -371,3 +371,46 @@ async fn the_audit_log_is_readable_through_the_admin_api() {
         .any(|e| e["action"] == "member.added" && e["actor"] == "config"));
     assert_eq!(app.admin_get("/api/v1/audit?limit=0").await.status(), 400);
 }
+
+#[tokio::test]
+async fn user_group_changes_are_picked_up_without_a_restart() {
+    let emulator = start_emulator().await;
+    for id in ["U0G1", "U0G2"] {
+        emulator.add_user(EmulatedUser::new(id, BERLIN));
+    }
+    emulator.set_usergroup("S0GROUP", &["U0G1"]);
+    let toml = program(&[], "", ONE_SCALE).replace(
+        "[[surveys]]",
+        "[[usergroups]]\nusergroup = \"S0GROUP\"\nrole = \"leader\"\n[[surveys]]",
+    );
+    let app = TestAppBuilder::default()
+        .emulator(emulator)
+        .now(sunday())
+        .program("g.toml", &toml)
+        .spawn()
+        .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
+            .await,
+        1
+    );
+    app.emulator.set_usergroup("S0GROUP", &["U0G2"]);
+    assert_eq!(
+        pulseloop::pulse::sync::resync_usergroups(&app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'"
+        )
+        .await,
+        1
+    );
+}
