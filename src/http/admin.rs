@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/programs", get(list_programs))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/programs/{id}/failures", get(failures))
         .route("/api/v1/programs/{id}/schedule", get(schedule))
         .route(
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
@@ -165,4 +166,27 @@ async fn audit(
         .audit_entries(q.program.as_deref(), limit)
         .await?;
     Ok(Json(json!(entries)))
+}
+
+/// Deliveries that failed for good (with Slack's reason, e.g. `account_inactive`) or were
+/// skipped (opted out, deactivated, missed while down), newest first.
+async fn failures(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if state.catalog.program(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no program '{id}'")));
+    }
+    let rows = state.store.failed_deliveries(&id, 500).await?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|f| {
+            json!({
+                "member": f.member, "survey": f.survey, "period": f.period, "state": f.state,
+                "reason": f.reason,
+                "scheduled_at": crate::storage::from_ms(f.scheduled_at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    Ok(Json(json!(rows)))
 }

@@ -623,3 +623,37 @@ impl Store {
         }))
     }
 }
+
+/// A delivery that could not be made, for admins.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct FailedDelivery {
+    pub member: String,
+    pub survey: String,
+    pub period: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub scheduled_at: i64,
+}
+
+impl Store {
+    /// Failed and skipped deliveries of a program, newest first.
+    pub async fn failed_deliveries(
+        &self,
+        program_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<FailedDelivery>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT m.slack_user_id AS member, r.survey_id AS survey, r.period_key AS period,
+                        d.state, d.failure_reason AS reason, d.scheduled_at
+                 FROM deliveries d JOIN rounds r ON r.id = d.round_id JOIN members m ON m.id = d.member_id
+                 WHERE r.program_id = $1 AND d.state IN ('failed', 'skipped')
+                 ORDER BY d.scheduled_at DESC, d.id DESC LIMIT $2",
+            )
+            .bind(program_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+}

@@ -539,6 +539,20 @@ async fn a_deactivated_user_fails_for_good_and_others_are_unaffected() {
         app.emulator.dm_messages("U0OK1").len() == 1
             && app.emulator.dm_messages("U0OK2").len() == 1
     );
+    // Reported to admins.
+    let failures: Vec<Value> = app
+        .admin_get("/api/v1/programs/pilot/failures")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["member"], "U0GONE");
+    assert_eq!(failures[0]["state"], "failed");
+    assert!(failures[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("account_inactive"));
 }
 
 #[tokio::test]
