@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::storage::members::{MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
 use crate::storage::rounds::{DeliveryRow, NewDelivery};
-use crate::storage::{from_ms, StoreResult};
+use crate::storage::StoreResult;
 
 const BATCH: i64 = 500;
 
@@ -180,16 +180,12 @@ impl Scheduler {
         survey_id: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<HashSet<(String, i64)>> {
-        let mut keys = HashSet::new();
-        for round in self.state.store.rounds_of(program_id, survey_id).await? {
-            if from_ms(round.closes_at) < since {
-                continue;
-            }
-            for d in self.state.store.deliveries_of_round(round.id).await? {
-                keys.insert((round.period_key.clone(), d.member_id));
-            }
-        }
-        Ok(keys)
+        let keys = self
+            .state
+            .store
+            .planned_keys(program_id, survey_id, since)
+            .await?;
+        Ok(keys.into_iter().collect())
     }
 
     /// Step 2: hand due DMs to the outbox, unless the member is paused or away (then the

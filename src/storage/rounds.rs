@@ -82,19 +82,6 @@ pub struct ResponseRow {
     pub value_text: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RoundRow {
-    pub id: i64,
-    pub program_id: String,
-    pub survey_id: String,
-    pub period_key: String,
-    pub origin: String,
-    pub state: String,
-    pub opened_at: i64,
-    pub closes_at: i64,
-    pub sealed_at: Option<i64>,
-}
-
 impl StoreTx {
     /// The round for (program, survey, period), created on first use; its closing time grows
     /// to cover every delivery.
@@ -539,12 +526,22 @@ impl Store {
         }))
     }
 
-    pub async fn deliveries_of_round(&self, round_id: i64) -> StoreResult<Vec<DeliveryRow>> {
+    /// (period, member) of every delivery in this survey's rounds still closing after `since`:
+    /// what the planner must not create again. One query per survey and tick.
+    pub async fn planned_keys(
+        &self,
+        program_id: &str,
+        survey_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{DELIVERY_SELECT} WHERE d.round_id = $1 ORDER BY d.id"
-            )))
-            .bind(round_id)
+            sqlx::query_as(
+                "SELECT r.period_key, d.member_id FROM deliveries d JOIN rounds r ON r.id = d.round_id
+                 WHERE r.program_id = $1 AND r.survey_id = $2 AND r.closes_at >= $3",
+            )
+            .bind(program_id)
+            .bind(survey_id)
+            .bind(to_ms(since))
             .fetch_all(p)
             .await?
         }))
@@ -586,19 +583,6 @@ impl Store {
                 .bind(delivery_id)
                 .fetch_all(p)
                 .await?
-        }))
-    }
-
-    pub async fn rounds_of(&self, program_id: &str, survey_id: &str) -> StoreResult<Vec<RoundRow>> {
-        Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, program_id, survey_id, period_key, origin, state, opened_at, closes_at, sealed_at
-                 FROM rounds WHERE program_id = $1 AND survey_id = $2 ORDER BY opened_at, id",
-            )
-            .bind(program_id)
-            .bind(survey_id)
-            .fetch_all(p)
-            .await?
         }))
     }
 

@@ -19,6 +19,19 @@ fn bin() -> Command {
     cmd
 }
 
+/// Runs the command, expects exit code 0, returns stdout (stderr is shown on failure).
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 const BROKEN: &str = r#"
 id = "Broken Program"
 name = "Broken"
@@ -88,17 +101,7 @@ fn check_config_lists_each_error_and_exits_1() {
 #[test]
 fn check_config_accepts_the_shipped_example() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
-    let out = bin()
-        .args(["check-config", "--config", config])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeds(bin().args(["check-config", "--config", config]));
     assert!(stdout.contains("leadership-pilot"), "{stdout}");
 }
 
@@ -168,18 +171,7 @@ fn migrate_creates_and_updates_the_database() {
     let data = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", data.path().join("nested/dir/p.db").display());
     for _ in 0..2 {
-        let out = bin()
-            .arg("migrate")
-            .env("DATABASE_URL", &url)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
         assert!(stdout.contains("is up to date (1 migrations)"), "{stdout}");
     }
     assert!(

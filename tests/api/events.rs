@@ -22,14 +22,7 @@ async fn the_same_event_delivered_three_times_is_handled_once() {
             retry_num: Some(retry),
             ..app.sign_now()
         };
-        let r = app
-            .post_signed(
-                "/slack/events",
-                "application/json",
-                body.to_string().as_bytes(),
-                opts,
-            )
-            .await;
+        let r = app.send_event_with(&body, opts).await;
         assert_eq!(r.status(), 200, "retry {retry} is acknowledged");
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 1);

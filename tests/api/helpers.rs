@@ -286,6 +286,17 @@ impl TestApp {
             .expect("request reaches the app")
     }
 
+    /// An event signed as `opts` says (wrong secrets, old timestamps, retries…).
+    pub async fn send_event_with(&self, body: &Value, opts: SignOptions) -> reqwest::Response {
+        self.post_signed(
+            "/slack/events",
+            "application/json",
+            body.to_string().as_bytes(),
+            opts,
+        )
+        .await
+    }
+
     pub async fn send_event(&self, body: &Value) -> reqwest::Response {
         self.post_signed(
             "/slack/events",

@@ -31,14 +31,7 @@ async fn wrong_secret_is_rejected_and_nothing_is_stored() {
         secret_override: Some("not-the-secret".into()),
         ..app.sign_now()
     };
-    let r = app
-        .post_signed(
-            "/slack/events",
-            "application/json",
-            event("Ev0002").to_string().as_bytes(),
-            opts,
-        )
-        .await;
+    let r = app.send_event_with(&event("Ev0002"), opts).await;
     assert_eq!(r.status(), 401);
     assert_eq!(stored_events(&app).await, 0);
 }
@@ -81,14 +74,7 @@ async fn timestamps_outside_five_minutes_are_rejected_both_ways() {
             timestamp: Some((now + Duration::seconds(offset)).timestamp()),
             ..SignOptions::default()
         };
-        let r = app
-            .post_signed(
-                "/slack/events",
-                "application/json",
-                event(id).to_string().as_bytes(),
-                opts,
-            )
-            .await;
+        let r = app.send_event_with(&event(id), opts).await;
         assert_eq!(r.status().as_u16(), expected, "offset {offset}s");
     }
     assert_eq!(stored_events(&app).await, 2);
@@ -101,14 +87,7 @@ async fn missing_headers_and_other_versions_are_rejected() {
         omit_headers: true,
         ..app.sign_now()
     };
-    let r = app
-        .post_signed(
-            "/slack/events",
-            "application/json",
-            event("Ev0005").to_string().as_bytes(),
-            opts,
-        )
-        .await;
+    let r = app.send_event_with(&event("Ev0005"), opts).await;
     assert_eq!(r.status(), 401);
 
     let body = event("Ev0006").to_string();
@@ -161,14 +140,7 @@ async fn url_verification_is_answered_only_when_signed() {
         secret_override: Some("wrong".into()),
         ..app.sign_now()
     };
-    let r = app
-        .post_signed(
-            "/slack/events",
-            "application/json",
-            body.to_string().as_bytes(),
-            opts,
-        )
-        .await;
+    let r = app.send_event_with(&body, opts).await;
     assert_eq!(r.status(), 401);
     assert!(!r.text().await.unwrap().contains("3eZbrw1aBm2r"));
 }
