@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, ConfigErrors};
-use crate::scheduler::cadence::{Cadence, NonWorkingDayPolicy, WeekdaySet};
+use crate::scheduler::cadence::{Cadence, NonWorkingDayPolicy, WorkingDays};
 
 /// The anonymity floor: no threshold may go below it.
 pub const MIN_THRESHOLD: u32 = 3;
@@ -123,7 +123,7 @@ pub struct Program {
     pub file: PathBuf,
     pub timezone: Tz,
     pub start_date: NaiveDate,
-    pub working_days: WeekdaySet,
+    pub working_days: WorkingDays,
     pub working_hours: (NaiveTime, NaiveTime),
     pub holidays: BTreeSet<NaiveDate>,
     pub sponsor_channels: Vec<String>,
@@ -146,7 +146,7 @@ pub struct MemberSpec {
     pub slack_id: String,
     pub role: Role,
     pub timezone: Option<Tz>,
-    pub working_days: Option<WeekdaySet>,
+    pub working_days: Option<WorkingDays>,
 }
 
 #[derive(Debug, Clone)]
@@ -348,8 +348,8 @@ impl Check<'_> {
         }
     }
 
-    fn weekdays(&mut self, field: &str, names: &[String]) -> Option<WeekdaySet> {
-        match WeekdaySet::parse_names(names) {
+    fn weekdays(&mut self, field: &str, names: &[String]) -> Option<WorkingDays> {
+        match WorkingDays::parse_names(names) {
             Ok(set) => Some(set),
             Err(e) => {
                 self.err(field, e.to_string());
@@ -493,7 +493,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         .and_then(|d| c.date("start_date", d));
     let working_days = match &raw.working_days {
         Some(names) => c.weekdays("working_days", names),
-        None => Some(WeekdaySet::mon_to_fri()),
+        None => Some(WorkingDays::mon_to_fri()),
     };
     let working_hours = match raw.working_hours.as_deref() {
         None => Some((

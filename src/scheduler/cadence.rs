@@ -17,10 +17,15 @@
 mod dst;
 mod expr;
 mod rules;
+mod weekdays;
 
 pub use dst::resolve_local;
 pub use expr::{Cadence, CadenceError, FieldKind};
-pub use rules::{firings_between, Firing, NonWorkingDayPolicy, ScheduleRules, WeekdaySet};
+pub use rules::{firings_between, Firing, NonWorkingDayPolicy, ScheduleRules};
+pub use weekdays::WorkingDays;
+/// The old name of [`WorkingDays`], kept so `scheduler::tick` and `scheduler::plan` compile
+/// unchanged; new code names `WorkingDays`.
+pub use weekdays::WorkingDays as WeekdaySet;
 
 #[cfg(test)]
 mod tests {
@@ -51,7 +56,7 @@ mod tests {
             cadence: c,
             every_weeks: 1,
             start_date: date(2027, 1, 4),
-            working_days: WeekdaySet::mon_to_fri(),
+            working_days: WorkingDays::mon_to_fri(),
             holidays,
             non_working_day: NonWorkingDayPolicy::NextWorkingDay,
         }
@@ -198,7 +203,7 @@ mod tests {
         let none = BTreeSet::new();
         let gap = cadence("30 2 * * *");
         let mut r = rules(&gap, &none);
-        r.working_days = WeekdaySet::all();
+        r.working_days = WorkingDays::all();
         let ny = America::New_York;
         let f = firings_between(&r, ny, utc(2027, 3, 13, 12, 0), utc(2027, 3, 15, 12, 0));
         assert_eq!(
@@ -234,7 +239,7 @@ mod tests {
         ] {
             let c = cadence(expr);
             let mut r = rules(&c, &none);
-            r.working_days = WeekdaySet::all();
+            r.working_days = WorkingDays::all();
             r.start_date = date(2027, 1, 1);
             for tz in [
                 America::New_York,
@@ -286,7 +291,7 @@ mod tests {
         let daily = cadence("0 9 * * *");
         let mut r = rules(&daily, &none);
         r.every_weeks = 2;
-        r.working_days = WeekdaySet::all();
+        r.working_days = WorkingDays::all();
         let f = firings_between(&r, berlin, utc(2027, 1, 4, 0, 0), utc(2027, 1, 25, 0, 0));
         let expected: Vec<NaiveDate> = (4..=10).chain(18..=24).map(|d| date(2027, 1, d)).collect();
         assert_eq!(local_dates(&f), expected);
@@ -314,7 +319,7 @@ mod tests {
         let daily = cadence("0 9 * * *");
         let none = BTreeSet::new();
         let mut r = rules(&daily, &none);
-        r.working_days = WeekdaySet::parse_names(&names(&["SUN", "MON", "TUE", "WED", "THU"]))
+        r.working_days = WorkingDays::parse_names(&names(&["SUN", "MON", "TUE", "WED", "THU"]))
             .expect("valid names");
         r.non_working_day = NonWorkingDayPolicy::Skip;
         let jerusalem = Asia::Jerusalem;
@@ -415,7 +420,7 @@ mod tests {
         let none = BTreeSet::new();
         let c = cadence("0,30 2,3 * * *");
         let mut r = rules(&c, &none);
-        r.working_days = WeekdaySet::all();
+        r.working_days = WorkingDays::all();
         let f = firings_between(
             &r,
             America::New_York,
@@ -475,7 +480,7 @@ mod tests {
         let c = cadence("0 9,17 * * MON-FRI");
         let holidays: BTreeSet<_> = [date(2027, 1, 6)].into();
         let mut r = rules(&c, &holidays);
-        r.working_days = WeekdaySet::parse_names(&names(&["MON", "TUE", "THU"])).expect("valid");
+        r.working_days = WorkingDays::parse_names(&names(&["MON", "TUE", "THU"])).expect("valid");
         let berlin = Europe::Berlin;
         let at = utc(2027, 1, 4, 8, 0); // 09:00 Berlin
         let f = firings_between(&r, berlin, at, at + Duration::days(3));
@@ -515,7 +520,7 @@ mod tests {
         let c = cadence("0 9 * * *");
         let none = BTreeSet::new();
         let mut r = rules(&c, &none);
-        r.working_days = WeekdaySet::from_days([]);
+        r.working_days = WorkingDays::from_days([]);
         assert!(firings_between(
             &r,
             Europe::Berlin,
@@ -541,25 +546,35 @@ mod tests {
     #[test]
     fn weekday_sets_parse_names_and_reject_nonsense() {
         assert_eq!(
-            WeekdaySet::parse_names(&[]),
+            WorkingDays::parse_names(&[]),
             Err(CadenceError::NoWorkingDays)
         );
-        let err = WeekdaySet::parse_names(&names(&["MON", "FUNDAY"])).expect_err("unknown day");
+        let err = WorkingDays::parse_names(&names(&["MON", "FUNDAY"])).expect_err("unknown day");
         assert_eq!(
             err.to_string(),
             "'FUNDAY' is not a day of the week (use MON, TUE, WED, THU, FRI, SAT or SUN)"
         );
         let s =
-            WeekdaySet::parse_names(&["mon".to_string(), " Friday ".to_string()]).expect("valid");
+            WorkingDays::parse_names(&["mon".to_string(), " Friday ".to_string()]).expect("valid");
         assert!(s.contains(Weekday::Mon) && s.contains(Weekday::Fri) && !s.contains(Weekday::Tue));
         assert_eq!(s.names(), ["MON", "FRI"]);
-        assert_eq!(WeekdaySet::mon_to_fri().iter().count(), 5);
-        assert!(!WeekdaySet::all().is_empty());
-        let json = serde_json::to_string(&WeekdaySet::mon_to_fri()).expect("serialises");
+        assert_eq!(WorkingDays::mon_to_fri().iter().count(), 5);
+        // The set is chrono's: the wrapper adds names, not a second bit layout.
+        assert_eq!(
+            WorkingDays::mon_to_fri().as_set(),
+            chrono::WeekdaySet::ALL
+                .difference(chrono::WeekdaySet::from_array([Weekday::Sat, Weekday::Sun]))
+        );
+        assert_eq!(
+            WorkingDays::from(chrono::WeekdaySet::single(Weekday::Sun)).names(),
+            ["SUN"]
+        );
+        assert!(!WorkingDays::all().is_empty());
+        let json = serde_json::to_string(&WorkingDays::mon_to_fri()).expect("serialises");
         assert_eq!(json, r#"["MON","TUE","WED","THU","FRI"]"#);
-        let back: WeekdaySet = serde_json::from_str(&json).expect("deserialises");
-        assert_eq!(back, WeekdaySet::mon_to_fri());
-        assert!(serde_json::from_str::<WeekdaySet>("[]").is_err());
+        let back: WorkingDays = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, WorkingDays::mon_to_fri());
+        assert!(serde_json::from_str::<WorkingDays>("[]").is_err());
     }
 
     #[test]
@@ -583,7 +598,7 @@ mod tests {
                 let r = ScheduleRules {
                     every_weeks,
                     start_date,
-                    working_days: WeekdaySet::all(),
+                    working_days: WorkingDays::all(),
                     ..rules(&c, &none)
                 };
                 for tz in [Pacific::Kiritimati, Pacific::Pago_Pago, Europe::London] {
