@@ -1,16 +1,17 @@
-//! Cadences: when a survey fires for one member, as exact instants, by the product's
-//! "Cadence rules" (PRODUCT.md): a POSIX cron evaluated on the member's local wall clock,
-//! `every_weeks` counted in ISO weeks from the program's start date, working days and
-//! holidays (move to the next working day, or skip), then the DST rule (a time in a gap fires
-//! at the end of the gap; a repeated time fires once, at its first occurrence).
+//! Cadences: when a survey fires for one member, as exact instants, by the rules in
+//! docs/cadence.md: a POSIX cron evaluated on the member's local wall clock, `every_weeks`
+//! counted in ISO weeks from the program's start date, working days and holidays (move to the
+//! next working day, or skip), then the DST rule (a time in a gap fires at the end of the gap;
+//! a repeated time fires once, at its first occurrence).
 //!
 //! Tour:
-//! - `expr`: cron text → [`Cadence`]. The `cron` crate holds the parsed sets, but it wants
-//!   6 fields and numbers Sunday 1, so expressions are validated and normalised first.
+//! - `expr`: cron text → [`Cadence`], the one cron parser: it names the bad field in its
+//!   errors and keeps each field's values as a bit set.
 //! - `rules`: [`ScheduleRules`] and [`firings_between`], the pure function the scheduler
-//!   tick and the preview both call. Evaluation walks local calendar dates itself instead of
-//!   using the crate's iterator, which skips times in a DST gap and fires twice in an overlap.
+//!   tick and the preview both call. Evaluation walks local calendar dates, so a time in a
+//!   DST gap or overlap is decided by the product's rule, not by an iterator's.
 //! - `dst`: [`resolve_local`], the DST rule on its own.
+//! - `weekdays`: [`WorkingDays`], chrono's `WeekdaySet` with the config file's day names.
 //!
 //! Nothing here reads a clock or does I/O; tests use fixed instants.
 
