@@ -87,8 +87,10 @@ impl StoreTx {
         p: &DesiredProgram,
         now: DateTime<Utc>,
     ) -> StoreResult<SyncReport> {
-        let mut report = SyncReport::default();
-        report.program_changed = self.sync_program_row(p, now).await?;
+        let mut report = SyncReport {
+            program_changed: self.sync_program_row(p, now).await?,
+            ..SyncReport::default()
+        };
         self.sync_members(p, now, &mut report).await?;
         self.sync_surveys(p, now, &mut report).await?;
         Ok(report)
