@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, ConfigErrors};
-use crate::scheduler::cadence::{Cadence, NonWorkingDayPolicy, WorkingDays};
+use crate::domain::cadence::{Cadence, NonWorkingDayPolicy, WorkingDays};
 
 /// The anonymity floor: no threshold may go below it.
 pub const MIN_THRESHOLD: u32 = 3;
