@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod http;
 pub mod pulse;
 pub mod scheduler;

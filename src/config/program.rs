@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, ConfigErrors};
-use crate::scheduler::cadence::{Cadence, NonWorkingDayPolicy, WeekdaySet};
+use crate::domain::cadence::{Cadence, NonWorkingDayPolicy, WorkingDays};
 
 /// The anonymity floor: no threshold may go below it.
 pub const MIN_THRESHOLD: u32 = 3;
@@ -123,7 +123,7 @@ pub struct Program {
     pub file: PathBuf,
     pub timezone: Tz,
     pub start_date: NaiveDate,
-    pub working_days: WeekdaySet,
+    pub working_days: WorkingDays,
     pub working_hours: (NaiveTime, NaiveTime),
     pub holidays: BTreeSet<NaiveDate>,
     pub sponsor_channels: Vec<String>,
@@ -146,7 +146,7 @@ pub struct MemberSpec {
     pub slack_id: String,
     pub role: Role,
     pub timezone: Option<Tz>,
-    pub working_days: Option<WeekdaySet>,
+    pub working_days: Option<WorkingDays>,
 }
 
 #[derive(Debug, Clone)]
@@ -348,8 +348,8 @@ impl Check<'_> {
         }
     }
 
-    fn weekdays(&mut self, field: &str, names: &[String]) -> Option<WeekdaySet> {
-        match WeekdaySet::parse_names(names) {
+    fn weekdays(&mut self, field: &str, names: &[String]) -> Option<WorkingDays> {
+        match WorkingDays::parse_names(names) {
             Ok(set) => Some(set),
             Err(e) => {
                 self.err(field, e.to_string());
@@ -470,7 +470,8 @@ fn parse_time(check: &mut Check, field: &str, value: &str) -> Option<NaiveTime> 
     }
 }
 
-/// Parses and validates one program file's text.
+/// Parses and validates one program file's text. Problems are collected in file order, so
+/// `check-config` lists them as a reader meets them.
 pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     let raw: ProgramFile =
         toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
@@ -493,16 +494,75 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         .and_then(|d| c.date("start_date", d));
     let working_days = match &raw.working_days {
         Some(names) => c.weekdays("working_days", names),
-        None => Some(WeekdaySet::mon_to_fri()),
+        None => Some(WorkingDays::mon_to_fri()),
     };
-    let working_hours = match raw.working_hours.as_deref() {
+    let working_hours = working_hours(&mut c, raw.working_hours.as_deref());
+    let holidays = holidays(&mut c, &raw.holidays);
+    check_people(&mut c, &raw);
+    let policies = policies(&mut c, &raw);
+    let members = members(&mut c, &raw.members);
+    let usergroups = usergroups(&mut c, &raw.usergroups);
+    let surveys = surveys(&mut c, &raw.surveys);
+    let digest = digest(&mut c, raw.digest.as_ref());
+
+    if !c.errors.is_empty() {
+        return Err(ConfigErrors(c.errors));
+    }
+    let (
+        Some(id),
+        Some(name),
+        Some(timezone),
+        Some(start_date),
+        Some(working_days),
+        Some(working_hours),
+        Some(digest),
+    ) = (
+        id,
+        name,
+        timezone,
+        start_date,
+        working_days,
+        working_hours,
+        digest,
+    )
+    else {
+        return Err(ConfigError::file(file, "program is incomplete").into());
+    };
+    Ok(Program {
+        id,
+        name,
+        file: file.to_path_buf(),
+        timezone,
+        start_date,
+        working_days,
+        working_hours,
+        holidays,
+        sponsor_channels: raw.sponsor_channels,
+        owners: raw.owners,
+        admins: raw.admins,
+        anonymity_threshold: policies.anonymity_threshold,
+        comment_threshold: policies.comment_threshold,
+        baseline_rounds: policies.baseline_rounds,
+        on_non_working_day: policies.on_non_working_day,
+        misfire: policies.misfire,
+        out_of_office: policies.out_of_office,
+        members,
+        usergroups,
+        surveys,
+        digest,
+    })
+}
+
+/// `working_hours`: two `HH:MM` times, start before end; 09:00-18:00 when absent.
+fn working_hours(c: &mut Check, value: Option<&[String]>) -> Option<(NaiveTime, NaiveTime)> {
+    match value {
         None => Some((
             NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
             NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
         )),
         Some([from, to]) => {
-            let from = parse_time(&mut c, "working_hours[0]", from);
-            let to = parse_time(&mut c, "working_hours[1]", to);
+            let from = parse_time(c, "working_hours[0]", from);
+            let to = parse_time(c, "working_hours[1]", to);
             match (from, to) {
                 (Some(f), Some(t)) if f < t => Some((f, t)),
                 (Some(_), Some(_)) => {
@@ -519,13 +579,21 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
             );
             None
         }
-    };
+    }
+}
+
+fn holidays(c: &mut Check, values: &[String]) -> BTreeSet<NaiveDate> {
     let mut holidays = BTreeSet::new();
-    for (i, h) in raw.holidays.iter().enumerate() {
+    for (i, h) in values.iter().enumerate() {
         if let Some(d) = c.date(&format!("holidays[{i}]"), h) {
             holidays.insert(d);
         }
     }
+    holidays
+}
+
+/// Sponsor channels, owners and admins must be Slack ids of the right kind.
+fn check_people(c: &mut Check, raw: &ProgramFile) {
     for (i, ch) in raw.sponsor_channels.iter().enumerate() {
         c.slack_id(
             &format!("sponsor_channels[{i}]"),
@@ -540,6 +608,19 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     for (i, u) in raw.admins.iter().enumerate() {
         c.slack_id(&format!("admins[{i}]"), u, &['U', 'W'], "user");
     }
+}
+
+/// The program's thresholds and policies, defaults filled in.
+struct Policies {
+    anonymity_threshold: u32,
+    comment_threshold: u32,
+    baseline_rounds: u32,
+    on_non_working_day: NonWorkingDayPolicy,
+    misfire: MisfirePolicy,
+    out_of_office: OutOfOfficePolicy,
+}
+
+fn policies(c: &mut Check, raw: &ProgramFile) -> Policies {
     let anonymity_threshold = c.threshold("anonymity_threshold", raw.anonymity_threshold);
     let comment_threshold = c.threshold("comment_threshold", raw.comment_threshold);
     if comment_threshold < anonymity_threshold {
@@ -550,7 +631,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     }
     let baseline_rounds = c.count("baseline_rounds", raw.baseline_rounds, 2, 1, 52);
     let on_non_working_day = parse_policy(
-        &mut c,
+        c,
         "on_non_working_day",
         &raw.on_non_working_day,
         NonWorkingDayPolicy::NextWorkingDay,
@@ -560,7 +641,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         ],
     );
     let misfire = parse_policy(
-        &mut c,
+        c,
         "misfire",
         &raw.misfire,
         MisfirePolicy::SendLate,
@@ -570,7 +651,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         ],
     );
     let out_of_office = parse_policy(
-        &mut c,
+        c,
         "out_of_office",
         &raw.out_of_office,
         OutOfOfficePolicy::Wait,
@@ -579,10 +660,21 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
             ("ignore", OutOfOfficePolicy::Ignore),
         ],
     );
+    Policies {
+        anonymity_threshold,
+        comment_threshold,
+        baseline_rounds,
+        on_non_working_day,
+        misfire,
+        out_of_office,
+    }
+}
 
+/// `[[members]]`: Slack user ids, each once.
+fn members(c: &mut Check, raw: &[MemberFile]) -> Vec<MemberSpec> {
     let mut members = Vec::new();
     let mut seen_members = HashSet::new();
-    for (i, m) in raw.members.iter().enumerate() {
+    for (i, m) in raw.iter().enumerate() {
         let at = format!("members[{i}]");
         c.unknown_keys(&at, &m.extra);
         let slack_id = c
@@ -613,9 +705,12 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
             });
         }
     }
+    members
+}
 
+fn usergroups(c: &mut Check, raw: &[UsergroupFile]) -> Vec<UsergroupSpec> {
     let mut usergroups = Vec::new();
-    for (i, g) in raw.usergroups.iter().enumerate() {
+    for (i, g) in raw.iter().enumerate() {
         let at = format!("usergroups[{i}]");
         c.unknown_keys(&at, &g.extra);
         let id = c
@@ -629,13 +724,17 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
             usergroups.push(UsergroupSpec { usergroup, role });
         }
     }
+    usergroups
+}
 
+/// `[[surveys]]`: at least one, distinct ids.
+fn surveys(c: &mut Check, raw: &[SurveyFile]) -> Vec<Survey> {
     let mut surveys = Vec::new();
     let mut seen_surveys = HashSet::new();
-    if raw.surveys.is_empty() {
+    if raw.is_empty() {
         c.err("surveys", "a program needs at least one [[surveys]]");
     }
-    for (i, s) in raw.surveys.iter().enumerate() {
+    for (i, s) in raw.iter().enumerate() {
         if let Some(id) = s.id.as_deref().filter(|id| !id.is_empty()) {
             if !seen_surveys.insert(id.to_string()) {
                 c.err(
@@ -644,12 +743,16 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
                 );
             }
         }
-        if let Some(survey) = validate_survey(&mut c, i, s) {
+        if let Some(survey) = validate_survey(c, i, s) {
             surveys.push(survey);
         }
     }
+    surveys
+}
 
-    let digest = match &raw.digest {
+/// `[digest]`; Fridays at 16:00 with a chart when absent.
+fn digest(c: &mut Check, raw: Option<&DigestFile>) -> Option<DigestSpec> {
+    match raw {
         Some(d) => {
             c.unknown_keys("digest", &d.extra);
             c.cadence("digest.cadence", &d.cadence)
@@ -664,52 +767,6 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
                 cadence,
                 chart: true,
             }),
-    };
-
-    if !c.errors.is_empty() {
-        return Err(ConfigErrors(c.errors));
-    }
-    match (
-        id,
-        name,
-        timezone,
-        start_date,
-        working_days,
-        working_hours,
-        digest,
-    ) {
-        (
-            Some(id),
-            Some(name),
-            Some(timezone),
-            Some(start_date),
-            Some(working_days),
-            Some(working_hours),
-            Some(digest),
-        ) => Ok(Program {
-            id,
-            name,
-            file: file.to_path_buf(),
-            timezone,
-            start_date,
-            working_days,
-            working_hours,
-            holidays,
-            sponsor_channels: raw.sponsor_channels,
-            owners: raw.owners,
-            admins: raw.admins,
-            anonymity_threshold,
-            comment_threshold,
-            baseline_rounds,
-            on_non_working_day,
-            misfire,
-            out_of_office,
-            members,
-            usergroups,
-            surveys,
-            digest,
-        }),
-        _ => Err(ConfigError::file(file, "program is incomplete").into()),
     }
 }
 
@@ -720,12 +777,41 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     if let Some(id) = &id {
         c.slug(&format!("{at}.id"), id);
     }
+    let audience = audience(c, &at, s.audience.as_deref());
+    let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
+    let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
+    let (window_hours, remind_after_hours) = window(c, &at, s);
+    let anonymity = parse_policy(
+        c,
+        &format!("{at}.anonymity"),
+        &s.anonymity,
+        Anonymity::Anonymous,
+        &[
+            ("anonymous", Anonymity::Anonymous),
+            ("confidential", Anonymity::Confidential),
+            ("attributed", Anonymity::Attributed),
+        ],
+    );
+    let questions = questions(c, &at, &s.questions);
+    Some(Survey {
+        id: id?,
+        name: s.name.clone().unwrap_or_else(|| "Pulse".to_string()),
+        audience,
+        cadence: cadence?,
+        every_weeks,
+        window_hours,
+        remind_after_hours,
+        anonymity,
+        questions,
+    })
+}
+
+/// A survey's `audience`: roles, each once; everyone when absent.
+fn audience(c: &mut Check, at: &str, value: Option<&[String]>) -> Vec<Role> {
     let mut audience = Vec::new();
-    match &s.audience {
+    match value {
         None => audience = vec![Role::Leader, Role::Participant],
-        Some(list) if list.is_empty() => {
-            c.err(format!("{at}.audience"), "must name at least one role")
-        }
+        Some([]) => c.err(format!("{at}.audience"), "must name at least one role"),
         Some(list) => {
             for (j, r) in list.iter().enumerate() {
                 match Role::parse(r) {
@@ -739,8 +825,11 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
             }
         }
     }
-    let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
-    let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
+    audience
+}
+
+/// A survey's `window_hours` and `remind_after_hours` (the reminder falls inside the window).
+fn window(c: &mut Check, at: &str, s: &SurveyFile) -> (u32, Option<u32>) {
     let window_hours = c.count(
         &format!("{at}.window_hours"),
         s.window_hours,
@@ -765,108 +854,104 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
             );
         }
     }
-    let anonymity = parse_policy(
-        c,
-        &format!("{at}.anonymity"),
-        &s.anonymity,
-        Anonymity::Anonymous,
-        &[
-            ("anonymous", Anonymity::Anonymous),
-            ("confidential", Anonymity::Confidential),
-            ("attributed", Anonymity::Attributed),
-        ],
-    );
-    if s.questions.is_empty() {
+    (window_hours, remind_after_hours)
+}
+
+/// A survey's questions: 1 to [`MAX_QUESTIONS`], distinct keys.
+fn questions(c: &mut Check, at: &str, raw: &[QuestionFile]) -> Vec<Question> {
+    if raw.is_empty() {
         c.err(
             format!("{at}.questions"),
             "a survey needs at least one [[surveys.questions]]",
         );
     }
-    if s.questions.len() > MAX_QUESTIONS {
+    if raw.len() > MAX_QUESTIONS {
         c.err(
             format!("{at}.questions"),
             format!(
                 "{} questions; at most {MAX_QUESTIONS} fit a pulse",
-                s.questions.len()
+                raw.len()
             ),
         );
     }
-    let mut questions = Vec::new();
     let mut keys = HashSet::new();
-    for (j, q) in s.questions.iter().enumerate() {
-        let qat = format!("{at}.questions[{j}]");
-        c.unknown_keys(&qat, &q.extra);
-        let key = c
-            .required(&format!("{qat}.key"), &q.key)
-            .map(str::to_string);
-        if let Some(key) = &key {
-            if c.slug(&format!("{qat}.key"), key) && !keys.insert(key.clone()) {
-                c.err(
-                    format!("{qat}.key"),
-                    format!("duplicate question key '{key}'"),
-                );
-            }
-        }
-        let kind = c.required(&format!("{qat}.kind"), &q.kind).and_then(|k| {
-            let kind = QuestionKind::parse(k);
-            if kind.is_none() {
-                c.err(
-                    format!("{qat}.kind"),
-                    format!(
-                        "unknown question kind '{k}' (scale | enps | choice | yes_no | text | win)"
-                    ),
-                );
-            }
-            kind
-        });
-        let prompt = c
-            .required(&format!("{qat}.prompt"), &q.prompt)
-            .map(str::to_string);
-        if kind == Some(QuestionKind::Choice) {
-            if q.options.len() < 2 || q.options.len() > MAX_CHOICE_OPTIONS {
-                c.err(
-                    format!("{qat}.options"),
-                    format!("a choice question needs 2 to {MAX_CHOICE_OPTIONS} options"),
-                );
-            }
-            let unique: HashSet<&String> = q.options.iter().collect();
-            if unique.len() != q.options.len() {
-                c.err(format!("{qat}.options"), "options must be distinct");
-            }
-            if q.options.iter().any(|o| o.trim().is_empty()) {
-                c.err(format!("{qat}.options"), "options must not be empty");
-            }
-        } else if !q.options.is_empty() {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(j, q)| validate_question(c, &format!("{at}.questions[{j}]"), q, &mut keys))
+        .collect()
+}
+
+fn validate_question(
+    c: &mut Check,
+    qat: &str,
+    q: &QuestionFile,
+    keys: &mut HashSet<String>,
+) -> Option<Question> {
+    c.unknown_keys(qat, &q.extra);
+    let key = c
+        .required(&format!("{qat}.key"), &q.key)
+        .map(str::to_string);
+    if let Some(key) = &key {
+        if c.slug(&format!("{qat}.key"), key) && !keys.insert(key.clone()) {
             c.err(
-                format!("{qat}.options"),
-                "only choice questions take options",
+                format!("{qat}.key"),
+                format!("duplicate question key '{key}'"),
             );
         }
-        if let (Some(key), Some(kind), Some(prompt)) = (key, kind, prompt) {
-            questions.push(Question {
-                key,
-                kind,
-                prompt,
-                low_label: q.low_label.clone(),
-                high_label: q.high_label.clone(),
-                options: q.options.clone(),
-                required: q
-                    .required
-                    .unwrap_or(!matches!(kind, QuestionKind::Text | QuestionKind::Win)),
-            });
-        }
     }
-    Some(Survey {
-        id: id?,
-        name: s.name.clone().unwrap_or_else(|| "Pulse".to_string()),
-        audience,
-        cadence: cadence?,
-        every_weeks,
-        window_hours,
-        remind_after_hours,
-        anonymity,
-        questions,
+    let kind = c.required(&format!("{qat}.kind"), &q.kind).and_then(|k| {
+        let kind = QuestionKind::parse(k);
+        if kind.is_none() {
+            c.err(
+                format!("{qat}.kind"),
+                format!(
+                    "unknown question kind '{k}' (scale | enps | choice | yes_no | text | win)"
+                ),
+            );
+        }
+        kind
+    });
+    let prompt = c
+        .required(&format!("{qat}.prompt"), &q.prompt)
+        .map(str::to_string);
+    check_options(c, qat, kind, &q.options);
+    let (key, kind, prompt) = (key?, kind?, prompt?);
+    Some(Question {
+        key,
+        kind,
+        prompt,
+        low_label: q.low_label.clone(),
+        high_label: q.high_label.clone(),
+        options: q.options.clone(),
+        required: q
+            .required
+            .unwrap_or(!matches!(kind, QuestionKind::Text | QuestionKind::Win)),
     })
+}
+
+/// Choice questions take 2 to [`MAX_CHOICE_OPTIONS`] distinct, non-empty options; no other
+/// kind takes options.
+fn check_options(c: &mut Check, qat: &str, kind: Option<QuestionKind>, options: &[String]) {
+    if kind == Some(QuestionKind::Choice) {
+        if options.len() < 2 || options.len() > MAX_CHOICE_OPTIONS {
+            c.err(
+                format!("{qat}.options"),
+                format!("a choice question needs 2 to {MAX_CHOICE_OPTIONS} options"),
+            );
+        }
+        let unique: HashSet<&String> = options.iter().collect();
+        if unique.len() != options.len() {
+            c.err(format!("{qat}.options"), "options must be distinct");
+        }
+        if options.iter().any(|o| o.trim().is_empty()) {
+            c.err(format!("{qat}.options"), "options must not be empty");
+        }
+    } else if !options.is_empty() {
+        c.err(
+            format!("{qat}.options"),
+            "only choice questions take options",
+        );
+    }
 }
 
 /// Loads every `*.toml` in `dir` (sorted by name); programs must have distinct ids.
@@ -914,5 +999,172 @@ pub fn load_programs(dir: &Path) -> Result<Vec<Program>, ConfigErrors> {
         Ok(programs)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every problem of a file, in order, as `check-config` prints them.
+    fn problems(text: &str) -> Vec<String> {
+        match parse_program(Path::new("p.toml"), text) {
+            Ok(p) => panic!("should be rejected, parsed {}", p.id),
+            Err(ConfigErrors(list)) => list.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order_with_its_field() {
+        let text = r#"
+id = "Bad Id"
+timezone = "Mars/Olympus"
+start_date = "2027-13-01"
+working_days = ["MON", "FUNDAY"]
+working_hours = ["18:00", "09:00"]
+holidays = ["someday"]
+sponsor_channels = ["X1"]
+owners = ["u1"]
+admins = ["W1", "C1"]
+anonymity_threshold = 2
+comment_threshold = 4
+baseline_rounds = 99
+on_non_working_day = "later"
+misfire = "never"
+out_of_office = "maybe"
+colour = "blue"
+
+[[members]]
+slack_id = "U0A"
+role = "boss"
+timezone = "Nowhere"
+working_days = []
+shoe_size = 44
+
+[[members]]
+slack_id = "U0A"
+role = "leader"
+
+[[usergroups]]
+usergroup = "G1"
+
+[[surveys]]
+id = "weekly"
+audience = ["leader", "guest"]
+cadence = "0 25 * * MON"
+every_weeks = 0
+window_hours = 10
+remind_after_hours = 12
+anonymity = "public"
+
+[[surveys.questions]]
+key = "q"
+kind = "choice"
+prompt = "Pick"
+options = ["a", "a", " "]
+
+[[surveys.questions]]
+key = "q"
+kind = "poll"
+options = ["x"]
+
+[[surveys]]
+id = "weekly"
+audience = []
+cadence = "0 9 * *"
+
+[digest]
+cadence = "0 16 * * FUNDAY"
+chart = true
+"#;
+        let expected = [
+            "p.toml: colour: unknown key",
+            "p.toml: id: 'Bad Id' must be 1-64 characters of a-z, 0-9, '-' or '_'",
+            "p.toml: name: is required",
+            "p.toml: timezone: 'Mars/Olympus' is not an IANA time zone like Europe/Berlin",
+            "p.toml: start_date: '2027-13-01' is not a date like 2027-01-04",
+            "p.toml: working_days: 'FUNDAY' is not a day of the week (use MON, TUE, WED, THU, \
+             FRI, SAT or SUN)",
+            "p.toml: working_hours: the start must be before the end",
+            "p.toml: holidays[0]: 'someday' is not a date like 2027-01-04",
+            "p.toml: sponsor_channels[0]: 'X1' is not a Slack channel id",
+            "p.toml: owners[0]: 'u1' is not a Slack user id",
+            "p.toml: admins[1]: 'C1' is not a Slack user id",
+            "p.toml: anonymity_threshold: 2 is below the anonymity floor of 3",
+            "p.toml: comment_threshold: 4 is below anonymity_threshold (5); comments need at \
+             least as many respondents",
+            "p.toml: baseline_rounds: 99 is out of range 1..=52",
+            "p.toml: on_non_working_day: 'later' is not one of next_working_day | skip",
+            "p.toml: misfire: 'never' is not one of send_late | skip",
+            "p.toml: out_of_office: 'maybe' is not one of wait | ignore",
+            "p.toml: members[0].shoe_size: unknown key",
+            "p.toml: members[0].role: 'boss' is not a role (leader | participant)",
+            "p.toml: members[0].timezone: 'Nowhere' is not an IANA time zone like Europe/Berlin",
+            "p.toml: members[0].working_days: working days must name at least one day, or \
+             nobody could ever be asked anything",
+            "p.toml: members[1].slack_id: duplicate member U0A",
+            "p.toml: usergroups[0].role: is required",
+            "p.toml: usergroups[0].usergroup: 'G1' is not a Slack user group id",
+            "p.toml: surveys[0].audience[1]: 'guest' is not a role (leader | participant)",
+            "p.toml: surveys[0].cadence: bad cron '0 25 * * MON': hour field '25' is out of \
+             range 0-23",
+            "p.toml: surveys[0].every_weeks: 0 is out of range 1..=52",
+            "p.toml: surveys[0].remind_after_hours: 12 must be less than window_hours (10)",
+            "p.toml: surveys[0].anonymity: 'public' is not one of anonymous | confidential | \
+             attributed",
+            "p.toml: surveys[0].questions[0].options: options must be distinct",
+            "p.toml: surveys[0].questions[0].options: options must not be empty",
+            "p.toml: surveys[0].questions[1].key: duplicate question key 'q'",
+            "p.toml: surveys[0].questions[1].kind: unknown question kind 'poll' (scale | enps | \
+             choice | yes_no | text | win)",
+            "p.toml: surveys[0].questions[1].prompt: is required",
+            "p.toml: surveys[0].questions[1].options: only choice questions take options",
+            "p.toml: surveys[1].id: duplicate survey id 'weekly'",
+            "p.toml: surveys[1].audience: must name at least one role",
+            "p.toml: surveys[1].cadence: bad cron '0 9 * *': a cadence has 5 fields (minute \
+             hour day-of-month month day-of-week), or 6 with a leading seconds field, but '0 9 \
+             * *' has 4",
+            "p.toml: surveys[1].questions: a survey needs at least one [[surveys.questions]]",
+            "p.toml: digest.cadence: bad cron '0 16 * * FUNDAY': day-of-week field 'FUNDAY' is \
+             not a day (0-7 or SUN-SAT)",
+        ];
+        assert_eq!(problems(text), expected);
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let text = r#"
+id = "pilot"
+name = "Pilot"
+timezone = "Europe/Berlin"
+start_date = "2027-01-04"
+
+[[surveys]]
+id = "weekly"
+cadence = "0 10 * * MON"
+
+[[surveys.questions]]
+key = "value"
+kind = "text"
+prompt = "Anything?"
+"#;
+        let p = parse_program(Path::new("p.toml"), text).expect("valid");
+        assert_eq!(p.working_days, WorkingDays::mon_to_fri());
+        assert_eq!(p.working_hours.0.to_string(), "09:00:00");
+        assert_eq!(p.working_hours.1.to_string(), "18:00:00");
+        assert_eq!((p.anonymity_threshold, p.comment_threshold), (5, 5));
+        assert_eq!(p.baseline_rounds, 2);
+        assert_eq!(p.on_non_working_day, NonWorkingDayPolicy::NextWorkingDay);
+        assert_eq!(p.misfire, MisfirePolicy::SendLate);
+        assert_eq!(p.out_of_office, OutOfOfficePolicy::Wait);
+        assert_eq!(p.digest.cadence.source(), "0 16 * * FRI");
+        assert!(p.digest.chart);
+        let s = &p.surveys[0];
+        assert_eq!(s.name, "Pulse");
+        assert_eq!(s.audience, [Role::Leader, Role::Participant]);
+        assert_eq!((s.every_weeks, s.window_hours), (1, 48));
+        assert_eq!(s.remind_after_hours, None);
+        assert_eq!(s.anonymity, Anonymity::Anonymous);
+        assert!(!s.questions[0].required, "text questions are optional");
     }
 }

@@ -1,12 +1,11 @@
 //! Applying `config/programs/` to the database (at start and on SIGHUP), and keeping
 //! members' Slack details (time zone, deleted, bot, status) fresh.
 
-use chrono::{Duration, Weekday};
+use chrono::Duration;
 use serde_json::json;
 
 use crate::config::program::{load_programs, Program, Survey};
 use crate::config::ConfigErrors;
-use crate::scheduler::cadence::WeekdaySet;
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
 use crate::state::AppState;
@@ -14,24 +13,6 @@ use crate::storage::members::ProfileUpdate;
 use crate::storage::programs::{
     DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport,
 };
-
-const WEEKDAYS: [(Weekday, &str); 7] = [
-    (Weekday::Mon, "MON"),
-    (Weekday::Tue, "TUE"),
-    (Weekday::Wed, "WED"),
-    (Weekday::Thu, "THU"),
-    (Weekday::Fri, "FRI"),
-    (Weekday::Sat, "SAT"),
-    (Weekday::Sun, "SUN"),
-];
-
-pub fn weekday_names(set: &WeekdaySet) -> Vec<&'static str> {
-    WEEKDAYS
-        .iter()
-        .filter(|(d, _)| set.contains(*d))
-        .map(|(_, n)| *n)
-        .collect()
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -98,7 +79,7 @@ async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram
             working_days: m
                 .working_days
                 .as_ref()
-                .map(|w| json!(weekday_names(w)).to_string()),
+                .map(|w| json!(w.names()).to_string()),
         })
         .collect();
     for group in &p.usergroups {
@@ -144,7 +125,7 @@ async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram
 
 fn program_settings(p: &Program) -> serde_json::Value {
     json!({
-        "working_days": weekday_names(&p.working_days),
+        "working_days": p.working_days.names(),
         "working_hours": [p.working_hours.0.format("%H:%M").to_string(), p.working_hours.1.format("%H:%M").to_string()],
         "holidays": p.holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         "sponsor_channels": p.sponsor_channels,

@@ -18,7 +18,7 @@ pub struct PreviewEntry {
 }
 
 /// Deliveries in [now, now + days), ordered by UTC time, then member, then survey.
-/// Planned times only: pauses and Slack status are ignored, as PRODUCT.md says.
+/// Planned times only: pauses and Slack status are ignored (docs/cadence.md).
 pub fn preview(
     program: &Program,
     members: &[PlanMember],

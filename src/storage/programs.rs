@@ -66,14 +66,88 @@ struct ExistingMember {
     state: String,
 }
 
+/// A value bound to a statement (one SQL text serves both backends).
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+}
+
+/// An audit entry for a configuration change (actor `config`).
+struct Audit<'a> {
+    action: &'a str,
+    subject: &'a str,
+    detail: &'a Value,
+}
+
 impl StoreTx {
     pub async fn sync_program(
         &mut self,
         p: &DesiredProgram,
         now: DateTime<Utc>,
     ) -> StoreResult<SyncReport> {
-        let mut report = SyncReport::default();
-        let at = to_ms(now);
+        let mut report = SyncReport {
+            program_changed: self.sync_program_row(p, now).await?,
+            ..SyncReport::default()
+        };
+        self.sync_members(p, now, &mut report).await?;
+        self.sync_surveys(p, now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Runs one write statement.
+    async fn write(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query(sql);
+            for arg in args {
+                q = match *arg {
+                    Arg::Text(v) => q.bind(v),
+                    Arg::OptText(v) => q.bind(v),
+                    Arg::Int(v) => q.bind(v),
+                };
+            }
+            q.execute(c).await?.rows_affected()
+        }))
+    }
+
+    async fn config_audit(
+        &mut self,
+        now: DateTime<Utc>,
+        program_id: &str,
+        a: Audit<'_>,
+    ) -> StoreResult<()> {
+        self.audit(
+            now,
+            "config",
+            a.action,
+            Some(program_id),
+            Some(a.subject),
+            a.detail,
+        )
+        .await
+    }
+
+    /// The shape of every configuration change: one write, then its audit entry. The caller
+    /// counts it in the report.
+    async fn change(
+        &mut self,
+        now: DateTime<Utc>,
+        program_id: &str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        audit: Audit<'_>,
+    ) -> StoreResult<()> {
+        self.write(sql, args).await?;
+        self.config_audit(now, program_id, audit).await
+    }
+
+    /// The `programs` row; true if it was created or changed.
+    async fn sync_program_row(
+        &mut self,
+        p: &DesiredProgram,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let settings = p.settings.to_string();
         let existing: Option<(String, String, String, String)> = on_tx!(self, |c| {
             sqlx::query_as(
@@ -89,43 +163,48 @@ impl StoreTx {
             p.start_date.clone(),
             settings.clone(),
         );
-        if existing.as_ref() != Some(&wanted) {
-            report.program_changed = true;
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "INSERT INTO programs (id, name, timezone, start_date, settings, active, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone,
-                        start_date = excluded.start_date, settings = excluded.settings,
-                        active = TRUE, updated_at = excluded.updated_at",
-                )
-                .bind(&p.id)
-                .bind(&p.name)
-                .bind(&p.timezone)
-                .bind(&p.start_date)
-                .bind(&settings)
-                .bind(at)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            let action = if existing.is_some() {
-                "program.updated"
-            } else {
-                "program.created"
-            };
-            self.audit(
-                now,
-                "config",
-                action,
-                Some(&p.id),
-                Some(&p.id),
-                &json!({ "name": p.name, "timezone": p.timezone }),
-            )
-            .await?;
+        if existing.as_ref() == Some(&wanted) {
+            return Ok(false);
         }
+        let action = if existing.is_some() {
+            "program.updated"
+        } else {
+            "program.created"
+        };
+        self.change(
+            now,
+            &p.id,
+            "INSERT INTO programs (id, name, timezone, start_date, settings, active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone,
+                start_date = excluded.start_date, settings = excluded.settings,
+                active = TRUE, updated_at = excluded.updated_at",
+            &[
+                Arg::Text(&p.id),
+                Arg::Text(&p.name),
+                Arg::Text(&p.timezone),
+                Arg::Text(&p.start_date),
+                Arg::Text(&settings),
+                Arg::Int(to_ms(now)),
+            ],
+            Audit {
+                action,
+                subject: &p.id,
+                detail: &json!({ "name": p.name, "timezone": p.timezone }),
+            },
+        )
+        .await?;
+        Ok(true)
+    }
 
-        // Members.
+    /// Members: add the new, update the changed, reactivate the returning, deactivate the
+    /// removed (never delete).
+    async fn sync_members(
+        &mut self,
+        p: &DesiredProgram,
+        now: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> StoreResult<()> {
         let rows: Vec<ExistingMember> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT slack_user_id, role, source, timezone_override, working_days, state
@@ -146,109 +225,128 @@ impl StoreTx {
         }
         for m in desired.values() {
             match existing.get(&m.slack_user_id) {
-                None => {
-                    on_tx!(self, |c| {
-                        sqlx::query(
-                            "INSERT INTO members (program_id, slack_user_id, role, source, timezone_override,
-                                working_days, state, created_at, updated_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
-                        )
-                        .bind(&p.id)
-                        .bind(&m.slack_user_id)
-                        .bind(&m.role)
-                        .bind(&m.source)
-                        .bind(&m.timezone_override)
-                        .bind(&m.working_days)
-                        .bind(at)
-                        .execute(c)
-                        .await?
-                        .rows_affected()
-                    });
-                    report.members_added += 1;
-                    self.audit(
-                        now,
-                        "config",
-                        "member.added",
-                        Some(&p.id),
-                        Some(&m.slack_user_id),
-                        &json!({ "role": m.role, "source": m.source }),
-                    )
-                    .await?;
-                }
-                Some(old) => {
-                    let changed = old.role != m.role
-                        || old.source != m.source
-                        || old.timezone_override != m.timezone_override
-                        || old.working_days != m.working_days;
-                    let reactivate = old.state == "deactivated";
-                    if changed || reactivate {
-                        on_tx!(self, |c| {
-                            sqlx::query(
-                                "UPDATE members SET role = $1, source = $2, timezone_override = $3,
-                                    working_days = $4, updated_at = $5,
-                                    state = CASE WHEN state = 'deactivated' THEN 'active' ELSE state END
-                                 WHERE program_id = $6 AND slack_user_id = $7",
-                            )
-                            .bind(&m.role)
-                            .bind(&m.source)
-                            .bind(&m.timezone_override)
-                            .bind(&m.working_days)
-                            .bind(at)
-                            .bind(&p.id)
-                            .bind(&m.slack_user_id)
-                            .execute(c)
-                            .await?
-                            .rows_affected()
-                        });
-                        if reactivate {
-                            report.members_reactivated += 1;
-                            self.audit(
-                                now,
-                                "config",
-                                "member.reactivated",
-                                Some(&p.id),
-                                Some(&m.slack_user_id),
-                                &json!({}),
-                            )
-                            .await?;
-                        }
-                        if changed {
-                            report.members_updated += 1;
-                            self.audit(now, "config", "member.updated", Some(&p.id), Some(&m.slack_user_id),
-                                &json!({ "role": m.role, "timezone": m.timezone_override, "working_days": m.working_days })).await?;
-                        }
-                    }
-                }
+                None => self.add_member(p, m, now, report).await?,
+                Some(old) => self.update_member(p, old, m, now, report).await?,
             }
         }
         for (id, old) in &existing {
             if !desired.contains_key(id.as_str()) && old.state != "deactivated" {
-                on_tx!(self, |c| {
-                    sqlx::query(
-                        "UPDATE members SET state = 'deactivated', updated_at = $1
-                         WHERE program_id = $2 AND slack_user_id = $3",
-                    )
-                    .bind(at)
-                    .bind(&p.id)
-                    .bind(id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                });
-                report.members_deactivated += 1;
-                self.audit(
+                self.change(
                     now,
-                    "config",
-                    "member.deactivated",
-                    Some(&p.id),
-                    Some(id),
-                    &json!({ "reason": "removed from the configuration" }),
+                    &p.id,
+                    "UPDATE members SET state = 'deactivated', updated_at = $1
+                     WHERE program_id = $2 AND slack_user_id = $3",
+                    &[Arg::Int(to_ms(now)), Arg::Text(&p.id), Arg::Text(id)],
+                    Audit {
+                        action: "member.deactivated",
+                        subject: id,
+                        detail: &json!({ "reason": "removed from the configuration" }),
+                    },
                 )
                 .await?;
+                report.members_deactivated += 1;
             }
         }
+        Ok(())
+    }
 
-        // Surveys and questions.
+    async fn add_member(
+        &mut self,
+        p: &DesiredProgram,
+        m: &DesiredMember,
+        now: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> StoreResult<()> {
+        self.change(
+            now,
+            &p.id,
+            "INSERT INTO members (program_id, slack_user_id, role, source, timezone_override,
+                working_days, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
+            &[
+                Arg::Text(&p.id),
+                Arg::Text(&m.slack_user_id),
+                Arg::Text(&m.role),
+                Arg::Text(&m.source),
+                Arg::OptText(m.timezone_override.as_deref()),
+                Arg::OptText(m.working_days.as_deref()),
+                Arg::Int(to_ms(now)),
+            ],
+            Audit {
+                action: "member.added",
+                subject: &m.slack_user_id,
+                detail: &json!({ "role": m.role, "source": m.source }),
+            },
+        )
+        .await?;
+        report.members_added += 1;
+        Ok(())
+    }
+
+    /// One write for a changed or returning member; one audit entry for each of the two.
+    async fn update_member(
+        &mut self,
+        p: &DesiredProgram,
+        old: &ExistingMember,
+        m: &DesiredMember,
+        now: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> StoreResult<()> {
+        let changed = old.role != m.role
+            || old.source != m.source
+            || old.timezone_override != m.timezone_override
+            || old.working_days != m.working_days;
+        let reactivate = old.state == "deactivated";
+        if !changed && !reactivate {
+            return Ok(());
+        }
+        self.write(
+            "UPDATE members SET role = $1, source = $2, timezone_override = $3,
+                working_days = $4, updated_at = $5,
+                state = CASE WHEN state = 'deactivated' THEN 'active' ELSE state END
+             WHERE program_id = $6 AND slack_user_id = $7",
+            &[
+                Arg::Text(&m.role),
+                Arg::Text(&m.source),
+                Arg::OptText(m.timezone_override.as_deref()),
+                Arg::OptText(m.working_days.as_deref()),
+                Arg::Int(to_ms(now)),
+                Arg::Text(&p.id),
+                Arg::Text(&m.slack_user_id),
+            ],
+        )
+        .await?;
+        if reactivate {
+            report.members_reactivated += 1;
+            let detail = json!({});
+            let audit = Audit {
+                action: "member.reactivated",
+                subject: &m.slack_user_id,
+                detail: &detail,
+            };
+            self.config_audit(now, &p.id, audit).await?;
+        }
+        if changed {
+            report.members_updated += 1;
+            let detail = json!({ "role": m.role, "timezone": m.timezone_override, "working_days": m.working_days });
+            let audit = Audit {
+                action: "member.updated",
+                subject: &m.slack_user_id,
+                detail: &detail,
+            };
+            self.config_audit(now, &p.id, audit).await?;
+        }
+        Ok(())
+    }
+
+    /// Surveys: write the new and the changed (and their questions), retire the removed.
+    async fn sync_surveys(
+        &mut self,
+        p: &DesiredProgram,
+        now: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> StoreResult<()> {
+        let at = to_ms(now);
         let old_surveys: Vec<(String, String, bool)> = on_tx!(self, |c| {
             sqlx::query_as("SELECT id, definition, active FROM surveys WHERE program_id = $1")
                 .bind(&p.id)
@@ -258,64 +356,55 @@ impl StoreTx {
         for s in &p.surveys {
             let definition = s.definition.to_string();
             let old = old_surveys.iter().find(|(id, _, _)| id == &s.id);
-            if old.map(|(_, d, a)| (d.as_str(), *a)) != Some((definition.as_str(), true)) {
-                on_tx!(self, |c| {
-                    sqlx::query(
-                        "INSERT INTO surveys (program_id, id, definition, active, created_at, updated_at)
-                         VALUES ($1, $2, $3, TRUE, $4, $4)
-                         ON CONFLICT (program_id, id) DO UPDATE SET definition = excluded.definition,
-                            active = TRUE, updated_at = excluded.updated_at",
-                    )
-                    .bind(&p.id)
-                    .bind(&s.id)
-                    .bind(&definition)
-                    .bind(at)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                });
-                report.surveys_changed += 1;
-                let action = if old.is_some() {
-                    "survey.updated"
-                } else {
-                    "survey.created"
-                };
-                self.audit(
-                    now,
-                    "config",
-                    action,
-                    Some(&p.id),
-                    Some(&s.id),
-                    &s.definition,
-                )
-                .await?;
-                self.sync_questions(&p.id, s, at).await?;
+            if old.map(|(_, d, a)| (d.as_str(), *a)) == Some((definition.as_str(), true)) {
+                continue;
             }
+            let action = if old.is_some() {
+                "survey.updated"
+            } else {
+                "survey.created"
+            };
+            self.change(
+                now,
+                &p.id,
+                "INSERT INTO surveys (program_id, id, definition, active, created_at, updated_at)
+                 VALUES ($1, $2, $3, TRUE, $4, $4)
+                 ON CONFLICT (program_id, id) DO UPDATE SET definition = excluded.definition,
+                    active = TRUE, updated_at = excluded.updated_at",
+                &[
+                    Arg::Text(&p.id),
+                    Arg::Text(&s.id),
+                    Arg::Text(&definition),
+                    Arg::Int(at),
+                ],
+                Audit {
+                    action,
+                    subject: &s.id,
+                    detail: &s.definition,
+                },
+            )
+            .await?;
+            report.surveys_changed += 1;
+            self.sync_questions(&p.id, s, at).await?;
         }
         for (id, _, active) in &old_surveys {
             if *active && !p.surveys.iter().any(|s| &s.id == id) {
-                on_tx!(self, |c| {
-                    sqlx::query("UPDATE surveys SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND id = $3")
-                        .bind(at)
-                        .bind(&p.id)
-                        .bind(id)
-                        .execute(c)
-                        .await?
-                        .rows_affected()
-                });
-                report.surveys_changed += 1;
-                self.audit(
+                self.change(
                     now,
-                    "config",
-                    "survey.retired",
-                    Some(&p.id),
-                    Some(id),
-                    &json!({}),
+                    &p.id,
+                    "UPDATE surveys SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND id = $3",
+                    &[Arg::Int(at), Arg::Text(&p.id), Arg::Text(id)],
+                    Audit {
+                        action: "survey.retired",
+                        subject: id,
+                        detail: &json!({}),
+                    },
                 )
                 .await?;
+                report.surveys_changed += 1;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Questions are keyed by metric key, so rewording keeps the trend; a question dropped
@@ -326,37 +415,31 @@ impl StoreTx {
         s: &DesiredSurvey,
         at: i64,
     ) -> StoreResult<()> {
-        on_tx!(self, |c| {
-            sqlx::query("UPDATE questions SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND survey_id = $3")
-                .bind(at)
-                .bind(program_id)
-                .bind(&s.id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
+        self.write(
+            "UPDATE questions SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND survey_id = $3",
+            &[Arg::Int(at), Arg::Text(program_id), Arg::Text(&s.id)],
+        )
+        .await?;
         for (position, q) in s.questions.iter().enumerate() {
             let definition = q.definition.to_string();
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "INSERT INTO questions (program_id, survey_id, metric_key, position, kind, prompt, definition, active, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)
-                     ON CONFLICT (program_id, survey_id, metric_key) DO UPDATE SET position = excluded.position,
-                        kind = excluded.kind, prompt = excluded.prompt, definition = excluded.definition,
-                        active = TRUE, updated_at = excluded.updated_at",
-                )
-                .bind(program_id)
-                .bind(&s.id)
-                .bind(&q.metric_key)
-                .bind(position as i64)
-                .bind(&q.kind)
-                .bind(&q.prompt)
-                .bind(&definition)
-                .bind(at)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+            self.write(
+                "INSERT INTO questions (program_id, survey_id, metric_key, position, kind, prompt, definition, active, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)
+                 ON CONFLICT (program_id, survey_id, metric_key) DO UPDATE SET position = excluded.position,
+                    kind = excluded.kind, prompt = excluded.prompt, definition = excluded.definition,
+                    active = TRUE, updated_at = excluded.updated_at",
+                &[
+                    Arg::Text(program_id),
+                    Arg::Text(&s.id),
+                    Arg::Text(&q.metric_key),
+                    Arg::Int(position as i64),
+                    Arg::Text(&q.kind),
+                    Arg::Text(&q.prompt),
+                    Arg::Text(&definition),
+                    Arg::Int(at),
+                ],
+            )
+            .await?;
         }
         Ok(())
     }

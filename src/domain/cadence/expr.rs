@@ -1,19 +1,20 @@
-//! Cron text → [`Cadence`]: validation with messages that name the field, then a
-//! normalised 6-field expression for the `cron` crate.
+//! Cron text → [`Cadence`]: one parser, with messages that name the field, straight to the
+//! sets of values each field selects.
 //!
-//! Why normalise instead of handing the text straight to `cron`: the crate wants a leading
-//! seconds field, numbers Sunday 1 (POSIX says 0 or 7), and its errors do not say which field
-//! is wrong. So every field is checked here first, and the day-of-week field is expanded to an
-//! explicit list of day *names* (`SUN,TUE,…`), the one spelling both numberings agree on. The
-//! other fields keep POSIX meaning in the crate and are rewritten as numeric `lo-hi/step`
-//! items (month names become numbers), so what the crate parses is always something it reads
-//! exactly as POSIX cron would.
+//! Why not a cron crate: `cron` wants a leading seconds field, numbers Sunday 1 (POSIX says 0
+//! or 7) and its errors do not say which field is wrong, so using it meant validating the
+//! whole grammar here and writing it back out for the crate: two parsers. `croner` speaks
+//! POSIX, but it accepts extensions the product rejects (`L`, `W`, `#`, a year field,
+//! `@nicknames`, a `+` prefix) and its errors do not name fields either, so it would need the
+//! same validating pass in front. This module is therefore the one parser: it checks every
+//! field and keeps what it selects as a bit set per field ([`Bits`]).
+//!
+//! The grammar and its meaning are in docs/cadence.md.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, Month, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
-use cron::TimeUnitSpec;
 
 /// Why a cadence (or a working-day list) was rejected. `Display` is a sentence meant for the
 /// admin who wrote the file: it names the field and the offending text.
@@ -27,14 +28,6 @@ pub enum CadenceError {
     /// One field is wrong; `problem` completes the sentence "`<field>` field …".
     #[error("{field} field {problem}")]
     Field { field: FieldKind, problem: String },
-    /// The `cron` crate refused the normalised text. Not expected after validation; kept so
-    /// that a crate upgrade cannot turn into a panic.
-    #[error("cron could not read '{normalised}' (normalised from '{expr}'): {message}")]
-    Cron {
-        expr: String,
-        normalised: String,
-        message: String,
-    },
     #[error("'{0}' is not a day of the week (use MON, TUE, WED, THU, FRI, SAT or SUN)")]
     UnknownWeekday(String),
     #[error("working days must name at least one day, or nobody could ever be asked anything")]
@@ -191,36 +184,40 @@ fn items(kind: FieldKind, field: &str) -> Result<Vec<Item>, CadenceError> {
     Ok(out)
 }
 
-/// Every value the items select.
-fn values(items: &[Item]) -> impl Iterator<Item = u32> + '_ {
-    items
-        .iter()
-        .flat_map(|i| (i.lo..=i.hi).step_by(i.step.max(1) as usize))
-}
+/// The values one field selects, one bit per value (bit `n` = value `n`; every field's
+/// values are below 64). Day of week is stored 0-6 with Sunday 0: a written 7 sets bit 0.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Bits(u64);
 
-/// A field the `cron` crate reads with the same meaning as POSIX: `lo-hi/step` items.
-fn numeric_field(items: &[Item]) -> String {
-    items
-        .iter()
-        .map(|i| format!("{}-{}/{}", i.lo, i.hi, i.step))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The day-of-week field as explicit names, independent of anyone's numbering.
-fn weekday_field(items: &[Item]) -> String {
-    const NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-    let mut selected = [false; 7];
-    for v in values(items) {
-        selected[(v % 7) as usize] = true;
+impl Bits {
+    fn of(kind: FieldKind, items: &[Item]) -> Bits {
+        let values = items
+            .iter()
+            .flat_map(|i| (i.lo..=i.hi).step_by(i.step.max(1) as usize));
+        Bits(values.fold(0, |bits, v| {
+            let v = if kind == FieldKind::DayOfWeek {
+                v % 7
+            } else {
+                v
+            };
+            bits | 1 << v
+        }))
     }
-    NAMES
-        .iter()
-        .zip(selected)
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(",")
+
+    fn contains(self, v: u32) -> bool {
+        v < 64 && self.0 & 1 << v != 0
+    }
+
+    /// The values in ascending order.
+    fn iter(self) -> impl Iterator<Item = u32> {
+        (0..64).filter(move |v| self.contains(*v))
+    }
+}
+
+impl fmt::Debug for Bits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
 }
 
 /// Vixie cron's rule: a day field is "unrestricted" when its text starts with `*` (so `*/2`
@@ -243,8 +240,12 @@ fn unrestricted(field: &str) -> bool {
 #[derive(Clone)]
 pub struct Cadence {
     source: String,
-    normalised: String,
-    schedule: cron::Schedule,
+    second: Bits,
+    minute: Bits,
+    hour: Bits,
+    day_of_month: Bits,
+    month: Bits,
+    day_of_week: Bits,
     dom_restricted: bool,
     dow_restricted: bool,
 }
@@ -264,24 +265,15 @@ impl Cadence {
             }
         };
         let [minute, hour, dom, month, dow] = rest;
-        let normalised = format!(
-            "{} {} {} {} {} {}",
-            numeric_field(&items(FieldKind::Second, second)?),
-            numeric_field(&items(FieldKind::Minute, minute)?),
-            numeric_field(&items(FieldKind::Hour, hour)?),
-            numeric_field(&items(FieldKind::DayOfMonth, dom)?),
-            numeric_field(&items(FieldKind::Month, month)?),
-            weekday_field(&items(FieldKind::DayOfWeek, dow)?),
-        );
-        let schedule = cron::Schedule::from_str(&normalised).map_err(|e| CadenceError::Cron {
-            expr: expr.trim().to_string(),
-            normalised: normalised.clone(),
-            message: e.to_string(),
-        })?;
+        let bits = |kind: FieldKind, text: &str| Ok(Bits::of(kind, &items(kind, text)?));
         Ok(Cadence {
             source: expr.trim().to_string(),
-            normalised,
-            schedule,
+            second: bits(FieldKind::Second, second)?,
+            minute: bits(FieldKind::Minute, minute)?,
+            hour: bits(FieldKind::Hour, hour)?,
+            day_of_month: bits(FieldKind::DayOfMonth, dom)?,
+            month: bits(FieldKind::Month, month)?,
+            day_of_week: bits(FieldKind::DayOfWeek, dow)?,
             dom_restricted: !unrestricted(dom),
             dow_restricted: !unrestricted(dow),
         })
@@ -292,23 +284,15 @@ impl Cadence {
         &self.source
     }
 
-    /// The 6-field text handed to the `cron` crate (day of week as names); for diagnostics.
-    pub fn normalised(&self) -> &str {
-        &self.normalised
-    }
-
     /// Does the cadence fire at all on `date` (month and day rules, with the Vixie OR)?
     pub fn matches_date(&self, date: NaiveDate) -> bool {
-        if !self.schedule.months().includes(date.month()) {
+        if !self.month.contains(date.month()) {
             return false;
         }
-        let dom = self.schedule.days_of_month().includes(date.day());
-        // The crate numbers Sunday 1 … Saturday 7; the field was written as names, so this
-        // conversion is the only place that numbering shows up.
+        let dom = self.day_of_month.contains(date.day());
         let dow = self
-            .schedule
-            .days_of_week()
-            .includes(date.weekday().num_days_from_sunday() + 1);
+            .day_of_week
+            .contains(date.weekday().num_days_from_sunday());
         if self.dom_restricted && self.dow_restricted {
             dom || dow
         } else {
@@ -323,11 +307,11 @@ impl Cadence {
         if !self.matches_date(date) {
             return Vec::new();
         }
+        // Each set iterates in ascending order, so the nested loops produce sorted times.
         let mut times = Vec::new();
-        // The sets iterate in ascending order, so the nested loops produce sorted times.
-        for h in self.schedule.hours().iter() {
-            for m in self.schedule.minutes().iter() {
-                for s in self.schedule.seconds().iter() {
+        for h in self.hour.iter() {
+            for m in self.minute.iter() {
+                for s in self.second.iter() {
                     if let Some(t) = NaiveTime::from_hms_opt(h, m, s) {
                         times.push(date.and_time(t));
                     }
@@ -342,7 +326,12 @@ impl fmt::Debug for Cadence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cadence")
             .field("source", &self.source)
-            .field("normalised", &self.normalised)
+            .field("second", &self.second)
+            .field("minute", &self.minute)
+            .field("hour", &self.hour)
+            .field("day_of_month", &self.day_of_month)
+            .field("month", &self.month)
+            .field("day_of_week", &self.day_of_week)
             .field("dom_restricted", &self.dom_restricted)
             .field("dow_restricted", &self.dow_restricted)
             .finish()
@@ -561,7 +550,13 @@ mod tests {
         let c: Cadence = "  0 10 * * MON ".parse().expect("parses");
         assert_eq!(c.source(), "0 10 * * MON");
         assert_eq!(c.to_string(), "0 10 * * MON");
-        assert_eq!(c.normalised(), "0-0/1 0-0/1 10-10/1 1-31/1 1-12/1 MON");
+        assert_eq!(
+            format!("{c:?}"),
+            "Cadence { source: \"0 10 * * MON\", second: {0}, minute: {0}, hour: {10}, \
+             day_of_month: {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, \
+             20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}, month: {1, 2, 3, 4, 5, 6, 7, 8, \
+             9, 10, 11, 12}, day_of_week: {1}, dom_restricted: false, dow_restricted: true }"
+        );
         let json = serde_json::to_string(&c).expect("serialises");
         assert_eq!(json, "\"0 10 * * MON\"");
         let back: Cadence = serde_json::from_str(&json).expect("deserialises");

@@ -1,14 +1,13 @@
 //! From a cadence and a program's rules to exact firing instants for one member:
 //! `every_weeks`, start date, working days, holidays, then the DST rule.
 
-use std::collections::BTreeSet;
-use std::fmt;
-
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, Utc, Weekday};
 use chrono_tz::Tz;
+use std::collections::BTreeSet;
 
 use super::dst::resolve_local;
-use super::expr::{Cadence, CadenceError};
+use super::expr::Cadence;
+use super::weekdays::WorkingDays;
 
 /// A firing never moves further than this to reach a working day, and the look-back for
 /// firings moved into a window is bounded by the same number. Past it (a year of holidays),
@@ -28,102 +27,6 @@ pub enum NonWorkingDayPolicy {
     Skip,
 }
 
-/// A set of weekdays, one bit per day (bit 0 = Monday).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WeekdaySet(u8);
-
-impl WeekdaySet {
-    const ORDER: [Weekday; 7] = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
-
-    fn bit(day: Weekday) -> u8 {
-        1 << day.num_days_from_monday()
-    }
-
-    pub fn contains(&self, day: Weekday) -> bool {
-        self.0 & Self::bit(day) != 0
-    }
-
-    /// The product default: Monday to Friday.
-    pub fn mon_to_fri() -> Self {
-        WeekdaySet(0b001_1111)
-    }
-
-    pub fn all() -> Self {
-        WeekdaySet(0b111_1111)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0 == 0
-    }
-
-    /// Built from days; may be empty (the schedule then fires nowhere, it does not loop).
-    pub fn from_days(days: impl IntoIterator<Item = Weekday>) -> Self {
-        WeekdaySet(days.into_iter().fold(0, |bits, d| bits | Self::bit(d)))
-    }
-
-    /// The days in the set, Monday first.
-    pub fn iter(self) -> impl Iterator<Item = Weekday> {
-        Self::ORDER.into_iter().filter(move |d| self.contains(*d))
-    }
-
-    /// From names such as `["MON", "tue", "Wednesday"]` (three-letter or full English names,
-    /// any case). An unknown name is an error rather than being ignored, and so is an empty
-    /// list: a program where nobody ever works could never ask anything.
-    pub fn parse_names(names: &[String]) -> Result<Self, CadenceError> {
-        let mut days = Vec::with_capacity(names.len());
-        for name in names {
-            let name = name.trim();
-            let day = name
-                .parse::<Weekday>()
-                .map_err(|_| CadenceError::UnknownWeekday(name.to_string()))?;
-            days.push(day);
-        }
-        let set = Self::from_days(days);
-        if set.is_empty() {
-            return Err(CadenceError::NoWorkingDays);
-        }
-        Ok(set)
-    }
-
-    /// Upper-case three-letter names, Monday first (the config file's spelling).
-    pub fn names(&self) -> Vec<&'static str> {
-        const NAMES: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-        Self::ORDER
-            .iter()
-            .zip(NAMES)
-            .filter(|(d, _)| self.contains(**d))
-            .map(|(_, n)| n)
-            .collect()
-    }
-}
-
-impl fmt::Debug for WeekdaySet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WeekdaySet({})", self.names().join(","))
-    }
-}
-
-impl serde::Serialize for WeekdaySet {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.names())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for WeekdaySet {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let names = Vec::<String>::deserialize(d)?;
-        WeekdaySet::parse_names(&names).map_err(serde::de::Error::custom)
-    }
-}
-
 /// Everything that decides when one survey fires for one member, apart from the zone.
 #[derive(Debug, Clone, Copy)]
 pub struct ScheduleRules<'a> {
@@ -132,7 +35,7 @@ pub struct ScheduleRules<'a> {
     pub every_weeks: u32,
     /// Anchors `every_weeks` (its ISO week); nothing fires on a nominal date before it.
     pub start_date: NaiveDate,
-    pub working_days: WeekdaySet,
+    pub working_days: WorkingDays,
     /// Local dates.
     pub holidays: &'a BTreeSet<NaiveDate>,
     pub non_working_day: NonWorkingDayPolicy,
