@@ -3,7 +3,6 @@
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
 mod cli;
-mod emulator;
 mod emulator_limits;
 mod events;
 mod helpers;
