@@ -15,10 +15,10 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::pulse::catalog::Catalog;
 use crate::scheduler::Scheduler;
-use crate::slack::emulator::{EmulatedUser, Emulator, EmulatorConfig};
 use crate::slack::outbound::{OutboxWorker, RateLimitConfig, RateLimiter, SlackClient};
 use crate::state::{AppInner, AppState};
 use crate::storage::Store;
+use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
 
 pub struct Application {
     listener: TcpListener,

@@ -1,10 +1,11 @@
-//! Everything that speaks Slack.
+//! Everything the bot says to Slack and hears from it.
 //! - `inbound`: `/slack/events`, `/slack/interactions`, `/slack/commands`;
 //! - `outbound`: the Web API client and the outbox workers;
-//! - `emulator`: a local Slack Web API for tests and the sandbox;
-//! - `signature`: request signing, shared by both sides.
+//! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
+//!
+//! The local Slack Web API used by the tests and the sandbox is its own crate,
+//! `slack-emulator` (`crates/slack-emulator`).
 
-pub mod emulator;
 pub mod inbound;
 pub mod outbound;
-pub mod signature;
+pub use slack_facts::signature;

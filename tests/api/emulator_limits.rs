@@ -12,7 +12,7 @@ fn section(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn the_emulator_rejects_51_blocks_and_a_3001_character_section() {
     let emulator = start_emulator().await;
-    emulator.add_user(pulseloop::slack::emulator::EmulatedUser::new(
+    emulator.add_user(slack_emulator::EmulatedUser::new(
         "U0BLOCKS",
         "Europe/Berlin",
     ));

@@ -1,6 +1,6 @@
 use crate::helpers::*;
-use pulseloop::slack::emulator::SignOptions;
 use serde_json::json;
+use slack_emulator::SignOptions;
 
 fn user_change(id: &str, status: &str) -> serde_json::Value {
     json!({

@@ -6,15 +6,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::{ManualClock, SharedClock};
 use pulseloop::config::Settings;
 use pulseloop::scheduler::{Scheduler, TickReport};
-use pulseloop::slack::emulator::{
-    EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer,
-};
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
 use pulseloop::state::AppState;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
 use serde_json::Value;
+use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;

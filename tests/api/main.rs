@@ -4,7 +4,6 @@
 
 mod cli;
 mod config_sync;
-mod emulator;
 mod emulator_limits;
 mod events;
 mod helpers;

@@ -4,8 +4,8 @@
 use crate::helpers::*;
 use crate::pulses::{pilot_at, program, ONE_SCALE};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use pulseloop::slack::emulator::EmulatedUser;
 use serde_json::{json, Value};
+use slack_emulator::EmulatedUser;
 
 const BERLIN: &str = "Europe/Berlin";
 

@@ -1,9 +1,9 @@
 use crate::helpers::*;
 use chrono::Duration;
 use pulseloop::clock::ManualClock;
-use pulseloop::slack::emulator::{EmulatedUser, Fault, FaultKind};
 use pulseloop::storage::outbox::{NewOutboxMessage, OutboxStatus};
 use serde_json::json;
+use slack_emulator::{EmulatedUser, Fault, FaultKind};
 
 fn dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
     let mut msg = NewOutboxMessage::new(

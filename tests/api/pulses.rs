@@ -3,8 +3,8 @@
 
 use crate::helpers::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use pulseloop::slack::emulator::{EmulatedUser, SignOptions};
 use serde_json::{json, Value};
+use slack_emulator::{EmulatedUser, SignOptions};
 
 /// Monday 2027-01-04, one hour before a 10:00 Berlin pulse.
 fn monday_morning() -> DateTime<Utc> {
@@ -102,7 +102,7 @@ async fn send_pulse(app: &TestApp) {
     app.drain_outbox().await;
 }
 
-fn dm(app: &TestApp, user: &str) -> pulseloop::slack::emulator::EmulatedMessage {
+fn dm(app: &TestApp, user: &str) -> slack_emulator::EmulatedMessage {
     app.emulator
         .dm_messages(user)
         .into_iter()

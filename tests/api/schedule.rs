@@ -3,8 +3,8 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::ManualClock;
-use pulseloop::slack::emulator::EmulatedUser;
 use serde_json::Value;
+use slack_emulator::EmulatedUser;
 
 const ZONES: [(&str, &str); 5] = [
     ("U0LA", "America/Los_Angeles"),

@@ -1,8 +1,8 @@
 use crate::helpers::*;
 use chrono::Duration;
-use pulseloop::slack::emulator::SignOptions;
 use pulseloop::slack::signature::compute_signature;
 use serde_json::json;
+use slack_emulator::SignOptions;
 
 fn event(id: &str) -> serde_json::Value {
     json!({

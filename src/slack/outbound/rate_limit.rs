@@ -7,28 +7,16 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Requests per minute for a method, from Slack's published tiers.
+use slack_facts::rate_tiers::tier_of;
+
+/// Requests per minute for a method, from Slack's published tiers (the one table in
+/// `slack_facts::rate_tiers`, which the emulator enforces too). chat.postMessage is limited per
+/// channel and per workspace instead, and the special methods are not limited here.
 pub fn method_limit_per_minute(method: &str) -> f64 {
-    match method {
-        // Tier 2
-        "users.list" | "conversations.list" => 20.0,
-        // Tier 3
-        "chat.update" | "chat.delete" | "conversations.open" | "usergroups.users.list" => 50.0,
-        // Tier 4
-        "users.info"
-        | "chat.postEphemeral"
-        | "views.open"
-        | "views.update"
-        | "views.push"
-        | "views.publish"
-        | "files.getUploadURLExternal"
-        | "files.completeUploadExternal"
-        | "oauth.v2.access" => 100.0,
-        // Special: chat.postMessage is limited per channel and per workspace instead.
-        "chat.postMessage" | "auth.test" => f64::INFINITY,
-        // Unknown methods get Tier 3, a middle ground.
-        _ => 50.0,
-    }
+    tier_of(method)
+        .per_minute()
+        .map(f64::from)
+        .unwrap_or(f64::INFINITY)
 }
 
 /// A token bucket whose refill is computed from timestamps, not timers.

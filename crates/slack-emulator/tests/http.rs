@@ -1,10 +1,10 @@
 //! The Slack emulator on its own: a real server on 127.0.0.1, called over HTTP with reqwest.
 
-use pulseloop::slack::emulator::{
+use serde_json::{json, Value};
+use slack_emulator::{
     EmulatedUser, Emulator, EmulatorConfig, Fault, FaultKind, RateLimits, SignOptions,
 };
-use pulseloop::slack::signature;
-use serde_json::{json, Value};
+use slack_facts::signature;
 use std::time::Duration;
 
 const TOKEN: &str = "xoxb-test";
@@ -14,7 +14,7 @@ async fn start() -> Emulator {
 }
 
 async fn start_with(limits: RateLimits) -> Emulator {
-    pulseloop::slack::emulator::install_crypto_provider();
+    slack_emulator::install_crypto_provider();
     let config = EmulatorConfig {
         bot_token: TOKEN.into(),
         limits,

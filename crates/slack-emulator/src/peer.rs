@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::state::Shared;
-use crate::slack::signature::{compute_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use slack_facts::signature::{compute_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// How to sign one request; the default signs correctly at the peer's current time.
 #[derive(Debug, Clone, Default)]
@@ -173,7 +173,11 @@ impl SlackPeer {
     }
 }
 
-pub use crate::tls::install_crypto_provider;
+/// reqwest is built with `rustls-no-provider`: the first TLS client panics unless a process-wide
+/// provider is chosen. Idempotent; every client constructor here calls it first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Form-encodes string pairs; these always serialise, so failure is only logged.
 fn form_encode<K: Serialize, V: Serialize>(fields: &[(K, V)]) -> Vec<u8> {

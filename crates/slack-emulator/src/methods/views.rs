@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::slack::emulator::blocks::{validate_view, ViewKind};
-use crate::slack::emulator::model::EmulatedView;
-use crate::slack::emulator::state::{Install, World, TRIGGER_TTL};
+use crate::blocks::{validate_view, ViewKind};
+use crate::model::EmulatedView;
+use crate::state::{Install, World, TRIGGER_TTL};
 
 /// The `view` parameter, validated as `kind`.
 fn view_param(c: &Call<'_>, kind: ViewKind) -> Result<Value, ApiError> {

@@ -1,4 +1,4 @@
-//! Block Kit validation with Slack's limits (FACTS.md §5).
+//! Block Kit validation with Slack's limits (`slack_facts::block_kit`; docs/slack-facts.md).
 //!
 //! Pure functions from JSON to a list of Slack-style messages, each naming the offending field
 //! by JSON pointer, e.g. `[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]`.
@@ -8,10 +8,8 @@
 use serde_json::Value;
 use std::collections::HashSet;
 
-pub const MAX_MESSAGE_BLOCKS: usize = 50;
-pub const MAX_VIEW_BLOCKS: usize = 100;
-const MAX_ID: usize = 255;
-const MAX_MARKDOWN_TOTAL: usize = 12_000;
+use slack_facts::block_kit::*;
+pub use slack_facts::block_kit::{MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS};
 
 /// Which kind of view a payload must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -66,10 +64,18 @@ pub fn validate_view(view: &Value, kind: ViewKind) -> Vec<String> {
         c.text(
             obj.get("title"),
             "/view/title",
-            TextRule::plain(24).required(),
+            TextRule::plain(MODAL_TITLE_MAX).required(),
         );
-        c.text(obj.get("close"), "/view/close", TextRule::plain(24));
-        c.text(obj.get("submit"), "/view/submit", TextRule::plain(24));
+        c.text(
+            obj.get("close"),
+            "/view/close",
+            TextRule::plain(MODAL_TITLE_MAX),
+        );
+        c.text(
+            obj.get("submit"),
+            "/view/submit",
+            TextRule::plain(MODAL_TITLE_MAX),
+        );
         let has_input = obj
             .get("blocks")
             .and_then(Value::as_array)
@@ -83,7 +89,11 @@ pub fn validate_view(view: &Value, kind: ViewKind) -> Vec<String> {
     }
     c.max_str(obj.get("callback_id"), "/view/callback_id", MAX_ID);
     c.max_str(obj.get("external_id"), "/view/external_id", MAX_ID);
-    c.max_str(obj.get("private_metadata"), "/view/private_metadata", 3000);
+    c.max_str(
+        obj.get("private_metadata"),
+        "/view/private_metadata",
+        PRIVATE_METADATA_MAX,
+    );
     match obj.get("blocks") {
         None => c.error("/view", "missing required field: blocks"),
         Some(blocks) => c.blocks(blocks, "/view/blocks", MAX_VIEW_BLOCKS),
@@ -269,19 +279,29 @@ impl Checker {
         match kind_of(b) {
             Some("section") => self.section(b, p),
             Some("actions") => {
-                let elements = self.array(b.get("elements"), &format!("{p}/elements"), 25, 1);
+                let elements = self.array(
+                    b.get("elements"),
+                    &format!("{p}/elements"),
+                    MAX_ACTIONS_ELEMENTS,
+                    1,
+                );
                 for (i, e) in elements.iter().enumerate() {
                     self.element(e, &format!("{p}/elements/{i}"));
                 }
             }
             Some("context") => {
-                let elements = self.array(b.get("elements"), &format!("{p}/elements"), 10, 1);
+                let elements = self.array(
+                    b.get("elements"),
+                    &format!("{p}/elements"),
+                    MAX_CONTEXT_ELEMENTS,
+                    1,
+                );
                 for (i, e) in elements.iter().enumerate() {
                     let ep = format!("{p}/elements/{i}");
                     if kind_of(e) == Some("image") {
                         self.image_element(e, &ep);
                     } else {
-                        self.text(Some(e), &ep, TextRule::any(3000).required());
+                        self.text(Some(e), &ep, TextRule::any(CONTEXT_TEXT_MAX).required());
                     }
                 }
             }
@@ -289,12 +309,16 @@ impl Checker {
             Some("header") => self.text(
                 b.get("text"),
                 &format!("{p}/text"),
-                TextRule::plain(150).required(),
+                TextRule::plain(HEADER_TEXT_MAX).required(),
             ),
             Some("input") => self.input(b, p),
             Some("image") => {
                 self.image_element(b, p);
-                self.text(b.get("title"), &format!("{p}/title"), TextRule::plain(2000));
+                self.text(
+                    b.get("title"),
+                    &format!("{p}/title"),
+                    TextRule::plain(LABEL_MAX),
+                );
             }
             Some("rich_text") => {
                 self.array(b.get("elements"), &format!("{p}/elements"), usize::MAX, 0);
@@ -308,12 +332,12 @@ impl Checker {
             },
             Some("file") => {
                 self.required_str(b, "external_id", p, MAX_ID);
-                self.required_str(b, "source", p, 255);
+                self.required_str(b, "source", p, MAX_ID);
             }
             Some("video") => {
-                self.required_str(b, "alt_text", p, 2000);
-                self.required_str(b, "thumbnail_url", p, 3000);
-                self.required_str(b, "video_url", p, 3000);
+                self.required_str(b, "alt_text", p, ALT_TEXT_MAX);
+                self.required_str(b, "thumbnail_url", p, URL_MAX);
+                self.required_str(b, "video_url", p, URL_MAX);
                 self.text(
                     b.get("title"),
                     &format!("{p}/title"),
@@ -337,13 +361,22 @@ impl Checker {
         if !has_text && !has_fields {
             self.error(p, "must provide either text or fields");
         }
-        self.text(b.get("text"), &format!("{p}/text"), TextRule::any(3000));
-        let fields = self.array(b.get("fields"), &format!("{p}/fields"), 10, 0);
+        self.text(
+            b.get("text"),
+            &format!("{p}/text"),
+            TextRule::any(SECTION_TEXT_MAX),
+        );
+        let fields = self.array(
+            b.get("fields"),
+            &format!("{p}/fields"),
+            MAX_SECTION_FIELDS,
+            0,
+        );
         for (i, f) in fields.iter().enumerate() {
             self.text(
                 Some(f),
                 &format!("{p}/fields/{i}"),
-                TextRule::any(2000).required(),
+                TextRule::any(SECTION_FIELD_MAX).required(),
             );
         }
         if let Some(acc) = b.get("accessory").filter(|a| !a.is_null()) {
@@ -360,9 +393,13 @@ impl Checker {
         self.text(
             b.get("label"),
             &format!("{p}/label"),
-            TextRule::plain(2000).required(),
+            TextRule::plain(LABEL_MAX).required(),
         );
-        self.text(b.get("hint"), &format!("{p}/hint"), TextRule::plain(2000));
+        self.text(
+            b.get("hint"),
+            &format!("{p}/hint"),
+            TextRule::plain(LABEL_MAX),
+        );
         match b.get("element") {
             Some(e) if e.is_object() => self.element(e, &format!("{p}/element")),
             _ => self.error(p, "missing required field: element"),
@@ -373,8 +410,8 @@ impl Checker {
         if e.get("image_url").is_none() && e.get("slack_file").is_none() {
             self.error(p, "missing required field: image_url");
         }
-        self.max_str(e.get("image_url"), &format!("{p}/image_url"), 3000);
-        self.required_str(e, "alt_text", p, 2000);
+        self.max_str(e.get("image_url"), &format!("{p}/image_url"), URL_MAX);
+        self.required_str(e, "alt_text", p, ALT_TEXT_MAX);
     }
 
     /// Interactive elements (in actions blocks, section accessories and input blocks).
@@ -393,10 +430,10 @@ impl Checker {
                 self.text(
                     e.get("text"),
                     &format!("{p}/text"),
-                    TextRule::plain(75).required(),
+                    TextRule::plain(BUTTON_TEXT_MAX).required(),
                 );
-                self.max_str(e.get("value"), &format!("{p}/value"), 2000);
-                self.max_str(e.get("url"), &format!("{p}/url"), 3000);
+                self.max_str(e.get("value"), &format!("{p}/value"), BUTTON_VALUE_MAX);
+                self.max_str(e.get("url"), &format!("{p}/url"), URL_MAX);
                 self.max_str(
                     e.get("accessibility_label"),
                     &format!("{p}/accessibility_label"),
@@ -406,7 +443,12 @@ impl Checker {
             Some("static_select" | "multi_static_select") => {
                 let has_groups = e.get("option_groups").is_some();
                 if !has_groups {
-                    let opts = self.array(e.get("options"), &format!("{p}/options"), 100, 1);
+                    let opts = self.array(
+                        e.get("options"),
+                        &format!("{p}/options"),
+                        MAX_SELECT_OPTIONS,
+                        1,
+                    );
                     self.options(opts, &format!("{p}/options"));
                 }
                 let groups = self.array(
@@ -420,15 +462,25 @@ impl Checker {
                     self.text(
                         g.get("label"),
                         &format!("{gp}/label"),
-                        TextRule::plain(75).required(),
+                        TextRule::plain(BUTTON_TEXT_MAX).required(),
                     );
-                    let opts = self.array(g.get("options"), &format!("{gp}/options"), 100, 1);
+                    let opts = self.array(
+                        g.get("options"),
+                        &format!("{gp}/options"),
+                        MAX_SELECT_OPTIONS,
+                        1,
+                    );
                     self.options(opts, &format!("{gp}/options"));
                 }
                 self.initial_options(e, p);
             }
             Some("radio_buttons" | "checkboxes") => {
-                let opts = self.array(e.get("options"), &format!("{p}/options"), 10, 1);
+                let opts = self.array(
+                    e.get("options"),
+                    &format!("{p}/options"),
+                    MAX_RADIO_OPTIONS,
+                    1,
+                );
                 self.options(opts, &format!("{p}/options"));
                 self.initial_options(e, p);
             }
@@ -448,7 +500,11 @@ impl Checker {
                         }
                     }
                 }
-                self.max_str(e.get("initial_value"), &format!("{p}/initial_value"), 3000);
+                self.max_str(
+                    e.get("initial_value"),
+                    &format!("{p}/initial_value"),
+                    PLAIN_TEXT_INPUT_MAX,
+                );
             }
             Some(
                 "external_select"
@@ -501,7 +557,7 @@ impl Checker {
             None | Some(Value::Null) => self.error(p, "missing required field: value"),
             v => self.max_str(v, &format!("{p}/value"), 150),
         }
-        self.max_str(o.get("url"), &format!("{p}/url"), 3000);
+        self.max_str(o.get("url"), &format!("{p}/url"), URL_MAX);
     }
 
     fn initial_options(&mut self, e: &Value, p: &str) {

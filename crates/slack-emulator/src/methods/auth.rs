@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::slack::emulator::state::{Install, OAUTH_CODE_TTL};
+use crate::state::{Install, OAUTH_CODE_TTL};
 
 /// The bot scopes every emulated installation is granted.
 const BOT_SCOPES: &str =
@@ -28,7 +28,7 @@ pub(super) fn test(c: &mut Call<'_>) -> Reply {
     ]))
 }
 
-/// Exchanges a code from [`crate::slack::emulator::Emulator::issue_oauth_code`] for a bot
+/// Exchanges a code from [`crate::Emulator::issue_oauth_code`] for a bot
 /// token that the emulator accepts from then on, mapped to the code's team.
 pub(super) fn oauth_v2_access(c: &mut Call<'_>) -> Reply {
     let client_id = c.p.str("client_id").ok_or("invalid_client_id")?;

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::slack::emulator::directory::dm_channel_id;
+use crate::directory::dm_channel_id;
 
 /// Slack caps `limit` at 1000 for users.list.
 const MAX_PAGE: usize = 1000;

@@ -73,7 +73,13 @@ impl std::fmt::Debug for Emulator {
 impl Emulator {
     /// Binds 127.0.0.1 on a free port and serves in a background task.
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Binds `addr` (port 0: a free one) and serves in a background task. The emulator is a
+    /// test double with no authentication of its sandbox page: bind it to loopback.
+    pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(World::new(config, addr)));
         let (stop, stop_rx) = watch::channel(false);

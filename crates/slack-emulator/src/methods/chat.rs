@@ -4,10 +4,10 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::slack::emulator::blocks::validate_message_blocks;
-use crate::slack::emulator::directory::{dm_channel_id, Conversation};
-use crate::slack::emulator::model::EmulatedMessage;
-use crate::slack::emulator::state::Install;
+use crate::blocks::validate_message_blocks;
+use crate::directory::{dm_channel_id, Conversation};
+use crate::model::EmulatedMessage;
+use crate::state::Install;
 
 /// Slack truncates longer message text and says so in a warning (FACTS.md §4).
 const MAX_TEXT_CHARS: usize = 40_000;

@@ -1,6 +1,6 @@
 //! Slack's rate limits: per-method tiers per token, and chat.postMessage's special limit
 //! (about one message per second per channel with a short burst, plus an optional
-//! workspace-wide ceiling). FACTS.md §4; tiers from spec/rate-limits/rate_limit_tiers.json.
+//! workspace-wide ceiling). Tiers come from `slack_facts::rate_tiers`, the table the bot uses too.
 //!
 //! Token buckets: a tier of N per minute holds N tokens and refills N/60 per second, so a
 //! burst of N passes and then calls are spaced out, which is how Slack's "N+ per minute"
@@ -53,28 +53,7 @@ impl RateLimits {
     }
 }
 
-/// The rate-limit class of a Web API method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    T1,
-    T2,
-    T3,
-    T4,
-    /// chat.postMessage: limited per channel and per workspace instead of per method.
-    PostMessage,
-}
-
-/// Tiers of the methods the emulator implements, as listed in rate_limit_tiers.json.
-/// auth.test is "Special" there; it is generous in practice, so it counts as tier 4.
-pub fn tier_of(method: &str) -> Tier {
-    match method {
-        "chat.postMessage" => Tier::PostMessage,
-        "users.list" | "usergroups.users.list" => Tier::T2,
-        "chat.update" | "conversations.open" => Tier::T3,
-        "apps.connections.open" => Tier::T1,
-        _ => Tier::T4,
-    }
-}
+pub use slack_facts::rate_tiers::{tier_of, Tier};
 
 #[derive(Debug, Clone)]
 struct Bucket {

@@ -5,8 +5,8 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::slack::emulator::model::{EmulatedFile, EmulatedMessage};
-use crate::slack::emulator::state::Upload;
+use crate::model::{EmulatedFile, EmulatedMessage};
+use crate::state::Upload;
 
 pub(super) fn get_upload_url(c: &mut Call<'_>) -> Reply {
     let filename =
