@@ -239,6 +239,7 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
         .context("cannot start the sandbox Slack emulator")?;
     seed_sandbox(&emulator, settings);
     settings.slack.api_base_url = emulator.base_url();
+    settings.slack.sandbox = true;
     settings.slack.bot_token = Some(SecretString::from(config.bot_token.clone()));
     if settings.admin.token.is_none() {
         // Only reachable on this machine (the sandbox binds 127.0.0.1 by default).

@@ -57,6 +57,9 @@ pub struct SlackSettings {
     /// Slack allows about one message per second per channel.
     pub posts_per_second_per_channel: f64,
     pub request_timeout_seconds: u64,
+    /// Set at start when `serve` runs against the built-in sandbox (never read from a file).
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +137,7 @@ impl Default for SlackSettings {
             max_posts_per_minute: 600,
             posts_per_second_per_channel: 1.0,
             request_timeout_seconds: 10,
+            sandbox: false,
         }
     }
 }
