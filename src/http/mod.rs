@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
+                .layer(middleware::from_fn(with_request_id))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request| {
                         let route = req
@@ -48,6 +49,17 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(header)),
         )
         .with_state(state)
+}
+
+/// Makes the request id known to error responses (a 500 names it; the log line too).
+async fn with_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    error::REQUEST_ID.scope(id, next.run(req)).await
 }
 
 /// HTTP latency histogram labelled by route template (never by raw path: ids would explode

@@ -431,3 +431,49 @@ pub async fn count(url: &str, sql: &'static str) -> i64 {
         n
     }
 }
+
+/// Runs one SQL statement directly against the test database (to inject faults).
+pub async fn exec(url: &str, sql: &'static str) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// Makes every UPDATE of `members` fail with a database error, until [`heal_members`].
+pub async fn break_member_updates(url: &str) {
+    if url.starts_with("postgres") {
+        exec(
+            url,
+            "CREATE FUNCTION injected_failure() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure in table members'; END $$ LANGUAGE plpgsql",
+        )
+        .await;
+        exec(
+            url,
+            "CREATE TRIGGER injected_failure BEFORE UPDATE ON members \
+             FOR EACH ROW EXECUTE FUNCTION injected_failure()",
+        )
+        .await;
+    } else {
+        exec(
+            url,
+            "CREATE TRIGGER injected_failure BEFORE UPDATE ON members \
+             BEGIN SELECT RAISE(ABORT, 'injected failure in table members'); END",
+        )
+        .await;
+    }
+}
+
+pub async fn heal_members(url: &str) {
+    if url.starts_with("postgres") {
+        exec(url, "DROP TRIGGER injected_failure ON members").await;
+    } else {
+        exec(url, "DROP TRIGGER injected_failure").await;
+    }
+}
