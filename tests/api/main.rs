@@ -11,5 +11,6 @@ mod members;
 mod ops;
 mod outbox;
 pub mod pulses;
+mod replays;
 mod schedule;
 mod signature;
