@@ -254,14 +254,4 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
     Ok(emulator)
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::settings::redact_url;

@@ -37,11 +37,62 @@ pub struct ServerSettings {
     pub shutdown_grace_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// May hold a password: print it with [`redact_url`], never as is.
     pub url: String,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A database URL without its password (in the user-info part or a `password=` parameter),
+/// for messages, logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.find("://") {
+        Some(scheme_end) => {
+            let rest = &base[scheme_end + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let creds = &rest[..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    let hidden = if creds.contains(':') { ":***" } else { "" };
+                    format!(
+                        "{}://{user}{hidden}@{}",
+                        &base[..scheme_end],
+                        &rest[at + 1..]
+                    )
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,6 +396,36 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2-signing"));
         assert!(!printed.contains("adm1n"));
+    }
+
+    #[test]
+    fn a_database_password_never_shows_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load(
+            dir.path(),
+            &env_of(&[(
+                "DATABASE_URL",
+                "postgres://pulse:s3cr3t-pw@db.internal:5432/pulse?sslmode=require&password=other-pw",
+            )]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cr3t-pw"), "{printed}");
+        assert!(!printed.contains("other-pw"), "{printed}");
+        assert!(
+            printed.contains("pulse:***@db.internal:5432/pulse"),
+            "{printed}"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/p.db"),
+            "sqlite://data/p.db",
+            "nothing to hide"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db"),
+            "postgres://u@h/db",
+            "a user without a password"
+        );
     }
 
     #[test]

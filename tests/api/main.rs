@@ -12,5 +12,6 @@ mod ops;
 mod outbox;
 pub mod pulses;
 mod replays;
+mod sandbox;
 mod schedule;
 mod signature;
