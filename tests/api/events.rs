@@ -199,3 +199,23 @@ async fn a_database_error_is_a_generic_500_with_a_request_id() {
         assert!(!printed.contains(leak), "{leak} in {printed}");
     }
 }
+
+#[tokio::test]
+async fn a_real_token_records_its_workspace_so_no_sandbox_starts_on_this_database() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM workspaces WHERE source = 'auth.test'")
+            .await,
+        1,
+        "auth.test at start"
+    );
+    let mut event = user_change("Ev0TEAM", "Here");
+    event["team_id"] = json!("T0OTHER");
+    assert_eq!(app.send_event(&event).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM workspaces WHERE team_id = 'T0OTHER' AND source = 'event'")
+            .await,
+        1,
+        "the team of an event"
+    );
+}
