@@ -177,8 +177,9 @@ impl Application {
                 let _ = stop_tx.send(true);
             }
         };
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop_signal)
+        let header_timeout =
+            Duration::from_secs(self.state.settings.server.header_read_timeout_seconds);
+        crate::http::server::serve(self.listener, router, header_timeout, grace, stop_signal)
             .await;
         let _ = stop_tx.send(true);
         if tokio::time::timeout(grace, async {
@@ -194,7 +195,7 @@ impl Application {
             emulator.shutdown().await;
         }
         self.state.store.close().await;
-        served.context("HTTP server failed")
+        Ok(())
     }
 }
 

@@ -33,8 +33,15 @@ pub struct ServerSettings {
     pub bind: String,
     /// Larger request bodies get 413 before anything reads them.
     pub max_body_bytes: usize,
-    /// How long graceful shutdown waits for in-flight work.
+    /// How long graceful shutdown waits for in-flight work (open connections included;
+    /// what is left after it is closed).
     pub shutdown_grace_seconds: u64,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout_seconds: u64,
+    /// A request (its body included) must be handled within this time, else 408.
+    pub request_timeout_seconds: u64,
+    /// Requests handled at once; more get 503 with Retry-After.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -164,6 +171,9 @@ impl Default for ServerSettings {
             bind: DEFAULT_BIND.into(),
             max_body_bytes: 256 * 1024,
             shutdown_grace_seconds: 20,
+            header_read_timeout_seconds: 5,
+            request_timeout_seconds: 10,
+            max_concurrent_requests: 512,
         }
     }
 }
@@ -292,6 +302,15 @@ impl Settings {
                     "'{}' is not an address like 127.0.0.1:3000",
                     self.server.bind
                 ),
+            );
+        }
+        if self.server.header_read_timeout_seconds == 0
+            || self.server.request_timeout_seconds == 0
+            || self.server.max_concurrent_requests == 0
+        {
+            return field(
+                "server",
+                "header_read_timeout_seconds, request_timeout_seconds and max_concurrent_requests must be at least 1".to_string(),
             );
         }
         let url = &self.database.url;

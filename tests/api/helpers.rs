@@ -108,6 +108,7 @@ pub struct TestAppBuilder {
     workers: usize,
     max_attempts: u32,
     admin_token: bool,
+    tweak: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
 }
 
 impl Default for TestAppBuilder {
@@ -121,6 +122,7 @@ impl Default for TestAppBuilder {
             workers: 0,
             max_attempts: 8,
             admin_token: true,
+            tweak: None,
         }
     }
 }
@@ -152,6 +154,11 @@ impl TestAppBuilder {
     }
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
+        self
+    }
+    /// Changes settings after the harness set its own (timeouts, limits…).
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.tweak = Some(Box::new(f));
         self
     }
     pub fn without_admin_token(mut self) -> Self {
@@ -192,6 +199,9 @@ impl TestAppBuilder {
         settings.scheduler.enabled = false;
         if self.admin_token {
             settings.admin.token = Some(SecretString::from(ADMIN_TOKEN));
+        }
+        if let Some(tweak) = self.tweak {
+            tweak(&mut settings);
         }
         let clock = self.clock.unwrap_or_else(|| ManualClock::new(self.now));
         let shared: SharedClock = Arc::new(clock.clone());
