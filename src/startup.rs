@@ -179,8 +179,7 @@ impl Application {
         };
         let header_timeout =
             Duration::from_secs(self.state.settings.server.header_read_timeout_seconds);
-        crate::http::server::serve(self.listener, router, header_timeout, grace, stop_signal)
-            .await;
+        crate::http::server::serve(self.listener, router, header_timeout, grace, stop_signal).await;
         let _ = stop_tx.send(true);
         if tokio::time::timeout(grace, async {
             while background.join_next().await.is_some() {}

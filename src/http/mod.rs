@@ -14,9 +14,9 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use tower_http::timeout::TimeoutLayer;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
@@ -26,7 +26,9 @@ const REQUEST_ID: &str = "x-request-id";
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     let request_timeout = Duration::from_secs(state.settings.server.request_timeout_seconds);
-    let permits = Arc::new(Semaphore::new(state.settings.server.max_concurrent_requests));
+    let permits = Arc::new(Semaphore::new(
+        state.settings.server.max_concurrent_requests,
+    ));
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(crate::slack::inbound::router())
@@ -88,10 +90,9 @@ async fn limit_concurrency(
         Ok(_permit) => next.run(req).await,
         Err(_) => {
             metrics::counter!("http_requests_shed_total").increment(1);
-            let mut response = error::ApiError::Unavailable(
-                "too many requests in progress; retry shortly".into(),
-            )
-            .into_response();
+            let mut response =
+                error::ApiError::Unavailable("too many requests in progress; retry shortly".into())
+                    .into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

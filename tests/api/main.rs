@@ -15,3 +15,4 @@ mod replays;
 mod sandbox;
 mod schedule;
 mod signature;
+mod slow_clients;
