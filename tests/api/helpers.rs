@@ -99,6 +99,8 @@ pub fn default_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
 }
 
+type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
+
 pub struct TestAppBuilder {
     db: Option<Arc<TestDb>>,
     emulator: Option<Emulator>,
@@ -108,7 +110,7 @@ pub struct TestAppBuilder {
     workers: usize,
     max_attempts: u32,
     admin_token: bool,
-    tweak: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
+    tweak: Option<SettingsTweak>,
 }
 
 impl Default for TestAppBuilder {
