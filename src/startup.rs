@@ -32,7 +32,22 @@ impl Application {
     /// Connects and migrates the database, binds the listener (port 0 picks a free one) and,
     /// without a bot token, starts the sandbox Slack. Nothing runs until `run_until_stopped`.
     pub async fn build(mut settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        if settings.is_sandbox() {
+            sandbox_refuses_settings(&settings)?;
+        }
+        let store = Store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    redact_url(&settings.database.url)
+                )
+            })?;
+        store.migrate().await.context("database migration failed")?;
+
         let sandbox = if settings.is_sandbox() {
+            sandbox_refuses_database(&store).await?;
+            let generated_token = settings.admin.token.is_none();
             let emulator = start_sandbox(&mut settings).await?;
             tracing::warn!(
                 slack_api = %emulator.base_url(),
@@ -41,13 +56,12 @@ impl Application {
                  emulator on this machine; nothing reaches a real Slack workspace. Open the sandbox \
                  page to see the DMs members receive and to answer them"
             );
-            if settings
-                .admin
-                .token
-                .as_ref()
-                .is_some_and(|t| t.expose_secret() == "sandbox")
-            {
-                tracing::warn!("sandbox: the admin API token is 'sandbox' (set PULSELOOP_ADMIN_TOKEN to choose one)");
+            if generated_token {
+                if let Some(token) = &settings.admin.token {
+                    // Standard output, not the log: logs are often shipped elsewhere.
+                    println!("sandbox admin token: {}", token.expose_secret());
+                    tracing::warn!("sandbox: a random admin API token was generated and printed on standard output (set PULSELOOP_ADMIN_TOKEN to choose one)");
+                }
             }
             Some(emulator)
         } else {
@@ -62,21 +76,14 @@ impl Application {
             .clone()
             .context("no Slack bot token")?;
 
-        let store = Store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}",
-                    redact_url(&settings.database.url)
-                )
-            })?;
-        store.migrate().await.context("database migration failed")?;
-
         let slack = SlackClient::new(
             &settings.slack.api_base_url,
             token,
             Duration::from_secs(settings.slack.request_timeout_seconds),
         )?;
+        if sandbox.is_none() {
+            remember_workspace(&store, &slack, clock.now()).await;
+        }
         let limiter = Arc::new(RateLimiter::new(RateLimitConfig {
             posts_per_minute: settings.slack.max_posts_per_minute,
             posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
@@ -170,9 +177,9 @@ impl Application {
                 let _ = stop_tx.send(true);
             }
         };
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop_signal)
-            .await;
+        let header_timeout =
+            Duration::from_secs(self.state.settings.server.header_read_timeout_seconds);
+        crate::http::server::serve(self.listener, router, header_timeout, grace, stop_signal).await;
         let _ = stop_tx.send(true);
         if tokio::time::timeout(grace, async {
             while background.join_next().await.is_some() {}
@@ -187,7 +194,7 @@ impl Application {
             emulator.shutdown().await;
         }
         self.state.store.close().await;
-        served.context("HTTP server failed")
+        Ok(())
     }
 }
 
@@ -215,6 +222,80 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
     let _ = (state, stop.changed().await);
 }
 
+/// The sandbox is for trying pulseloop on one machine. It refuses settings that look like a
+/// deployment: PostgreSQL (replicas, a shared production database) or an address other
+/// machines can reach (its admin token and page would be open to them).
+fn sandbox_refuses_settings(settings: &Settings) -> anyhow::Result<()> {
+    let url = &settings.database.url;
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!(
+            "refusing to start the sandbox (no SLACK_BOT_TOKEN is set) on the PostgreSQL database \
+             {}: the sandbox runs only on a SQLite file. Set SLACK_BOT_TOKEN and \
+             SLACK_SIGNING_SECRET to run against Slack, or point DATABASE_URL at a sqlite: file",
+            redact_url(url)
+        );
+    }
+    let bind: SocketAddr = settings
+        .server
+        .bind
+        .parse()
+        .with_context(|| format!("'{}' is not an address", settings.server.bind))?;
+    if !bind.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to start the sandbox (no SLACK_BOT_TOKEN is set) on {bind}: other machines \
+             could reach it. Bind a loopback address (PULSELOOP_BIND=127.0.0.1:3000), or set \
+             SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to run against Slack"
+        );
+    }
+    Ok(())
+}
+
+/// A database that has served a real workspace holds real members: the sandbox would mark
+/// their DMs as sent to the emulator.
+async fn sandbox_refuses_database(store: &Store) -> anyhow::Result<()> {
+    let seen = store
+        .known_workspaces()
+        .await
+        .context("cannot read the workspaces this database has served")?;
+    if !seen.is_empty() {
+        anyhow::bail!(
+            "refusing to start the sandbox (no SLACK_BOT_TOKEN is set): this database has served \
+             the Slack workspace {} with a real bot token. Set SLACK_BOT_TOKEN, or point \
+             DATABASE_URL at another file for the sandbox",
+            seen.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Remembers the workspace behind a real bot token, so a sandbox is never started on this
+/// database later. Best effort: Slack being unreachable at start does not stop the service
+/// (the team id of the first event is recorded too).
+async fn remember_workspace(
+    store: &Store,
+    slack: &SlackClient,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let team = match tokio::time::timeout(Duration::from_secs(10), slack.auth_test()).await {
+        Ok(Ok(reply)) => reply["team_id"].as_str().map(str::to_owned),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "auth.test failed at start; the workspace is recorded with the first event");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "auth.test timed out at start; the workspace is recorded with the first event"
+            );
+            None
+        }
+    };
+    if let Some(team) = team {
+        if let Err(e) = store.record_workspace(&team, "auth.test", now).await {
+            tracing::warn!(error = %e, "could not record the workspace");
+        }
+    }
+}
+
 /// Every configured member becomes a user of the sandbox workspace, in their zone. Broken
 /// files are skipped here; applying the configuration reports them.
 fn seed_sandbox(emulator: &Emulator, settings: &Settings) {
@@ -239,10 +320,14 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
         .context("cannot start the sandbox Slack emulator")?;
     seed_sandbox(&emulator, settings);
     settings.slack.api_base_url = emulator.base_url();
+    settings.slack.sandbox = true;
     settings.slack.bot_token = Some(SecretString::from(config.bot_token.clone()));
     if settings.admin.token.is_none() {
-        // Only reachable on this machine (the sandbox binds 127.0.0.1 by default).
-        settings.admin.token = Some(SecretString::from("sandbox"));
+        settings.admin.token = Some(SecretString::from(format!(
+            "sbx-{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )));
     }
     if settings.slack.signing_secret.is_none() {
         settings.slack.signing_secret = Some(SecretString::from(format!(
@@ -253,14 +338,4 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
     Ok(emulator)
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::settings::redact_url;

@@ -33,15 +33,73 @@ pub struct ServerSettings {
     pub bind: String,
     /// Larger request bodies get 413 before anything reads them.
     pub max_body_bytes: usize,
-    /// How long graceful shutdown waits for in-flight work.
+    /// How long graceful shutdown waits for in-flight work (open connections included;
+    /// what is left after it is closed).
     pub shutdown_grace_seconds: u64,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout_seconds: u64,
+    /// A request (its body included) must be handled within this time, else 408.
+    pub request_timeout_seconds: u64,
+    /// Requests handled at once; more get 503 with Retry-After.
+    pub max_concurrent_requests: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// May hold a password: print it with [`redact_url`], never as is.
     pub url: String,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A database URL without its password (in the user-info part or a `password=` parameter),
+/// for messages, logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.find("://") {
+        Some(scheme_end) => {
+            let rest = &base[scheme_end + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let creds = &rest[..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    let hidden = if creds.contains(':') { ":***" } else { "" };
+                    format!(
+                        "{}://{user}{hidden}@{}",
+                        &base[..scheme_end],
+                        &rest[at + 1..]
+                    )
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +115,9 @@ pub struct SlackSettings {
     /// Slack allows about one message per second per channel.
     pub posts_per_second_per_channel: f64,
     pub request_timeout_seconds: u64,
+    /// Set at start when `serve` runs against the built-in sandbox (never read from a file).
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +171,9 @@ impl Default for ServerSettings {
             bind: DEFAULT_BIND.into(),
             max_body_bytes: 256 * 1024,
             shutdown_grace_seconds: 20,
+            header_read_timeout_seconds: 5,
+            request_timeout_seconds: 10,
+            max_concurrent_requests: 512,
         }
     }
 }
@@ -134,6 +198,7 @@ impl Default for SlackSettings {
             max_posts_per_minute: 600,
             posts_per_second_per_channel: 1.0,
             request_timeout_seconds: 10,
+            sandbox: false,
         }
     }
 }
@@ -239,6 +304,15 @@ impl Settings {
                 ),
             );
         }
+        if self.server.header_read_timeout_seconds == 0
+            || self.server.request_timeout_seconds == 0
+            || self.server.max_concurrent_requests == 0
+        {
+            return field(
+                "server",
+                "header_read_timeout_seconds, request_timeout_seconds and max_concurrent_requests must be at least 1".to_string(),
+            );
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -341,6 +415,36 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2-signing"));
         assert!(!printed.contains("adm1n"));
+    }
+
+    #[test]
+    fn a_database_password_never_shows_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load(
+            dir.path(),
+            &env_of(&[(
+                "DATABASE_URL",
+                "postgres://pulse:s3cr3t-pw@db.internal:5432/pulse?sslmode=require&password=other-pw",
+            )]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cr3t-pw"), "{printed}");
+        assert!(!printed.contains("other-pw"), "{printed}");
+        assert!(
+            printed.contains("pulse:***@db.internal:5432/pulse"),
+            "{printed}"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/p.db"),
+            "sqlite://data/p.db",
+            "nothing to hide"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db"),
+            "postgres://u@h/db",
+            "a user without a password"
+        );
     }
 
     #[test]

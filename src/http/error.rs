@@ -1,5 +1,7 @@
 //! One error type for every HTTP handler, mapped once to a status and a JSON body
-//! `{"error": "...", "detail": "..."}`. Internal causes are logged, never sent.
+//! `{"error": "...", "detail": "..."}`. Internal causes (database text included) are logged
+//! with the request id, never sent: a 500 says `internal error` and carries the request id,
+//! so an operator can find the cause in the log.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +35,10 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -52,7 +58,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("no such record".into()),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
+            // The database's own words name tables and constraints: logged, not sent.
+            StoreError::Conflict(m) => {
+                tracing::info!(detail = %m, "a write conflicted with an existing record");
+                ApiError::Conflict("the request conflicts with an existing record".into())
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -63,8 +73,17 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let detail = match &self {
             ApiError::Internal(cause) => {
-                tracing::error!(error = ?cause, "request failed");
-                "an internal error occurred; see the server log".to_string()
+                let request_id = current_request_id();
+                tracing::error!(error = ?cause, request_id = %request_id.as_deref().unwrap_or("-"), "request failed");
+                return (
+                    status,
+                    Json(json!({
+                        "error": code,
+                        "detail": "internal error",
+                        "request_id": request_id,
+                    })),
+                )
+                    .into_response();
             }
             ApiError::PayloadTooLarge => "the request body exceeds the size limit".to_string(),
             ApiError::BadRequest(d)
@@ -77,4 +96,13 @@ impl IntoResponse for ApiError {
         };
         (status, Json(json!({ "error": code, "detail": detail }))).into_response()
     }
+}
+
+tokio::task_local! {
+    /// The `x-request-id` of the request being handled (set by the HTTP layer).
+    pub static REQUEST_ID: String;
+}
+
+fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
 }

@@ -1,16 +1,21 @@
-//! Events API callbacks, after signature check and de-duplication.
+//! Events API callbacks, after signature check. Effects are written in the caller's
+//! transaction, the one that records the event id, so a failure rolls back both.
 
 use crate::http::error::ApiResult;
 use crate::slack::inbound::payloads::SlackEvent;
 use crate::state::AppState;
+use crate::storage::StoreTx;
 
-pub async fn handle(state: &AppState, team_id: Option<&str>, event: SlackEvent) -> ApiResult<()> {
+pub async fn handle(
+    state: &AppState,
+    tx: &mut StoreTx,
+    team_id: Option<&str>,
+    event: SlackEvent,
+) -> ApiResult<()> {
     match event {
         SlackEvent::UserChange { user } => {
             let profile = crate::pulse::sync::profile_of(&user);
-            state
-                .store
-                .update_profile(&user.id, &profile, state.clock.now())
+            tx.apply_profile_update(&user.id, &profile, state.clock.now())
                 .await?;
         }
         SlackEvent::Message {

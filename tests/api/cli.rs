@@ -124,10 +124,17 @@ fn a_toml_syntax_error_names_the_line() {
     assert!(stderr.contains("bad.toml:2:"), "{stderr}");
 }
 
+/// A sandbox `serve` that is up: its address, its admin token (from standard output) and
+/// the process.
 #[cfg(unix)]
-#[test]
-fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
-    let data = tempfile::tempdir().unwrap();
+struct RunningSandbox {
+    child: std::process::Child,
+    addr: String,
+    admin_token: String,
+}
+
+#[cfg(unix)]
+fn start_sandbox(data: &std::path::Path) -> RunningSandbox {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     let mut child = bin()
         .arg("serve")
@@ -135,35 +142,168 @@ fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
         .env("PULSELOOP_BIND", "127.0.0.1:0")
         .env(
             "DATABASE_URL",
-            format!("sqlite://{}", data.path().join("p.db").display()),
+            format!("sqlite://{}", data.join("p.db").display()),
         )
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("SANDBOX MODE"), "first log line: {first}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut listening = false;
+    let mut addr = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.contains("pulseloop is listening") {
-            listening = true;
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
             break;
         }
         assert!(Instant::now() < deadline, "no listening line");
     }
-    assert!(listening);
-    // SIGTERM: graceful shutdown, exit code 0.
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let printed = out.next().unwrap().unwrap();
+    let admin_token = printed
+        .strip_prefix("sandbox admin token: ")
+        .unwrap_or_else(|| panic!("stdout: {printed}"))
+        .to_string();
+    RunningSandbox {
+        child,
+        addr: addr.expect("the listening line names the address"),
+        admin_token,
+    }
+}
+
+/// The status code of a GET with a bearer token, over a plain socket.
+fn get_status(addr: &str, path: &str, token: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {response}"))
+}
+
+#[cfg(unix)]
+fn sigterm(child: &mut std::process::Child) -> Option<i32> {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0));
+    child.wait().unwrap().code()
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_without_a_token_runs_the_sandbox_and_stops_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut sandbox = start_sandbox(data.path());
+    // SIGTERM: graceful shutdown, exit code 0.
+    assert_eq!(sigterm(&mut sandbox.child), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_sandbox_generates_an_admin_token_and_prints_it() {
+    let data = tempfile::tempdir().unwrap();
+    let mut sandbox = start_sandbox(data.path());
+    let token = sandbox.admin_token.clone();
+    assert!(token.len() >= 32, "{token}");
+    assert_eq!(get_status(&sandbox.addr, "/api/v1/programs", &token), 200);
+    assert_eq!(
+        get_status(&sandbox.addr, "/api/v1/programs", "sandbox"),
+        401,
+        "the well-known token of old is refused"
+    );
+    assert_eq!(sigterm(&mut sandbox.child), Some(0));
+
+    let other = tempfile::tempdir().unwrap();
+    let mut again = start_sandbox(other.path());
+    assert_ne!(again.admin_token, token, "each start draws a new token");
+    assert_eq!(sigterm(&mut again.child), Some(0));
+}
+
+/// `serve` without SLACK_BOT_TOKEN must stop with exit code 1 and this sentence.
+fn sandbox_refuses(cmd: &mut Command, expected: &str) {
+    let out = cmd.arg("serve").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to start the sandbox"), "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("admin token"));
+}
+
+#[test]
+fn the_sandbox_refuses_postgresql() {
+    sandbox_refuses(
+        bin()
+            .env(
+                "DATABASE_URL",
+                "postgres://pulse:hunter2@127.0.0.1:5432/prod",
+            )
+            .env("PULSELOOP_BIND", "127.0.0.1:0"),
+        "PostgreSQL",
+    );
+    let out = bin()
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            "postgres://pulse:hunter2@127.0.0.1:5432/prod",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("hunter2"),
+        "the password is not printed"
+    );
+}
+
+#[test]
+fn the_sandbox_refuses_an_address_other_machines_can_reach() {
+    let data = tempfile::tempdir().unwrap();
+    sandbox_refuses(
+        bin()
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", data.path().join("p.db").display()),
+            )
+            .env("PULSELOOP_BIND", "0.0.0.0:0"),
+        "other machines",
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_refuses_a_database_that_served_a_real_workspace() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data.path().join("p.db").display());
+    succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO workspaces (team_id, source, first_seen_at) VALUES ('T0REAL', 'auth.test', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    sandbox_refuses(
+        bin()
+            .env("DATABASE_URL", &url)
+            .env("PULSELOOP_BIND", "127.0.0.1:0"),
+        "T0REAL",
+    );
 }
 
 #[test]
@@ -172,7 +312,10 @@ fn migrate_creates_and_updates_the_database() {
     let url = format!("sqlite://{}", data.path().join("nested/dir/p.db").display());
     for _ in 0..2 {
         let stdout = succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
-        assert!(stdout.contains("is up to date (1 migrations)"), "{stdout}");
+        assert!(
+            stdout.contains("is up to date (") && stdout.contains(" migrations)"),
+            "{stdout}"
+        );
     }
     assert!(
         data.path().join("nested/dir/p.db").exists(),

@@ -129,3 +129,93 @@ async fn pulse_help_and_unknown_input_answer_with_help() {
         }
     }
 }
+
+fn user_change_of(id: &str, user: &str, status: &str) -> serde_json::Value {
+    let mut body = user_change(id, status);
+    body["event"]["user"]["id"] = json!(user);
+    body
+}
+
+#[tokio::test]
+async fn an_event_whose_handling_failed_is_handled_when_slack_retries() {
+    let app =
+        crate::pulses::pilot_at(&["U0EVT"], "", crate::pulses::ONE_SCALE, default_now()).await;
+    let body = user_change_of("Ev0FAIL", "U0EVT", "On vacation");
+    break_member_updates(&app.db.url).await;
+    let r = app.send_event(&body).await;
+    assert_eq!(r.status(), 500);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("injected"), "database text leaked: {text}");
+    assert!(!text.contains("members"), "database text leaked: {text}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM slack_events").await,
+        0,
+        "a failed event is not remembered as seen"
+    );
+    heal_members(&app.db.url).await;
+
+    // Slack retries a minute later, signed anew.
+    app.advance(chrono::Duration::minutes(1));
+    let opts = SignOptions {
+        retry_num: Some(1),
+        ..app.sign_now()
+    };
+    let r = app.send_event_with(&body, opts).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0EVT' AND status_text = 'On vacation'"
+        )
+        .await,
+        1,
+        "the retry was handled"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 1);
+}
+
+#[tokio::test]
+async fn a_database_error_is_a_generic_500_with_a_request_id() {
+    let app =
+        crate::pulses::pilot_at(&["U0ERR"], "", crate::pulses::ONE_SCALE, default_now()).await;
+    break_member_updates(&app.db.url).await;
+    let r = app
+        .send_event(&user_change_of("Ev0ERR", "U0ERR", "Away"))
+        .await;
+    assert_eq!(r.status(), 500);
+    let header_id = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a request id header");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "internal");
+    assert_eq!(body["detail"], "internal error");
+    assert_eq!(body["request_id"], json!(header_id));
+    let printed = body.to_string().to_lowercase();
+    for leak in [
+        "injected", "members", "sqlite", "postgres", "trigger", "database",
+    ] {
+        assert!(!printed.contains(leak), "{leak} in {printed}");
+    }
+}
+
+#[tokio::test]
+async fn a_real_token_records_its_workspace_so_no_sandbox_starts_on_this_database() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM workspaces WHERE source = 'auth.test'")
+            .await,
+        1,
+        "auth.test at start"
+    );
+    let mut event = user_change("Ev0TEAM", "Here");
+    event["team_id"] = json!("T0OTHER");
+    assert_eq!(app.send_event(&event).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM workspaces WHERE team_id = 'T0OTHER' AND source = 'event'")
+            .await,
+        1,
+        "the team of an event"
+    );
+}

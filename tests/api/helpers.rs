@@ -97,6 +97,8 @@ pub fn default_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
 }
 
+type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
+
 pub struct TestAppBuilder {
     db: Option<Arc<TestDb>>,
     emulator: Option<Emulator>,
@@ -106,6 +108,7 @@ pub struct TestAppBuilder {
     workers: usize,
     max_attempts: u32,
     admin_token: bool,
+    tweak: Option<SettingsTweak>,
 }
 
 impl Default for TestAppBuilder {
@@ -119,6 +122,7 @@ impl Default for TestAppBuilder {
             workers: 0,
             max_attempts: 8,
             admin_token: true,
+            tweak: None,
         }
     }
 }
@@ -150,6 +154,11 @@ impl TestAppBuilder {
     }
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
+        self
+    }
+    /// Changes settings after the harness set its own (timeouts, limits…).
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.tweak = Some(Box::new(f));
         self
     }
     pub fn without_admin_token(mut self) -> Self {
@@ -190,6 +199,9 @@ impl TestAppBuilder {
         settings.scheduler.enabled = false;
         if self.admin_token {
             settings.admin.token = Some(SecretString::from(ADMIN_TOKEN));
+        }
+        if let Some(tweak) = self.tweak {
+            tweak(&mut settings);
         }
         let clock = self.clock.unwrap_or_else(|| ManualClock::new(self.now));
         let shared: SharedClock = Arc::new(clock.clone());
@@ -427,5 +439,51 @@ pub async fn count(url: &str, sql: &'static str) -> i64 {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
         pool.close().await;
         n
+    }
+}
+
+/// Runs one SQL statement directly against the test database (to inject faults).
+pub async fn exec(url: &str, sql: &'static str) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// Makes every UPDATE of `members` fail with a database error, until [`heal_members`].
+pub async fn break_member_updates(url: &str) {
+    if url.starts_with("postgres") {
+        exec(
+            url,
+            "CREATE FUNCTION injected_failure() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure in table members'; END $$ LANGUAGE plpgsql",
+        )
+        .await;
+        exec(
+            url,
+            "CREATE TRIGGER injected_failure BEFORE UPDATE ON members \
+             FOR EACH ROW EXECUTE FUNCTION injected_failure()",
+        )
+        .await;
+    } else {
+        exec(
+            url,
+            "CREATE TRIGGER injected_failure BEFORE UPDATE ON members \
+             BEGIN SELECT RAISE(ABORT, 'injected failure in table members'); END",
+        )
+        .await;
+    }
+}
+
+pub async fn heal_members(url: &str) {
+    if url.starts_with("postgres") {
+        exec(url, "DROP TRIGGER injected_failure ON members").await;
+    } else {
+        exec(url, "DROP TRIGGER injected_failure").await;
     }
 }

@@ -11,5 +11,8 @@ mod members;
 mod ops;
 mod outbox;
 pub mod pulses;
+mod replays;
+mod sandbox;
 mod schedule;
 mod signature;
+mod slow_clients;

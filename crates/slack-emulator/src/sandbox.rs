@@ -3,6 +3,7 @@
 //! `block_actions` (a submit, a `view_submission`) to the bot, exactly as Slack would send.
 
 use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -211,7 +212,43 @@ fn peer_of(shared: &Arc<Shared>) -> Option<SlackPeer> {
     Some(SlackPeer::new(shared.clone(), &url, &secret))
 }
 
-pub(crate) async fn click(State(shared): State<Arc<Shared>>, Form(c): Form<Click>) -> Response {
+/// The sandbox page's forms post to the emulator's own address. A POST from another site (a
+/// page the operator happens to visit making their browser click or submit for them) is
+/// refused: browsers name the requesting site in `Sec-Fetch-Site` and `Origin`. A client that
+/// sends neither (curl, a test) is not a browser that could be tricked, and is let through.
+fn cross_origin(headers: &HeaderMap) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |why: &str| {
+        tracing::warn!(reason = why, "sandbox: refused a cross-origin POST");
+        Some((StatusCode::FORBIDDEN, "cross-origin requests are refused").into_response())
+    };
+    if let Some(site) = header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return refuse("sec-fetch-site");
+        }
+    }
+    if let Some(origin) = header("origin") {
+        let same = header("host").is_some_and(|host| {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host))
+        });
+        if !same {
+            return refuse("origin");
+        }
+    }
+    None
+}
+
+pub(crate) async fn click(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(c): Form<Click>,
+) -> Response {
+    if let Some(refused) = cross_origin(&headers) {
+        return refused;
+    }
     let Some(peer) = peer_of(&shared) else {
         return (
             axum::http::StatusCode::CONFLICT,
@@ -235,8 +272,12 @@ pub(crate) async fn click(State(shared): State<Arc<Shared>>, Form(c): Form<Click
 
 pub(crate) async fn submit(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     Form(fields): Form<BTreeMap<String, String>>,
 ) -> Response {
+    if let Some(refused) = cross_origin(&headers) {
+        return refused;
+    }
     let Some(peer) = peer_of(&shared) else {
         return (
             axum::http::StatusCode::CONFLICT,

@@ -39,22 +39,33 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks a request's headers and raw body against the signing secret at the instant `now`.
-pub fn verify(
-    secret: &[u8],
+/// The signature headers, checked for presence, shape and freshness. This runs before the
+/// body is read, so an unsigned or stale request is refused without waiting for its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    /// The timestamp as sent (trimmed): it is part of the signed text.
+    pub timestamp: String,
+    /// Seconds since the epoch, as parsed from `timestamp`.
+    pub unix_seconds: i64,
+    /// `v0=` + 64 lowercase hex digits.
+    pub signature: String,
+}
+
+/// Checks everything about a request that does not need its body.
+pub fn check_headers(
     timestamp: Option<&str>,
     signature: Option<&str>,
-    body: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), SignatureError> {
+) -> Result<SignedHeaders, SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::MissingHeaders);
     };
+    let timestamp = timestamp.trim();
     let ts: i64 = timestamp
-        .trim()
         .parse()
         .map_err(|_| SignatureError::MalformedTimestamp)?;
-    if (now.timestamp() - ts).abs() > MAX_SKEW_SECONDS {
+    // abs_diff: no overflow whatever the header says (i64::MIN included).
+    if now.timestamp().abs_diff(ts) > MAX_SKEW_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let hex_part = signature
@@ -63,13 +74,41 @@ pub fn verify(
     if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SignatureError::MalformedSignature);
     }
-    let expected = compute_signature(secret, timestamp.trim(), body);
-    let given = format!("v0={}", hex_part.to_ascii_lowercase());
-    if expected.as_bytes().ct_eq(given.as_bytes()).into() {
+    Ok(SignedHeaders {
+        timestamp: timestamp.to_string(),
+        unix_seconds: ts,
+        signature: format!("v0={}", hex_part.to_ascii_lowercase()),
+    })
+}
+
+/// Checks the raw body against headers that passed [`check_headers`].
+pub fn verify_body(
+    secret: &[u8],
+    headers: &SignedHeaders,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let expected = compute_signature(secret, &headers.timestamp, body);
+    if expected
+        .as_bytes()
+        .ct_eq(headers.signature.as_bytes())
+        .into()
+    {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// Checks a request's headers and raw body against the signing secret at the instant `now`.
+pub fn verify(
+    secret: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    let headers = check_headers(timestamp, signature, now)?;
+    verify_body(secret, &headers, body)
 }
 
 #[cfg(test)]
@@ -129,6 +168,23 @@ mod tests {
         assert_eq!(
             verify(b"other", Some("1000000"), Some(&sig), b"{}", now),
             Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        let now = at(1_000_000);
+        for ts in ["-9223372036854775808", "9223372036854775807"] {
+            let sig = compute_signature(SECRET, ts, b"{}");
+            assert_eq!(
+                verify(SECRET, Some(ts), Some(&sig), b"{}", now),
+                Err(SignatureError::Stale),
+                "{ts}"
+            );
+        }
+        assert_eq!(
+            check_headers(Some("1"), Some("v0=00"), DateTime::<Utc>::MIN_UTC),
+            Err(SignatureError::Stale)
         );
     }
 }

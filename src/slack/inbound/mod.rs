@@ -1,8 +1,9 @@
 //! Slack inbound: `POST /slack/events`, `/slack/interactions`, `/slack/commands`.
 //!
-//! Order of work on every request: size limit (tower), signature on the raw body
-//! ([`verified::VerifiedSlackRequest`]), parse into typed payloads ([`payloads`]), then hand
-//! over to the product logic in `crate::pulse`. Slack wants an answer within 3 seconds, so
+//! Order of work on every request: size limit (tower), signature headers, then the signature
+//! on the raw body ([`verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a signed
+//! request is acted on once), parse into typed payloads ([`payloads`]), then hand over to the
+//! product logic in `crate::pulse`. Slack wants an answer within 3 seconds, so
 //! anything slow goes to the outbox instead of being done inline.
 
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod payloads;
 pub mod verified;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -27,8 +29,45 @@ pub fn router() -> Router<AppState> {
         .route("/slack/commands", post(slash_commands))
 }
 
+/// Acts on a signed request once. The signature (an HMAC over timestamp and body) is claimed
+/// in the database, shared by every replica; a second arrival of the same signed request
+/// within Slack's window is a replay (a captured click or command sent again): it gets a 200
+/// and does nothing. When the work fails on our side (5xx) the claim is released, so that a
+/// retry of the same request is handled.
+async fn once<F>(state: &AppState, req: &VerifiedSlackRequest, work: F) -> ApiResult<Response>
+where
+    F: std::future::Future<Output = ApiResult<Response>>,
+{
+    let now = state.clock.now();
+    let signed_at = chrono::DateTime::from_timestamp(req.timestamp_seconds, 0).unwrap_or(now);
+    if !state
+        .store
+        .claim_signature(&req.signature, signed_at, now)
+        .await?
+    {
+        metrics::counter!("slack_replays_ignored_total").increment(1);
+        tracing::warn!("a signed request arrived a second time (a replay); acknowledged, ignored");
+        return Ok(StatusCode::OK.into_response());
+    }
+    let result = work.await;
+    let failed = match &result {
+        Ok(response) => response.status().is_server_error(),
+        Err(e) => e.status().is_server_error(),
+    };
+    if failed {
+        if let Err(e) = state.store.forget_signature(&req.signature).await {
+            tracing::warn!(error = %e, "could not release the signature of a failed request");
+        }
+    }
+    result
+}
+
 #[tracing::instrument(skip_all, fields(retry = req.retry_num))]
 async fn events(State(state): State<AppState>, req: VerifiedSlackRequest) -> ApiResult<Response> {
+    once(&state, &req, handle_event(&state, &req)).await
+}
+
+async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let envelope: EventEnvelope = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack event envelope: {e}")))?;
     match envelope {
@@ -42,15 +81,21 @@ async fn events(State(state): State<AppState>, req: VerifiedSlackRequest) -> Api
             ..
         } => {
             let now = state.clock.now();
-            let fresh = state
-                .store
+            // The event id and the event's effects commit together: a failure rolls back
+            // both, so Slack's retry is handled instead of dropped as a duplicate.
+            let mut tx = state.store.begin().await?;
+            let fresh = tx
                 .record_event_once(&event_id, event.type_name(), team_id.as_deref(), now)
                 .await?;
             if !fresh {
                 tracing::debug!(%event_id, "duplicate event delivery ignored");
                 return Ok(().into_response());
             }
-            crate::pulse::events::handle(&state, team_id.as_deref(), event).await?;
+            if let (Some(team), false) = (team_id.as_deref(), state.settings.slack.sandbox) {
+                tx.record_workspace(team, "event", now).await?;
+            }
+            crate::pulse::events::handle(state, &mut tx, team_id.as_deref(), event).await?;
+            tx.commit().await?;
             Ok(().into_response())
         }
         EventEnvelope::AppRateLimited {
@@ -81,11 +126,15 @@ async fn interactions(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
+    once(&state, &req, handle_interaction(&state, &req)).await
+}
+
+async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let form: InteractionForm = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
-    crate::pulse::interactions::handle(&state, interaction).await
+    crate::pulse::interactions::handle(state, interaction).await
 }
 
 #[tracing::instrument(skip_all)]
@@ -93,8 +142,12 @@ async fn slash_commands(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
+    once(&state, &req, handle_command(&state, &req)).await
+}
+
+async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let command: SlashCommand = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a slash command form: {e}")))?;
-    let reply = crate::pulse::commands::handle(&state, command).await?;
+    let reply = crate::pulse::commands::handle(state, command).await?;
     Ok(Json(reply).into_response())
 }
