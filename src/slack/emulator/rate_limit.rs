@@ -70,7 +70,10 @@ pub fn tier_of(method: &str) -> Tier {
     match method {
         "chat.postMessage" => Tier::PostMessage,
         "users.list" | "usergroups.users.list" => Tier::T2,
-        "chat.update" | "conversations.open" => Tier::T3,
+        "chat.update"
+        | "conversations.open"
+        | "conversations.history"
+        | "conversations.replies" => Tier::T3,
         "apps.connections.open" => Tier::T1,
         _ => Tier::T4,
     }
