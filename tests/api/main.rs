@@ -3,6 +3,7 @@
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
 mod cli;
+mod delivery;
 mod emulator;
 mod emulator_limits;
 mod events;
