@@ -11,9 +11,14 @@ use std::sync::Mutex;
 pub fn method_limit_per_minute(method: &str) -> f64 {
     match method {
         // Tier 2
-        "users.list" | "conversations.list" => 20.0,
-        // Tier 3
-        "chat.update" | "chat.delete" | "conversations.open" | "usergroups.users.list" => 50.0,
+        "users.list" | "conversations.list" | "usergroups.users.list" => 20.0,
+        // Tier 3 (conversations.history/replies: the look-up of a post with an unknown
+        // outcome; Slack may hold non-Marketplace apps to far less, and answers 429 then)
+        "chat.update"
+        | "chat.delete"
+        | "conversations.open"
+        | "conversations.history"
+        | "conversations.replies" => 50.0,
         // Tier 4
         "users.info"
         | "chat.postEphemeral"
@@ -244,6 +249,16 @@ mod tests {
             }
         }
         assert!((60..=61).contains(&sent), "sent {sent}");
+    }
+
+    #[test]
+    fn tiers_agree_with_slack() {
+        assert_eq!(method_limit_per_minute("usergroups.users.list"), 20.0);
+        assert_eq!(method_limit_per_minute("users.list"), 20.0);
+        assert_eq!(method_limit_per_minute("conversations.history"), 50.0);
+        assert_eq!(method_limit_per_minute("conversations.replies"), 50.0);
+        assert_eq!(method_limit_per_minute("users.info"), 100.0);
+        assert_eq!(method_limit_per_minute("views.open"), 100.0);
     }
 
     #[test]
