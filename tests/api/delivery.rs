@@ -604,3 +604,35 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
         n as i64
     );
 }
+
+#[tokio::test]
+async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
+    // Without history access (a missing scope) the DM is still delivered rather than lost;
+    // the metric tells the operator that this post could not be verified.
+    let app = spawn_app().await;
+    share_clock(&app);
+    app.add_user("U0NOSCOP", BERLIN);
+    app.emulator.inject(
+        Fault::on("chat.postMessage", FaultKind::DropConnection)
+            .for_target("U0NOSCOP")
+            .times(1),
+    );
+    app.emulator.inject(Fault::on(
+        "conversations.history",
+        FaultKind::Error("missing_scope".into()),
+    ));
+    app.store
+        .enqueue(&dm("k-noscope", "U0NOSCOP", "hello"), app.now())
+        .await
+        .unwrap();
+    assert_eq!(app.step().await.retried, 1);
+    app.advance(Duration::seconds(5));
+    let out = app.step().await;
+    assert_eq!((out.sent, out.adopted, out.failed), (1, 0, 0), "{out:?}");
+    assert_eq!(posts_to(&app, "U0NOSCOP"), 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("outbox_outcome_unknown_total{resolution=\"unverified\"}"),
+        "{metrics}"
+    );
+}

@@ -207,6 +207,13 @@ impl OutboxWorker {
                     outcome.deferred += 1;
                     return Ok(());
                 }
+                Lookup::Failed(err) if err.class() == ErrorClass::Permanent => {
+                    // History cannot be read (a missing scope, say): rather than never
+                    // delivering, post, and count it so the operator sees it.
+                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "unverified")
+                        .increment(1);
+                    tracing::warn!(method = %row.method, error = %err, "post with an unknown outcome could not be looked up; posting");
+                }
                 Lookup::Failed(err) => {
                     // The earlier outcome stays unknown: the mark is kept whatever happens.
                     return self.on_error(l, err, false, now, outcome).await;
