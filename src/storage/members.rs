@@ -162,7 +162,8 @@ pub enum MemberControl {
 
 impl StoreTx {
     /// Applies a control to every membership of `slack_user_id` that is not deactivated;
-    /// returns how many memberships changed. Opting out also cancels pulses not yet sent.
+    /// returns how many memberships changed. Opting out also cancels pulses not yet sent:
+    /// planned ones, and DMs already queued in the outbox (same transaction).
     pub async fn apply_member_control(
         &mut self,
         slack_user_id: &str,
@@ -211,8 +212,45 @@ impl StoreTx {
                     .await?
                     .rows_affected()
                 });
+                self.cancel_queued_dms(*member_id, now).await?;
             }
         }
         Ok(programs.len() as u64)
+    }
+
+    /// Cancels the member's DMs still waiting in the outbox (pulses and reminders a worker
+    /// has not started on); a pulse's delivery becomes `skipped`, reason "opted out". Rows
+    /// already in flight are left to finish: their call may have reached Slack.
+    async fn cancel_queued_dms(&mut self, member_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        let at = to_ms(now);
+        let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE outbox SET status = 'cancelled', last_error = 'cancelled: member opted out',
+                    lease_until = NULL, leased_by = NULL
+                 WHERE status = 'pending' AND method = 'chat.postMessage'
+                   AND delivery_id IN (SELECT id FROM deliveries WHERE member_id = $1)
+                 RETURNING subject_kind, subject_id",
+            )
+            .bind(member_id)
+            .fetch_all(c)
+            .await?
+        });
+        for (kind, subject_id) in cancelled {
+            let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) else {
+                continue;
+            };
+            on_tx!(self, |c| {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
+                     WHERE id = $2 AND state = 'queued'",
+                )
+                .bind(at)
+                .bind(delivery_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+        }
+        Ok(())
     }
 }

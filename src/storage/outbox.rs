@@ -4,6 +4,12 @@
 //! `FOR UPDATE SKIP LOCKED`; SQLite runs one `UPDATE … WHERE id IN (SELECT … LIMIT n)
 //! RETURNING` statement, which is atomic because SQLite has one writer at a time. A row whose
 //! lease expired (its process died mid-send) is claimed again.
+//!
+//! A lease protects the call, not only the claim: each claim writes a token of its own into
+//! `leased_by`, and right before each Slack call the worker extends the lease with a
+//! conditional update that succeeds only while that token still holds the row
+//! ([`Store::begin_outbox_attempt`]). The same update sets `attempt_started_at`; the write that
+//! records the outcome clears it. A row claimed with the mark still set had an unknown outcome.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -78,6 +84,8 @@ pub enum OutboxStatus {
     InFlight,
     Sent,
     Failed,
+    /// Must no longer go out (the reason is in `last_error`).
+    Cancelled,
 }
 
 impl OutboxStatus {
@@ -87,6 +95,7 @@ impl OutboxStatus {
             "in_flight" => Self::InFlight,
             "sent" => Self::Sent,
             "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
             other => return Err(StoreError::Corrupt(format!("outbox status {other}"))),
         })
     }
@@ -109,6 +118,16 @@ pub struct OutboxRow {
     pub result: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Set while a call is (or was, if never cleared) under way: the outcome is unknown.
+    pub attempt_started_at: Option<DateTime<Utc>>,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    /// A previous call may have reached Slack without its outcome being recorded.
+    pub fn outcome_unknown(&self) -> bool {
+        self.attempt_started_at.is_some()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -127,10 +146,13 @@ struct Row {
     result: Option<String>,
     created_at: i64,
     sent_at: Option<i64>,
+    attempt_started_at: Option<i64>,
+    first_attempt_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, dedupe_key, method, payload, channel_key, message_key, target_key, \
-    status, attempts, next_attempt_at, last_error, result, created_at, sent_at";
+    status, attempts, next_attempt_at, last_error, result, created_at, sent_at, \
+    attempt_started_at, first_attempt_at";
 
 impl TryFrom<Row> for OutboxRow {
     type Error = StoreError;
@@ -151,6 +173,8 @@ impl TryFrom<Row> for OutboxRow {
             result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
             created_at: from_ms(r.created_at),
             sent_at: r.sent_at.map(from_ms),
+            attempt_started_at: r.attempt_started_at.map(from_ms),
+            first_attempt_at: r.first_attempt_at.map(from_ms),
         })
     }
 }
@@ -211,10 +235,11 @@ impl Store {
         Ok(added)
     }
 
-    /// Leases up to `limit` due rows to `worker` until `now + lease`.
+    /// Leases up to `limit` due rows to the claim `token` until `now + lease`. Each claim should
+    /// use a token of its own (see [`Store::begin_outbox_attempt`]).
     pub async fn claim_outbox(
         &self,
-        worker: &str,
+        token: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
@@ -243,7 +268,7 @@ impl Store {
                 .bind(now_ms)
                 .bind(limit)
                 .bind(until)
-                .bind(worker)
+                .bind(token)
                 .fetch_all(p)
                 .await?
             }
@@ -261,7 +286,7 @@ impl Store {
                 .bind(now_ms)
                 .bind(limit)
                 .bind(until)
-                .bind(worker)
+                .bind(token)
                 .fetch_all(p)
                 .await?
             }
@@ -271,12 +296,66 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Marks a leased row sent, remembers where its message landed, and applies its subject.
-    /// Returns `false` when the lease was lost (another worker owns the row now).
+    /// Right before a Slack call that may change something: extends the lease to
+    /// `now + lease` and marks the attempt as started, only while `token` still holds the row.
+    /// `false` means the lease was lost (it expired and another worker claimed the row, or
+    /// the row was cancelled): the caller must not make the call.
+    pub async fn begin_outbox_attempt(
+        &self,
+        id: i64,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE outbox SET lease_until = $1, attempt_started_at = $2,
+                    first_attempt_at = COALESCE(first_attempt_at, $2)
+                 WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'",
+            )
+            .bind(to_ms(now + lease))
+            .bind(to_ms(now))
+            .bind(id)
+            .bind(token)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Extends the lease to `now + lease` while `token` still holds the row (before a
+    /// read-only call, or while retrying a completion write); `false` when it was lost.
+    pub async fn hold_outbox(
+        &self,
+        id: i64,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE outbox SET lease_until = $1
+                 WHERE id = $2 AND leased_by = $3 AND status = 'in_flight'",
+            )
+            .bind(to_ms(now + lease))
+            .bind(id)
+            .bind(token)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Marks a row sent, remembers where its message landed, clears the attempt mark and
+    /// applies its subject. Slack accepted the call, so this does not require the lease: a row
+    /// taken over by another worker meanwhile is still recorded as what it is (sent), and that
+    /// worker's next conditional update fails instead of posting again. Returns `false` when
+    /// the row was already recorded (for instance by the worker that took it over).
     pub async fn complete_outbox(
         &self,
         id: i64,
-        worker: &str,
         now: DateTime<Utc>,
         result: &serde_json::Value,
         location: Option<(&str, &str)>,
@@ -286,14 +365,13 @@ impl Store {
         let subject: Option<(Option<String>, Option<String>, Option<i64>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL,
-                    last_error = NULL
-                 WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'
+                    last_error = NULL, attempt_started_at = NULL
+                 WHERE id = $3 AND status IN ('in_flight', 'pending')
                  RETURNING message_key, subject_kind, subject_id",
             )
             .bind(to_ms(now))
             .bind(&result_text)
             .bind(id)
-            .bind(worker)
             .fetch_optional(c)
             .await?
         });
@@ -341,7 +419,7 @@ impl Store {
     pub async fn fail_outbox(
         &self,
         id: i64,
-        worker: &str,
+        token: &str,
         now: DateTime<Utc>,
         reason: &str,
         attempted: bool,
@@ -350,7 +428,8 @@ impl Store {
         let subject: Option<(Option<String>, Option<i64>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
-                    attempts = attempts + $2, sent_at = NULL, next_attempt_at = $3
+                    attempts = attempts + $2, sent_at = NULL, next_attempt_at = $3,
+                    attempt_started_at = NULL
                  WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'
                  RETURNING subject_kind, subject_id",
             )
@@ -358,7 +437,7 @@ impl Store {
             .bind(i64::from(attempted))
             .bind(to_ms(now))
             .bind(id)
-            .bind(worker)
+            .bind(token)
             .fetch_optional(c)
             .await?
         });
@@ -385,26 +464,32 @@ impl Store {
 
     /// Puts a leased row back to pending until `next_attempt_at`. `attempted` counts the try
     /// (a 5xx or timeout does; a 429 or waiting for another message does not).
+    /// `known_not_sent` clears the attempt mark: Slack answered, so this call did not post.
+    /// Leave it `false` when the outcome is unknown (timeout, dropped connection) or when no
+    /// call was made (the mark of an earlier unknown attempt must survive).
     pub async fn retry_outbox(
         &self,
         id: i64,
-        worker: &str,
+        token: &str,
         next_attempt_at: DateTime<Utc>,
         error: Option<&str>,
         attempted: bool,
+        known_not_sent: bool,
     ) -> StoreResult<bool> {
         let n = on_pool!(self, |p| {
             sqlx::query(
                 "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
                     next_attempt_at = $1, attempts = attempts + $2,
-                    last_error = COALESCE($3, last_error)
+                    last_error = COALESCE($3, last_error),
+                    attempt_started_at = CASE WHEN $6 THEN NULL ELSE attempt_started_at END
                  WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
             )
             .bind(to_ms(next_attempt_at))
             .bind(i64::from(attempted))
             .bind(error)
             .bind(id)
-            .bind(worker)
+            .bind(token)
+            .bind(known_not_sent)
             .execute(p)
             .await?
             .rows_affected()
@@ -422,11 +507,12 @@ impl Store {
         }))
     }
 
-    /// True when the row that would post `key` failed for good (so followers can never run).
+    /// True when the row that would post `key` failed for good or was cancelled (so followers
+    /// can never run).
     pub async fn message_post_failed(&self, key: &str) -> StoreResult<bool> {
         let n: i64 = on_pool!(self, |p| {
             sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE message_key = $1 AND status = 'failed'",
+                "SELECT COUNT(*) FROM outbox WHERE message_key = $1 AND status IN ('failed', 'cancelled')",
             )
             .bind(key)
             .fetch_one(p)

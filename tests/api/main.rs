@@ -4,6 +4,7 @@
 
 mod cli;
 mod config_sync;
+mod delivery;
 mod emulator_limits;
 mod events;
 mod helpers;

@@ -1,5 +1,6 @@
 //! Injected failures: the emulator can answer a matching call with an HTTP error, a Slack
-//! error code, a 429, a delay, or by dropping the TCP connection without any response, so the
+//! error code, a 429, a delay, or by dropping the TCP connection without any response (before
+//! or after carrying the call out), so the
 //! bot's retry and backoff paths can be tested against the real transport.
 
 use std::time::Duration;
@@ -16,7 +17,11 @@ pub enum FaultKind {
     /// Wait this long, then answer normally (limits and the method still apply).
     Delay(Duration),
     /// Close the connection without writing a response: the client sees a connection error.
+    /// The call is not carried out.
     DropConnection,
+    /// Carry the call out (a post is stored and visible in the conversation), then close the
+    /// connection without answering: the client cannot tell whether it worked.
+    PostThenDrop,
 }
 
 /// A fault rule. `method` and `target` narrow it down; `None` matches anything.

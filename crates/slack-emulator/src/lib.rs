@@ -41,6 +41,7 @@ pub use model::{
 pub use peer::{install_crypto_provider, PeerClock, SignOptions, SlackPeer};
 pub use rate_limit::RateLimits;
 
+use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -137,6 +138,13 @@ impl Emulator {
 
     pub fn config(&self) -> EmulatorConfig {
         self.shared.config()
+    }
+
+    /// Message timestamps and call times follow `clock` instead of the system clock, so a
+    /// bot on a manual clock and the emulator agree on when things happened (as the bot and
+    /// Slack do in production).
+    pub fn set_clock(&self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) {
+        self.world().clock = Some(Arc::new(clock));
     }
 
     // --- the workspace ---

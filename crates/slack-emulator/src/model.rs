@@ -119,6 +119,9 @@ pub struct EmulatedMessage {
     pub ephemeral_for: Option<String>,
     /// Files shared with this message (files.completeUploadExternal).
     pub files: Vec<String>,
+    /// Message metadata (`event_type` + `event_payload`), invisible to people; returned by
+    /// conversations.history/replies with `include_all_metadata`.
+    pub metadata: Option<Value>,
 }
 
 /// A modal or Home tab the bot opened or published.

@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +90,8 @@ pub(crate) async fn response_url(
         };
     }
     let in_channel = payload.get("response_type").and_then(Value::as_str) == Some("in_channel");
-    let ts = w.next_ts(Utc::now());
+    let now = w.now();
+    let ts = w.next_ts(now);
     let user = w.config.bot_user_id.clone();
     w.messages.push(EmulatedMessage {
         channel: target.channel.clone(),
@@ -106,6 +106,7 @@ pub(crate) async fn response_url(
         edits: 0,
         ephemeral_for: (!in_channel).then(|| target.user.clone()),
         files: Vec::new(),
+        metadata: None,
     });
     reply(StatusCode::OK, json!({ "ok": true }))
 }

@@ -8,7 +8,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Extension, Router};
-use chrono::Utc;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -156,8 +155,10 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let arrived = Utc::now();
-    let seq = shared.world().arrive();
+    let (arrived, seq) = {
+        let mut w = shared.world();
+        (w.now(), w.arrive())
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -260,8 +261,9 @@ async fn pipeline(
         }
         Some(FaultKind::DropConnection) => return Outcome::Drop,
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(FaultKind::PostThenDrop) | None => {}
     }
+    let drop_after = fault == Some(FaultKind::PostThenDrop);
 
     let mut w = shared.world();
     let now = Instant::now();
@@ -279,11 +281,12 @@ async fn pipeline(
             return Outcome::rate_limited(retry_after_secs(wait));
         }
     }
+    let at = w.now();
     let mut call = Call {
         w: &mut w,
         p: params,
         install,
-        now: Utc::now(),
+        now: at,
         instant: now,
     };
     let body = match spec.run(&mut call) {
@@ -301,6 +304,9 @@ async fn pipeline(
             body
         }
     };
+    if drop_after {
+        return Outcome::Drop;
+    }
     Outcome::Answer {
         status: StatusCode::OK,
         body,

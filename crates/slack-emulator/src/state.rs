@@ -85,7 +85,12 @@ pub(crate) struct World {
     last_ts_micros: i64,
     /// The bot the sandbox page sends interactions to: (base URL, signing secret).
     pub sandbox_bot: Option<(String, String)>,
+    /// Where message timestamps and call times come from; the system clock when `None`.
+    pub clock: Option<WorldClock>,
 }
+
+/// A clock the emulator can follow instead of the system's (a test's manual clock).
+pub type WorldClock = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 impl World {
     pub fn new(config: EmulatorConfig, addr: SocketAddr) -> Self {
@@ -124,7 +129,13 @@ impl World {
             counter: 0,
             last_ts_micros: 0,
             sandbox_bot: None,
+            clock: None,
         }
+    }
+
+    /// The emulated workspace's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.as_ref().map_or_else(Utc::now, |clock| clock())
     }
 
     /// A fresh Slack-looking id such as `V0000000001` (unique within this emulator).

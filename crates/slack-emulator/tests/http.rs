@@ -774,3 +774,230 @@ async fn shutdown_stops_serving() {
         .await;
     assert!(result.is_err());
 }
+
+#[tokio::test]
+async fn message_metadata_is_stored_and_returned_by_history_only_when_asked() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0HIST01", "Europe/Berlin"));
+    let metadata = json!({ "event_type": "pulseloop_delivery", "event_payload": { "key": "k1" } });
+    let (_, _, first) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U0HIST01", "text": "one", "metadata": metadata }),
+    )
+    .await;
+    assert_eq!(first["ok"], true, "{first}");
+    let (_, _, second) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U0HIST01", "text": "two" }),
+    )
+    .await;
+    let dm = first["channel"].as_str().unwrap().to_string();
+    assert_eq!(
+        emu.dm_messages("U0HIST01")[0].metadata,
+        Some(metadata.clone())
+    );
+
+    let (_, _, plain) = call(&emu, "conversations.history", json!({ "channel": dm })).await;
+    assert_eq!(plain["ok"], true, "{plain}");
+    let messages = plain["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["ts"], second["ts"], "newest first");
+    assert!(messages[1].get("metadata").is_none(), "only when asked");
+    assert_eq!(plain["has_more"], false);
+
+    let (_, _, with) = call(
+        &emu,
+        "conversations.history",
+        json!({ "channel": dm, "include_all_metadata": true }),
+    )
+    .await;
+    assert_eq!(with["messages"][1]["metadata"], metadata);
+    assert!(with["messages"][0].get("metadata").is_none());
+
+    // `oldest` bounds the range (exclusive unless `inclusive`).
+    let (_, _, newer) = call(
+        &emu,
+        "conversations.history",
+        json!({ "channel": dm, "oldest": first["ts"] }),
+    )
+    .await;
+    assert_eq!(newer["messages"].as_array().unwrap().len(), 1);
+    let (_, _, both) = call(
+        &emu,
+        "conversations.history",
+        json!({ "channel": dm, "oldest": first["ts"], "inclusive": true }),
+    )
+    .await;
+    assert_eq!(both["messages"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn history_pages_with_a_cursor_and_errors_like_slack() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0HIST02", "Europe/Berlin"));
+    emu.add_channel("C0OUTSIDE", "outside", false);
+    for i in 0..3 {
+        call(
+            &emu,
+            "chat.postMessage",
+            json!({ "channel": "U0HIST02", "text": format!("m{i}") }),
+        )
+        .await;
+    }
+    let dm = emu.dm_channel_for("U0HIST02");
+    let (_, _, page1) = call(
+        &emu,
+        "conversations.history",
+        json!({ "channel": dm, "limit": 2 }),
+    )
+    .await;
+    assert_eq!(page1["has_more"], true);
+    let texts = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&page1), ["m2", "m1"]);
+    let cursor = page1["response_metadata"]["next_cursor"].as_str().unwrap();
+    assert!(!cursor.is_empty());
+    let (_, _, page2) = call(
+        &emu,
+        "conversations.history",
+        json!({ "channel": dm, "limit": 2, "cursor": cursor }),
+    )
+    .await;
+    assert_eq!(texts(&page2), ["m0"]);
+    assert_eq!(page2["has_more"], false);
+
+    for (args, error) in [
+        (json!({ "channel": "U0HIST02" }), "channel_not_found"),
+        (json!({ "channel": "C0OUTSIDE" }), "not_in_channel"),
+        (
+            json!({ "channel": dm, "oldest": "yesterday" }),
+            "invalid_ts_oldest",
+        ),
+        (
+            json!({ "channel": dm, "latest": "x.1" }),
+            "invalid_ts_latest",
+        ),
+    ] {
+        let (status, _, body) = call(&emu, "conversations.history", args.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({ "ok": false, "error": error }), "{args}");
+    }
+}
+
+#[tokio::test]
+async fn replies_list_a_thread_with_metadata_and_history_leaves_replies_out() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0HIST03", "Europe/Berlin"));
+    let (_, _, parent) = call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": "U0HIST03", "text": "parent" }),
+    )
+    .await;
+    let dm = parent["channel"].as_str().unwrap();
+    let metadata = json!({ "event_type": "pulseloop_delivery", "event_payload": { "key": "r" } });
+    call(
+        &emu,
+        "chat.postMessage",
+        json!({ "channel": dm, "thread_ts": parent["ts"], "text": "reply", "metadata": metadata }),
+    )
+    .await;
+    let (_, _, history) = call(&emu, "conversations.history", json!({ "channel": dm })).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+    let (_, _, thread) = call(
+        &emu,
+        "conversations.replies",
+        json!({ "channel": dm, "ts": parent["ts"], "include_all_metadata": true }),
+    )
+    .await;
+    let messages = thread["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert!(messages
+        .iter()
+        .any(|m| m["text"] == "reply" && m["metadata"] == metadata));
+    let (_, _, missing) = call(
+        &emu,
+        "conversations.replies",
+        json!({ "channel": dm, "ts": "1.000001" }),
+    )
+    .await;
+    assert_eq!(missing["error"], "thread_not_found");
+}
+
+#[tokio::test]
+async fn metadata_of_the_wrong_shape_is_refused_like_slack() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0META02", "Europe/Berlin"));
+    for (metadata, error) in [
+        (json!("not json"), "invalid_metadata_format"),
+        (json!([1, 2]), "invalid_metadata_format"),
+        (json!({ "event_payload": {} }), "invalid_metadata_schema"),
+        (
+            json!({ "event_type": 7, "event_payload": {} }),
+            "invalid_metadata_schema",
+        ),
+        (
+            json!({ "event_type": "x", "event_payload": "key" }),
+            "invalid_metadata_schema",
+        ),
+    ] {
+        let (status, _, body) = call(
+            &emu,
+            "chat.postMessage",
+            json!({ "channel": "U0META02", "text": "hi", "metadata": metadata }),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["ok"], false);
+        assert_eq!(body["error"], error, "{metadata}");
+    }
+    assert!(emu.dm_messages("U0META02").is_empty());
+}
+
+#[tokio::test]
+async fn post_then_drop_stores_the_message_and_answers_nothing() {
+    let emu = start().await;
+    emu.add_user(EmulatedUser::new("U0PTD001", "Europe/Berlin"));
+    emu.inject(Fault::on("chat.postMessage", FaultKind::PostThenDrop).times(1));
+    let sent = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", emu.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "channel": "U0PTD001", "text": "hi" }))
+        .send()
+        .await;
+    assert!(sent.is_err(), "no answer: {sent:?}");
+    assert_eq!(
+        emu.dm_messages("U0PTD001").len(),
+        1,
+        "but the post happened"
+    );
+    assert_eq!(emu.calls_to("chat.postMessage")[0].http_status, 0);
+}
+
+#[tokio::test]
+async fn conversations_history_is_tier_3() {
+    let emu = start_with(RateLimits {
+        tier3_per_minute: 2,
+        ..RateLimits::default()
+    })
+    .await;
+    emu.add_user(EmulatedUser::new("U0TIER03", "Europe/Berlin"));
+    let dm = emu.dm_channel_for("U0TIER03");
+    for _ in 0..2 {
+        let (status, _, _) = call(&emu, "conversations.history", json!({ "channel": dm })).await;
+        assert_eq!(status, 200);
+    }
+    let (status, retry_after, body) =
+        call(&emu, "conversations.history", json!({ "channel": dm })).await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+    assert_eq!(body["error"], "ratelimited");
+}

@@ -47,6 +47,7 @@ pub const METHOD_TIERS: &[(&str, Tier)] = &[
     ("conversations.info", Tier::T3),
     ("conversations.list", Tier::T2),
     ("conversations.open", Tier::T3),
+    ("conversations.replies", Tier::T3),
     ("files.completeUploadExternal", Tier::T4),
     ("files.getUploadURLExternal", Tier::T4),
     ("oauth.v2.access", Tier::T4),

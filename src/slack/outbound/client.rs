@@ -69,7 +69,10 @@ pub enum SlackError {
     /// A 5xx or other non-200 status.
     #[error("slack answered HTTP {0}")]
     Http(u16),
-    /// Timeout, refused or dropped connection.
+    /// The connection could not be made: the request never left, nothing happened at Slack.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// Timeout or a connection dropped after the request was sent: Slack may have acted on it.
     #[error("transport error: {0}")]
     Transport(String),
     /// A 200 whose body is not Slack's envelope.
@@ -89,9 +92,10 @@ impl SlackError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SlackError::RateLimited { .. } => ErrorClass::RateLimited,
-            SlackError::Http(_) | SlackError::Transport(_) | SlackError::Decode(_) => {
-                ErrorClass::Transient
-            }
+            SlackError::Http(_)
+            | SlackError::Connect(_)
+            | SlackError::Transport(_)
+            | SlackError::Decode(_) => ErrorClass::Transient,
             SlackError::Api { code, .. } if TRANSIENT.contains(&code.as_str()) => {
                 ErrorClass::Transient
             }
@@ -104,12 +108,31 @@ impl SlackError {
         }
     }
 
+    /// Whether Slack may have carried out the call although it did not say so: a timeout, a
+    /// connection dropped after sending, an unreadable answer, a 5xx, or Slack's own
+    /// `internal_error`/`fatal_error`/`request_timeout` ("some aspect of the operation may have
+    /// succeeded"). A post with such an outcome is looked up before it is sent again.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            SlackError::Transport(_) | SlackError::Decode(_) => true,
+            SlackError::Http(status) => *status >= 500,
+            SlackError::Api { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "internal_error" | "fatal_error" | "request_timeout"
+                )
+            }
+            SlackError::Connect(_) | SlackError::RateLimited { .. } => false,
+        }
+    }
+
     /// The Slack error code, or a short label for non-API failures (metrics, stored reasons).
     pub fn code(&self) -> String {
         match self {
             SlackError::Api { code, .. } => code.clone(),
             SlackError::RateLimited { .. } => "ratelimited".into(),
             SlackError::Http(s) => format!("http_{s}"),
+            SlackError::Connect(_) => "connect".into(),
             SlackError::Transport(_) => "transport".into(),
             SlackError::Decode(_) => "decode".into(),
         }
@@ -130,6 +153,7 @@ pub struct SlackClient {
     http: reqwest::Client,
     base_url: String,
     token: SecretString,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for SlackClient {
@@ -187,11 +211,17 @@ impl SlackClient {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             token,
+            timeout,
         })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// How long one call may take before it is abandoned (its outcome is then unknown).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Calls `method` with `args`; `Ok` carries the whole `ok: true` body.
@@ -227,10 +257,7 @@ impl SlackClient {
         } else {
             request.json(args)
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SlackError::Transport(transport_reason(e)))?;
+        let response = request.send().await.map_err(send_error)?;
         let status = response.status().as_u16();
         if status == 429 {
             let retry_after = response
@@ -353,7 +380,7 @@ impl SlackClient {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| SlackError::Transport(transport_reason(e)))?;
+            .map_err(send_error)?;
         if !response.status().is_success() {
             return Err(SlackError::Http(response.status().as_u16()));
         }
@@ -382,6 +409,25 @@ impl SlackClient {
         }
         self.call_inner("oauth.v2.access", &args, false).await
     }
+}
+
+/// The `event_type` of the message metadata every post from the outbox carries.
+pub const DELIVERY_EVENT_TYPE: &str = "pulseloop_delivery";
+
+/// Message metadata naming the outbox row that posted a message, so a post whose outcome is
+/// unknown can be found in the conversation instead of being sent twice. Only the key: no
+/// answer content.
+pub fn delivery_metadata(key: &str) -> Value {
+    json!({ "event_type": DELIVERY_EVENT_TYPE, "event_payload": { "key": key } })
+}
+
+/// The outbox key in a message's metadata, if it carries ours.
+pub fn delivery_key_of(message: &Value) -> Option<&str> {
+    let metadata = message.get("metadata")?;
+    if metadata.get("event_type")?.as_str()? != DELIVERY_EVENT_TYPE {
+        return None;
+    }
+    metadata.pointer("/event_payload/key")?.as_str()
 }
 
 /// Extracts `channel` and `ts` from a chat.postMessage answer.
@@ -415,6 +461,15 @@ fn form_fields(args: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A failed send: `Connect` when the request never left, else `Transport` (outcome unknown).
+fn send_error(e: reqwest::Error) -> SlackError {
+    if e.is_connect() {
+        SlackError::Connect(transport_reason(e))
+    } else {
+        SlackError::Transport(transport_reason(e))
+    }
 }
 
 fn transport_reason(e: reqwest::Error) -> String {

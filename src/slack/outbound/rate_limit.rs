@@ -235,6 +235,16 @@ mod tests {
     }
 
     #[test]
+    fn tiers_agree_with_slack() {
+        assert_eq!(method_limit_per_minute("usergroups.users.list"), 20.0);
+        assert_eq!(method_limit_per_minute("users.list"), 20.0);
+        assert_eq!(method_limit_per_minute("conversations.history"), 50.0);
+        assert_eq!(method_limit_per_minute("conversations.replies"), 50.0);
+        assert_eq!(method_limit_per_minute("users.info"), 100.0);
+        assert_eq!(method_limit_per_minute("views.open"), 100.0);
+    }
+
+    #[test]
     fn a_429_pauses_the_method() {
         let l = limiter();
         let now = t0();

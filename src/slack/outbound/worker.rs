@@ -3,13 +3,23 @@
 //! `run_once` is one step (claim a batch, process it) so tests drain the queue step by step;
 //! `run` loops it until shutdown. On shutdown a worker stops claiming, finishes the request in
 //! flight and hands the rest of its batch back as pending.
+//!
+//! Never twice: a claim is only a reservation. Right before each call the worker extends its
+//! lease with a conditional update (`begin_outbox_attempt`) and skips the row if another
+//! worker holds it now; that update also marks the attempt as started. Once Slack accepted a
+//! call, the completion write is retried with back-off and never answered by posting again.
+//! A post found with its attempt mark still set (timeout, connection dropped after sending,
+//! process died mid-call) is looked up in the conversation by the key in its message metadata
+//! and adopted if it is there; only otherwise is it posted again.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-use super::client::{posted, ErrorClass, SlackClient, SlackError};
+use super::client::{
+    delivery_key_of, delivery_metadata, posted, ErrorClass, PostedMessage, SlackClient, SlackError,
+};
 use super::rate_limit::RateLimiter;
 use crate::clock::SharedClock;
 use crate::config::settings::OutboxSettings;
@@ -21,6 +31,21 @@ use crate::storage::{Store, StoreResult};
 const MAX_WAIT_FOR_TARGET: i64 = 24 * 3600;
 const TARGET_RECHECK_SECONDS: i64 = 2;
 
+/// How often the completion write is tried after Slack accepted a call, and the first pause
+/// between tries (doubled each time): about 3 s in all, well inside the call's lease.
+const COMPLETION_TRIES: u32 = 6;
+const COMPLETION_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What a call's lease covers beyond the request timeout: the completion write and its
+/// retries, and clock differences between replicas.
+const CALL_LEASE_MARGIN_SECONDS: i64 = 30;
+
+/// Messages posted this long before the first attempt are not looked at by the look-up (the
+/// margin covers clock differences between us and Slack).
+const LOOKUP_MARGIN_SECONDS: i64 = 300;
+/// Pages of conversation history read when looking for a post with an unknown outcome.
+const LOOKUP_MAX_PAGES: usize = 5;
+
 /// What one step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StepOutcome {
@@ -30,6 +55,14 @@ pub struct StepOutcome {
     pub deferred: usize,
     pub failed: usize,
     pub released: usize,
+    /// Rows skipped because their lease was lost before the call (another worker has them).
+    pub lost: usize,
+    /// Posts whose earlier outcome was unknown and that were found in the conversation
+    /// (counted in `sent` too).
+    pub adopted: usize,
+    /// Calls Slack accepted whose completion could not be written; the row keeps its attempt
+    /// mark, so whoever claims it next looks the message up instead of posting again.
+    pub unconfirmed: usize,
 }
 
 #[derive(Clone)]
@@ -69,12 +102,22 @@ impl OutboxWorker {
         self.step(None).await
     }
 
+    /// How long the lease must last from right before a call: the request timeout plus the
+    /// completion write and a margin.
+    fn call_lease(&self) -> Duration {
+        Duration::from_std(self.client.timeout()).unwrap_or(Duration::seconds(10))
+            + Duration::seconds(CALL_LEASE_MARGIN_SECONDS)
+    }
+
     async fn step(&self, stop: Option<&watch::Receiver<bool>>) -> StoreResult<StepOutcome> {
         let now = self.clock.now();
         let lease = Duration::seconds(self.settings.lease_seconds as i64);
+        // A token per claim: after this lease expires and another worker takes a row, no
+        // conditional update of ours can match it again.
+        let token = format!("{}:{}", self.id, uuid::Uuid::new_v4().simple());
         let batch = self
             .store
-            .claim_outbox(&self.id, now, lease, i64::from(self.settings.batch_size))
+            .claim_outbox(&token, now, lease, i64::from(self.settings.batch_size))
             .await?;
         let mut outcome = StepOutcome {
             claimed: batch.len(),
@@ -83,17 +126,22 @@ impl OutboxWorker {
         for row in batch {
             if stop.is_some_and(|s| *s.borrow()) {
                 self.store
-                    .retry_outbox(row.id, &self.id, self.clock.now(), None, false)
+                    .retry_outbox(row.id, &token, self.clock.now(), None, false, false)
                     .await?;
                 outcome.released += 1;
                 continue;
             }
-            self.process(row, &mut outcome).await?;
+            let leased = Leased {
+                row: &row,
+                token: &token,
+            };
+            self.process(leased, &mut outcome).await?;
         }
         Ok(outcome)
     }
 
-    async fn process(&self, row: OutboxRow, outcome: &mut StepOutcome) -> StoreResult<()> {
+    async fn process(&self, l: Leased<'_>, outcome: &mut StepOutcome) -> StoreResult<()> {
+        let row = l.row;
         let now = self.clock.now();
         let mut payload = row.payload.clone();
 
@@ -105,17 +153,70 @@ impl OutboxWorker {
                     if gave_up || self.store.message_post_failed(target).await? {
                         let reason = format!("target_not_posted: {target} was never posted");
                         self.store
-                            .fail_outbox(row.id, &self.id, now, &reason, false)
+                            .fail_outbox(row.id, l.token, now, &reason, false)
                             .await?;
                         outcome.failed += 1;
                     } else {
                         let later = now + Duration::seconds(TARGET_RECHECK_SECONDS);
                         self.store
-                            .retry_outbox(row.id, &self.id, later, None, false)
+                            .retry_outbox(row.id, l.token, later, None, false, false)
                             .await?;
                         outcome.deferred += 1;
                     }
                     return Ok(());
+                }
+            }
+        }
+
+        let is_post = row.method == "chat.postMessage";
+        if is_post {
+            if let Some(obj) = payload.as_object_mut() {
+                obj.insert("metadata".into(), delivery_metadata(&row.dedupe_key));
+            }
+        }
+
+        if is_post && row.outcome_unknown() {
+            match self.look_up(l, &payload).await? {
+                Lookup::Found(location) => {
+                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "adopted")
+                        .increment(1);
+                    tracing::info!(method = %row.method, "post with an unknown outcome found in the conversation; adopted");
+                    let result =
+                        json!({ "channel": location.channel, "ts": location.ts, "adopted": true });
+                    if self.record_sent(l, &result, Some(&location)).await {
+                        outcome.sent += 1;
+                        outcome.adopted += 1;
+                    } else {
+                        outcome.unconfirmed += 1;
+                    }
+                    return Ok(());
+                }
+                Lookup::Absent => {
+                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "reposted")
+                        .increment(1);
+                    tracing::info!(method = %row.method, "post with an unknown outcome not found in the conversation; posting");
+                }
+                Lookup::Lost => {
+                    outcome.lost += 1;
+                    return Ok(());
+                }
+                Lookup::NotYet(ready_at) => {
+                    self.store
+                        .retry_outbox(row.id, l.token, ready_at, None, false, false)
+                        .await?;
+                    outcome.deferred += 1;
+                    return Ok(());
+                }
+                Lookup::Failed(err) if err.class() == ErrorClass::Permanent => {
+                    // History cannot be read (a missing scope, say): rather than never
+                    // delivering, post, and count it so the operator sees it.
+                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "unverified")
+                        .increment(1);
+                    tracing::warn!(method = %row.method, error = %err, "post with an unknown outcome could not be looked up; posting");
+                }
+                Lookup::Failed(err) => {
+                    // The earlier outcome stays unknown: the mark is kept whatever happens.
+                    return self.on_error(l, err, false, now, outcome).await;
                 }
             }
         }
@@ -131,9 +232,20 @@ impl OutboxWorker {
             .try_acquire(&row.method, channel.as_deref(), now)
         {
             self.store
-                .retry_outbox(row.id, &self.id, ready_at, None, false)
+                .retry_outbox(row.id, l.token, ready_at, None, false, false)
                 .await?;
             outcome.deferred += 1;
+            return Ok(());
+        }
+
+        // The lease must still be ours right before the call, and must outlast it.
+        if !self
+            .store
+            .begin_outbox_attempt(row.id, l.token, self.clock.now(), self.call_lease())
+            .await?
+        {
+            tracing::info!(method = %row.method, "lease lost before the call; skipped");
+            outcome.lost += 1;
             return Ok(());
         }
 
@@ -141,37 +253,176 @@ impl OutboxWorker {
         let now = self.clock.now();
         match result {
             Ok(body) => {
-                let location = if row.method == "chat.postMessage" {
-                    posted(&body).ok()
-                } else {
-                    None
-                };
+                let location = if is_post { posted(&body).ok() } else { None };
                 let stored = compact_result(&body);
-                self.store
-                    .complete_outbox(
-                        row.id,
-                        &self.id,
-                        now,
-                        &stored,
-                        location
-                            .as_ref()
-                            .map(|l| (l.channel.as_str(), l.ts.as_str())),
-                    )
-                    .await?;
-                outcome.sent += 1;
+                if self.record_sent(l, &stored, location.as_ref()).await {
+                    outcome.sent += 1;
+                } else {
+                    outcome.unconfirmed += 1;
+                }
             }
-            Err(err) => self.on_error(&row, err, now, outcome).await?,
+            Err(err) => {
+                let unknown = err.outcome_unknown();
+                self.on_error(l, err, !unknown, now, outcome).await?
+            }
         }
         Ok(())
     }
 
+    /// Records a call Slack accepted, retrying the write with back-off (the lease is renewed
+    /// between tries). `false` when every try failed: the row keeps its attempt mark and is
+    /// looked up, never re-posted blindly, once its lease expires.
+    async fn record_sent(
+        &self,
+        l: Leased<'_>,
+        result: &Value,
+        location: Option<&PostedMessage>,
+    ) -> bool {
+        let location = location.map(|p| (p.channel.as_str(), p.ts.as_str()));
+        let written = with_retries(
+            COMPLETION_TRIES,
+            COMPLETION_FIRST_PAUSE,
+            |tries| async move {
+                let now = self.clock.now();
+                if tries > 0 {
+                    metrics::counter!("outbox_completion_retries_total").increment(1);
+                    // Keep the row ours while the database recovers; a failure here changes nothing.
+                    let _ = self
+                        .store
+                        .hold_outbox(l.row.id, l.token, now, self.call_lease())
+                        .await;
+                }
+                self.store
+                    .complete_outbox(l.row.id, now, result, location)
+                    .await
+            },
+        )
+        .await;
+        match written {
+            Ok(_) => true,
+            Err(e) => {
+                metrics::counter!("outbox_completion_failed_total").increment(1);
+                tracing::error!(method = %l.row.method, error = %e, tries = COMPLETION_TRIES,
+                    "slack accepted the call but its completion could not be written; it will be looked up, not re-sent");
+                false
+            }
+        }
+    }
+
+    /// Looks for a post whose earlier outcome is unknown in its conversation (its thread for
+    /// a reply), by the key in its message metadata.
+    async fn look_up(&self, l: Leased<'_>, payload: &Value) -> StoreResult<Lookup> {
+        let row = l.row;
+        let Some(channel) = payload.get("channel").and_then(Value::as_str) else {
+            return Ok(Lookup::Absent);
+        };
+        let since = row
+            .first_attempt_at
+            .or(row.attempt_started_at)
+            .unwrap_or(row.created_at)
+            - Duration::seconds(LOOKUP_MARGIN_SECONDS);
+        let oldest = slack_ts(since);
+        let mut channel = channel.to_string();
+        if channel.starts_with(['U', 'W']) {
+            // History is read by conversation id; a DM posted to a user id lives in their IM.
+            match self
+                .read_call(l, "conversations.open", &json!({ "users": channel }))
+                .await?
+            {
+                Ok(body) => match body.pointer("/channel/id").and_then(Value::as_str) {
+                    Some(id) => channel = id.to_string(),
+                    None => {
+                        return Ok(Lookup::Failed(SlackError::Decode(
+                            "conversations.open answer without channel.id".into(),
+                        )))
+                    }
+                },
+                Err(lookup) => return Ok(lookup),
+            }
+        }
+        let (method, mut args) = match payload.get("thread_ts").and_then(Value::as_str) {
+            Some(thread_ts) => (
+                "conversations.replies",
+                json!({ "channel": channel, "ts": thread_ts }),
+            ),
+            None => ("conversations.history", json!({ "channel": channel })),
+        };
+        args["oldest"] = json!(oldest);
+        args["include_all_metadata"] = json!(true);
+        args["limit"] = json!(100);
+        for _ in 0..LOOKUP_MAX_PAGES {
+            let body = match self.read_call(l, method, &args).await? {
+                Ok(body) => body,
+                Err(lookup) => return Ok(lookup),
+            };
+            let messages = body
+                .get("messages")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(found) = messages
+                .iter()
+                .find(|m| delivery_key_of(m) == Some(row.dedupe_key.as_str()))
+            {
+                if let Some(ts) = found.get("ts").and_then(Value::as_str) {
+                    return Ok(Lookup::Found(PostedMessage {
+                        channel,
+                        ts: ts.to_string(),
+                    }));
+                }
+            }
+            let cursor = body
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if cursor.is_empty() {
+                break;
+            }
+            args["cursor"] = json!(cursor);
+        }
+        Ok(Lookup::Absent)
+    }
+
+    /// A read-only call made for a leased row: rate limited, and only while the lease holds.
+    async fn read_call(
+        &self,
+        l: Leased<'_>,
+        method: &str,
+        args: &Value,
+    ) -> StoreResult<Result<Value, Lookup>> {
+        let now = self.clock.now();
+        if let Err(ready_at) = self.limiter.try_acquire(method, None, now) {
+            return Ok(Err(Lookup::NotYet(ready_at)));
+        }
+        if !self
+            .store
+            .hold_outbox(l.row.id, l.token, now, self.call_lease())
+            .await?
+        {
+            return Ok(Err(Lookup::Lost));
+        }
+        match self.client.call(method, args).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(SlackError::RateLimited { retry_after }) => {
+                let until = self.clock.now()
+                    + Duration::from_std(retry_after).unwrap_or(Duration::seconds(1));
+                self.limiter.pause(method, until);
+                Ok(Err(Lookup::NotYet(until)))
+            }
+            Err(e) => Ok(Err(Lookup::Failed(e))),
+        }
+    }
+
+    /// `known_not_sent`: Slack answered, so this call posted nothing (the attempt mark goes).
     async fn on_error(
         &self,
-        row: &OutboxRow,
+        l: Leased<'_>,
         err: SlackError,
+        known_not_sent: bool,
         now: DateTime<Utc>,
         outcome: &mut StepOutcome,
     ) -> StoreResult<()> {
+        let row = l.row;
         match err.class() {
             ErrorClass::RateLimited => {
                 let wait = match &err {
@@ -184,7 +435,14 @@ impl OutboxWorker {
                 self.limiter.pause(&row.method, until);
                 tracing::warn!(method = %row.method, retry_after_s = wait.num_seconds(), "slack rate limited; rescheduled");
                 self.store
-                    .retry_outbox(row.id, &self.id, until, Some("ratelimited"), false)
+                    .retry_outbox(
+                        row.id,
+                        l.token,
+                        until,
+                        Some("ratelimited"),
+                        false,
+                        known_not_sent,
+                    )
                     .await?;
                 outcome.deferred += 1;
             }
@@ -192,24 +450,31 @@ impl OutboxWorker {
                 let attempts = row.attempts + 1;
                 if attempts >= i64::from(self.settings.max_attempts) {
                     let reason = format!("gave up after {attempts} attempts: {err}");
-                    tracing::error!(method = %row.method, key = %row.dedupe_key, %reason, "outbox message failed");
+                    tracing::error!(method = %row.method, %reason, "outbox message failed");
                     self.store
-                        .fail_outbox(row.id, &self.id, now, &reason, true)
+                        .fail_outbox(row.id, l.token, now, &reason, true)
                         .await?;
                     outcome.failed += 1;
                 } else {
                     let next = now + self.backoff(attempts);
                     tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
                     self.store
-                        .retry_outbox(row.id, &self.id, next, Some(&err.to_string()), true)
+                        .retry_outbox(
+                            row.id,
+                            l.token,
+                            next,
+                            Some(&err.to_string()),
+                            true,
+                            known_not_sent,
+                        )
                         .await?;
                     outcome.retried += 1;
                 }
             }
             ErrorClass::Permanent => {
-                tracing::warn!(method = %row.method, key = %row.dedupe_key, error = %err, "slack refused; failed for good");
+                tracing::warn!(method = %row.method, error = %err, "slack refused; failed for good");
                 self.store
-                    .fail_outbox(row.id, &self.id, now, &err.to_string(), true)
+                    .fail_outbox(row.id, l.token, now, &err.to_string(), true)
                     .await?;
                 outcome.failed += 1;
             }
@@ -251,6 +516,65 @@ impl OutboxWorker {
     }
 }
 
+/// A claimed row and the token of the claim that holds it.
+#[derive(Clone, Copy)]
+struct Leased<'a> {
+    row: &'a OutboxRow,
+    token: &'a str,
+}
+
+/// What looking up a post with an unknown outcome found.
+enum Lookup {
+    /// It is in the conversation: record it as sent there.
+    Found(PostedMessage),
+    /// It is not: post it.
+    Absent,
+    /// The lease was lost meanwhile: leave the row to its new holder.
+    Lost,
+    /// Rate limited: come back then.
+    NotYet(DateTime<Utc>),
+    /// The look-up itself failed.
+    Failed(SlackError),
+}
+
+/// Runs `attempt` (given the number of earlier tries) until it succeeds or `tries` ran out,
+/// pausing `first_pause`, then twice as long each time, between tries.
+async fn with_retries<T, E, F, Fut>(
+    tries: u32,
+    first_pause: std::time::Duration,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut pause = first_pause;
+    let mut tried = 0;
+    loop {
+        match attempt(tried).await {
+            Ok(v) => return Ok(v),
+            Err(e) if tried + 1 >= tries.max(1) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, tried = tried + 1, "write failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tried += 1;
+            }
+        }
+    }
+}
+
+/// A Slack message timestamp (`<seconds>.<microseconds>`) for an instant.
+fn slack_ts(at: DateTime<Utc>) -> String {
+    let micros = at.timestamp_micros();
+    format!(
+        "{}.{:06}",
+        micros.div_euclid(1_000_000),
+        micros.rem_euclid(1_000_000)
+    )
+}
+
 /// A follower row gets the location of the message it refers to.
 fn fill_target(method: &str, payload: &mut Value, channel: &str, ts: &str) {
     if let Some(obj) = payload.as_object_mut() {
@@ -275,4 +599,49 @@ fn compact_result(body: &Value) -> Value {
         kept.insert("view_id".into(), id.clone());
     }
     Value::Object(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_write_that_fails_once_is_retried() {
+        let calls = AtomicU32::new(0);
+        let result: Result<u32, String> =
+            with_retries(3, std::time::Duration::from_millis(1), |tried| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if tried == 0 {
+                        Err("refused".to_string())
+                    } else {
+                        Ok(tried)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(result, Ok(1));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), String> =
+            with_retries(4, std::time::Duration::from_millis(1), |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err("down".to_string()) }
+            })
+            .await;
+        assert_eq!(result, Err("down".to_string()));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn slack_timestamps_have_six_decimals() {
+        let at = Utc.timestamp_opt(1_800_000_000, 42_000).single().unwrap();
+        assert_eq!(slack_ts(at), "1800000000.000042");
+    }
 }

@@ -30,6 +30,37 @@ fn blocks_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
     }
 }
 
+/// The `metadata` parameter, validated like Slack: a JSON object with a string `event_type`
+/// and an object `event_payload`. `None` when absent.
+fn metadata_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
+    let Some(metadata) = c.p.get("metadata") else {
+        return Ok(None);
+    };
+    // A form string that did not parse as JSON, or JSON that is not an object.
+    let Some(obj) = metadata.as_object() else {
+        return Err(ApiError::new("invalid_metadata_format"));
+    };
+    let mut errors = Vec::new();
+    match obj.get("event_type") {
+        Some(Value::String(t)) if !t.is_empty() => {}
+        Some(_) => errors.push("[ERROR] must be a non-empty string [json-pointer:/event_type]"),
+        None => errors.push("[ERROR] missing required field: event_type"),
+    }
+    match obj.get("event_payload") {
+        Some(Value::Object(_)) => {}
+        Some(_) => errors.push("[ERROR] must be an object [json-pointer:/event_payload]"),
+        None => errors.push("[ERROR] missing required field: event_payload"),
+    }
+    if errors.is_empty() {
+        Ok(Some(metadata.clone()))
+    } else {
+        Err(ApiError::with_messages(
+            "invalid_metadata_schema",
+            errors.into_iter().map(String::from).collect(),
+        ))
+    }
+}
+
 fn has_blocks(blocks: &Option<Value>) -> bool {
     blocks
         .as_ref()
@@ -88,6 +119,7 @@ pub(super) fn post_message(c: &mut Call<'_>) -> Reply {
     let channel = c.p.str("channel").ok_or("channel_not_found")?;
     let conversation = c.w.directory.resolve(&channel)?;
     let blocks = blocks_param(c)?;
+    let metadata = metadata_param(c)?;
     let (text, truncated) = text_param(c);
     if text.is_empty() && !has_blocks(&blocks) {
         return Err(ApiError::new("no_text"));
@@ -103,6 +135,7 @@ pub(super) fn post_message(c: &mut Call<'_>) -> Reply {
         edits: 0,
         ephemeral_for: None,
         files: Vec::new(),
+        metadata,
     };
     tracing::debug!(channel = %message.channel, ts = %message.ts, "emulator: message posted");
     let reply = fields([
@@ -133,6 +166,7 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
     }
     let ts = c.p.str("ts").ok_or("message_not_found")?;
     let blocks = blocks_param(c)?;
+    let metadata = metadata_param(c)?;
     let (text, truncated) = text_param(c);
     if text.is_empty() && blocks.is_none() {
         return Err(ApiError::new("no_text"));
@@ -153,6 +187,10 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
         } else {
             Value::Null
         };
+    }
+    // Metadata stays unless the update brings new metadata.
+    if metadata.is_some() {
+        message.metadata = metadata;
     }
     message.edits += 1;
     let reply = fields([
@@ -200,6 +238,7 @@ pub(super) fn post_ephemeral(c: &mut Call<'_>) -> Reply {
         edits: 0,
         ephemeral_for: Some(user),
         files: Vec::new(),
+        metadata: None,
     });
     Ok(fields([("message_ts", json!(ts))]))
 }

@@ -85,6 +85,7 @@ pub(super) fn complete_upload(c: &mut Call<'_>) -> Reply {
             edits: 0,
             ephemeral_for: None,
             files: ids,
+            metadata: None,
         });
     }
     let now = c.now;

@@ -5,11 +5,13 @@
 //! - `auth`: auth.test, oauth.v2.access
 //! - `chat`: chat.postMessage, chat.update, chat.postEphemeral
 //! - `users`: users.info, users.list, usergroups.users.list, conversations.open
+//! - `conversations`: conversations.history, conversations.replies
 //! - `views`: views.open, views.push, views.update, views.publish
 //! - `files`: files.getUploadURLExternal, files.completeUploadExternal
 
 mod auth;
 mod chat;
+mod conversations;
 mod files;
 mod users;
 mod views;
@@ -124,6 +126,8 @@ const METHODS: &[Method] = &[
     m("users.list", users::list),
     m("usergroups.users.list", users::usergroup_members),
     m("conversations.open", users::conversations_open),
+    m("conversations.history", conversations::history),
+    m("conversations.replies", conversations::replies),
     m("views.open", views::open),
     m("views.push", views::push),
     m("views.update", views::update),
