@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::program::Program;
+use crate::config::program::{Anonymity, Program};
 
 #[derive(Clone, Default)]
 pub struct Catalog(Arc<RwLock<Arc<Vec<Arc<Program>>>>>);
@@ -19,12 +19,54 @@ impl Catalog {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Swaps the programs. A survey whose anonymity mode gets weaker is logged: rounds
+    /// already open keep the mode they opened with (it is stored on the round and the seal
+    /// follows it); the new mode applies to later rounds only.
     pub fn replace(&self, programs: Vec<Program>) {
-        let programs = programs.into_iter().map(Arc::new).collect();
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(programs);
+        let programs: Vec<Arc<Program>> = programs.into_iter().map(Arc::new).collect();
+        let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for (program, survey, before, after) in weakened(&current, &programs) {
+            tracing::warn!(
+                program = %program,
+                survey = %survey,
+                before = before.as_str(),
+                after = after.as_str(),
+                "anonymity weakened: rounds already open keep their promise; the new mode applies to later rounds only"
+            );
+        }
+        *current = Arc::new(programs);
     }
 
     pub fn program(&self, id: &str) -> Option<Arc<Program>> {
         self.programs().iter().find(|p| p.id == id).cloned()
     }
+}
+
+fn strength(a: Anonymity) -> u8 {
+    match a {
+        Anonymity::Attributed => 0,
+        Anonymity::Confidential => 1,
+        Anonymity::Anonymous => 2,
+    }
+}
+
+/// (program, survey, before, after) of every survey whose promise gets weaker.
+fn weakened(
+    before: &[Arc<Program>],
+    after: &[Arc<Program>],
+) -> Vec<(String, String, Anonymity, Anonymity)> {
+    let mut out = Vec::new();
+    for new in after {
+        let Some(old) = before.iter().find(|p| p.id == new.id) else {
+            continue;
+        };
+        for s in &new.surveys {
+            if let Some(o) = old.survey(&s.id) {
+                if strength(s.anonymity) < strength(o.anonymity) {
+                    out.push((new.id.clone(), s.id.clone(), o.anonymity, s.anonymity));
+                }
+            }
+        }
+    }
+    out
 }
