@@ -126,8 +126,7 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         closes_at: d.closes_at(),
         timezone: d.timezone.parse().unwrap_or(program.timezone),
         anonymity: round_anonymity(d.round_anonymity.as_deref(), survey.anonymity),
-        k: d
-            .round_k
+        k: d.round_k
             .and_then(|k| u32::try_from(k).ok())
             .unwrap_or(program.anonymity_threshold),
     }

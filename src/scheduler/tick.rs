@@ -372,8 +372,7 @@ impl Scheduler {
                 let Some(survey) = program.survey(&d.survey_id) else {
                     continue;
                 };
-                let message =
-                    render::closed_message(&dm_context(&program, survey, &d), c.answered);
+                let message = render::closed_message(&dm_context(&program, survey, &d), c.answered);
                 let target = format!("delivery:{}", c.id);
                 tx.supersede_pending_updates(&target).await?;
                 let mut update = NewOutboxMessage::for_delivery(
@@ -395,14 +394,10 @@ impl Scheduler {
         let rounds = tx.close_due_rounds(now).await?;
         let mut sealed = 0;
         for round in &rounds {
-            let configured = self
-                .state
-                .catalog
-                .program(&round.program_id)
-                .and_then(|p| {
-                    p.survey(&round.survey_id)
-                        .map(|s| (s.anonymity, p.anonymity_threshold))
-                });
+            let configured = self.state.catalog.program(&round.program_id).and_then(|p| {
+                p.survey(&round.survey_id)
+                    .map(|s| (s.anonymity, p.anonymity_threshold))
+            });
             // The stored promise; a round from before it was stored follows the file, and a
             // survey gone from the configuration keeps the strongest promise.
             let mode = render::round_anonymity(

@@ -176,7 +176,10 @@ impl StoreTx {
     ) -> StoreResult<Result<i64, i64>> {
         if let super::TxInner::Postgres(t) = &mut self.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(format!("pulseloop:send_now:{}:{}", r.program_id, r.survey_id))
+                .bind(format!(
+                    "pulseloop:send_now:{}:{}",
+                    r.program_id, r.survey_id
+                ))
                 .execute(&mut **t)
                 .await?;
         }
@@ -284,7 +287,11 @@ impl StoreTx {
     /// delivery row, so the close step (which updates the same row) waits for this answer or
     /// this answer sees the close; on SQLite the transaction holds the write lock. `false`:
     /// closed, write nothing.
-    pub async fn claim_answer(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn claim_answer(
+        &mut self,
+        delivery_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $1)
@@ -728,10 +735,9 @@ impl Store {
     /// settings; the README says what an operator must do.
     pub async fn checkpoint_after_seal(&self) -> StoreResult<()> {
         if let super::Pool::Sqlite(p) = &self.pool {
-            let (busy, _, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(p)
-                    .await?;
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(p)
+                .await?;
             if busy != 0 {
                 tracing::warn!("the WAL could not be truncated after a seal (readers active); the next seal retries");
             }
@@ -863,11 +869,11 @@ impl Store {
     ) -> StoreResult<Option<i64>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(OPEN_ROUND)
-            .bind(program_id)
-            .bind(survey_id)
-            .bind(to_ms(now))
-            .fetch_optional(p)
-            .await?
+                .bind(program_id)
+                .bind(survey_id)
+                .bind(to_ms(now))
+                .fetch_optional(p)
+                .await?
         }))
     }
 }
