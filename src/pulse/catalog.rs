@@ -70,3 +70,38 @@ fn weakened(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::program::parse_program;
+    use std::path::Path;
+
+    fn program(mode: &str) -> Arc<Program> {
+        let text = format!(
+            "id = \"p\"\nname = \"P\"\ntimezone = \"Europe/Berlin\"\nstart_date = \"2027-01-04\"\n\
+             [[members]]\nslack_id = \"U0A\"\nrole = \"participant\"\n\
+             [[surveys]]\nid = \"weekly\"\ncadence = \"0 10 * * MON\"\nanonymity = \"{mode}\"\n\
+             [[surveys.questions]]\nkey = \"v\"\nkind = \"scale\"\nprompt = \"How?\"\n"
+        );
+        Arc::new(parse_program(Path::new("p.toml"), &text).expect("valid program"))
+    }
+
+    #[test]
+    fn a_weaker_mode_is_reported_and_a_stronger_one_is_not() {
+        let anonymous = [program("anonymous")];
+        let attributed = [program("attributed")];
+        let found = weakened(&anonymous, &attributed);
+        assert_eq!(
+            found,
+            vec![(
+                "p".to_string(),
+                "weekly".to_string(),
+                Anonymity::Anonymous,
+                Anonymity::Attributed
+            )]
+        );
+        assert!(weakened(&attributed, &anonymous).is_empty());
+        assert!(weakened(&anonymous, &anonymous).is_empty());
+    }
+}
