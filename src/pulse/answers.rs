@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 use crate::config::program::{Program, Question, QuestionKind, Survey};
@@ -146,8 +145,20 @@ pub struct Submission {
     pub wins: Vec<WinAnswer>,
 }
 
+/// What became of a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Written (or identical to what was there).
+    Yes,
+    /// The pulse had closed (window over, closed, or its round sealed): nothing was written
+    /// and no update queued.
+    Closed,
+}
+
 /// Stores answers for one delivery, marks it answered and queues the DM update, in one
-/// transaction.
+/// transaction whose first statement is the conditional "still open?" write
+/// ([`StoreTx::claim_answer`]): a click racing the close either lands before it (and is
+/// sealed with the rest) or stores nothing.
 pub async fn store_answers(
     state: &AppState,
     d: &DeliveryRow,
@@ -155,38 +166,56 @@ pub async fn store_answers(
     survey: &Survey,
     submission: &Submission,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ApiResult<Stored> {
     let mut tx = state.store.begin().await?;
+    if !tx.claim_answer(d.id, now).await? {
+        drop(tx);
+        return Ok(Stored::Closed);
+    }
+    let mut changed = d.state != "answered";
     for (key, v) in &submission.values {
-        tx.upsert_response(
-            d.round_id,
-            d.id,
-            key,
-            &d.role,
-            v.number,
-            v.text.as_deref(),
-            false,
-            now,
-        )
-        .await?;
+        changed |= tx
+            .upsert_response(
+                d.round_id,
+                d.id,
+                key,
+                &d.role,
+                v.number,
+                v.text.as_deref(),
+                false,
+                now,
+            )
+            .await?;
     }
     for key in &submission.cleared {
-        tx.delete_response(d.id, key).await?;
+        changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {
         let author = (win.consent == "named").then_some(d.member_id);
-        let source = format!("delivery:{}:{}", d.id, win.key);
-        tx.upsert_win(&program.id, author, &win.text, &win.consent, &source, now)
+        let answer_key = format!("delivery:{}:{}", d.id, win.key);
+        changed |= tx
+            .upsert_survey_win(
+                &program.id,
+                d.round_id,
+                author,
+                &win.text,
+                &win.consent,
+                &answer_key,
+                now,
+            )
             .await?;
     }
-    tx.mark_answered(d.id, now).await?;
-    queue_answered_update(&mut tx, d, program, survey, now).await?;
+    if changed {
+        queue_answered_update(&mut tx, d, program, survey, now).await?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(Stored::Yes)
 }
 
-/// Queues chat.update to show what is answered. Keyed by the answers themselves, so a double
-/// click queues one update, and a change queues a new one.
+/// Queues chat.update to show what is answered. Keyed by the delivery's answer revision,
+/// never by the answers (a key must not tell what was answered), so every change queues a
+/// new update — A, then B, then A again is three updates — and the older updates of this DM
+/// still pending are dropped in the same transaction, so they cannot be sent out of order.
 async fn queue_answered_update(
     tx: &mut StoreTx,
     d: &DeliveryRow,
@@ -201,15 +230,16 @@ async fn queue_answered_update(
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
     let message = render::answered_message(&render::dm_context(program, survey, d), &answers);
-    let digest =
-        hex::encode(&Sha256::digest(serde_json::to_vec(&answers).unwrap_or_default())[..8]);
+    let revision = tx.bump_answer_revision(d.id).await?;
+    let target = format!("delivery:{}", d.id);
+    tx.supersede_pending_updates(&target).await?;
     let mut update = NewOutboxMessage::for_delivery(
         d.id,
-        &format!("answer:{digest}"),
+        &format!("answer:{revision}"),
         "chat.update",
         json!({ "text": message["text"], "blocks": message["blocks"] }),
     );
-    update.target_key = Some(format!("delivery:{}", d.id));
+    update.target_key = Some(target);
     tx.enqueue(&update, now).await?;
     Ok(())
 }

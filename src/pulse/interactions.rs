@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
 use super::render;
-use crate::config::program::{Program, QuestionKind};
+use crate::config::program::{Program, QuestionKind, Survey};
 use crate::http::error::ApiResult;
 use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::state::AppState;
@@ -86,7 +86,12 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
                 values: vec![(key.to_string(), value)],
                 ..Submission::default()
             };
-            answers::store_answers(state, &d, &program, survey, &submission, now).await
+            let stored =
+                answers::store_answers(state, &d, &program, survey, &submission, now).await?;
+            if stored == answers::Stored::Closed {
+                closed_notice(state, &d, &program, action.action_ts.as_deref()).await?;
+            }
+            Ok(())
         }
         Ok(None) => Ok(()),
         Err(e) => {
@@ -112,9 +117,37 @@ async fn open_delivery(
     if d.is_open(now) {
         return Ok(Some((d, program)));
     }
-    let ts = action_ts.map_or_else(|| now.timestamp_millis().to_string(), str::to_string);
-    answers::queue_closed_notice(state, &d, &program, &ts).await?;
+    closed_notice(state, &d, &program, action_ts).await?;
     Ok(None)
+}
+
+/// The ephemeral "closed on …" for a click that came too late.
+async fn closed_notice(
+    state: &AppState,
+    d: &DeliveryRow,
+    program: &Program,
+    action_ts: Option<&str>,
+) -> ApiResult<()> {
+    let now = state.clock.now();
+    let ts = action_ts.map_or_else(|| now.timestamp_millis().to_string(), str::to_string);
+    answers::queue_closed_notice(state, d, program, &ts).await?;
+    Ok(())
+}
+
+/// The modal's answer to a submission that came after the close: the notice by the first
+/// question, nothing stored.
+fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Response {
+    let first = survey
+        .questions
+        .first()
+        .map(|q| format!("q:{}", q.key))
+        .unwrap_or_default();
+    let tz = crate::scheduler::plan::member_timezone(program, Some(&d.timezone), None);
+    Json(json!({
+        "response_action": "errors",
+        "errors": { first: render::closed_notice(d.closes_at(), tz) }
+    }))
+    .into_response()
 }
 
 async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> ApiResult<()> {
@@ -165,17 +198,7 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
     };
 
     if !d.is_open(now) {
-        let first = survey
-            .questions
-            .first()
-            .map(|q| format!("q:{}", q.key))
-            .unwrap_or_default();
-        let tz = crate::scheduler::plan::member_timezone(&program, Some(&d.timezone), None);
-        return Ok(Json(json!({
-            "response_action": "errors",
-            "errors": { first: render::closed_notice(d.closes_at(), tz) }
-        }))
-        .into_response());
+        return Ok(closed_errors(&program, survey, &d));
     }
 
     let mut errors = serde_json::Map::new();
@@ -207,8 +230,10 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
     if !errors.is_empty() {
         return Ok(Json(json!({ "response_action": "errors", "errors": errors })).into_response());
     }
-    answers::store_answers(state, &d, &program, survey, &submission, now).await?;
-    Ok(().into_response())
+    match answers::store_answers(state, &d, &program, survey, &submission, now).await? {
+        answers::Stored::Yes => Ok(().into_response()),
+        answers::Stored::Closed => Ok(closed_errors(&program, survey, &d)),
+    }
 }
 
 #[cfg(test)]

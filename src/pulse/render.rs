@@ -83,6 +83,9 @@ pub struct DmContext<'a> {
     pub delivery_id: i64,
     pub closes_at: DateTime<Utc>,
     pub timezone: Tz,
+    /// The promise of the delivery's round (the mode it opened with), not today's file.
+    pub anonymity: Anonymity,
+    pub k: u32,
 }
 
 impl DmContext<'_> {
@@ -95,7 +98,7 @@ impl DmContext<'_> {
         json!({
             "type": "context",
             "elements": [
-                mrkdwn(&anonymity_statement(self.survey.anonymity, self.program.anonymity_threshold), CONTEXT_TEXT_MAX),
+                mrkdwn(&anonymity_statement(self.anonymity, self.k), CONTEXT_TEXT_MAX),
                 mrkdwn(&format!("*{}* · {}", escape(&self.program.name), when), CONTEXT_TEXT_MAX),
             ]
         })
@@ -122,6 +125,21 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         delivery_id: d.id,
         closes_at: d.closes_at(),
         timezone: d.timezone.parse().unwrap_or(program.timezone),
+        anonymity: round_anonymity(d.round_anonymity.as_deref(), survey.anonymity),
+        k: d.round_k
+            .and_then(|k| u32::try_from(k).ok())
+            .unwrap_or(program.anonymity_threshold),
+    }
+}
+
+/// The mode a round opened with, as stored; `fallback` (the configuration's) only for a round
+/// that has none stored. An unreadable value keeps the strongest promise.
+pub fn round_anonymity(stored: Option<&str>, fallback: Anonymity) -> Anonymity {
+    match stored {
+        None => fallback,
+        Some("attributed") => Anonymity::Attributed,
+        Some("confidential") => Anonymity::Confidential,
+        Some(_) => Anonymity::Anonymous,
     }
 }
 
@@ -348,9 +366,13 @@ pub fn answered_message(
     json!({ "text": fallback_text(ctx, "You answered the pulse from"), "blocks": blocks })
 }
 
-/// Window over: no buttons left.
+/// Window over: no buttons left. In an anonymous round the closed DM is the same whether or
+/// not the member answered: it is stored in the outbox after the seal, and must not say who
+/// responded.
 pub fn closed_message(ctx: &DmContext, answered: bool) -> Value {
-    let text = if answered {
+    let text = if ctx.anonymity == Anonymity::Anonymous {
+        ":lock: This pulse is closed. Its answers are now unlinked from everyone's names."
+    } else if answered {
         ":white_check_mark: This pulse is closed. Thank you for answering."
     } else {
         ":hourglass: This pulse closed without an answer from you. The next one will come as scheduled."

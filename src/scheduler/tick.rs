@@ -14,7 +14,7 @@ use crate::scheduler::cadence::WeekdaySet;
 use crate::state::AppState;
 use crate::storage::members::{MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
-use crate::storage::rounds::{DeliveryRow, NewDelivery};
+use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};
 use crate::storage::StoreResult;
 
 const BATCH: i64 = 500;
@@ -30,6 +30,10 @@ pub struct TickReport {
     pub closed: usize,
     pub rounds_closed: usize,
     pub sealed: usize,
+    /// Firings whose round had already closed: not delivered (see `round_closing_times`).
+    pub late_dropped: usize,
+    /// Pulses and reminders still queued when their window closed, cancelled.
+    pub cancelled: usize,
 }
 
 impl TickReport {
@@ -41,6 +45,8 @@ impl TickReport {
             ("reminded", self.reminded),
             ("closed", self.closed),
             ("sealed", self.sealed),
+            ("cancelled", self.cancelled),
+            ("late_dropped", self.late_dropped),
         ] {
             metrics::counter!("scheduler_deliveries_total", "outcome" => what).increment(n as u64);
         }
@@ -146,26 +152,36 @@ impl Scheduler {
                 if pending.is_empty() {
                     continue;
                 }
+                let round_closes = round_closing_times(program, survey, &members, &pending, now);
                 let mut tx = self.state.store.begin().await?;
                 for (period, at, delivery) in &pending {
-                    // Every delivery widens its round's window (members close at different
-                    // instants in different zones).
-                    let round_id = tx
-                        .ensure_round(
-                            &program.id,
-                            &survey.id,
-                            period,
-                            "schedule",
-                            *at,
-                            delivery.closes_at,
-                        )
-                        .await?;
-                    if tx.insert_delivery(round_id, delivery).await?.is_some() {
-                        if delivery.state == "skipped" {
-                            report.skipped += 1;
-                        } else {
-                            report.planned += 1;
-                        }
+                    let closes_at = round_closes
+                        .get(period)
+                        .copied()
+                        .unwrap_or(delivery.closes_at)
+                        .max(delivery.closes_at);
+                    let round = NewRound {
+                        program_id: &program.id,
+                        survey_id: &survey.id,
+                        period_key: period,
+                        origin: "schedule",
+                        opened_at: *at,
+                        closes_at,
+                        anonymity: survey.anonymity.as_str(),
+                        k: i64::from(program.anonymity_threshold),
+                    };
+                    let Some(round_id) = tx.ensure_round(&round).await? else {
+                        // The round of this period already closed (a firing later than every
+                        // firing foreseen when it opened): it is not joined, ever.
+                        tracing::debug!(program = %program.id, survey = %survey.id, %period,
+                            "a firing after its round closed was not delivered");
+                        report.late_dropped += 1;
+                        continue;
+                    };
+                    match tx.insert_delivery(round_id, delivery).await? {
+                        Some(_) if delivery.state == "skipped" => report.skipped += 1,
+                        Some(_) => report.planned += 1,
+                        None => {}
                     }
                 }
                 tx.commit().await?;
@@ -332,33 +348,40 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Step 4: windows that ended. Unanswered deliveries expire, DMs lose their buttons, and
-    /// rounds whose deliveries are all closed close too; anonymous ones are sealed.
+    /// Step 4: windows that ended. Unanswered deliveries expire, DMs still queued are
+    /// cancelled, posted DMs lose their buttons, and rounds whose window ended with every
+    /// delivery closed close too; anonymous ones are sealed, by the mode the round opened
+    /// with (never by today's configuration).
     pub async fn close(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
         loop {
             let mut tx = self.state.store.begin().await?;
             let closed = tx.close_due_deliveries(now, BATCH).await?;
-            for (id, state, was_queued) in &closed {
-                if !*was_queued {
+            for c in &closed {
+                if c.cancelled {
+                    report.cancelled += 1;
+                }
+                if !c.posted {
                     continue;
                 }
-                let d = self.state.store.delivery(*id).await;
-                let Ok(d) = d else { continue };
+                let Ok(d) = self.state.store.delivery(c.id).await else {
+                    continue;
+                };
                 let Some(program) = self.state.catalog.program(&d.program_id) else {
                     continue;
                 };
                 let Some(survey) = program.survey(&d.survey_id) else {
                     continue;
                 };
-                let message =
-                    render::closed_message(&dm_context(&program, survey, &d), state == "answered");
+                let message = render::closed_message(&dm_context(&program, survey, &d), c.answered);
+                let target = format!("delivery:{}", c.id);
+                tx.supersede_pending_updates(&target).await?;
                 let mut update = NewOutboxMessage::for_delivery(
-                    *id,
+                    c.id,
                     "closed",
                     "chat.update",
                     json!({ "text": message["text"], "blocks": message["blocks"] }),
                 );
-                update.target_key = Some(format!("delivery:{id}"));
+                update.target_key = Some(target);
                 tx.enqueue(&update, now).await?;
             }
             report.closed += closed.len();
@@ -369,24 +392,42 @@ impl Scheduler {
         }
         let mut tx = self.state.store.begin().await?;
         let rounds = tx.close_due_rounds(now).await?;
-        for (round_id, program_id, survey_id) in &rounds {
-            let anonymous = self
-                .state
-                .catalog
-                .program(program_id)
-                .and_then(|p| {
-                    p.survey(survey_id)
-                        .map(|s| s.anonymity == Anonymity::Anonymous)
-                })
-                // A survey gone from the configuration keeps the strongest promise.
-                .unwrap_or(true);
-            if anonymous {
-                tx.seal_round(*round_id, now).await?;
-                report.sealed += 1;
+        let mut sealed = 0;
+        for round in &rounds {
+            let configured = self.state.catalog.program(&round.program_id).and_then(|p| {
+                p.survey(&round.survey_id)
+                    .map(|s| (s.anonymity, p.anonymity_threshold))
+            });
+            // The stored promise; a round from before it was stored follows the file, and a
+            // survey gone from the configuration keeps the strongest promise.
+            let mode = render::round_anonymity(
+                round.anonymity.as_deref(),
+                configured.map_or(Anonymity::Anonymous, |(a, _)| a),
+            );
+            if let Some((current, _)) = configured {
+                if current != mode {
+                    tracing::info!(round = round.id, opened_with = mode.as_str(), configured = current.as_str(),
+                        "round closed under the anonymity mode it opened with; the configured mode applies to later rounds");
+                }
+            }
+            if mode == Anonymity::Anonymous {
+                let k = round
+                    .anonymity_k
+                    .or(configured.map(|(_, k)| i64::from(k)))
+                    .unwrap_or(5)
+                    .max(i64::from(crate::config::program::MIN_THRESHOLD));
+                tx.seal_round(round.id, k, now).await?;
+                sealed += 1;
             }
         }
         report.rounds_closed += rounds.len();
+        report.sealed += sealed;
         tx.commit().await?;
+        if sealed > 0 {
+            if let Err(e) = self.state.store.checkpoint_after_seal().await {
+                tracing::warn!(error = %e, "WAL checkpoint after a seal failed");
+            }
+        }
         Ok(())
     }
 
@@ -440,14 +481,6 @@ impl Scheduler {
         survey: &crate::config::program::Survey,
     ) -> Result<(i64, usize), SendNowError> {
         let now = self.state.clock.now();
-        if let Some(open) = self
-            .state
-            .store
-            .open_round(&program.id, &survey.id, now)
-            .await?
-        {
-            return Err(SendNowError::AlreadyOpen(open));
-        }
         let rows = self.state.store.members_of(&program.id).await?;
         let members: Vec<_> = plan_members(program, &rows)
             .into_iter()
@@ -456,16 +489,25 @@ impl Scheduler {
         let window = Duration::hours(i64::from(survey.window_hours));
         let period = format!("now:{}", now.to_rfc3339_opts(SecondsFormat::Millis, true));
         let mut tx = self.state.store.begin().await?;
-        let round_id = tx
-            .ensure_round(
-                &program.id,
-                &survey.id,
-                &period,
-                "send_now",
-                now,
-                now + window,
-            )
-            .await?;
+        let round = NewRound {
+            program_id: &program.id,
+            survey_id: &survey.id,
+            period_key: &period,
+            origin: "send_now",
+            opened_at: now,
+            closes_at: now + window,
+            anonymity: survey.anonymity.as_str(),
+            k: i64::from(program.anonymity_threshold),
+        };
+        // The open-round check and the insert are one atomic step (see open_send_now_round).
+        let round_id = match tx.open_send_now_round(&round, now).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(open)) => return Err(SendNowError::AlreadyOpen(open)),
+            Err(crate::storage::StoreError::Conflict(_)) => {
+                return Err(SendNowError::AlreadyOpen(0))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut created = 0;
         for m in &members {
             let delivery = NewDelivery {
@@ -499,4 +541,41 @@ impl Scheduler {
         self.dispatch(now, &mut report).await?;
         Ok((round_id, created))
     }
+}
+
+/// How far ahead the planner looks for other members' firings of a period (time zones up to
+/// a day apart, a firing moved to the next working day over a weekend and a run of holidays).
+const ROUND_LOOKAHEAD_DAYS: i64 = 14;
+
+/// The rule that keeps late deliveries out of sealed rounds: a round does not close before
+/// every audience member's firing of its period (in their own zone, moved to their next
+/// working day) plus the window. For each period about to get deliveries this returns the
+/// latest such instant, over the members known now. A firing later still (a member added
+/// afterwards, or moved beyond the look-ahead) finds its round closed and is not delivered.
+fn round_closing_times(
+    program: &Program,
+    survey: &crate::config::program::Survey,
+    members: &[PlanMember],
+    pending: &[(String, DateTime<Utc>, NewDelivery)],
+    now: DateTime<Utc>,
+) -> HashMap<String, DateTime<Utc>> {
+    let window = Duration::hours(i64::from(survey.window_hours));
+    let periods: HashSet<&str> = pending.iter().map(|(p, _, _)| p.as_str()).collect();
+    let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let from = now - window - Duration::days(1);
+    let to = now + Duration::days(ROUND_LOOKAHEAD_DAYS);
+    for member in members {
+        for firing in member_firings(program, survey, member, from, to) {
+            let period = firing.period_key();
+            if !periods.contains(period.as_str()) {
+                continue;
+            }
+            let closes = firing.utc + window;
+            latest
+                .entry(period)
+                .and_modify(|t| *t = (*t).max(closes))
+                .or_insert(closes);
+        }
+    }
+    latest
 }

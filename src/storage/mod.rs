@@ -117,6 +117,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Deleted rows are overwritten, not left in free space: sealing an anonymous
+                // round must remove the linked originals from the file.
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             if let Some(parent) = options.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {

@@ -38,9 +38,13 @@ pub struct DeliveryRow {
     pub channel_id: Option<String>,
     pub message_ts: Option<String>,
     pub failure_reason: Option<String>,
+    pub answer_revision: i64,
     pub program_id: String,
     pub survey_id: String,
     pub period_key: String,
+    /// The anonymity mode the round opened with (NULL for rounds older than this column).
+    pub round_anonymity: Option<String>,
+    pub round_k: Option<i64>,
     pub slack_user_id: String,
     pub role: String,
 }
@@ -53,8 +57,10 @@ impl DeliveryRow {
         from_ms(self.scheduled_at)
     }
     /// Answers are accepted while the window is open and the delivery was not cancelled.
+    /// A hint for the UI only: the answer write itself re-checks this, atomically.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         now < self.closes_at()
+            && self.closed_at.is_none()
             && matches!(
                 self.state.as_str(),
                 "scheduled" | "queued" | "sent" | "answered"
@@ -62,18 +68,22 @@ impl DeliveryRow {
     }
 }
 
-/// (metric key, role, number, text, allow reply): an answer with nothing that points to a person.
-type SealedAnswer = (String, String, Option<f64>, Option<String>, bool);
-
 const RESPONSES_OF_DELIVERY: &str =
     "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key";
 
 const DELIVERY_SELECT: &str =
     "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
         d.timezone, d.closes_at, d.remind_at, d.sent_at, d.reminded_at, d.answered_at, d.closed_at,
-        d.channel_id, d.message_ts, d.failure_reason, r.program_id, r.survey_id, r.period_key,
+        d.channel_id, d.message_ts, d.failure_reason, d.answer_revision, r.program_id, r.survey_id,
+        r.period_key, r.anonymity AS round_anonymity, r.anonymity_k AS round_k,
         m.slack_user_id, m.role
      FROM deliveries d JOIN rounds r ON r.id = d.round_id JOIN members m ON m.id = d.member_id";
+
+/// Why a pulse DM that was never posted is not sent any more.
+pub const CANCELLED_AT_CLOSE: &str = "cancelled: the pulse closed before this was sent";
+
+/// The role a sealed answer keeps when its role group is below `k` (or its complement is).
+pub const FOLDED_ROLE: &str = "folded";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ResponseRow {
@@ -82,40 +92,118 @@ pub struct ResponseRow {
     pub value_text: Option<String>,
 }
 
+/// A round the close step closed, with the promise it opened with.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClosedRound {
+    pub id: i64,
+    pub program_id: String,
+    pub survey_id: String,
+    pub anonymity: Option<String>,
+    pub anonymity_k: Option<i64>,
+}
+
+/// A delivery the close step closed.
+#[derive(Debug, Clone)]
+pub struct ClosedDelivery {
+    pub id: i64,
+    pub answered: bool,
+    /// Its DM was posted (or is being posted right now): it gets a closed-state update.
+    pub posted: bool,
+    /// Its DM was still queued and is now cancelled.
+    pub cancelled: bool,
+}
+
+/// What a seal did, in counts only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealReport {
+    pub answers: u64,
+    pub asked: i64,
+    pub answered: i64,
+    pub roles_folded: bool,
+}
+
+/// A new round: where it comes from and the promise it opens with.
+#[derive(Debug, Clone)]
+pub struct NewRound<'a> {
+    pub program_id: &'a str,
+    pub survey_id: &'a str,
+    pub period_key: &'a str,
+    pub origin: &'a str,
+    pub opened_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    pub anonymity: &'a str,
+    pub k: i64,
+}
+
 impl StoreTx {
-    /// The round for (program, survey, period), created on first use; its closing time grows
-    /// to cover every delivery.
-    pub async fn ensure_round(
-        &mut self,
-        program_id: &str,
-        survey_id: &str,
-        period_key: &str,
-        origin: &str,
-        opened_at: DateTime<Utc>,
-        closes_at: DateTime<Utc>,
-    ) -> StoreResult<i64> {
-        let id: i64 = on_tx!(self, |c| {
+    /// The open round for (program, survey, period), created on first use with the anonymity
+    /// mode and threshold in force now; its closing time grows to cover every delivery.
+    /// `None` when that round exists but is closed: nothing may join it any more.
+    pub async fn ensure_round(&mut self, r: &NewRound<'_>) -> StoreResult<Option<i64>> {
+        let id: Option<i64> = on_tx!(self, |c| {
             sqlx::query_scalar(
-                "INSERT INTO rounds (program_id, survey_id, period_key, origin, state, opened_at, closes_at)
-                 VALUES ($1, $2, $3, $4, 'open', $5, $6)
+                "INSERT INTO rounds (program_id, survey_id, period_key, origin, state, opened_at, closes_at,
+                    anonymity, anonymity_k)
+                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8)
                  ON CONFLICT (program_id, survey_id, period_key) DO UPDATE SET
                     opened_at = CASE WHEN rounds.opened_at > excluded.opened_at THEN excluded.opened_at ELSE rounds.opened_at END,
                     closes_at = CASE WHEN rounds.closes_at < excluded.closes_at THEN excluded.closes_at ELSE rounds.closes_at END
+                 WHERE rounds.state = 'open' AND rounds.sealed_at IS NULL
                  RETURNING id",
             )
-            .bind(program_id)
-            .bind(survey_id)
-            .bind(period_key)
-            .bind(origin)
-            .bind(to_ms(opened_at))
-            .bind(to_ms(closes_at))
-            .fetch_one(c)
+            .bind(r.program_id)
+            .bind(r.survey_id)
+            .bind(r.period_key)
+            .bind(r.origin)
+            .bind(to_ms(r.opened_at))
+            .bind(to_ms(r.closes_at))
+            .bind(r.anonymity)
+            .bind(r.k)
+            .fetch_optional(c)
             .await?
         });
         Ok(id)
     }
 
-    /// Creates the delivery unless this member already has one in this round.
+    /// Send-now: opens a round unless one of this survey is open, atomically. Two concurrent
+    /// calls serialise on the write lock (SQLite's `BEGIN IMMEDIATE`) or on a transaction-
+    /// scoped advisory lock per survey (PostgreSQL), and the second sees the first's round.
+    /// `Err(id)` names the round that is still open.
+    pub async fn open_send_now_round(
+        &mut self,
+        r: &NewRound<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<i64, i64>> {
+        if let super::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!(
+                    "pulseloop:send_now:{}:{}",
+                    r.program_id, r.survey_id
+                ))
+                .execute(&mut **t)
+                .await?;
+        }
+        let open: Option<i64> = on_tx!(self, |c| {
+            sqlx::query_scalar(OPEN_ROUND)
+                .bind(r.program_id)
+                .bind(r.survey_id)
+                .bind(to_ms(now))
+                .fetch_optional(c)
+                .await?
+        });
+        if let Some(open) = open {
+            return Ok(Err(open));
+        }
+        match self.ensure_round(r).await? {
+            Some(id) => Ok(Ok(id)),
+            // Same survey, same millisecond, and already closed: report it as the open one.
+            None => Err(super::StoreError::Conflict("round already closed".into())),
+        }
+    }
+
+    /// Creates the delivery unless this member already has one in this round, and only while
+    /// the round is open (checked in the same statement): no delivery ever joins a closed or
+    /// sealed round.
     pub async fn insert_delivery(
         &mut self,
         round_id: i64,
@@ -126,7 +214,8 @@ impl StoreTx {
             sqlx::query_scalar(
                 "INSERT INTO deliveries (round_id, member_id, state, scheduled_at, local_time, timezone,
                     closes_at, remind_at, closed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                 WHERE EXISTS (SELECT 1 FROM rounds r WHERE r.id = $1 AND r.state = 'open' AND r.sealed_at IS NULL)
                  ON CONFLICT (round_id, member_id) DO NOTHING
                  RETURNING id",
             )
@@ -181,7 +270,7 @@ impl StoreTx {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE deliveries SET reminded_at = $1
-                 WHERE id = $2 AND state = 'sent' AND reminded_at IS NULL",
+                 WHERE id = $2 AND state = 'sent' AND reminded_at IS NULL AND closed_at IS NULL",
             )
             .bind(to_ms(now))
             .bind(delivery_id)
@@ -192,12 +281,24 @@ impl StoreTx {
         Ok(n == 1)
     }
 
-    /// First answer: the delivery counts as answered (and will not be reminded).
-    pub async fn mark_answered(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        on_tx!(self, |c| {
+    /// The first statement of every answer transaction: marks the delivery answered if, and
+    /// only if, it is still open — its window has not ended, it was not closed, and its round
+    /// is open and not sealed — in one conditional statement. On PostgreSQL it also locks the
+    /// delivery row, so the close step (which updates the same row) waits for this answer or
+    /// this answer sees the close; on SQLite the transaction holds the write lock. `false`:
+    /// closed, write nothing.
+    pub async fn claim_answer(
+        &mut self,
+        delivery_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = on_tx!(self, |c| {
             sqlx::query(
-                "UPDATE deliveries SET state = 'answered', answered_at = $1
-                 WHERE id = $2 AND state IN ('scheduled', 'queued', 'sent')",
+                "UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $1)
+                 WHERE id = $2 AND closes_at > $1 AND closed_at IS NULL
+                   AND state IN ('scheduled', 'queued', 'sent', 'answered')
+                   AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
+                               AND r.state = 'open' AND r.sealed_at IS NULL)",
             )
             .bind(to_ms(now))
             .bind(delivery_id)
@@ -205,7 +306,34 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
+    }
+
+    /// Next answer revision of a delivery: what keys its DM update (never the answers).
+    pub async fn bump_answer_revision(&mut self, delivery_id: i64) -> StoreResult<i64> {
+        Ok(on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "UPDATE deliveries SET answer_revision = answer_revision + 1 WHERE id = $1
+                 RETURNING answer_revision",
+            )
+            .bind(delivery_id)
+            .fetch_one(c)
+            .await?
+        }))
+    }
+
+    /// Drops the still-pending `chat.update` rows of one message: a newer update supersedes
+    /// them, so updates are never sent out of order. Rows already leased or sent stay.
+    pub async fn supersede_pending_updates(&mut self, target_key: &str) -> StoreResult<u64> {
+        Ok(on_tx!(self, |c| {
+            sqlx::query(
+                "DELETE FROM outbox WHERE target_key = $1 AND method = 'chat.update' AND status = 'pending'",
+            )
+            .bind(target_key)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }))
     }
 
     async fn transition(
@@ -232,7 +360,8 @@ impl StoreTx {
     }
 
     /// Stores one answer: insert first, a later answer to the same question replaces it.
-    /// Returns true when something changed (a double click changes nothing).
+    /// Returns true when something changed (a double click changes nothing). Call only after
+    /// [`StoreTx::claim_answer`] said the delivery is open, in the same transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn upsert_response(
         &mut self,
@@ -272,9 +401,13 @@ impl StoreTx {
         Ok(n == 1)
     }
 
-    /// An optional answer the member emptied.
-    pub async fn delete_response(&mut self, delivery_id: i64, metric_key: &str) -> StoreResult<()> {
-        on_tx!(self, |c| {
+    /// An optional answer the member emptied; true when there was one.
+    pub async fn delete_response(
+        &mut self,
+        delivery_id: i64,
+        metric_key: &str,
+    ) -> StoreResult<bool> {
+        let n = on_tx!(self, |c| {
             sqlx::query("DELETE FROM responses WHERE delivery_id = $1 AND metric_key = $2")
                 .bind(delivery_id)
                 .bind(metric_key)
@@ -282,7 +415,7 @@ impl StoreTx {
                 .await?
                 .rows_affected()
         });
-        Ok(())
+        Ok(n > 0)
     }
 
     pub async fn responses_of_delivery(
@@ -297,47 +430,57 @@ impl StoreTx {
         }))
     }
 
-    /// A small win, once per source (a survey answer or a slash command); a changed answer
-    /// updates it. The author is kept only when they agreed to be named.
-    pub async fn upsert_win(
+    /// A small win typed into a survey. Its `source_key` is a random token (nothing in it
+    /// names a person or says what was written); `answer_key` ties re-answers to the same win
+    /// while the round is open and is cleared when the round closes. The author is kept only
+    /// when they agreed to be named. True when something changed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upsert_survey_win(
         &mut self,
         program_id: &str,
+        round_id: i64,
         author_member_id: Option<i64>,
         text: &str,
         consent: &str,
-        source_key: &str,
+        answer_key: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        on_tx!(self, |c| {
+    ) -> StoreResult<bool> {
+        let source_key = format!("win:{}", uuid::Uuid::new_v4().simple());
+        let n = on_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO wins (program_id, author_member_id, text, consent, source_key, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (source_key) DO UPDATE SET author_member_id = excluded.author_member_id,
-                    text = excluded.text, consent = excluded.consent",
+                "INSERT INTO wins (program_id, author_member_id, text, consent, source_key, round_id,
+                    answer_key, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (answer_key) DO UPDATE SET author_member_id = excluded.author_member_id,
+                    text = excluded.text, consent = excluded.consent
+                 WHERE wins.text <> excluded.text OR wins.consent <> excluded.consent",
             )
             .bind(program_id)
             .bind(author_member_id)
             .bind(text)
             .bind(consent)
-            .bind(source_key)
+            .bind(&source_key)
+            .bind(round_id)
+            .bind(answer_key)
             .bind(to_ms(now))
             .execute(c)
             .await?
             .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Window over: unanswered deliveries expire; every open one gets `closed_at`.
-    /// Returns the deliveries whose DM must be updated to its closed state.
-    /// Each row: (delivery id, new state, whether a DM had been queued for it).
+    /// Window over: unanswered deliveries expire; every open one gets `closed_at`. The DMs
+    /// and reminders of these deliveries still waiting in the outbox are cancelled (a pulse
+    /// must not arrive after its window), and a delivery whose DM was thus never posted says
+    /// why. Returns the closed deliveries; `posted` tells which DMs exist to be updated.
     pub async fn close_due_deliveries(
         &mut self,
         now: DateTime<Utc>,
         limit: i64,
-    ) -> StoreResult<Vec<(i64, String, bool)>> {
+    ) -> StoreResult<Vec<ClosedDelivery>> {
         let at = to_ms(now);
-        Ok(on_tx!(self, |c| {
+        let closed: Vec<(i64, String, bool, bool)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE deliveries SET
                     state = CASE WHEN state = 'answered' THEN 'answered' ELSE 'expired' END,
@@ -346,94 +489,192 @@ impl StoreTx {
                               WHERE closed_at IS NULL AND closes_at <= $1
                                 AND state IN ('scheduled', 'queued', 'sent', 'answered')
                               ORDER BY closes_at LIMIT $2)
-                 RETURNING id, state, queued_at IS NOT NULL",
+                 RETURNING id, state, message_ts IS NOT NULL, queued_at IS NOT NULL",
             )
             .bind(at)
             .bind(limit)
             .fetch_all(c)
             .await?
-        }))
+        });
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE outbox SET status = 'failed', last_error = $2, lease_until = NULL, leased_by = NULL
+                 WHERE status = 'pending' AND method = 'chat.postMessage'
+                   AND delivery_id IN (SELECT id FROM deliveries WHERE closed_at = $1)
+                 RETURNING subject_kind, subject_id",
+            )
+            .bind(at)
+            .bind(CANCELLED_AT_CLOSE)
+            .fetch_all(c)
+            .await?
+        });
+        let never_posted: std::collections::HashSet<i64> = cancelled
+            .into_iter()
+            .filter(|(kind, _)| kind.as_deref() == Some("delivery"))
+            .filter_map(|(_, id)| id)
+            .collect();
+        if !never_posted.is_empty() {
+            on_tx!(self, |c| {
+                sqlx::query(
+                    "UPDATE deliveries SET failure_reason = $2
+                     WHERE closed_at = $1 AND message_ts IS NULL AND failure_reason IS NULL
+                       AND EXISTS (SELECT 1 FROM outbox o WHERE o.subject_kind = 'delivery'
+                                   AND o.subject_id = deliveries.id AND o.last_error = $2)",
+                )
+                .bind(at)
+                .bind(CANCELLED_AT_CLOSE)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+        }
+        Ok(closed
+            .into_iter()
+            .map(|(id, state, has_ts, queued)| ClosedDelivery {
+                id,
+                answered: state == "answered",
+                posted: has_ts || (queued && !never_posted.contains(&id)),
+                cancelled: never_posted.contains(&id),
+            })
+            .collect())
     }
 
-    /// Closes rounds whose every delivery is closed; returns (round id, program, survey).
-    pub async fn close_due_rounds(
-        &mut self,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<(i64, String, String)>> {
+    /// Closes rounds whose window ended and whose every delivery is closed.
+    pub async fn close_due_rounds(&mut self, now: DateTime<Utc>) -> StoreResult<Vec<ClosedRound>> {
         let at = to_ms(now);
-        Ok(on_tx!(self, |c| {
+        let rounds: Vec<ClosedRound> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE rounds SET state = 'closed', closed_at = $1
                  WHERE state = 'open' AND closes_at <= $1
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.round_id = rounds.id
                                    AND d.closed_at IS NULL AND d.state IN ('scheduled', 'queued', 'sent', 'answered'))
-                 RETURNING id, program_id, survey_id",
+                 RETURNING id, program_id, survey_id, anonymity, anonymity_k",
             )
             .bind(at)
             .fetch_all(c)
             .await?
-        }))
+        });
+        for r in &rounds {
+            // Wins are no longer re-answerable: forget which answer they came from.
+            on_tx!(self, |c| {
+                sqlx::query("UPDATE wins SET answer_key = NULL WHERE round_id = $1")
+                    .bind(r.id)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        Ok(rounds)
     }
 
-    /// Anonymous surveys: after close nothing may tie an answer to a person. Responses are
-    /// re-inserted in random order with no delivery and round-level timestamps (so neither
-    /// ids nor times line up with deliveries), answer times are dropped from deliveries,
-    /// and the DM payloads that echoed answers are blanked in the outbox.
-    pub async fn seal_round(&mut self, round_id: i64, now: DateTime<Utc>) -> StoreResult<usize> {
+    /// Anonymous rounds: after close nothing may tie an answer to a person (PRODUCT.md,
+    /// "Unlinkability"). Set-based, so 10,000 answers seal in one pass:
+    /// * responses are re-inserted in random order with no delivery and the round's opening
+    ///   time, and the linked originals deleted (`secure_delete` on SQLite zeroes them);
+    ///   a role is kept only when every role group that answered reaches `k` (so no group is
+    ///   below `k`, nor its complement), else every role becomes `folded`;
+    /// * who answered becomes counts on the round; deliveries lose answered/expired, answer
+    ///   and reminder times and their answer revision (reminders only went to non-responders);
+    /// * wins of the round lose their time (the round's opening time instead);
+    /// * outbox: answer updates and reminders of the round are deleted whatever their status;
+    ///   what was sent keeps its status but loses its payload and Slack's reply.
+    pub async fn seal_round(
+        &mut self,
+        round_id: i64,
+        k: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SealReport> {
+        if let super::TxInner::Sqlite(t) = &mut self.inner {
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut **t)
+                .await?;
+        }
         let opened_at: i64 = on_tx!(self, |c| {
             sqlx::query_scalar("SELECT opened_at FROM rounds WHERE id = $1")
                 .bind(round_id)
                 .fetch_one(c)
                 .await?
         });
-        let mut answers: Vec<SealedAnswer> = on_tx!(self, |c| {
+        let by_role: Vec<(String, i64)> = on_tx!(self, |c| {
             sqlx::query_as(
-                "SELECT metric_key, role, value_number, value_text, allow_reply FROM responses WHERE round_id = $1",
+                "SELECT role, COUNT(DISTINCT delivery_id) FROM responses
+                 WHERE round_id = $1 AND delivery_id IS NOT NULL GROUP BY role",
             )
             .bind(round_id)
             .fetch_all(c)
             .await?
         });
-        fastrand::shuffle(&mut answers);
+        let answered: i64 = by_role.iter().map(|(_, n)| n).sum();
+        let fold = by_role.iter().any(|(_, n)| *n < k);
+        let asked: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE round_id = $1 AND sent_at IS NOT NULL",
+            )
+            .bind(round_id)
+            .fetch_one(c)
+            .await?
+        });
+        let answers = on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
+                    allow_reply, created_at, updated_at)
+                 SELECT round_id, NULL, metric_key, CASE WHEN $2 THEN $3 ELSE role END, value_number,
+                    value_text, allow_reply, $4, $4
+                 FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL
+                 ORDER BY random()",
+            )
+            .bind(round_id)
+            .bind(fold)
+            .bind(FOLDED_ROLE)
+            .bind(opened_at)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
         on_tx!(self, |c| {
-            sqlx::query("DELETE FROM responses WHERE round_id = $1")
+            sqlx::query("DELETE FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL")
                 .bind(round_id)
                 .execute(c)
                 .await?
                 .rows_affected()
         });
-        for (key, role, number, text, allow_reply) in &answers {
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
-                        allow_reply, created_at, updated_at)
-                     VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $7)",
-                )
+        on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
+                    answer_revision = 0
+                 WHERE round_id = $1 AND state IN ('answered', 'expired')",
+            )
+            .bind(round_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        // Deliveries of other states (failed, skipped) never had an answer; their times go too.
+        on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE deliveries SET answered_at = NULL, reminded_at = NULL, answer_revision = 0
+                 WHERE round_id = $1",
+            )
+            .bind(round_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE wins SET created_at = $2, answer_key = NULL WHERE round_id = $1")
                 .bind(round_id)
-                .bind(key)
-                .bind(role)
-                .bind(number)
-                .bind(text)
-                .bind(allow_reply)
                 .bind(opened_at)
                 .execute(c)
                 .await?
                 .rows_affected()
-            });
-        }
-        on_tx!(self, |c| {
-            sqlx::query("UPDATE deliveries SET answered_at = NULL WHERE round_id = $1")
-                .bind(round_id)
-                .execute(c)
-                .await?
-                .rows_affected()
         });
-        // Outbox rows of this round's DMs carry rendered answers next to the member's channel:
-        // an answer update not yet sent is superseded by the closed state and dropped; what
-        // was sent keeps its status but loses its payload.
         on_tx!(self, |c| {
             sqlx::query(
-                "DELETE FROM outbox WHERE status = 'pending' AND dedupe_key LIKE 'delivery:%:answer:%'
+                "DELETE FROM outbox
+                 WHERE (dedupe_key LIKE 'delivery:%:answer:%' OR dedupe_key LIKE 'delivery:%:remind')
                    AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
             )
             .bind(round_id)
@@ -452,12 +693,16 @@ impl StoreTx {
             .rows_affected()
         });
         on_tx!(self, |c| {
-            sqlx::query("UPDATE rounds SET sealed_at = $1 WHERE id = $2")
-                .bind(to_ms(now))
-                .bind(round_id)
-                .execute(c)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE rounds SET sealed_at = $1, asked_count = $2, answered_count = $3 WHERE id = $4",
+            )
+            .bind(to_ms(now))
+            .bind(asked)
+            .bind(answered)
+            .bind(round_id)
+            .execute(c)
+            .await?
+            .rows_affected()
         });
         self.audit(
             now,
@@ -465,10 +710,39 @@ impl StoreTx {
             "round.sealed",
             None,
             Some(&round_id.to_string()),
-            &json!({ "answers": answers.len() }),
+            &json!({ "answers": answers, "asked": asked, "answered": answered, "roles_folded": fold }),
         )
         .await?;
-        Ok(answers.len())
+        Ok(SealReport {
+            answers,
+            asked,
+            answered,
+            roles_folded: fold,
+        })
+    }
+}
+
+const OPEN_ROUND: &str =
+    "SELECT id FROM rounds WHERE program_id = $1 AND survey_id = $2 AND state = 'open'
+       AND closes_at > $3 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.round_id = rounds.id)
+     ORDER BY opened_at DESC LIMIT 1";
+
+impl Store {
+    /// SQLite, after a seal committed: copies the WAL into the database file and truncates
+    /// it, so pages from before the seal do not linger in the `-wal` file (the database file
+    /// itself has no stale copies: every connection runs with `secure_delete`). Outside any
+    /// transaction. PostgreSQL keeps dead tuples until VACUUM and its WAL per its own
+    /// settings; the README says what an operator must do.
+    pub async fn checkpoint_after_seal(&self) -> StoreResult<()> {
+        if let super::Pool::Sqlite(p) = &self.pool {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(p)
+                .await?;
+            if busy != 0 {
+                tracing::warn!("the WAL could not be truncated after a seal (readers active); the next seal retries");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -594,16 +868,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "SELECT id FROM rounds WHERE program_id = $1 AND survey_id = $2 AND state = 'open'
-                   AND closes_at > $3 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.round_id = rounds.id)
-                 ORDER BY opened_at DESC LIMIT 1",
-            )
-            .bind(program_id)
-            .bind(survey_id)
-            .bind(to_ms(now))
-            .fetch_optional(p)
-            .await?
+            sqlx::query_scalar(OPEN_ROUND)
+                .bind(program_id)
+                .bind(survey_id)
+                .bind(to_ms(now))
+                .fetch_optional(p)
+                .await?
         }))
     }
 }
