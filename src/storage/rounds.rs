@@ -501,7 +501,7 @@ impl StoreTx {
         }
         let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
             sqlx::query_as(
-                "UPDATE outbox SET status = 'failed', last_error = $2, lease_until = NULL, leased_by = NULL
+                "UPDATE outbox SET status = 'cancelled', last_error = $2, lease_until = NULL, leased_by = NULL
                  WHERE status = 'pending' AND method = 'chat.postMessage'
                    AND delivery_id IN (SELECT id FROM deliveries WHERE closed_at = $1)
                  RETURNING subject_kind, subject_id",

@@ -690,9 +690,20 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     }
 }
 
-/// Six members; `swap` exchanges everything U0X1 and U0X2 answer (including a change of mind
-/// A→B→A, a text comment and a win).
-async fn adversary_run(swap: bool) -> (String, Vec<String>, Vec<String>) {
+/// Which two members trade places between two runs of the adversary.
+#[derive(Clone, Copy, PartialEq)]
+enum Swap {
+    Nobody,
+    /// The leader U0X1 and the participant U0X2 trade everything they answer (a change of mind
+    /// A→B→A against a text comment and a win).
+    LeaderAndParticipant,
+    /// U0X5 answers and U0X6 does not, or the other way round (so U0X6, then U0X5, is reminded).
+    ResponderAndNonResponder,
+}
+
+/// Six members (one leader), a reminder to whoever has not answered after a day, the window's
+/// end and the seal; returns the normalised dump of every table and the normalised logs.
+async fn adversary_run(swap: Swap) -> (String, Vec<String>, Vec<String>) {
     let logs = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -704,10 +715,15 @@ async fn adversary_run(swap: bool) -> (String, Vec<String>, Vec<String>) {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let ids = ["U0X1", "U0X2", "U0X3", "U0X4", "U0X5", "U0X6"];
+    let mut members = berlin(&["U0X1", "U0X2", "U0X3", "U0X4", "U0X5", "U0X6"]);
+    members[0].1 = "leader";
+    let reminding = format!(
+        "{}remind_after_hours = 24\n",
+        survey("0 10 * * MON", 48, "anonymous", "")
+    );
     let app = app_with(
-        &berlin(&ids),
-        &survey("0 10 * * MON", 48, "anonymous", SCALE_TEXT_WIN),
+        &members,
+        &format!("{reminding}{SCALE_TEXT_WIN}"),
         monday_ten_berlin(),
     )
     .await;
@@ -719,18 +735,23 @@ async fn adversary_run(swap: bool) -> (String, Vec<String>, Vec<String>) {
         (1, "the agenda was vague", None),
     ];
     let second: Vec<Step> = vec![(5, "loved the role play", Some(("shipped v2", "anonymous")))];
-    let (a, b) = if swap {
+    let (a, b) = if swap == Swap::LeaderAndParticipant {
         (second.clone(), first.clone())
     } else {
         (first.clone(), second.clone())
+    };
+    let (e, f): (Vec<Step>, Vec<Step>) = if swap == Swap::ResponderAndNonResponder {
+        (vec![], vec![(2, "", None)])
+    } else {
+        (vec![(2, "", None)], vec![])
     };
     let scripts: Vec<(&str, Vec<Step>)> = vec![
         ("U0X1", a),
         ("U0X2", b),
         ("U0X3", vec![(3, "", None)]),
         ("U0X4", vec![(4, "more time please", None)]),
-        ("U0X5", vec![(2, "", None)]),
-        ("U0X6", vec![]),
+        ("U0X5", e),
+        ("U0X6", f),
     ];
     // Interleaved rounds of clicks, each step followed by the outbox.
     for i in 0..3 {
@@ -742,7 +763,11 @@ async fn adversary_run(swap: bool) -> (String, Vec<String>, Vec<String>) {
         }
         app.advance(Duration::minutes(7));
     }
-    app.advance(Duration::hours(49));
+    // A day later the one who has not answered is reminded.
+    app.advance(Duration::hours(24));
+    assert_eq!(app.tick().await.reminded, 1);
+    app.drain_outbox().await;
+    app.advance(Duration::hours(25));
     assert_eq!(app.tick().await.sealed, 1);
     app.drain_outbox().await;
 
@@ -887,8 +912,16 @@ fn normalise(s: &str) -> String {
 
 #[tokio::test]
 async fn the_adversary_with_the_database_and_the_logs_cannot_tell_who_answered_what() {
-    let (tables_a, logs_a, _) = adversary_run(false).await;
-    let (tables_b, logs_b, _) = adversary_run(true).await;
+    let plain = adversary_run(Swap::Nobody).await;
+    for swap in [Swap::LeaderAndParticipant, Swap::ResponderAndNonResponder] {
+        assert_runs_look_alike(&plain, &adversary_run(swap).await);
+    }
+}
+
+fn assert_runs_look_alike(
+    (tables_a, logs_a, _): &(String, Vec<String>, Vec<String>),
+    (tables_b, logs_b, _): &(String, Vec<String>, Vec<String>),
+) {
     if tables_a != tables_b {
         let a: Vec<_> = tables_a.lines().collect();
         let b: Vec<_> = tables_b.lines().collect();
@@ -949,7 +982,7 @@ async fn a_closed_window_cancels_what_is_still_queued() {
         0
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE 'cancelled: the pulse closed%'")
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'")
             .await,
         1
     );
