@@ -1,5 +1,5 @@
-//! Realistic payloads for the peer to send, shaped like FACTS.md §3/§6 and
-//! fixtures/interactivity: event envelopes, button clicks, modal submissions and slash
+//! Realistic payloads for the peer to send, shaped like Slack's (docs/slack-facts.md, "Events
+//! API" and "Interactions and views"): event envelopes, button clicks, modal submissions and slash
 //! commands, with fresh trigger_ids and working response_urls from the emulator.
 
 use serde_json::{json, Map, Value};
@@ -30,7 +30,7 @@ impl SlackPeer {
         json!({ "id": user_id, "username": name, "name": name, "team_id": w.config.team_id })
     }
 
-    /// An `event_callback` envelope around `event` (FACTS.md §3).
+    /// An `event_callback` envelope around `event` (docs/slack-facts.md, "Events API").
     pub fn event_callback(&self, event_id: &str, event: Value) -> Value {
         let c = self.shared.config();
         json!({
