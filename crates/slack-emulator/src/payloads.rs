@@ -9,7 +9,7 @@ use super::directory::dm_channel_id;
 use super::methods::message_json;
 use super::peer::SlackPeer;
 use super::respond;
-use super::state::Install;
+use super::state::{Install, World};
 
 /// Slack's deprecated verification token; present in every payload, checked by no one.
 const LEGACY_TOKEN: &str = "emulated-verification-token";
@@ -102,11 +102,7 @@ impl SlackPeer {
             |m| message_json(m, &install, &c.app_id),
         );
         let is_ephemeral = stored.is_some_and(|m| m.ephemeral_for.is_some());
-        let channel_name = w
-            .directory
-            .channels
-            .get(channel_id)
-            .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone());
+        let channel_name = channel_name(&w, channel_id);
         drop(w);
         json!({
             "type": "block_actions",
@@ -182,11 +178,7 @@ impl SlackPeer {
         let c = w.config.clone();
         let trigger_id = w.issue_trigger(Some(user_id));
         let response_url = respond::issue(&mut w, channel_id, None, user_id);
-        let channel_name = w
-            .directory
-            .channels
-            .get(channel_id)
-            .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone());
+        let channel_name = channel_name(&w, channel_id);
         drop(w);
         [
             ("token", LEGACY_TOKEN.to_string()),
@@ -266,4 +258,12 @@ fn action_json(
         }
     }
     Value::Object(action)
+}
+
+/// A channel's name as payloads carry it; DMs are `directmessage`.
+fn channel_name(w: &World, channel_id: &str) -> String {
+    w.directory
+        .channels
+        .get(channel_id)
+        .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone())
 }

@@ -212,6 +212,16 @@ fn peer_of(shared: &Arc<Shared>) -> Option<SlackPeer> {
     Some(SlackPeer::new(shared.clone(), &url, &secret))
 }
 
+/// The peer a sandbox form POST goes through, or the refusal: 403 for a cross-origin POST,
+/// 409 when no bot is connected.
+fn peer_for_post(shared: &Arc<Shared>, headers: &HeaderMap) -> Result<SlackPeer, Response> {
+    if let Some(refused) = cross_origin(headers) {
+        return Err(refused);
+    }
+    peer_of(shared)
+        .ok_or_else(|| (StatusCode::CONFLICT, "no bot connected to this sandbox").into_response())
+}
+
 /// The sandbox page's forms post to the emulator's own address. A POST from another site (a
 /// page the operator happens to visit making their browser click or submit for them) is
 /// refused: browsers name the requesting site in `Sec-Fetch-Site` and `Origin`. A client that
@@ -246,15 +256,9 @@ pub(crate) async fn click(
     headers: HeaderMap,
     Form(c): Form<Click>,
 ) -> Response {
-    if let Some(refused) = cross_origin(&headers) {
-        return refused;
-    }
-    let Some(peer) = peer_of(&shared) else {
-        return (
-            axum::http::StatusCode::CONFLICT,
-            "no bot connected to this sandbox",
-        )
-            .into_response();
+    let peer = match peer_for_post(&shared, &headers) {
+        Ok(peer) => peer,
+        Err(refused) => return refused,
     };
     let payload = peer.block_actions(
         &c.user,
@@ -275,15 +279,9 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     Form(fields): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = cross_origin(&headers) {
-        return refused;
-    }
-    let Some(peer) = peer_of(&shared) else {
-        return (
-            axum::http::StatusCode::CONFLICT,
-            "no bot connected to this sandbox",
-        )
-            .into_response();
+    let peer = match peer_for_post(&shared, &headers) {
+        Ok(peer) => peer,
+        Err(refused) => return refused,
     };
     let (Some(view_id), Some(user)) = (fields.get("__view"), fields.get("__user")) else {
         return (axum::http::StatusCode::BAD_REQUEST, "missing view").into_response();
