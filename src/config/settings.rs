@@ -62,44 +62,29 @@ impl std::fmt::Debug for DatabaseSettings {
 }
 
 /// A database URL without its password (in the user-info part or a `password=` parameter),
-/// for messages, logs and `Debug`.
+/// for messages, logs and `Debug`. A URL that does not parse shows only its scheme.
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return match url.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:<a URL that does not parse>"),
+            None => "<a URL that does not parse>".to_string(),
+        };
     };
-    let mut out = match base.find("://") {
-        Some(scheme_end) => {
-            let rest = &base[scheme_end + 3..];
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => {
-                    let creds = &rest[..at];
-                    let user = creds.split(':').next().unwrap_or("");
-                    let hidden = if creds.contains(':') { ":***" } else { "" };
-                    format!(
-                        "{}://{user}{hidden}@{}",
-                        &base[..scheme_end],
-                        &rest[at + 1..]
-                    )
-                }
-                None => base.to_string(),
-            }
-        }
-        None => base.to_string(),
-    };
-    if let Some(query) = query {
-        let params: Vec<String> = query
+    if parsed.password().is_some() {
+        // Fails only for URLs without a host, which have no user-info to hide.
+        let _ = parsed.set_password(Some("***"));
+    }
+    if let Some(query) = parsed.query() {
+        let redacted: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
                 Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
                 _ => kv.to_string(),
             })
             .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
+        parsed.set_query(Some(&redacted.join("&")));
     }
-    out
+    parsed.to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,8 +93,6 @@ pub struct SlackSettings {
     pub api_base_url: String,
     pub bot_token: Option<SecretString>,
     pub signing_secret: Option<SecretString>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<SecretString>,
     /// Workspace-wide ceiling for chat.postMessage (Slack does not publish one).
     pub max_posts_per_minute: u32,
     /// Slack allows about one message per second per channel.
@@ -193,8 +176,6 @@ impl Default for SlackSettings {
             api_base_url: DEFAULT_SLACK_API_BASE_URL.into(),
             bot_token: None,
             signing_secret: None,
-            client_id: None,
-            client_secret: None,
             max_posts_per_minute: 600,
             posts_per_second_per_channel: 1.0,
             request_timeout_seconds: 10,
@@ -226,20 +207,6 @@ impl Default for SchedulerSettings {
         }
     }
 }
-
-/// The environment variables of the external contract, and where each lands.
-pub const ENV_VARS: &[&str] = &[
-    "DATABASE_URL",
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_API_BASE_URL",
-    "SLACK_CLIENT_ID",
-    "SLACK_CLIENT_SECRET",
-    "PULSELOOP_BIND",
-    "PULSELOOP_ADMIN_TOKEN",
-    "PULSELOOP_ENCRYPTION_KEY",
-    "PULSELOOP_CONFIG",
-];
 
 impl Settings {
     /// Reads `<config_dir>/pulseloop.toml` (optional) and applies the environment over it.
@@ -275,12 +242,6 @@ impl Settings {
         }
         if let Some(v) = get("SLACK_API_BASE_URL") {
             self.slack.api_base_url = v;
-        }
-        if let Some(v) = get("SLACK_CLIENT_ID") {
-            self.slack.client_id = Some(v);
-        }
-        if let Some(v) = secret("SLACK_CLIENT_SECRET") {
-            self.slack.client_secret = Some(v);
         }
         if let Some(v) = get("PULSELOOP_BIND") {
             self.server.bind = v;
@@ -444,6 +405,37 @@ mod tests {
             redact_url("postgres://u@h/db"),
             "postgres://u@h/db",
             "a user without a password"
+        );
+    }
+
+    #[test]
+    fn an_at_sign_in_the_password_is_hidden_too() {
+        let printed = redact_url("postgres://pulse:p@ss:w@rd@db.internal/pulse");
+        assert_eq!(printed, "postgres://pulse:***@db.internal/pulse");
+        assert!(!printed.contains("rd@"), "{printed}");
+    }
+
+    #[test]
+    fn a_url_without_a_password_is_unchanged() {
+        for url in [
+            "postgres://pulse@db.internal:5432/pulse?sslmode=require",
+            "postgres://db.internal/pulse",
+            "sqlite::memory:",
+            "sqlite:data/pulseloop.db",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&PASSWORD=pw"),
+            "postgres://h/db?user=u&PASSWORD=***"
+        );
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_shows_only_its_scheme() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:notaport/db"),
+            "postgres:<a URL that does not parse>"
         );
     }
 

@@ -145,6 +145,27 @@ fn kind_of(v: &Value) -> Option<&str> {
     v.get("type").and_then(Value::as_str)
 }
 
+/// Element types the emulator accepts without checking their fields.
+const UNCHECKED_ELEMENTS: &[&str] = &[
+    "external_select",
+    "multi_external_select",
+    "users_select",
+    "multi_users_select",
+    "conversations_select",
+    "multi_conversations_select",
+    "channels_select",
+    "multi_channels_select",
+    "datepicker",
+    "timepicker",
+    "datetimepicker",
+    "email_text_input",
+    "url_text_input",
+    "number_input",
+    "rich_text_input",
+    "file_input",
+    "workflow_button",
+];
+
 impl Checker {
     fn error(&mut self, pointer: &str, message: impl std::fmt::Display) {
         self.errors
@@ -266,45 +287,12 @@ impl Checker {
             return;
         }
         if let Some(id) = b.get("block_id") {
-            self.max_str(Some(id), &format!("{p}/block_id"), MAX_ID);
-            if let Some(id) = id.as_str() {
-                if !self.block_ids.insert(id.to_string()) {
-                    self.error(
-                        &format!("{p}/block_id"),
-                        format!("duplicate block_id: {id}"),
-                    );
-                }
-            }
+            self.block_id(id, p);
         }
         match kind_of(b) {
             Some("section") => self.section(b, p),
-            Some("actions") => {
-                let elements = self.array(
-                    b.get("elements"),
-                    &format!("{p}/elements"),
-                    MAX_ACTIONS_ELEMENTS,
-                    1,
-                );
-                for (i, e) in elements.iter().enumerate() {
-                    self.element(e, &format!("{p}/elements/{i}"));
-                }
-            }
-            Some("context") => {
-                let elements = self.array(
-                    b.get("elements"),
-                    &format!("{p}/elements"),
-                    MAX_CONTEXT_ELEMENTS,
-                    1,
-                );
-                for (i, e) in elements.iter().enumerate() {
-                    let ep = format!("{p}/elements/{i}");
-                    if kind_of(e) == Some("image") {
-                        self.image_element(e, &ep);
-                    } else {
-                        self.text(Some(e), &ep, TextRule::any(CONTEXT_TEXT_MAX).required());
-                    }
-                }
-            }
+            Some("actions") => self.actions(b, p),
+            Some("context") => self.context(b, p),
             Some("divider") => {}
             Some("header") => self.text(
                 b.get("text"),
@@ -312,47 +300,103 @@ impl Checker {
                 TextRule::plain(HEADER_TEXT_MAX).required(),
             ),
             Some("input") => self.input(b, p),
-            Some("image") => {
-                self.image_element(b, p);
-                self.text(
-                    b.get("title"),
-                    &format!("{p}/title"),
-                    TextRule::plain(LABEL_MAX),
-                );
-            }
-            Some("rich_text") => {
-                self.array(b.get("elements"), &format!("{p}/elements"), usize::MAX, 0);
-                if b.get("elements").is_none() {
-                    self.error(p, "missing required field: elements");
-                }
-            }
-            Some("markdown") => match b.get("text").and_then(Value::as_str) {
-                Some(t) => self.markdown_chars += chars(t),
-                None => self.error(p, "missing required field: text"),
-            },
+            Some("image") => self.image_block(b, p),
+            Some("rich_text") => self.rich_text(b, p),
+            Some("markdown") => self.markdown(b, p),
             Some("file") => {
                 self.required_str(b, "external_id", p, MAX_ID);
                 self.required_str(b, "source", p, MAX_ID);
             }
-            Some("video") => {
-                self.required_str(b, "alt_text", p, ALT_TEXT_MAX);
-                self.required_str(b, "thumbnail_url", p, URL_MAX);
-                self.required_str(b, "video_url", p, URL_MAX);
-                self.text(
-                    b.get("title"),
-                    &format!("{p}/title"),
-                    TextRule::plain(200).required(),
-                );
-            }
-            Some(other) => {
-                self.error(p, "failed to match all allowed schemas");
-                self.error(
-                    &format!("{p}/type"),
-                    format!("unsupported block type: {other}"),
-                );
-            }
+            Some("video") => self.video(b, p),
+            Some(other) => self.unsupported(p, "block", other),
             None => self.error(p, "missing required field: type"),
         }
+    }
+
+    /// A block's id: at most [`MAX_ID`] characters and unique within the payload.
+    fn block_id(&mut self, id: &Value, p: &str) {
+        self.max_str(Some(id), &format!("{p}/block_id"), MAX_ID);
+        if let Some(id) = id.as_str() {
+            if !self.block_ids.insert(id.to_string()) {
+                self.error(
+                    &format!("{p}/block_id"),
+                    format!("duplicate block_id: {id}"),
+                );
+            }
+        }
+    }
+
+    /// A type Slack does not know, as `block` or `element`.
+    fn unsupported(&mut self, p: &str, what: &str, other: &str) {
+        self.error(p, "failed to match all allowed schemas");
+        self.error(
+            &format!("{p}/type"),
+            format!("unsupported {what} type: {other}"),
+        );
+    }
+
+    fn actions(&mut self, b: &Value, p: &str) {
+        let elements = self.array(
+            b.get("elements"),
+            &format!("{p}/elements"),
+            MAX_ACTIONS_ELEMENTS,
+            1,
+        );
+        for (i, e) in elements.iter().enumerate() {
+            self.element(e, &format!("{p}/elements/{i}"));
+        }
+    }
+
+    fn context(&mut self, b: &Value, p: &str) {
+        let elements = self.array(
+            b.get("elements"),
+            &format!("{p}/elements"),
+            MAX_CONTEXT_ELEMENTS,
+            1,
+        );
+        for (i, e) in elements.iter().enumerate() {
+            let ep = format!("{p}/elements/{i}");
+            if kind_of(e) == Some("image") {
+                self.image_element(e, &ep);
+            } else {
+                self.text(Some(e), &ep, TextRule::any(CONTEXT_TEXT_MAX).required());
+            }
+        }
+    }
+
+    fn image_block(&mut self, b: &Value, p: &str) {
+        self.image_element(b, p);
+        self.text(
+            b.get("title"),
+            &format!("{p}/title"),
+            TextRule::plain(LABEL_MAX),
+        );
+    }
+
+    fn rich_text(&mut self, b: &Value, p: &str) {
+        self.array(b.get("elements"), &format!("{p}/elements"), usize::MAX, 0);
+        if b.get("elements").is_none() {
+            self.error(p, "missing required field: elements");
+        }
+    }
+
+    /// Markdown blocks only add to the payload's total (checked once, at the end).
+    fn markdown(&mut self, b: &Value, p: &str) {
+        match b.get("text").and_then(Value::as_str) {
+            Some(t) => self.markdown_chars += chars(t),
+            None => self.error(p, "missing required field: text"),
+        }
+    }
+
+    fn video(&mut self, b: &Value, p: &str) {
+        self.required_str(b, "alt_text", p, ALT_TEXT_MAX);
+        self.required_str(b, "thumbnail_url", p, URL_MAX);
+        self.required_str(b, "video_url", p, URL_MAX);
+        self.text(
+            b.get("title"),
+            &format!("{p}/title"),
+            TextRule::plain(200).required(),
+        );
     }
 
     fn section(&mut self, b: &Value, p: &str) {
@@ -426,114 +470,89 @@ impl Checker {
             self.confirm(confirm, &format!("{p}/confirm"));
         }
         match kind_of(e) {
-            Some("button") => {
-                self.text(
-                    e.get("text"),
-                    &format!("{p}/text"),
-                    TextRule::plain(BUTTON_TEXT_MAX).required(),
-                );
-                self.max_str(e.get("value"), &format!("{p}/value"), BUTTON_VALUE_MAX);
-                self.max_str(e.get("url"), &format!("{p}/url"), URL_MAX);
-                self.max_str(
-                    e.get("accessibility_label"),
-                    &format!("{p}/accessibility_label"),
-                    75,
-                );
-            }
-            Some("static_select" | "multi_static_select") => {
-                let has_groups = e.get("option_groups").is_some();
-                if !has_groups {
-                    let opts = self.array(
-                        e.get("options"),
-                        &format!("{p}/options"),
-                        MAX_SELECT_OPTIONS,
-                        1,
-                    );
-                    self.options(opts, &format!("{p}/options"));
-                }
-                let groups = self.array(
-                    e.get("option_groups"),
-                    &format!("{p}/option_groups"),
-                    100,
-                    0,
-                );
-                for (i, g) in groups.iter().enumerate() {
-                    let gp = format!("{p}/option_groups/{i}");
-                    self.text(
-                        g.get("label"),
-                        &format!("{gp}/label"),
-                        TextRule::plain(BUTTON_TEXT_MAX).required(),
-                    );
-                    let opts = self.array(
-                        g.get("options"),
-                        &format!("{gp}/options"),
-                        MAX_SELECT_OPTIONS,
-                        1,
-                    );
-                    self.options(opts, &format!("{gp}/options"));
-                }
-                self.initial_options(e, p);
-            }
+            Some("button") => self.button(e, p),
+            Some("static_select" | "multi_static_select") => self.static_select(e, p),
             Some("radio_buttons" | "checkboxes") => {
-                let opts = self.array(
-                    e.get("options"),
-                    &format!("{p}/options"),
-                    MAX_RADIO_OPTIONS,
-                    1,
-                );
-                self.options(opts, &format!("{p}/options"));
+                self.option_list(e.get("options"), &format!("{p}/options"), MAX_RADIO_OPTIONS);
                 self.initial_options(e, p);
             }
-            Some("overflow") => {
-                let opts = self.array(e.get("options"), &format!("{p}/options"), 5, 1);
-                self.options(opts, &format!("{p}/options"));
-            }
-            Some("plain_text_input") => {
-                for field in ["min_length", "max_length"] {
-                    if let Some(n) = e.get(field) {
-                        match n.as_u64() {
-                            Some(n) if n <= 3000 => {}
-                            _ => self.error(
-                                &format!("{p}/{field}"),
-                                "must be an integer no greater than 3000",
-                            ),
-                        }
-                    }
-                }
-                self.max_str(
-                    e.get("initial_value"),
-                    &format!("{p}/initial_value"),
-                    PLAIN_TEXT_INPUT_MAX,
-                );
-            }
-            Some(
-                "external_select"
-                | "multi_external_select"
-                | "users_select"
-                | "multi_users_select"
-                | "conversations_select"
-                | "multi_conversations_select"
-                | "channels_select"
-                | "multi_channels_select"
-                | "datepicker"
-                | "timepicker"
-                | "datetimepicker"
-                | "email_text_input"
-                | "url_text_input"
-                | "number_input"
-                | "rich_text_input"
-                | "file_input"
-                | "workflow_button",
-            ) => {}
-            Some(other) => {
-                self.error(p, "failed to match all allowed schemas");
-                self.error(
-                    &format!("{p}/type"),
-                    format!("unsupported element type: {other}"),
-                );
-            }
+            Some("overflow") => self.option_list(e.get("options"), &format!("{p}/options"), 5),
+            Some("plain_text_input") => self.plain_text_input(e, p),
+            Some(kind) if UNCHECKED_ELEMENTS.contains(&kind) => {}
+            Some(other) => self.unsupported(p, "element", other),
             None => self.error(p, "missing required field: type"),
         }
+    }
+
+    fn button(&mut self, e: &Value, p: &str) {
+        self.text(
+            e.get("text"),
+            &format!("{p}/text"),
+            TextRule::plain(BUTTON_TEXT_MAX).required(),
+        );
+        self.max_str(e.get("value"), &format!("{p}/value"), BUTTON_VALUE_MAX);
+        self.max_str(e.get("url"), &format!("{p}/url"), URL_MAX);
+        self.max_str(
+            e.get("accessibility_label"),
+            &format!("{p}/accessibility_label"),
+            75,
+        );
+    }
+
+    /// Options or option groups (options are required only without groups).
+    fn static_select(&mut self, e: &Value, p: &str) {
+        if e.get("option_groups").is_none() {
+            self.option_list(
+                e.get("options"),
+                &format!("{p}/options"),
+                MAX_SELECT_OPTIONS,
+            );
+        }
+        let groups = self.array(
+            e.get("option_groups"),
+            &format!("{p}/option_groups"),
+            100,
+            0,
+        );
+        for (i, g) in groups.iter().enumerate() {
+            let gp = format!("{p}/option_groups/{i}");
+            self.text(
+                g.get("label"),
+                &format!("{gp}/label"),
+                TextRule::plain(BUTTON_TEXT_MAX).required(),
+            );
+            self.option_list(
+                g.get("options"),
+                &format!("{gp}/options"),
+                MAX_SELECT_OPTIONS,
+            );
+        }
+        self.initial_options(e, p);
+    }
+
+    fn plain_text_input(&mut self, e: &Value, p: &str) {
+        for field in ["min_length", "max_length"] {
+            if let Some(n) = e.get(field) {
+                match n.as_u64() {
+                    Some(n) if n <= 3000 => {}
+                    _ => self.error(
+                        &format!("{p}/{field}"),
+                        "must be an integer no greater than 3000",
+                    ),
+                }
+            }
+        }
+        self.max_str(
+            e.get("initial_value"),
+            &format!("{p}/initial_value"),
+            PLAIN_TEXT_INPUT_MAX,
+        );
+    }
+
+    /// A required array of 1 to `max` options at `p`, each checked.
+    fn option_list(&mut self, v: Option<&Value>, p: &str, max: usize) {
+        let opts = self.array(v, p, max, 1);
+        self.options(opts, p);
     }
 
     fn options(&mut self, options: &[Value], p: &str) {

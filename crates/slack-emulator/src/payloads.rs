@@ -1,5 +1,5 @@
-//! Realistic payloads for the peer to send, shaped like FACTS.md §3/§6 and
-//! fixtures/interactivity: event envelopes, button clicks, modal submissions and slash
+//! Realistic payloads for the peer to send, shaped like Slack's (docs/slack-facts.md, "Events
+//! API" and "Interactions and views"): event envelopes, button clicks, modal submissions and slash
 //! commands, with fresh trigger_ids and working response_urls from the emulator.
 
 use serde_json::{json, Map, Value};
@@ -9,7 +9,7 @@ use super::directory::dm_channel_id;
 use super::methods::message_json;
 use super::peer::SlackPeer;
 use super::respond;
-use super::state::Install;
+use super::state::{Install, World};
 
 /// Slack's deprecated verification token; present in every payload, checked by no one.
 const LEGACY_TOKEN: &str = "emulated-verification-token";
@@ -30,7 +30,7 @@ impl SlackPeer {
         json!({ "id": user_id, "username": name, "name": name, "team_id": w.config.team_id })
     }
 
-    /// An `event_callback` envelope around `event` (FACTS.md §3).
+    /// An `event_callback` envelope around `event` (docs/slack-facts.md, "Events API").
     pub fn event_callback(&self, event_id: &str, event: Value) -> Value {
         let c = self.shared.config();
         json!({
@@ -102,11 +102,7 @@ impl SlackPeer {
             |m| message_json(m, &install, &c.app_id),
         );
         let is_ephemeral = stored.is_some_and(|m| m.ephemeral_for.is_some());
-        let channel_name = w
-            .directory
-            .channels
-            .get(channel_id)
-            .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone());
+        let channel_name = channel_name(&w, channel_id);
         drop(w);
         json!({
             "type": "block_actions",
@@ -182,11 +178,7 @@ impl SlackPeer {
         let c = w.config.clone();
         let trigger_id = w.issue_trigger(Some(user_id));
         let response_url = respond::issue(&mut w, channel_id, None, user_id);
-        let channel_name = w
-            .directory
-            .channels
-            .get(channel_id)
-            .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone());
+        let channel_name = channel_name(&w, channel_id);
         drop(w);
         [
             ("token", LEGACY_TOKEN.to_string()),
@@ -266,4 +258,12 @@ fn action_json(
         }
     }
     Value::Object(action)
+}
+
+/// A channel's name as payloads carry it; DMs are `directmessage`.
+fn channel_name(w: &World, channel_id: &str) -> String {
+    w.directory
+        .channels
+        .get(channel_id)
+        .map_or_else(|| "directmessage".to_string(), |ch| ch.name.clone())
 }

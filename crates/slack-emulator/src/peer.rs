@@ -1,6 +1,7 @@
 //! Slack's side of the conversation with the bot: signed HTTP requests to its
-//! `/slack/events`, `/slack/interactions` and `/slack/commands` (FACTS.md §1), with knobs to
-//! sign wrongly on purpose. Payload builders live in `payloads`.
+//! `/slack/events`, `/slack/interactions` and `/slack/commands` (docs/slack-facts.md,
+//! "Request signing"), with knobs to sign wrongly on purpose.
+//! Payload builders live in `payloads`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

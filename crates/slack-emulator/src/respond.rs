@@ -1,6 +1,6 @@
 //! `response_url`s handed out in block_actions and slash-command payloads: the bot POSTs JSON
 //! there to reply ephemerally, in the channel, or to replace/delete the original message.
-//! Usable 5 times within 30 minutes, as at Slack (FACTS.md §2).
+//! Usable 5 times within 30 minutes, as at Slack (docs/slack-facts.md, "Interactions and views").
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -212,15 +212,27 @@ fn peer_of(shared: &Arc<Shared>) -> Option<SlackPeer> {
     Some(SlackPeer::new(shared.clone(), &url, &secret))
 }
 
+/// The peer a sandbox form POST goes through, or the refusal: 403 for a cross-origin POST,
+/// 409 when no bot is connected.
+fn peer_for_post(shared: &Arc<Shared>, headers: &HeaderMap) -> Result<SlackPeer, Refusal> {
+    if let Some(refused) = cross_origin(headers) {
+        return Err(refused);
+    }
+    peer_of(shared).ok_or((StatusCode::CONFLICT, "no bot connected to this sandbox"))
+}
+
+/// A status and the sentence that explains it.
+type Refusal = (StatusCode, &'static str);
+
 /// The sandbox page's forms post to the emulator's own address. A POST from another site (a
 /// page the operator happens to visit making their browser click or submit for them) is
 /// refused: browsers name the requesting site in `Sec-Fetch-Site` and `Origin`. A client that
 /// sends neither (curl, a test) is not a browser that could be tricked, and is let through.
-fn cross_origin(headers: &HeaderMap) -> Option<Response> {
+fn cross_origin(headers: &HeaderMap) -> Option<Refusal> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refuse = |why: &str| {
         tracing::warn!(reason = why, "sandbox: refused a cross-origin POST");
-        Some((StatusCode::FORBIDDEN, "cross-origin requests are refused").into_response())
+        Some((StatusCode::FORBIDDEN, "cross-origin requests are refused"))
     };
     if let Some(site) = header("sec-fetch-site") {
         if !matches!(site, "same-origin" | "none") {
@@ -246,15 +258,9 @@ pub(crate) async fn click(
     headers: HeaderMap,
     Form(c): Form<Click>,
 ) -> Response {
-    if let Some(refused) = cross_origin(&headers) {
-        return refused;
-    }
-    let Some(peer) = peer_of(&shared) else {
-        return (
-            axum::http::StatusCode::CONFLICT,
-            "no bot connected to this sandbox",
-        )
-            .into_response();
+    let peer = match peer_for_post(&shared, &headers) {
+        Ok(peer) => peer,
+        Err(refused) => return refused.into_response(),
     };
     let payload = peer.block_actions(
         &c.user,
@@ -275,15 +281,9 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     Form(fields): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = cross_origin(&headers) {
-        return refused;
-    }
-    let Some(peer) = peer_of(&shared) else {
-        return (
-            axum::http::StatusCode::CONFLICT,
-            "no bot connected to this sandbox",
-        )
-            .into_response();
+    let peer = match peer_for_post(&shared, &headers) {
+        Ok(peer) => peer,
+        Err(refused) => return refused.into_response(),
     };
     let (Some(view_id), Some(user)) = (fields.get("__view"), fields.get("__user")) else {
         return (axum::http::StatusCode::BAD_REQUEST, "missing view").into_response();

@@ -18,11 +18,11 @@ use tokio::sync::{watch, Notify};
 use tower::ServiceExt;
 
 use super::faults::FaultKind;
-use super::methods::{self, ApiError, Call};
+use super::methods::{self, ApiError, Call, Method};
 use super::model::RecordedCall;
 use super::params::Params;
 use super::rate_limit::retry_after_secs;
-use super::state::Shared;
+use super::state::{Install, Shared, World};
 use super::{directory, respond, sandbox, uploads};
 
 /// Notified by a handler to make its connection's task drop the socket unanswered.
@@ -207,6 +207,8 @@ async fn api(
     }
 }
 
+/// Decode → auth → faults → rate limits → method; the world stays locked from the rate check
+/// to the end of the method, as one Slack call is one step of the world.
 async fn pipeline(
     shared: &Shared,
     method: &str,
@@ -215,70 +217,25 @@ async fn pipeline(
     token: Option<&str>,
 ) -> Outcome {
     let Some(spec) = methods::find(method) else {
-        return Outcome::Answer {
-            status: StatusCode::NOT_FOUND,
-            body: json!({ "ok": false, "error": "unknown_method", "req_method": method }),
-            retry_after: None,
-        };
+        return unknown_method(method);
     };
     if let Err(e) = decoded {
         return Outcome::ok_false(e.code());
     }
-
-    let install = {
-        let w = shared.world();
-        match token {
-            Some(t) => w.tokens.get(t).cloned(),
-            None => None,
-        }
+    let install = match authenticate(shared, spec, token) {
+        Ok(install) => install,
+        Err(refused) => return refused,
     };
-    if spec.needs_token {
-        match (token, &install) {
-            (None, _) => return Outcome::ok_false("not_authed"),
-            (Some(_), None) => return Outcome::ok_false("invalid_auth"),
-            _ => {}
-        }
-    }
-
-    let fault = shared.world().faults.take(method, &fault_targets(params));
-    match fault {
-        Some(FaultKind::Http(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let error = if code == 503 {
-                "service_unavailable"
-            } else {
-                "fatal_error"
-            };
-            return Outcome::Answer {
-                status,
-                body: error_body(error),
-                retry_after: None,
-            };
-        }
-        Some(FaultKind::Error(code)) => return Outcome::ok_false(&code),
-        Some(FaultKind::RateLimited { retry_after_secs }) => {
-            return Outcome::rate_limited(retry_after_secs)
-        }
-        Some(FaultKind::DropConnection) => return Outcome::Drop,
-        Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::PostThenDrop) | None => {}
-    }
-    let drop_after = fault == Some(FaultKind::PostThenDrop);
+    let drop_after = match apply_fault(shared, method, params).await {
+        Ok(drop_after) => drop_after,
+        Err(faulted) => return faulted,
+    };
 
     let mut w = shared.world();
     let now = Instant::now();
     if spec.needs_token {
-        // chat.postMessage is paced per conversation, so `U…` and its `D…` share a bucket.
-        let channel = params.str("channel").map(|c| {
-            if c.starts_with(['U', 'W']) {
-                directory::dm_channel_id(&c)
-            } else {
-                c
-            }
-        });
-        let token = token.unwrap_or_default();
-        if let Err(wait) = w.limiter.check(token, method, channel.as_deref(), now) {
-            return Outcome::rate_limited(retry_after_secs(wait));
+        if let Err(limited) = check_rate(&mut w, method, params, token, now) {
+            return limited;
         }
     }
     let at = w.now();
@@ -289,7 +246,103 @@ async fn pipeline(
         now: at,
         instant: now,
     };
-    let body = match spec.run(&mut call) {
+    let body = reply_body(spec.run(&mut call));
+    if drop_after {
+        return Outcome::Drop;
+    }
+    Outcome::Answer {
+        status: StatusCode::OK,
+        body,
+        retry_after: None,
+    }
+}
+
+fn unknown_method(method: &str) -> Outcome {
+    Outcome::Answer {
+        status: StatusCode::NOT_FOUND,
+        body: json!({ "ok": false, "error": "unknown_method", "req_method": method }),
+        retry_after: None,
+    }
+}
+
+/// The token's installation, or the refusal: `not_authed` without a token, `invalid_auth` for
+/// an unknown one (only for methods that need a token).
+fn authenticate(
+    shared: &Shared,
+    spec: &Method,
+    token: Option<&str>,
+) -> Result<Option<Install>, Outcome> {
+    let install = token.and_then(|t| shared.world().tokens.get(t).cloned());
+    if spec.needs_token {
+        match (token, &install) {
+            (None, _) => return Err(Outcome::ok_false("not_authed")),
+            (Some(_), None) => return Err(Outcome::ok_false("invalid_auth")),
+            _ => {}
+        }
+    }
+    Ok(install)
+}
+
+/// Takes the fault queued for this call, if any. `Err` is the faulted answer; `Ok(true)` means
+/// the call runs and then its connection is dropped; a delay is waited out here (unlocked).
+async fn apply_fault(shared: &Shared, method: &str, params: &Params) -> Result<bool, Outcome> {
+    let fault = shared.world().faults.take(method, &fault_targets(params));
+    match fault {
+        Some(FaultKind::Http(code)) => Err(http_fault(code)),
+        Some(FaultKind::Error(code)) => Err(Outcome::ok_false(&code)),
+        Some(FaultKind::RateLimited { retry_after_secs }) => {
+            Err(Outcome::rate_limited(retry_after_secs))
+        }
+        Some(FaultKind::DropConnection) => Err(Outcome::Drop),
+        Some(FaultKind::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(false)
+        }
+        Some(FaultKind::PostThenDrop) => Ok(true),
+        None => Ok(false),
+    }
+}
+
+fn http_fault(code: u16) -> Outcome {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let error = if code == 503 {
+        "service_unavailable"
+    } else {
+        "fatal_error"
+    };
+    Outcome::Answer {
+        status,
+        body: error_body(error),
+        retry_after: None,
+    }
+}
+
+/// The rate limiter's verdict for one call by `token`.
+fn check_rate(
+    w: &mut World,
+    method: &str,
+    params: &Params,
+    token: Option<&str>,
+    now: Instant,
+) -> Result<(), Outcome> {
+    // chat.postMessage is paced per conversation, so `U…` and its `D…` share a bucket.
+    let channel = params.str("channel").map(|c| {
+        if c.starts_with(['U', 'W']) {
+            directory::dm_channel_id(&c)
+        } else {
+            c
+        }
+    });
+    let token = token.unwrap_or_default();
+    w.limiter
+        .check(token, method, channel.as_deref(), now)
+        .map_err(|wait| Outcome::rate_limited(retry_after_secs(wait)))
+}
+
+/// A method's reply as Slack's JSON: `ok: true` plus its fields, or the error body with
+/// `response_metadata.messages` when the error carries any.
+fn reply_body(reply: methods::Reply) -> Value {
+    match reply {
         Ok(mut fields) => {
             let mut body = serde_json::Map::new();
             body.insert("ok".into(), Value::Bool(true));
@@ -303,13 +356,5 @@ async fn pipeline(
             }
             body
         }
-    };
-    if drop_after {
-        return Outcome::Drop;
-    }
-    Outcome::Answer {
-        status: StatusCode::OK,
-        body,
-        retry_after: None,
     }
 }

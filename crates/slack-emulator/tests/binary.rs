@@ -1,6 +1,9 @@
 //! The `slack-emulator` binary on its own: starts, prints where it listens, serves the Web API
 //! with the token it was given, and refuses bad arguments with a sentence and exit code 2.
 
+mod common;
+use common::json_of;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -27,27 +30,19 @@ async fn the_binary_serves_the_web_api_with_the_given_token() {
         .expect("the binary prints its web_api address");
     slack_emulator::install_crypto_provider();
     let http = reqwest::Client::new();
-    let ok: serde_json::Value = http
-        .post(format!("{web_api}/users.info"))
-        .bearer_auth("xoxb-bin")
-        .form(&[("user", "U0ALICE")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ok = json_of(
+        http.post(format!("{web_api}/users.info"))
+            .bearer_auth("xoxb-bin")
+            .form(&[("user", "U0ALICE")]),
+    )
+    .await;
     assert_eq!(ok["ok"], true, "{ok}");
     assert_eq!(ok["user"]["tz"], "Europe/London");
-    let refused: serde_json::Value = http
-        .post(format!("{web_api}/auth.test"))
-        .bearer_auth("xoxb-other")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused = json_of(
+        http.post(format!("{web_api}/auth.test"))
+            .bearer_auth("xoxb-other"),
+    )
+    .await;
     assert_eq!(refused["error"], "invalid_auth");
     let _ = child.kill();
     let _ = child.wait();

@@ -1,5 +1,8 @@
 //! The Slack emulator on its own: a real server on 127.0.0.1, called over HTTP with reqwest.
 
+mod common;
+use common::json_of;
+
 use serde_json::{json, Value};
 use slack_emulator::{
     EmulatedUser, Emulator, EmulatorConfig, Fault, FaultKind, RateLimits, SignOptions,
@@ -51,17 +54,9 @@ async fn tokens_are_checked_and_every_call_is_recorded() {
     let http = reqwest::Client::new();
     let url = format!("{}/auth.test", emu.base_url());
 
-    let none: Value = http.post(&url).send().await.unwrap().json().await.unwrap();
+    let none = json_of(http.post(&url)).await;
     assert_eq!(none, json!({ "ok": false, "error": "not_authed" }));
-    let wrong: Value = http
-        .post(&url)
-        .bearer_auth("xoxb-wrong")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let wrong = json_of(http.post(&url).bearer_auth("xoxb-wrong")).await;
     assert_eq!(wrong["error"], "invalid_auth");
 
     let (status, _, ok) = call(&emu, "auth.test", json!({})).await;
@@ -309,6 +304,18 @@ async fn post_message_errors_are_slacks() {
     );
 }
 
+/// views.open with `trigger_id` and `view`; returns the body.
+async fn views_open(emu: &Emulator, trigger_id: &str, view: &Value) -> Value {
+    let params = json!({ "trigger_id": trigger_id, "view": view });
+    call(emu, "views.open", params).await.2
+}
+
+/// views.update of `view_id` guarded by `hash`; returns the body.
+async fn views_update(emu: &Emulator, view_id: &Value, hash: &Value, view: &Value) -> Value {
+    let params = json!({ "view_id": view_id, "hash": hash, "view": view });
+    call(emu, "views.update", params).await.2
+}
+
 #[tokio::test]
 async fn views_open_needs_a_fresh_single_use_trigger() {
     let emu = start().await;
@@ -320,30 +327,15 @@ async fn views_open_needs_a_fresh_single_use_trigger() {
                      "element": { "type": "plain_text_input", "action_id": "v" } }],
     });
     let trigger = emu.issue_trigger_id_for("U0ADA");
-    let (_, _, opened) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": trigger, "view": view }),
-    )
-    .await;
+    let opened = views_open(&emu, &trigger, &view).await;
     assert_eq!(opened["ok"], true, "{opened}");
     assert!(opened["view"]["id"].as_str().unwrap().starts_with('V'));
     assert_eq!(opened["view"]["root_view_id"], opened["view"]["id"]);
     assert_eq!(emu.views()[0].user.as_deref(), Some("U0ADA"));
 
-    let (_, _, again) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": trigger, "view": view }),
-    )
-    .await;
+    let again = views_open(&emu, &trigger, &view).await;
     assert_eq!(again["error"], "exchanged_trigger_id");
-    let (_, _, unknown) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": "123.456.abc", "view": view }),
-    )
-    .await;
+    let unknown = views_open(&emu, "123.456.abc", &view).await;
     assert_eq!(unknown["error"], "invalid_arguments");
     assert_eq!(
         unknown["response_metadata"]["messages"],
@@ -351,50 +343,25 @@ async fn views_open_needs_a_fresh_single_use_trigger() {
     );
     let old = emu.issue_trigger_id();
     emu.expire_trigger_id(&old);
-    let (_, _, expired) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": old, "view": view }),
-    )
-    .await;
+    let expired = views_open(&emu, &old, &view).await;
     assert_eq!(expired["error"], "expired_trigger_id");
 
     // A bad view does not use up the trigger.
     let fresh = emu.issue_trigger_id();
     let mut no_submit = view.clone();
     no_submit.as_object_mut().unwrap().remove("submit");
-    let (_, _, bad) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": fresh, "view": no_submit }),
-    )
-    .await;
+    let bad = views_open(&emu, &fresh, &no_submit).await;
     assert_eq!(bad["error"], "invalid_arguments");
-    let (_, _, ok) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": fresh, "view": view }),
-    )
-    .await;
+    let ok = views_open(&emu, &fresh, &view).await;
     assert_eq!(ok["ok"], true);
 
     // views.update with a stale hash conflicts; with the current one it succeeds.
     let id = opened["view"]["id"].clone();
     let hash = opened["view"]["hash"].clone();
-    let (_, _, updated) = call(
-        &emu,
-        "views.update",
-        json!({ "view_id": id, "hash": hash, "view": view }),
-    )
-    .await;
+    let updated = views_update(&emu, &id, &hash, &view).await;
     assert_eq!(updated["ok"], true, "{updated}");
     assert_ne!(updated["view"]["hash"], hash);
-    let (_, _, stale) = call(
-        &emu,
-        "views.update",
-        json!({ "view_id": id, "hash": hash, "view": view }),
-    )
-    .await;
+    let stale = views_update(&emu, &id, &hash, &view).await;
     assert_eq!(stale["error"], "hash_conflict");
 }
 
@@ -409,16 +376,12 @@ async fn users_list_pages_with_a_cursor() {
     let mut seen = Vec::new();
     for _ in 0..10 {
         // users.list is a form/query method.
-        let page: Value = http
-            .get(format!("{}/users.list", emu.base_url()))
-            .bearer_auth(TOKEN)
-            .query(&[("limit", "2"), ("cursor", cursor.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = json_of(
+            http.get(format!("{}/users.list", emu.base_url()))
+                .bearer_auth(TOKEN)
+                .query(&[("limit", "2"), ("cursor", cursor.as_str())]),
+        )
+        .await;
         assert_eq!(page["ok"], true, "{page}");
         for m in page["members"].as_array().unwrap() {
             seen.push(m["id"].as_str().unwrap().to_string());
@@ -435,15 +398,11 @@ async fn users_list_pages_with_a_cursor() {
     let (_, _, bad) = call(&emu, "users.list", json!({ "cursor": "zz" })).await;
     assert_eq!(bad["error"], "invalid_cursor");
 
-    let info: Value = http
-        .post(format!("{}/users.info", emu.base_url()))
-        .form(&[("token", TOKEN), ("user", "U1")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = json_of(
+        http.post(format!("{}/users.info", emu.base_url()))
+            .form(&[("token", TOKEN), ("user", "U1")]),
+    )
+    .await;
     assert_eq!(info["user"]["tz"], "Europe/Berlin");
     assert!(matches!(
         info["user"]["tz_offset"].as_i64(),
@@ -511,18 +470,12 @@ async fn oauth_codes_become_working_tokens_once() {
         let http = http.clone();
         let url = format!("{}/oauth.v2.access", emu.base_url());
         async move {
-            http.post(url)
-                .form(&[
-                    ("client_id", "111.222"),
-                    ("client_secret", secret),
-                    ("code", code.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
+            json_of(http.post(url).form(&[
+                ("client_id", "111.222"),
+                ("client_secret", secret),
+                ("code", code.as_str()),
+            ]))
+            .await
         }
     };
     assert_eq!(
@@ -539,15 +492,11 @@ async fn oauth_codes_become_working_tokens_once() {
     assert_eq!(exchange("shh", code).await["error"], "invalid_code");
 
     let token = granted["access_token"].as_str().unwrap();
-    let who: Value = http
-        .post(format!("{}/auth.test", emu.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = json_of(
+        http.post(format!("{}/auth.test", emu.base_url()))
+            .bearer_auth(token),
+    )
+    .await;
     assert_eq!(who["team_id"], "T0OTHER");
     assert_eq!(who["user_id"], granted["bot_user_id"]);
 }
@@ -609,12 +558,7 @@ async fn the_peer_signs_like_slack() {
     // The click's trigger opens a modal for that user.
     let view =
         json!({ "type": "modal", "title": { "type": "plain_text", "text": "Why?" }, "blocks": [] });
-    let (_, _, opened) = call(
-        &emu,
-        "views.open",
-        json!({ "trigger_id": click["trigger_id"], "view": view }),
-    )
-    .await;
+    let opened = views_open(&emu, click["trigger_id"].as_str().unwrap(), &view).await;
     assert_eq!(opened["ok"], true, "{opened}");
     let submission = peer.view_submission("U1", &json!({ "state": { "values": { "b": { "a": { "type": "plain_text_input", "value": "x" } } } } }));
     assert_eq!(submission["view"]["id"], opened["view"]["id"]);

@@ -1,4 +1,4 @@
-//! auth.test and oauth.v2.access (FACTS.md §8).
+//! auth.test and oauth.v2.access (docs/slack-facts.md, "OAuth v2 install and auth.test").
 
 use serde_json::{json, Value};
 

@@ -9,7 +9,8 @@ use crate::directory::{dm_channel_id, Conversation};
 use crate::model::EmulatedMessage;
 use crate::state::Install;
 
-/// Slack truncates longer message text and says so in a warning (FACTS.md §4).
+/// Slack truncates longer message text and says so in a warning (docs/slack-facts.md,
+/// "Web API envelope and errors").
 const MAX_TEXT_CHARS: usize = 40_000;
 
 /// The `blocks` parameter, validated: `None` when absent.

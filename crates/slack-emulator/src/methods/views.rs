@@ -84,7 +84,7 @@ struct Ids<'a> {
     previous_view_id: Option<&'a str>,
 }
 
-/// A view object as Slack returns it (fixtures/views/view_home_006.json).
+/// A view object as Slack returns it (docs/slack-facts.md, "Interactions and views").
 fn view_object(input: &Value, ids: Ids<'_>, install: &Install, app_id: &str) -> Value {
     let copy = |key: &str, default: Value| input.get(key).cloned().unwrap_or(default);
     let mut view = Map::new();
