@@ -386,24 +386,10 @@ impl OutboxWorker {
             .unwrap_or(row.created_at)
             - Duration::seconds(LOOKUP_MARGIN_SECONDS);
         let oldest = slack_ts(since);
-        let mut channel = channel.to_string();
-        if channel.starts_with(['U', 'W']) {
-            // History is read by conversation id; a DM posted to a user id lives in their IM.
-            match self
-                .read_call(l, "conversations.open", &json!({ "users": channel }))
-                .await?
-            {
-                Ok(body) => match body.pointer("/channel/id").and_then(Value::as_str) {
-                    Some(id) => channel = id.to_string(),
-                    None => {
-                        return Ok(Lookup::Failed(SlackError::Decode(
-                            "conversations.open answer without channel.id".into(),
-                        )))
-                    }
-                },
-                Err(lookup) => return Ok(lookup),
-            }
-        }
+        let channel = match self.conversation_of(l, channel).await? {
+            Ok(channel) => channel,
+            Err(lookup) => return Ok(lookup),
+        };
         let (method, mut args) = match payload.get("thread_ts").and_then(Value::as_str) {
             Some(thread_ts) => (
                 "conversations.replies",
@@ -445,6 +431,31 @@ impl OutboxWorker {
             args["cursor"] = json!(cursor);
         }
         Ok(Lookup::Absent)
+    }
+
+    /// The conversation whose history holds a post to `channel`: itself, or for a DM posted
+    /// to a user id, that user's IM (history is read by conversation id).
+    async fn conversation_of(
+        &self,
+        l: Leased<'_>,
+        channel: &str,
+    ) -> StoreResult<Result<String, Lookup>> {
+        if !channel.starts_with(['U', 'W']) {
+            return Ok(Ok(channel.to_string()));
+        }
+        let opened = self
+            .read_call(l, "conversations.open", &json!({ "users": channel }))
+            .await?;
+        Ok(opened.and_then(|body| {
+            body.pointer("/channel/id")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| {
+                    Lookup::Failed(SlackError::Decode(
+                        "conversations.open answer without channel.id".into(),
+                    ))
+                })
+        }))
     }
 
     /// A read-only call made for a leased row: rate limited, and only while the lease holds.
@@ -511,29 +522,8 @@ impl OutboxWorker {
                 outcome.deferred += 1;
             }
             ErrorClass::Transient => {
-                let attempts = row.attempts + 1;
-                if attempts >= i64::from(self.settings.max_attempts) {
-                    let reason = format!("gave up after {attempts} attempts: {err}");
-                    tracing::error!(method = %row.method, %reason, "outbox message failed");
-                    self.store
-                        .fail_outbox(row.id, l.token, now, &reason, true)
-                        .await?;
-                    outcome.failed += 1;
-                } else {
-                    let next = now + self.backoff(attempts);
-                    tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
-                    self.store
-                        .retry_outbox(
-                            row.id,
-                            l.token,
-                            next,
-                            Some(&err.to_string()),
-                            true,
-                            known_not_sent,
-                        )
-                        .await?;
-                    outcome.retried += 1;
-                }
+                self.on_transient(l, err, known_not_sent, now, outcome)
+                    .await?
             }
             ErrorClass::Permanent => {
                 tracing::warn!(method = %row.method, error = %err, "slack refused; failed for good");
@@ -542,6 +532,36 @@ impl OutboxWorker {
                     .await?;
                 outcome.failed += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// A transient failure: back off and retry, or give up after the last attempt.
+    async fn on_transient(
+        &self,
+        l: Leased<'_>,
+        err: SlackError,
+        known_not_sent: bool,
+        now: DateTime<Utc>,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        let row = l.row;
+        let attempts = row.attempts + 1;
+        if attempts >= i64::from(self.settings.max_attempts) {
+            let reason = format!("gave up after {attempts} attempts: {err}");
+            tracing::error!(method = %row.method, %reason, "outbox message failed");
+            self.store
+                .fail_outbox(row.id, l.token, now, &reason, true)
+                .await?;
+            outcome.failed += 1;
+        } else {
+            let next = now + self.backoff(attempts);
+            tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
+            let error = err.to_string();
+            self.store
+                .retry_outbox(row.id, l.token, next, Some(&error), true, known_not_sent)
+                .await?;
+            outcome.retried += 1;
         }
         Ok(())
     }
