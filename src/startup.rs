@@ -5,7 +5,6 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,7 +14,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::pulse::catalog::Catalog;
 use crate::scheduler::Scheduler;
-use crate::slack::outbound::{OutboxWorker, RateLimitConfig, RateLimiter, SlackClient};
+use crate::slack::outbound::{OutboxWorker, RateLimitConfig, SlackClient};
 use crate::state::{AppInner, AppState};
 use crate::storage::Store;
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
@@ -24,7 +23,6 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
-    limiter: Arc<RateLimiter>,
     sandbox: Option<Emulator>,
 }
 
@@ -80,14 +78,15 @@ impl Application {
             &settings.slack.api_base_url,
             token,
             Duration::from_secs(settings.slack.request_timeout_seconds),
-        )?;
+        )?
+        .with_limits(RateLimitConfig {
+            posts_per_minute: settings.slack.max_posts_per_minute,
+            posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
+        })
+        .with_clock(clock.clone());
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;
         }
-        let limiter = Arc::new(RateLimiter::new(RateLimitConfig {
-            posts_per_minute: settings.slack.max_posts_per_minute,
-            posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
-        }));
 
         let listener = TcpListener::bind(&settings.server.bind)
             .await
@@ -116,7 +115,6 @@ impl Application {
             listener,
             addr,
             state,
-            limiter,
             sandbox,
         })
     }
@@ -142,7 +140,6 @@ impl Application {
         OutboxWorker::new(
             self.state.store.clone(),
             self.state.slack.clone(),
-            self.limiter.clone(),
             self.state.clock.clone(),
             self.state.settings.outbox.clone(),
         )

@@ -215,11 +215,8 @@ pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
             Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
                 state.store.mark_profile_missing(user_id, now).await
             }
-            Err(SlackError::RateLimited { retry_after }) => {
-                tracing::info!(
-                    ?retry_after,
-                    "users.info rate limited; the rest waits for the next refresh"
-                );
+            Err(e @ (SlackError::RateLimited { .. } | SlackError::LocallyLimited { .. })) => {
+                tracing::info!(error = %e, "users.info rate limited; the rest waits for the next refresh");
                 break;
             }
             Err(e) => {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::{Clock, ManualClock};
 use pulseloop::config::settings::OutboxSettings;
 use pulseloop::slack::outbound::client::delivery_metadata;
-use pulseloop::slack::outbound::{OutboxWorker, RateLimitConfig, RateLimiter, SlackClient};
+use pulseloop::slack::outbound::{OutboxWorker, SlackClient};
 use pulseloop::storage::outbox::{NewOutboxMessage, OutboxStatus};
 use secrecy::SecretString;
 use serde_json::json;
@@ -51,15 +51,11 @@ fn worker_with_lease(app: &TestApp, lease_seconds: u64) -> OutboxWorker {
         SecretString::from(BOT_TOKEN),
         std::time::Duration::from_secs(2),
     )
-    .unwrap();
-    let limiter = Arc::new(RateLimiter::new(RateLimitConfig {
-        posts_per_minute: 600,
-        posts_per_second_per_channel: 1.0,
-    }));
+    .unwrap()
+    .with_clock(Arc::new(app.clock.clone()));
     OutboxWorker::new(
         app.store.clone(),
         client,
-        limiter,
         Arc::new(app.clock.clone()),
         OutboxSettings {
             lease_seconds,

@@ -9,6 +9,7 @@ mod delivery;
 mod emulator_limits;
 mod events;
 mod helpers;
+mod limiter;
 mod members;
 mod ops;
 mod outbox;

@@ -1,44 +1,94 @@
 //! The Slack Web API client: reqwest, a base URL from configuration (slack.com in production,
 //! the local emulator in tests and the sandbox), the bot token, and Slack's answers mapped to
 //! typed errors.
+//!
+//! Every call passes the client's rate limiter; there is no way around it. Each method the
+//! client knows declares its Web API name once ([`Method`]), and its tier comes from the one
+//! table in `slack_facts::rate_tiers` at compile time. A call needs a [`Permit`], which only
+//! the limiter hands out:
+//! - the outbox asks for one without waiting ([`SlackClient::permit_now`]) and reschedules the
+//!   row at the limiter's `ready_at` when refused (no attempt counted, no sleeping);
+//! - the client's own methods (profile and user-group reads, views.open on a click) wait for
+//!   one up to a bound ([`Patience`]): views.open never waits past 2 s, since its trigger_id is
+//!   valid 3 s; background reads wait up to a minute, which paces users.list pages (Tier 2,
+//!   one every 3 s after a burst of 2). Past the bound they return
+//!   [`SlackError::LocallyLimited`], which callers treat like Slack's 429.
+//!
+//! A 429 from Slack pauses the method in the limiter for everyone until `Retry-After` ends.
+//! Waits are real time but bounded, and measured from the limiter's own now, so a test's manual
+//! clock that stands still never hangs a call.
 
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Slack error codes that will never succeed on retry: the message is failed for good.
-const PERMANENT: &[&str] = &[
-    "user_not_found",
-    "account_inactive",
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "invalid_blocks",
-    "invalid_arguments",
-    "invalid_auth",
-    "not_authed",
-    "token_revoked",
-    "token_expired",
-    "missing_scope",
-    "no_text",
-    "msg_too_long",
-    "invalid_json",
-    "cannot_dm_bot",
-    "user_not_visible",
-    "user_disabled",
-    "message_not_found",
-    "cant_update_message",
-    "edit_window_closed",
-    "restricted_action",
-    "team_access_not_granted",
-    "invalid_trigger_id",
-    "expired_trigger_id",
-    "exchanged_trigger_id",
-    "unknown_method",
-];
+use super::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::clock::{SharedClock, SystemClock};
+use slack_facts::rate_tiers::{tier_of, Tier};
 
-/// Slack error codes worth retrying with back-off.
+/// A Web API method: its name, and its rate tier from the one table, looked up once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    pub name: &'static str,
+    pub tier: Tier,
+}
+
+impl Method {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            tier: tier_of(name),
+        }
+    }
+}
+
+/// The methods the client calls itself (the outbox calls whatever its rows name).
+pub mod methods {
+    use super::Method;
+
+    pub const AUTH_TEST: Method = Method::new("auth.test");
+    pub const USERS_INFO: Method = Method::new("users.info");
+    pub const USERS_LIST: Method = Method::new("users.list");
+    pub const USERGROUPS_USERS_LIST: Method = Method::new("usergroups.users.list");
+    pub const CHAT_POST_MESSAGE: Method = Method::new("chat.postMessage");
+    pub const VIEWS_OPEN: Method = Method::new("views.open");
+    pub const FILES_GET_UPLOAD_URL_EXTERNAL: Method = Method::new("files.getUploadURLExternal");
+    pub const FILES_COMPLETE_UPLOAD_EXTERNAL: Method = Method::new("files.completeUploadExternal");
+}
+
+/// How long the client's own calls may wait for the local limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Calls made while someone waits on a click (views.open): the trigger_id is valid 3 s.
+    pub interactive: Duration,
+    /// Background reads (profiles, user groups, uploads): long enough to pace Tier 2 pages
+    /// and to sit out a typical `Retry-After`.
+    pub background: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            interactive: Duration::from_secs(2),
+            background: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Leave from the limiter to call one method once. Only [`SlackClient`] makes them, so no
+/// request leaves without one.
+#[derive(Debug)]
+#[must_use = "a permit is a rate-limit token already spent"]
+pub struct Permit {
+    method: String,
+    tier: Tier,
+}
+
+/// Slack error codes worth retrying with back-off. Every other code is permanent: retrying an
+/// unexplained refusal only burns rate limit, and the reason is kept for admins.
 const TRANSIENT: &[&str] = &[
     "internal_error",
     "fatal_error",
@@ -66,6 +116,13 @@ pub enum SlackError {
     /// HTTP 429; Slack says when to come back.
     #[error("rate limited: retry after {retry_after:?}")]
     RateLimited { retry_after: Duration },
+    /// Our own limiter held the call back longer than the caller may wait; Slack was not
+    /// asked. Handled like a 429.
+    #[error("held back by the local rate limit of {method} until {ready_at}")]
+    LocallyLimited {
+        method: String,
+        ready_at: DateTime<Utc>,
+    },
     /// A 5xx or other non-200 status.
     #[error("slack answered HTTP {0}")]
     Http(u16),
@@ -91,18 +148,15 @@ fn details(messages: &[String]) -> String {
 impl SlackError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            SlackError::RateLimited { .. } => ErrorClass::RateLimited,
+            SlackError::RateLimited { .. } | SlackError::LocallyLimited { .. } => {
+                ErrorClass::RateLimited
+            }
             SlackError::Http(_)
             | SlackError::Connect(_)
             | SlackError::Transport(_)
             | SlackError::Decode(_) => ErrorClass::Transient,
             SlackError::Api { code, .. } if TRANSIENT.contains(&code.as_str()) => {
                 ErrorClass::Transient
-            }
-            // Unknown codes are treated as permanent: retrying an unexplained refusal only
-            // burns rate limit, and the reason is kept for admins.
-            SlackError::Api { code, .. } if PERMANENT.contains(&code.as_str()) => {
-                ErrorClass::Permanent
             }
             SlackError::Api { .. } => ErrorClass::Permanent,
         }
@@ -122,7 +176,9 @@ impl SlackError {
                     "internal_error" | "fatal_error" | "request_timeout"
                 )
             }
-            SlackError::Connect(_) | SlackError::RateLimited { .. } => false,
+            SlackError::Connect(_)
+            | SlackError::RateLimited { .. }
+            | SlackError::LocallyLimited { .. } => false,
         }
     }
 
@@ -131,6 +187,7 @@ impl SlackError {
         match self {
             SlackError::Api { code, .. } => code.clone(),
             SlackError::RateLimited { .. } => "ratelimited".into(),
+            SlackError::LocallyLimited { .. } => "locally_limited".into(),
             SlackError::Http(s) => format!("http_{s}"),
             SlackError::Connect(_) => "connect".into(),
             SlackError::Transport(_) => "transport".into(),
@@ -144,16 +201,20 @@ const FORM_METHODS: &[&str] = &[
     "users.info",
     "users.list",
     "usergroups.users.list",
-    "oauth.v2.access",
     "files.getUploadURLExternal",
 ];
 
+/// A client for one workspace token. Clones share its limiter: the process builds one client
+/// per token (at start-up) and hands clones to the outbox workers and the services.
 #[derive(Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
     base_url: String,
     token: SecretString,
     timeout: Duration,
+    limiter: Arc<RateLimiter>,
+    clock: SharedClock,
+    patience: Patience,
 }
 
 impl std::fmt::Debug for SlackClient {
@@ -212,7 +273,27 @@ impl SlackClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             token,
             timeout,
+            limiter: Arc::new(RateLimiter::new(RateLimitConfig::default())),
+            clock: Arc::new(SystemClock),
+            patience: Patience::default(),
         })
+    }
+
+    /// The post limits of this workspace (a fresh limiter: call before cloning the client).
+    pub fn with_limits(mut self, config: RateLimitConfig) -> Self {
+        self.limiter = Arc::new(RateLimiter::new(config));
+        self
+    }
+
+    /// The clock the limiter reads (the injected one; a manual clock in tests).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_patience(mut self, patience: Patience) -> Self {
+        self.patience = patience;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -224,35 +305,97 @@ impl SlackClient {
         self.timeout
     }
 
-    /// Calls `method` with `args`; `Ok` carries the whole `ok: true` body.
-    #[tracing::instrument(skip_all, fields(method = method))]
-    pub async fn call(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
-        let result = self.call_inner(method, args, true).await;
+    /// A permit for `method` (to `channel`, for posts) if the limiter has a token now, or
+    /// when to come back. For the outbox, which reschedules instead of waiting.
+    pub fn permit_now(&self, method: &str, channel: Option<&str>) -> Result<Permit, DateTime<Utc>> {
+        let tier = tier_of(method);
+        self.limiter
+            .try_acquire(method, tier, channel, self.clock.now())
+            .map(|()| Permit {
+                method: method.to_string(),
+                tier,
+            })
+            .map_err(|denial| denial.ready_at)
+    }
+
+    /// A permit for `method`, waiting for it up to `patience` (real time). The limiter's own
+    /// now moves with the wait, so a clock that stands still cannot keep the call waiting
+    /// beyond the bound.
+    async fn permit_within(
+        &self,
+        method: Method,
+        channel: Option<&str>,
+        patience: Duration,
+    ) -> Result<Permit, SlackError> {
+        let mut waited = Duration::ZERO;
+        let mut at = self.clock.now();
+        loop {
+            let now = at.max(self.clock.now());
+            let denial = match self
+                .limiter
+                .try_acquire(method.name, method.tier, channel, now)
+            {
+                Ok(()) => {
+                    return Ok(Permit {
+                        method: method.name.to_string(),
+                        tier: method.tier,
+                    })
+                }
+                Err(denial) => denial,
+            };
+            let wait = denial.wait.to_std().unwrap_or_default();
+            if waited + wait > patience {
+                metrics::counter!("slack_api_locally_limited_total", "method" => method.name)
+                    .increment(1);
+                return Err(SlackError::LocallyLimited {
+                    method: method.name.to_string(),
+                    ready_at: denial.ready_at,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            at = denial.ready_at;
+        }
+    }
+
+    /// Calls a method the client knows, waiting for the limiter up to `patience`.
+    async fn call_within(
+        &self,
+        method: Method,
+        args: &Value,
+        patience: Duration,
+    ) -> Result<Value, SlackError> {
+        let permit = self.permit_within(method, None, patience).await?;
+        self.call(permit, args).await
+    }
+
+    /// Calls the method `permit` was given for; `Ok` carries the whole `ok: true` body. A 429
+    /// pauses the method for every user of this client until `Retry-After` has passed.
+    #[tracing::instrument(skip_all, fields(method = %permit.method))]
+    pub async fn call(&self, permit: Permit, args: &Value) -> Result<Value, SlackError> {
+        let method = permit.method.as_str();
+        let result = self.send(method, args).await;
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
             Err(e) => e.code(),
         };
         metrics::counter!("slack_api_calls_total", "method" => method.to_string(), "outcome" => outcome)
             .increment(1);
-        if matches!(result, Err(SlackError::RateLimited { .. })) {
+        if let Err(SlackError::RateLimited { retry_after }) = &result {
             metrics::counter!("slack_api_ratelimited_total", "method" => method.to_string())
                 .increment(1);
+            let wait =
+                chrono::Duration::from_std(*retry_after).unwrap_or(chrono::Duration::seconds(1));
+            self.limiter
+                .pause(method, permit.tier, self.clock.now() + wait);
         }
         result
     }
 
-    async fn call_inner(
-        &self,
-        method: &str,
-        args: &Value,
-        auth: bool,
-    ) -> Result<Value, SlackError> {
+    async fn send(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
         let url = format!("{}/{}", self.base_url, method);
-        let mut request = self.http.post(url);
-        if auth {
-            request = request.bearer_auth(self.token.expose_secret());
-        }
-        request = if FORM_METHODS.contains(&method) {
+        let request = self.http.post(url).bearer_auth(self.token.expose_secret());
+        let request = if FORM_METHODS.contains(&method) {
             request.form(&form_fields(args))
         } else {
             request.json(args)
@@ -300,23 +443,29 @@ impl SlackClient {
     }
 
     pub async fn auth_test(&self) -> Result<Value, SlackError> {
-        self.call("auth.test", &json!({})).await
+        let patience = self.patience.interactive;
+        self.call_within(methods::AUTH_TEST, &json!({}), patience)
+            .await
     }
 
     pub async fn users_info(&self, user: &str) -> Result<SlackUser, SlackError> {
-        let body = self.call("users.info", &json!({ "user": user })).await?;
+        let args = json!({ "user": user });
+        let body = self
+            .call_within(methods::USERS_INFO, &args, self.patience.background)
+            .await?;
         serde_json::from_value(body.get("user").cloned().unwrap_or(Value::Null))
             .map_err(|e| SlackError::Decode(e.to_string()))
     }
 
-    /// Every user of a workspace, following `next_cursor`.
+    /// Every user of a workspace, following `next_cursor`. Pages are paced by the limiter
+    /// (Tier 2), and a page Slack answers with 429 is asked again once its pause is over, so
+    /// a large workspace is read to the end rather than failing halfway.
     pub async fn users_list(&self) -> Result<Vec<SlackUser>, SlackError> {
         let mut users = Vec::new();
         let mut cursor = String::new();
         loop {
-            let body = self
-                .call("users.list", &json!({ "limit": 200, "cursor": cursor }))
-                .await?;
+            let args = json!({ "limit": 200, "cursor": cursor });
+            let body = self.page(methods::USERS_LIST, &args).await?;
             let page: Vec<SlackUser> =
                 serde_json::from_value(body.get("members").cloned().unwrap_or(json!([])))
                     .map_err(|e| SlackError::Decode(e.to_string()))?;
@@ -332,25 +481,57 @@ impl SlackClient {
         }
     }
 
+    /// One page of a paged read: a 429 paused the method, so the next permit waits it out
+    /// (within the background patience); a few such refusals in a row end the read.
+    async fn page(&self, method: Method, args: &Value) -> Result<Value, SlackError> {
+        const TRIES_PER_PAGE: u32 = 3;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .call_within(method, args, self.patience.background)
+                .await
+            {
+                Err(SlackError::RateLimited { .. }) if tries < TRIES_PER_PAGE => continue,
+                other => return other,
+            }
+        }
+    }
+
     pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackError> {
+        let args = json!({ "usergroup": usergroup });
         let body = self
-            .call("usergroups.users.list", &json!({ "usergroup": usergroup }))
+            .call_within(
+                methods::USERGROUPS_USERS_LIST,
+                &args,
+                self.patience.background,
+            )
             .await?;
         serde_json::from_value(body.get("users").cloned().unwrap_or(json!([])))
             .map_err(|e| SlackError::Decode(e.to_string()))
     }
 
+    /// Posts at once if the limiter allows (to the `channel` in `args`), else waits like a
+    /// background call. The outbox does not use this: it posts with [`Self::permit_now`].
     pub async fn post_message(&self, args: &Value) -> Result<PostedMessage, SlackError> {
-        let body = self.call("chat.postMessage", args).await?;
+        let channel = args.get("channel").and_then(Value::as_str);
+        let permit = self
+            .permit_within(
+                methods::CHAT_POST_MESSAGE,
+                channel,
+                self.patience.background,
+            )
+            .await?;
+        let body = self.call(permit, args).await?;
         posted(&body)
     }
 
+    /// Opens a modal for a click. Never waits past the interactive bound: the trigger_id
+    /// expires 3 s after the click.
     pub async fn views_open(&self, trigger_id: &str, view: &Value) -> Result<Value, SlackError> {
-        self.call(
-            "views.open",
-            &json!({ "trigger_id": trigger_id, "view": view }),
-        )
-        .await
+        let args = json!({ "trigger_id": trigger_id, "view": view });
+        self.call_within(methods::VIEWS_OPEN, &args, self.patience.interactive)
+            .await
     }
 
     /// Uploads a file with Slack's two-step flow and shares it into `channel`.
@@ -362,11 +543,10 @@ impl SlackClient {
         channel: Option<&str>,
         initial_comment: Option<&str>,
     ) -> Result<Value, SlackError> {
+        let patience = self.patience.background;
+        let args = json!({ "filename": filename, "length": bytes.len() });
         let ticket = self
-            .call(
-                "files.getUploadURLExternal",
-                &json!({ "filename": filename, "length": bytes.len() }),
-            )
+            .call_within(methods::FILES_GET_UPLOAD_URL_EXTERNAL, &args, patience)
             .await?;
         let (Some(upload_url), Some(file_id)) = (
             ticket.get("upload_url").and_then(Value::as_str),
@@ -391,23 +571,8 @@ impl SlackClient {
         if let Some(comment) = initial_comment {
             args["initial_comment"] = json!(comment);
         }
-        self.call("files.completeUploadExternal", &args).await
-    }
-
-    /// Exchanges an OAuth code (no bot token: the client credentials authenticate).
-    pub async fn oauth_v2_access(
-        &self,
-        client_id: &str,
-        client_secret: &str,
-        code: &str,
-        redirect_uri: Option<&str>,
-    ) -> Result<Value, SlackError> {
-        let mut args =
-            json!({ "client_id": client_id, "client_secret": client_secret, "code": code });
-        if let Some(uri) = redirect_uri {
-            args["redirect_uri"] = json!(uri);
-        }
-        self.call_inner("oauth.v2.access", &args, false).await
+        self.call_within(methods::FILES_COMPLETE_UPLOAD_EXTERNAL, &args, patience)
+            .await
     }
 }
 

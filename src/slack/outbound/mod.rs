@@ -1,10 +1,10 @@
 //! Slack outbound: the Web API client, the durable outbox's workers and the rate limits
-//! they obey.
+//! every call obeys (the client applies them; nothing reaches Slack around them).
 
 pub mod client;
 pub mod rate_limit;
 pub mod worker;
 
-pub use client::{ErrorClass, SlackClient, SlackError};
-pub use rate_limit::{RateLimitConfig, RateLimiter};
+pub use client::{methods, ErrorClass, Method, Patience, Permit, SlackClient, SlackError};
+pub use rate_limit::{Denial, RateLimitConfig, RateLimiter};
 pub use worker::{OutboxWorker, StepOutcome};

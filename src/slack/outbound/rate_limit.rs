@@ -2,21 +2,22 @@
 //! second per channel, and a workspace-wide post ceiling. Time comes from the caller (the
 //! injected clock), and a denial says *when* to come back instead of sleeping, so the outbox
 //! reschedules the row and tests can move time by hand.
+//!
+//! The client owns one limiter per workspace token and every call goes through it (see
+//! `client.rs`): the outbox workers and the inline calls draw from the same buckets, and a 429
+//! from Slack pauses the method for all of them.
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use slack_facts::rate_tiers::tier_of;
+use slack_facts::rate_tiers::Tier;
 
-/// Requests per minute for a method, from Slack's published tiers (the one table in
-/// `slack_facts::rate_tiers`, which the emulator enforces too). chat.postMessage is limited per
-/// channel and per workspace instead, and the special methods are not limited here.
-pub fn method_limit_per_minute(method: &str) -> f64 {
-    tier_of(method)
-        .per_minute()
-        .map(f64::from)
-        .unwrap_or(f64::INFINITY)
+/// Requests per minute a tier allows (the one table in `slack_facts::rate_tiers`, which the
+/// emulator enforces too). chat.postMessage is limited per channel and per workspace instead,
+/// and the special methods are not limited here.
+pub fn tier_limit_per_minute(tier: Tier) -> f64 {
+    tier.per_minute().map(f64::from).unwrap_or(f64::INFINITY)
 }
 
 /// A token bucket whose refill is computed from timestamps, not timers.
@@ -78,7 +79,28 @@ pub struct RateLimitConfig {
     pub posts_per_second_per_channel: f64,
 }
 
-/// All limits of one workspace, shared by the workers of a process.
+impl Default for RateLimitConfig {
+    /// The service's defaults (`slack.max_posts_per_minute`, one post a second per channel).
+    fn default() -> Self {
+        Self {
+            posts_per_minute: 600,
+            posts_per_second_per_channel: slack_facts::rate_tiers::POSTS_PER_SECOND_PER_CHANNEL,
+        }
+    }
+}
+
+/// The local limiter held a call back: nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denial {
+    /// When a token will be there (or Slack's pause ends).
+    pub ready_at: DateTime<Utc>,
+    /// How long that is from the limiter's own now, which never runs backwards: a caller that
+    /// waits sleeps this long, then asks again at `ready_at`.
+    pub wait: Duration,
+}
+
+/// All limits of one workspace, shared by everything in the process that calls Slack with its
+/// token.
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateLimitConfig,
@@ -90,6 +112,20 @@ struct State {
     methods: HashMap<String, Bucket>,
     channels: HashMap<String, Bucket>,
     workspace_posts: Option<Bucket>,
+    /// The latest instant any caller asked at. A caller that slept until its `ready_at` asks
+    /// at that instant even when the injected clock stands still (a test's manual clock);
+    /// later callers are measured from there, so waits do not pile up.
+    latest: Option<DateTime<Utc>>,
+}
+
+/// A method's own bucket: a burst of a tenth of a minute's budget, refilled at the tier's rate.
+fn method_bucket(tier: Tier, now: DateTime<Utc>) -> Bucket {
+    let per_minute = tier_limit_per_minute(tier);
+    if per_minute.is_finite() {
+        Bucket::new((per_minute / 10.0).max(1.0), per_minute / 60.0, now)
+    } else {
+        Bucket::new(1e9, 1e9, now)
+    }
 }
 
 impl RateLimiter {
@@ -100,38 +136,30 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a permit for one call, or says when to come back. All buckets involved must be
-    /// ready before any token is taken, so a denial costs nothing.
+    /// Takes a permit for one call of `method` (of `tier`), or says when to come back. All
+    /// buckets involved must be ready before any token is taken, so a denial costs nothing.
     pub fn try_acquire(
         &self,
         method: &str,
+        tier: Tier,
         channel: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<(), DateTime<Utc>> {
+    ) -> Result<(), Denial> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = state.latest.map_or(now, |l| l.max(now));
+        state.latest = Some(now);
         let State {
             methods,
             channels,
             workspace_posts,
+            ..
         } = &mut *state;
-        let per_minute = method_limit_per_minute(method);
-        let method_bucket = methods.entry(method.to_string()).or_insert_with(|| {
-            // Finite tiers allow a burst of a tenth of a minute's budget.
-            let rate = if per_minute.is_finite() {
-                per_minute / 60.0
-            } else {
-                1e9
-            };
-            let burst = if per_minute.is_finite() {
-                (per_minute / 10.0).max(1.0)
-            } else {
-                1e9
-            };
-            Bucket::new(burst, rate, now)
-        });
+        let method_bucket = methods
+            .entry(method.to_string())
+            .or_insert_with(|| method_bucket(tier, now));
         let mut ready = method_bucket.ready_at(now);
 
-        let is_post = method == "chat.postMessage";
+        let is_post = tier == Tier::PostMessage;
         let mut channel_bucket = None;
         if is_post {
             let ws = workspace_posts.get_or_insert_with(|| {
@@ -149,7 +177,10 @@ impl RateLimiter {
             }
         }
         if ready > now {
-            return Err(ready);
+            return Err(Denial {
+                ready_at: ready,
+                wait: ready - now,
+            });
         }
         method_bucket.take();
         if is_post {
@@ -173,13 +204,12 @@ impl RateLimiter {
     }
 
     /// Slack said 429: nobody calls `method` again before `until`.
-    pub fn pause(&self, method: &str, until: DateTime<Utc>) {
+    pub fn pause(&self, method: &str, tier: Tier, until: DateTime<Utc>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let per_minute = method_limit_per_minute(method);
         let bucket = state
             .methods
             .entry(method.to_string())
-            .or_insert_with(|| Bucket::new(1.0, (per_minute / 60.0).min(1e9), until));
+            .or_insert_with(|| method_bucket(tier, until));
         bucket.blocked_until = Some(bucket.blocked_until.map_or(until, |u| u.max(until)));
     }
 }
@@ -188,6 +218,9 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use slack_facts::rate_tiers::tier_of;
+
+    const POST: Tier = Tier::PostMessage;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
@@ -204,14 +237,21 @@ mod tests {
     fn one_post_per_second_per_channel() {
         let l = limiter();
         let now = t0();
-        assert!(l.try_acquire("chat.postMessage", Some("U1"), now).is_ok());
+        assert!(l
+            .try_acquire("chat.postMessage", POST, Some("U1"), now)
+            .is_ok());
         let back = l
-            .try_acquire("chat.postMessage", Some("U1"), now)
-            .unwrap_err();
+            .try_acquire("chat.postMessage", POST, Some("U1"), now)
+            .unwrap_err()
+            .ready_at;
         assert_eq!(back, now + Duration::seconds(1));
         // Another channel is not held up.
-        assert!(l.try_acquire("chat.postMessage", Some("U2"), now).is_ok());
-        assert!(l.try_acquire("chat.postMessage", Some("U1"), back).is_ok());
+        assert!(l
+            .try_acquire("chat.postMessage", POST, Some("U2"), now)
+            .is_ok());
+        assert!(l
+            .try_acquire("chat.postMessage", POST, Some("U1"), back)
+            .is_ok());
     }
 
     #[test]
@@ -226,9 +266,9 @@ mod tests {
         let mut i = 0;
         while now < end {
             i += 1;
-            match l.try_acquire("chat.postMessage", Some(&format!("U{i}")), now) {
+            match l.try_acquire("chat.postMessage", POST, Some(&format!("U{i}")), now) {
                 Ok(()) => sent += 1,
-                Err(at) => now = at,
+                Err(denial) => now = denial.ready_at,
             }
         }
         assert!((60..=61).contains(&sent), "sent {sent}");
@@ -236,25 +276,49 @@ mod tests {
 
     #[test]
     fn tiers_agree_with_slack() {
-        assert_eq!(method_limit_per_minute("usergroups.users.list"), 20.0);
-        assert_eq!(method_limit_per_minute("users.list"), 20.0);
-        assert_eq!(method_limit_per_minute("conversations.history"), 50.0);
-        assert_eq!(method_limit_per_minute("conversations.replies"), 50.0);
-        assert_eq!(method_limit_per_minute("users.info"), 100.0);
-        assert_eq!(method_limit_per_minute("views.open"), 100.0);
+        let per_minute = |m: &str| tier_limit_per_minute(tier_of(m));
+        assert_eq!(per_minute("usergroups.users.list"), 20.0);
+        assert_eq!(per_minute("users.list"), 20.0);
+        assert_eq!(per_minute("conversations.history"), 50.0);
+        assert_eq!(per_minute("conversations.replies"), 50.0);
+        assert_eq!(per_minute("users.info"), 100.0);
+        assert_eq!(per_minute("views.open"), 100.0);
     }
 
     #[test]
     fn a_429_pauses_the_method() {
         let l = limiter();
         let now = t0();
-        l.pause("chat.update", now + Duration::seconds(2));
+        l.pause("chat.update", Tier::T3, now + Duration::seconds(2));
         assert_eq!(
-            l.try_acquire("chat.update", None, now).unwrap_err(),
+            l.try_acquire("chat.update", Tier::T3, None, now)
+                .unwrap_err()
+                .ready_at,
             now + Duration::seconds(2)
         );
         assert!(l
-            .try_acquire("chat.update", None, now + Duration::seconds(2))
+            .try_acquire("chat.update", Tier::T3, None, now + Duration::seconds(2))
             .is_ok());
+    }
+
+    #[test]
+    fn a_caller_that_waited_is_measured_from_where_it_woke() {
+        // users.info: a burst of 10, then one every 0.6 s. The clock stands still (a manual
+        // clock); each caller sleeps its `wait` and asks again at `ready_at`.
+        let l = limiter();
+        let t = t0();
+        for _ in 0..10 {
+            assert!(l.try_acquire("users.info", Tier::T4, None, t).is_ok());
+        }
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let denial = l.try_acquire("users.info", Tier::T4, None, t).unwrap_err();
+            waits.push(denial.wait.num_milliseconds());
+            assert!(l
+                .try_acquire("users.info", Tier::T4, None, denial.ready_at)
+                .is_ok());
+        }
+        // The same pause each time, not 0.6 s, 1.2 s, 1.8 s…
+        assert_eq!(waits, vec![600, 600, 600]);
     }
 }

@@ -14,13 +14,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::client::{
-    delivery_key_of, delivery_metadata, posted, ErrorClass, PostedMessage, SlackClient, SlackError,
+    delivery_key_of, delivery_metadata, posted, ErrorClass, Permit, PostedMessage, SlackClient,
+    SlackError,
 };
-use super::rate_limit::RateLimiter;
 use crate::clock::SharedClock;
 use crate::config::settings::OutboxSettings;
 use crate::storage::outbox::OutboxRow;
@@ -69,8 +68,8 @@ pub struct StepOutcome {
 pub struct OutboxWorker {
     id: String,
     store: Store,
+    /// Carries the process's rate limiter for this workspace: a clone of the one client.
     client: SlackClient,
-    limiter: Arc<RateLimiter>,
     clock: SharedClock,
     settings: OutboxSettings,
 }
@@ -79,7 +78,6 @@ impl OutboxWorker {
     pub fn new(
         store: Store,
         client: SlackClient,
-        limiter: Arc<RateLimiter>,
         clock: SharedClock,
         settings: OutboxSettings,
     ) -> Self {
@@ -87,7 +85,6 @@ impl OutboxWorker {
             id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             store,
             client,
-            limiter,
             clock,
             settings,
         }
@@ -140,120 +137,187 @@ impl OutboxWorker {
         Ok(outcome)
     }
 
+    /// One row: find what it refers to, settle an earlier unknown outcome, get a permit from
+    /// the limiter, renew the lease, call Slack, record what happened.
     async fn process(&self, l: Leased<'_>, outcome: &mut StepOutcome) -> StoreResult<()> {
-        let row = l.row;
-        let now = self.clock.now();
-        let mut payload = row.payload.clone();
-
-        if let Some(target) = &row.target_key {
-            match self.store.message_location(target).await? {
-                Some((channel, ts)) => fill_target(&row.method, &mut payload, &channel, &ts),
-                None => {
-                    let gave_up = now - row.created_at > Duration::seconds(MAX_WAIT_FOR_TARGET);
-                    if gave_up || self.store.message_post_failed(target).await? {
-                        let reason = format!("target_not_posted: {target} was never posted");
-                        self.store
-                            .fail_outbox(row.id, l.token, now, &reason, false)
-                            .await?;
-                        outcome.failed += 1;
-                    } else {
-                        let later = now + Duration::seconds(TARGET_RECHECK_SECONDS);
-                        self.store
-                            .retry_outbox(row.id, l.token, later, None, false, false)
-                            .await?;
-                        outcome.deferred += 1;
-                    }
-                    return Ok(());
-                }
+        let Some(payload) = self.payload(l, outcome).await? else {
+            return Ok(());
+        };
+        if l.is_post() && l.row.outcome_unknown() {
+            if let Settled::Done = self.settle_unknown_outcome(l, &payload, outcome).await? {
+                return Ok(());
             }
         }
+        let Some(permit) = self.permit(l, &payload, outcome).await? else {
+            return Ok(());
+        };
+        // The lease must still be ours right before the call, and must outlast it.
+        if !self
+            .store
+            .begin_outbox_attempt(l.row.id, l.token, self.clock.now(), self.call_lease())
+            .await?
+        {
+            tracing::info!(method = %l.row.method, "lease lost before the call; skipped");
+            outcome.lost += 1;
+            return Ok(());
+        }
+        self.send(l, permit, &payload, outcome).await
+    }
 
-        let is_post = row.method == "chat.postMessage";
-        if is_post {
+    /// The payload to send: a follower gets the location of the message it refers to (or
+    /// waits for it, or fails when it never came), a post gets its delivery metadata. `None`
+    /// when the row was dealt with here.
+    async fn payload(
+        &self,
+        l: Leased<'_>,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<Option<Value>> {
+        let row = l.row;
+        let mut payload = row.payload.clone();
+        if let Some(target) = &row.target_key {
+            let Some((channel, ts)) = self.store.message_location(target).await? else {
+                self.target_missing(l, target, outcome).await?;
+                return Ok(None);
+            };
+            fill_target(&row.method, &mut payload, &channel, &ts);
+        }
+        if l.is_post() {
             if let Some(obj) = payload.as_object_mut() {
                 obj.insert("metadata".into(), delivery_metadata(&row.dedupe_key));
             }
         }
+        Ok(Some(payload))
+    }
 
-        if is_post && row.outcome_unknown() {
-            match self.look_up(l, &payload).await? {
-                Lookup::Found(location) => {
-                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "adopted")
-                        .increment(1);
-                    tracing::info!(method = %row.method, "post with an unknown outcome found in the conversation; adopted");
-                    let result =
-                        json!({ "channel": location.channel, "ts": location.ts, "adopted": true });
-                    if self.record_sent(l, &result, Some(&location)).await {
-                        outcome.sent += 1;
-                        outcome.adopted += 1;
-                    } else {
-                        outcome.unconfirmed += 1;
-                    }
-                    return Ok(());
-                }
-                Lookup::Absent => {
-                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "reposted")
-                        .increment(1);
-                    tracing::info!(method = %row.method, "post with an unknown outcome not found in the conversation; posting");
-                }
-                Lookup::Lost => {
-                    outcome.lost += 1;
-                    return Ok(());
-                }
-                Lookup::NotYet(ready_at) => {
-                    self.store
-                        .retry_outbox(row.id, l.token, ready_at, None, false, false)
-                        .await?;
-                    outcome.deferred += 1;
-                    return Ok(());
-                }
-                Lookup::Failed(err) if err.class() == ErrorClass::Permanent => {
-                    // History cannot be read (a missing scope, say): rather than never
-                    // delivering, post, and count it so the operator sees it.
-                    metrics::counter!("outbox_outcome_unknown_total", "resolution" => "unverified")
-                        .increment(1);
-                    tracing::warn!(method = %row.method, error = %err, "post with an unknown outcome could not be looked up; posting");
-                }
-                Lookup::Failed(err) => {
-                    // The earlier outcome stays unknown: the mark is kept whatever happens.
-                    return self.on_error(l, err, false, now, outcome).await;
+    /// A follower whose message is not posted yet: check again shortly, or fail when that
+    /// message failed or a day has passed.
+    async fn target_missing(
+        &self,
+        l: Leased<'_>,
+        target: &str,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        let now = self.clock.now();
+        let gave_up = now - l.row.created_at > Duration::seconds(MAX_WAIT_FOR_TARGET);
+        if gave_up || self.store.message_post_failed(target).await? {
+            let reason = format!("target_not_posted: {target} was never posted");
+            self.store
+                .fail_outbox(l.row.id, l.token, now, &reason, false)
+                .await?;
+            outcome.failed += 1;
+        } else {
+            let later = now + Duration::seconds(TARGET_RECHECK_SECONDS);
+            self.store
+                .retry_outbox(l.row.id, l.token, later, None, false, false)
+                .await?;
+            outcome.deferred += 1;
+        }
+        Ok(())
+    }
+
+    /// A post whose earlier attempt has an unknown outcome is looked up first: adopted when
+    /// found, posted when absent (or when history cannot be read at all).
+    async fn settle_unknown_outcome(
+        &self,
+        l: Leased<'_>,
+        payload: &Value,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<Settled> {
+        let method = &l.row.method;
+        let resolved = |resolution: &'static str| {
+            metrics::counter!("outbox_outcome_unknown_total", "resolution" => resolution)
+                .increment(1);
+        };
+        match self.look_up(l, payload).await? {
+            Lookup::Found(location) => {
+                resolved("adopted");
+                tracing::info!(%method, "post with an unknown outcome found in the conversation; adopted");
+                let result =
+                    json!({ "channel": location.channel, "ts": location.ts, "adopted": true });
+                if self.record_sent(l, &result, Some(&location)).await {
+                    outcome.sent += 1;
+                    outcome.adopted += 1;
+                } else {
+                    outcome.unconfirmed += 1;
                 }
             }
+            Lookup::Absent => {
+                resolved("reposted");
+                tracing::info!(%method, "post with an unknown outcome not found in the conversation; posting");
+                return Ok(Settled::Post);
+            }
+            Lookup::Lost => outcome.lost += 1,
+            Lookup::NotYet(ready_at) => self.defer(l, ready_at, outcome).await?,
+            Lookup::Failed(err) if err.class() == ErrorClass::Permanent => {
+                // History cannot be read (a missing scope, say): rather than never
+                // delivering, post, and count it so the operator sees it.
+                resolved("unverified");
+                tracing::warn!(%method, error = %err, "post with an unknown outcome could not be looked up; posting");
+                return Ok(Settled::Post);
+            }
+            Lookup::Failed(err) => {
+                // The earlier outcome stays unknown: the mark is kept whatever happens.
+                self.on_error(l, err, false, self.clock.now(), outcome)
+                    .await?;
+            }
         }
+        Ok(Settled::Done)
+    }
 
-        let channel = row.channel_key.clone().or_else(|| {
+    /// A permit from the limiter, or the row is rescheduled for when there is one (a local
+    /// denial is not an attempt, and nobody sleeps).
+    async fn permit(
+        &self,
+        l: Leased<'_>,
+        payload: &Value,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<Option<Permit>> {
+        let channel = l.row.channel_key.clone().or_else(|| {
             payload
                 .get("channel")
                 .and_then(Value::as_str)
                 .map(String::from)
         });
-        if let Err(ready_at) = self
-            .limiter
-            .try_acquire(&row.method, channel.as_deref(), now)
-        {
-            self.store
-                .retry_outbox(row.id, l.token, ready_at, None, false, false)
-                .await?;
-            outcome.deferred += 1;
-            return Ok(());
+        match self.client.permit_now(&l.row.method, channel.as_deref()) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(ready_at) => {
+                self.defer(l, ready_at, outcome).await?;
+                Ok(None)
+            }
         }
+    }
 
-        // The lease must still be ours right before the call, and must outlast it.
-        if !self
-            .store
-            .begin_outbox_attempt(row.id, l.token, self.clock.now(), self.call_lease())
-            .await?
-        {
-            tracing::info!(method = %row.method, "lease lost before the call; skipped");
-            outcome.lost += 1;
-            return Ok(());
-        }
+    /// Gives the row back until `ready_at`, without counting an attempt.
+    async fn defer(
+        &self,
+        l: Leased<'_>,
+        ready_at: DateTime<Utc>,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        self.store
+            .retry_outbox(l.row.id, l.token, ready_at, None, false, false)
+            .await?;
+        outcome.deferred += 1;
+        Ok(())
+    }
 
-        let result = self.client.call(&row.method, &payload).await;
+    /// The call itself, and its outcome recorded.
+    async fn send(
+        &self,
+        l: Leased<'_>,
+        permit: Permit,
+        payload: &Value,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        let result = self.client.call(permit, payload).await;
         let now = self.clock.now();
         match result {
             Ok(body) => {
-                let location = if is_post { posted(&body).ok() } else { None };
+                let location = if l.is_post() {
+                    posted(&body).ok()
+                } else {
+                    None
+                };
                 let stored = compact_result(&body);
                 if self.record_sent(l, &stored, location.as_ref()).await {
                     outcome.sent += 1;
@@ -322,24 +386,10 @@ impl OutboxWorker {
             .unwrap_or(row.created_at)
             - Duration::seconds(LOOKUP_MARGIN_SECONDS);
         let oldest = slack_ts(since);
-        let mut channel = channel.to_string();
-        if channel.starts_with(['U', 'W']) {
-            // History is read by conversation id; a DM posted to a user id lives in their IM.
-            match self
-                .read_call(l, "conversations.open", &json!({ "users": channel }))
-                .await?
-            {
-                Ok(body) => match body.pointer("/channel/id").and_then(Value::as_str) {
-                    Some(id) => channel = id.to_string(),
-                    None => {
-                        return Ok(Lookup::Failed(SlackError::Decode(
-                            "conversations.open answer without channel.id".into(),
-                        )))
-                    }
-                },
-                Err(lookup) => return Ok(lookup),
-            }
-        }
+        let channel = match self.conversation_of(l, channel).await? {
+            Ok(channel) => channel,
+            Err(lookup) => return Ok(lookup),
+        };
         let (method, mut args) = match payload.get("thread_ts").and_then(Value::as_str) {
             Some(thread_ts) => (
                 "conversations.replies",
@@ -383,6 +433,31 @@ impl OutboxWorker {
         Ok(Lookup::Absent)
     }
 
+    /// The conversation whose history holds a post to `channel`: itself, or for a DM posted
+    /// to a user id, that user's IM (history is read by conversation id).
+    async fn conversation_of(
+        &self,
+        l: Leased<'_>,
+        channel: &str,
+    ) -> StoreResult<Result<String, Lookup>> {
+        if !channel.starts_with(['U', 'W']) {
+            return Ok(Ok(channel.to_string()));
+        }
+        let opened = self
+            .read_call(l, "conversations.open", &json!({ "users": channel }))
+            .await?;
+        Ok(opened.and_then(|body| {
+            body.pointer("/channel/id")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| {
+                    Lookup::Failed(SlackError::Decode(
+                        "conversations.open answer without channel.id".into(),
+                    ))
+                })
+        }))
+    }
+
     /// A read-only call made for a leased row: rate limited, and only while the lease holds.
     async fn read_call(
         &self,
@@ -390,23 +465,23 @@ impl OutboxWorker {
         method: &str,
         args: &Value,
     ) -> StoreResult<Result<Value, Lookup>> {
-        let now = self.clock.now();
-        if let Err(ready_at) = self.limiter.try_acquire(method, None, now) {
-            return Ok(Err(Lookup::NotYet(ready_at)));
-        }
+        let permit = match self.client.permit_now(method, None) {
+            Ok(permit) => permit,
+            Err(ready_at) => return Ok(Err(Lookup::NotYet(ready_at))),
+        };
         if !self
             .store
-            .hold_outbox(l.row.id, l.token, now, self.call_lease())
+            .hold_outbox(l.row.id, l.token, self.clock.now(), self.call_lease())
             .await?
         {
             return Ok(Err(Lookup::Lost));
         }
-        match self.client.call(method, args).await {
+        match self.client.call(permit, args).await {
             Ok(body) => Ok(Ok(body)),
+            // The client paused the method for everyone; come back when the pause ends.
             Err(SlackError::RateLimited { retry_after }) => {
                 let until = self.clock.now()
                     + Duration::from_std(retry_after).unwrap_or(Duration::seconds(1));
-                self.limiter.pause(method, until);
                 Ok(Err(Lookup::NotYet(until)))
             }
             Err(e) => Ok(Err(Lookup::Failed(e))),
@@ -431,8 +506,8 @@ impl OutboxWorker {
                     }
                     _ => Duration::seconds(1),
                 };
+                // The client has paused the method for every caller already.
                 let until = now + wait;
-                self.limiter.pause(&row.method, until);
                 tracing::warn!(method = %row.method, retry_after_s = wait.num_seconds(), "slack rate limited; rescheduled");
                 self.store
                     .retry_outbox(
@@ -447,29 +522,8 @@ impl OutboxWorker {
                 outcome.deferred += 1;
             }
             ErrorClass::Transient => {
-                let attempts = row.attempts + 1;
-                if attempts >= i64::from(self.settings.max_attempts) {
-                    let reason = format!("gave up after {attempts} attempts: {err}");
-                    tracing::error!(method = %row.method, %reason, "outbox message failed");
-                    self.store
-                        .fail_outbox(row.id, l.token, now, &reason, true)
-                        .await?;
-                    outcome.failed += 1;
-                } else {
-                    let next = now + self.backoff(attempts);
-                    tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
-                    self.store
-                        .retry_outbox(
-                            row.id,
-                            l.token,
-                            next,
-                            Some(&err.to_string()),
-                            true,
-                            known_not_sent,
-                        )
-                        .await?;
-                    outcome.retried += 1;
-                }
+                self.on_transient(l, err, known_not_sent, now, outcome)
+                    .await?
             }
             ErrorClass::Permanent => {
                 tracing::warn!(method = %row.method, error = %err, "slack refused; failed for good");
@@ -478,6 +532,36 @@ impl OutboxWorker {
                     .await?;
                 outcome.failed += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// A transient failure: back off and retry, or give up after the last attempt.
+    async fn on_transient(
+        &self,
+        l: Leased<'_>,
+        err: SlackError,
+        known_not_sent: bool,
+        now: DateTime<Utc>,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        let row = l.row;
+        let attempts = row.attempts + 1;
+        if attempts >= i64::from(self.settings.max_attempts) {
+            let reason = format!("gave up after {attempts} attempts: {err}");
+            tracing::error!(method = %row.method, %reason, "outbox message failed");
+            self.store
+                .fail_outbox(row.id, l.token, now, &reason, true)
+                .await?;
+            outcome.failed += 1;
+        } else {
+            let next = now + self.backoff(attempts);
+            tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
+            let error = err.to_string();
+            self.store
+                .retry_outbox(row.id, l.token, next, Some(&error), true, known_not_sent)
+                .await?;
+            outcome.retried += 1;
         }
         Ok(())
     }
@@ -521,6 +605,18 @@ impl OutboxWorker {
 struct Leased<'a> {
     row: &'a OutboxRow,
     token: &'a str,
+}
+
+impl Leased<'_> {
+    fn is_post(&self) -> bool {
+        self.row.method == "chat.postMessage"
+    }
+}
+
+/// Whether settling an earlier unknown outcome dealt with the row, or it is to be posted.
+enum Settled {
+    Done,
+    Post,
 }
 
 /// What looking up a post with an unknown outcome found.
