@@ -13,8 +13,9 @@ use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
 use crate::scheduler::preview::preview;
-use crate::scheduler::{plan_members, Scheduler, SendNowError};
+use crate::scheduler::{Scheduler, SendNowError};
 use crate::state::AppState;
+use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()

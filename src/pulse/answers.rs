@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use crate::config::program::{Program, Question, QuestionKind, Survey};
+use crate::domain::planning::member_timezone;
+use crate::domain::program::{Program, Question, QuestionKind, Survey};
 use crate::http::error::ApiResult;
 use crate::pulse::render;
-use crate::scheduler::plan::member_timezone;
 use crate::state::AppState;
 use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;

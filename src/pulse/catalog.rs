@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::program::{Anonymity, Program};
+use crate::domain::program::{Anonymity, Program};
 
 #[derive(Clone, Default)]
 pub struct Catalog(Arc<RwLock<Arc<Vec<Arc<Program>>>>>);

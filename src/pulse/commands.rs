@@ -5,14 +5,13 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
+use crate::domain::planning::{member_firings, member_timezone};
 use crate::http::error::ApiResult;
 use crate::pulse::render::{self, format_local};
-use crate::scheduler::plan::{member_firings, member_timezone};
-use crate::scheduler::plan_members;
 use crate::slack::inbound::commands::PulseCommand;
 use crate::slack::inbound::payloads::SlashCommand;
 use crate::state::AppState;
-use crate::storage::members::{MemberControl, MemberRow};
+use crate::storage::members::{plan_members, MemberControl, MemberRow};
 
 pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching program.\n\
 • `/pulse help` — this help\n\
@@ -124,7 +123,7 @@ fn zone_of(state: &AppState, m: &MemberRow) -> Tz {
 /// The last instant of `date` in `tz` (a pause "until" a date includes that whole day).
 fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    Some(crate::scheduler::cadence::resolve_local(tz, next).with_timezone(&Utc))
+    Some(crate::domain::cadence::resolve_local(tz, next).with_timezone(&Utc))
 }
 
 async fn control(state: &AppState, user: &str, control: MemberControl) -> ApiResult<u64> {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
 use super::render;
-use crate::config::program::{Program, QuestionKind, Survey};
+use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::http::error::ApiResult;
 use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::state::AppState;
@@ -142,7 +142,7 @@ fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Respons
         .first()
         .map(|q| format!("q:{}", q.key))
         .unwrap_or_default();
-    let tz = crate::scheduler::plan::member_timezone(program, Some(&d.timezone), None);
+    let tz = crate::domain::planning::member_timezone(program, Some(&d.timezone), None);
     Json(json!({
         "response_action": "errors",
         "errors": { first: render::closed_notice(d.closes_at(), tz) }

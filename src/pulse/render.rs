@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-use crate::config::program::{Anonymity, Program, Question, QuestionKind, Survey};
+use crate::domain::program::{Anonymity, Program, Question, QuestionKind, Survey};
 use crate::storage::rounds::DeliveryRow;
 
 pub const SECTION_MAX: usize = 3000;

@@ -4,8 +4,9 @@
 use chrono::Duration;
 use serde_json::json;
 
-use crate::config::program::{load_programs, Program, Survey};
+use crate::config::program::load_programs;
 use crate::config::ConfigErrors;
+use crate::domain::program::{Program, Survey};
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
 use crate::state::AppState;

@@ -5,14 +5,11 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::watch;
 
-use super::plan::{
-    is_out_of_office, member_firings, member_timezone, within_working_hours, PlanMember,
-};
-use crate::config::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Role};
+use crate::domain::planning::{is_out_of_office, member_firings, within_working_hours, PlanMember};
+use crate::domain::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Survey};
 use crate::pulse::render::{self, dm_context};
-use crate::scheduler::cadence::WeekdaySet;
 use crate::state::AppState;
-use crate::storage::members::{MemberControl, MemberRow};
+use crate::storage::members::{plan_members, MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
 use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};
 use crate::storage::StoreResult;
@@ -57,33 +54,6 @@ impl TickReport {
 #[derive(Clone)]
 pub struct Scheduler {
     state: AppState,
-}
-
-/// Members who can be planned for: not deleted, not bots, not opted out or deactivated.
-pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
-    rows.iter()
-        .filter(|m| m.can_receive())
-        .filter_map(|m| {
-            let role = Role::parse(&m.role)?;
-            let working_days = m
-                .working_days
-                .as_deref()
-                .and_then(|w| serde_json::from_str::<Vec<String>>(w).ok())
-                .and_then(|names| WeekdaySet::parse_names(&names).ok())
-                .unwrap_or(program.working_days);
-            Some(PlanMember {
-                member_id: m.id,
-                slack_user_id: m.slack_user_id.clone(),
-                role,
-                timezone: member_timezone(
-                    program,
-                    m.timezone_override.as_deref(),
-                    m.slack_tz.as_deref(),
-                ),
-                working_days,
-            })
-        })
-        .collect()
 }
 
 impl Scheduler {
@@ -415,7 +385,7 @@ impl Scheduler {
                     .anonymity_k
                     .or(configured.map(|(_, k)| i64::from(k)))
                     .unwrap_or(5)
-                    .max(i64::from(crate::config::program::MIN_THRESHOLD));
+                    .max(i64::from(crate::domain::program::MIN_THRESHOLD));
                 tx.seal_round(round.id, k, now).await?;
                 sealed += 1;
             }
@@ -478,7 +448,7 @@ impl Scheduler {
     pub async fn send_now(
         &self,
         program: &Program,
-        survey: &crate::config::program::Survey,
+        survey: &Survey,
     ) -> Result<(i64, usize), SendNowError> {
         let now = self.state.clock.now();
         let rows = self.state.store.members_of(&program.id).await?;
@@ -554,7 +524,7 @@ const ROUND_LOOKAHEAD_DAYS: i64 = 14;
 /// afterwards, or moved beyond the look-ahead) finds its round closed and is not delivered.
 fn round_closing_times(
     program: &Program,
-    survey: &crate::config::program::Survey,
+    survey: &Survey,
     members: &[PlanMember],
     pending: &[(String, DateTime<Utc>, NewDelivery)],
     now: DateTime<Utc>,
