@@ -18,7 +18,6 @@ pub mod pulse;
 pub mod scheduler;
 pub mod slack;
 pub mod startup;
-pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;

@@ -13,10 +13,10 @@ use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::state::{AppInner, AppState};
 use crate::pulse::catalog::Catalog;
 use crate::scheduler::Scheduler;
 use crate::slack::outbound::{OutboxWorker, RateLimitConfig, RateLimiter, SlackClient};
-use crate::state::{AppInner, AppState};
 use crate::storage::Store;
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
 

@@ -12,9 +12,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::state::AppState;
 use crate::scheduler::preview::preview;
 use crate::scheduler::{Scheduler, SendNowError};
-use crate::state::AppState;
 use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {

@@ -5,6 +5,9 @@ pub mod admin;
 pub mod error;
 pub mod ops;
 pub mod server;
+pub mod slack;
+pub mod state;
+pub mod verified;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -19,7 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::state::AppState;
+use state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -31,7 +34,7 @@ pub fn router(state: AppState) -> Router {
     ));
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
-        .merge(crate::slack::inbound::router())
+        .merge(slack::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 
 use crate::domain::planning::{member_firings, member_timezone};
 use crate::http::error::ApiResult;
+use crate::http::state::AppState;
 use crate::pulse::render::{self, format_local};
-use crate::slack::inbound::commands::PulseCommand;
-use crate::slack::inbound::payloads::SlashCommand;
-use crate::state::AppState;
+use crate::slack::incoming::commands::PulseCommand;
+use crate::slack::incoming::payloads::SlashCommand;
 use crate::storage::members::{plan_members, MemberControl, MemberRow};
 
 pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching program.\n\

@@ -2,8 +2,8 @@
 //! transaction, the one that records the event id, so a failure rolls back both.
 
 use crate::http::error::ApiResult;
-use crate::slack::inbound::payloads::SlackEvent;
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::slack::incoming::payloads::SlackEvent;
 use crate::storage::StoreTx;
 
 pub async fn handle(

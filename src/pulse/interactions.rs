@@ -11,8 +11,8 @@ use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinA
 use super::render;
 use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::http::error::ApiResult;
-use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
 use std::sync::Arc;

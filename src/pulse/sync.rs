@@ -7,9 +7,9 @@ use serde_json::json;
 use crate::config::program::load_programs;
 use crate::config::ConfigErrors;
 use crate::domain::program::{Program, Survey};
+use crate::http::state::AppState;
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
-use crate::state::AppState;
 use crate::storage::members::ProfileUpdate;
 use crate::storage::programs::{
     DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport,

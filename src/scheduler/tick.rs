@@ -7,8 +7,8 @@ use tokio::sync::watch;
 
 use crate::domain::planning::{is_out_of_office, member_firings, within_working_hours, PlanMember};
 use crate::domain::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Survey};
+use crate::http::state::AppState;
 use crate::pulse::render::{self, dm_context};
-use crate::state::AppState;
 use crate::storage::members::{plan_members, MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
 use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};

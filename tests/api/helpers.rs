@@ -5,10 +5,10 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::{ManualClock, SharedClock};
 use pulseloop::config::Settings;
+use pulseloop::http::state::AppState;
 use pulseloop::scheduler::{Scheduler, TickReport};
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
-use pulseloop::state::AppState;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
 use serde_json::Value;

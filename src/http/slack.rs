@@ -1,14 +1,11 @@
-//! Slack inbound: `POST /slack/events`, `/slack/interactions`, `/slack/commands`.
+//! Slack's endpoints: `POST /slack/events`, `/slack/interactions`, `/slack/commands`.
 //!
 //! Order of work on every request: size limit (tower), signature headers, then the signature
-//! on the raw body ([`verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a signed
-//! request is acted on once), parse into typed payloads ([`payloads`]), then hand over to the
-//! product logic in `crate::pulse`. Slack wants an answer within 3 seconds, so
-//! anything slow goes to the outbox instead of being done inline.
-
-pub mod commands;
-pub mod payloads;
-pub mod verified;
+//! on the raw body ([`super::verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a
+//! signed request is acted on once), parse into typed payloads
+//! ([`crate::slack::incoming::payloads`]), then hand over to the services in `crate::pulse`.
+//! Slack wants an answer within 3 seconds, so anything slow goes to the outbox instead of
+//! being done inline.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,10 +14,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::state::AppState;
+use super::verified::VerifiedSlackRequest;
 use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
-use payloads::{EventEnvelope, Interaction, SlashCommand};
-use verified::VerifiedSlackRequest;
+use crate::slack::incoming::payloads::{EventEnvelope, Interaction, SlashCommand};
 
 pub fn router() -> Router<AppState> {
     Router::new()
