@@ -91,7 +91,7 @@ async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult
             if let (Some(team), false) = (team_id.as_deref(), state.settings.slack.sandbox) {
                 tx.record_workspace(team, "event", now).await?;
             }
-            crate::pulse::events::handle(state, &mut tx, team_id.as_deref(), event).await?;
+            crate::pulse::events::handle(&state.pulses, &mut tx, team_id.as_deref(), event).await?;
             tx.commit().await?;
             Ok(().into_response())
         }
@@ -131,7 +131,8 @@ async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> Api
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
-    crate::pulse::interactions::handle(state, interaction).await
+    let outcome = crate::pulse::interactions::handle(&state.pulses, interaction).await?;
+    Ok(outcome.into_response())
 }
 
 #[tracing::instrument(skip_all)]
@@ -145,6 +146,6 @@ async fn slash_commands(
 async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let command: SlashCommand = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a slash command form: {e}")))?;
-    let reply = crate::pulse::commands::handle(state, command).await?;
-    Ok(Json(reply).into_response())
+    let reply = crate::pulse::commands::handle(&state.pulses, command).await?;
+    Ok(reply.into_response())
 }

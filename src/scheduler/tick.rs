@@ -5,14 +5,17 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::watch;
 
+use crate::clock::SharedClock;
+use crate::config::settings::SchedulerSettings;
 use crate::domain::planning::{is_out_of_office, member_firings, within_working_hours, PlanMember};
 use crate::domain::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Survey};
-use crate::http::state::AppState;
+use crate::pulse::catalog::Catalog;
 use crate::pulse::render::{self, dm_context};
+use crate::pulse::Pulses;
 use crate::storage::members::{plan_members, MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
 use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};
-use crate::storage::StoreResult;
+use crate::storage::{Store, StoreResult};
 
 const BATCH: i64 = 500;
 
@@ -51,19 +54,31 @@ impl TickReport {
     }
 }
 
+/// The scheduler service: what it reads and writes, and its settings; nothing of HTTP.
 #[derive(Clone)]
 pub struct Scheduler {
-    state: AppState,
+    store: Store,
+    clock: SharedClock,
+    catalog: Catalog,
+    /// For re-reading user groups and refreshing profiles between ticks.
+    pulses: Pulses,
+    settings: SchedulerSettings,
 }
 
 impl Scheduler {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(pulses: Pulses, settings: SchedulerSettings) -> Self {
+        Self {
+            store: pulses.store.clone(),
+            clock: pulses.clock.clone(),
+            catalog: pulses.catalog.clone(),
+            pulses,
+            settings,
+        }
     }
 
     /// Runs the four steps once at the clock's now.
     pub async fn tick(&self) -> StoreResult<TickReport> {
-        let now = self.state.clock.now();
+        let now = self.clock.now();
         let mut report = TickReport::default();
         self.plan(now, &mut report).await?;
         self.dispatch(now, &mut report).await?;
@@ -76,10 +91,9 @@ impl Scheduler {
     /// Step 1: create rounds and deliveries for firings whose time has come (looking back one
     /// window, so firings missed while the service was down are still caught).
     pub async fn plan(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let grace =
-            Duration::seconds((self.state.settings.scheduler.tick_seconds as i64 * 2).max(300));
-        for program in self.state.catalog.programs().iter() {
-            let rows = self.state.store.members_of(&program.id).await?;
+        let grace = Duration::seconds((self.settings.tick_seconds as i64 * 2).max(300));
+        for program in self.catalog.programs().iter() {
+            let rows = self.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
             for survey in &program.surveys {
                 let window = Duration::hours(i64::from(survey.window_hours));
@@ -123,7 +137,7 @@ impl Scheduler {
                     continue;
                 }
                 let round_closes = round_closing_times(program, survey, &members, &pending, now);
-                let mut tx = self.state.store.begin().await?;
+                let mut tx = self.store.begin().await?;
                 for (period, at, delivery) in &pending {
                     let closes_at = round_closes
                         .get(period)
@@ -167,7 +181,6 @@ impl Scheduler {
         since: DateTime<Utc>,
     ) -> StoreResult<HashSet<(String, i64)>> {
         let keys = self
-            .state
             .store
             .planned_keys(program_id, survey_id, since)
             .await?;
@@ -180,7 +193,7 @@ impl Scheduler {
         let mut members: HashMap<i64, MemberRow> = HashMap::new();
         let mut after = 0;
         loop {
-            let due = self.state.store.due_deliveries(now, after, BATCH).await?;
+            let due = self.store.due_deliveries(now, after, BATCH).await?;
             let page = due.len();
             for d in due {
                 after = d.id;
@@ -202,12 +215,12 @@ impl Scheduler {
         let member = match members.get(&d.member_id) {
             Some(m) => m.clone(),
             None => {
-                let m = self.state.store.member(d.member_id).await?;
+                let m = self.store.member(d.member_id).await?;
                 members.insert(d.member_id, m.clone());
                 m
             }
         };
-        let Some(program) = self.state.catalog.program(&d.program_id) else {
+        let Some(program) = self.catalog.program(&d.program_id) else {
             self.skip(&d, "program removed from the configuration", now)
                 .await?;
             report.skipped += 1;
@@ -233,7 +246,7 @@ impl Scheduler {
         }
         if member.state == "paused" && !member.is_paused(now) {
             // The pause has run out: resume them on the spot.
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
                 .await?;
             tx.commit().await?;
@@ -249,7 +262,7 @@ impl Scheduler {
             return Ok(());
         }
         let message = render::open_message(&dm_context(&program, survey, &d));
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         if tx.mark_queued(d.id, now).await? {
             let mut post = NewOutboxMessage::for_delivery(
                 d.id,
@@ -268,7 +281,7 @@ impl Scheduler {
     }
 
     async fn skip(&self, d: &DeliveryRow, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         tx.mark_skipped(d.id, reason, now).await?;
         tx.commit().await
     }
@@ -276,14 +289,14 @@ impl Scheduler {
     /// Step 3: one reminder, to non-responders only, inside their working hours, as a thread
     /// reply; the count of colleagues who answered is shown only when it reaches `k`.
     pub async fn remind(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        for d in self.state.store.deliveries_to_remind(now, BATCH).await? {
-            let Some(program) = self.state.catalog.program(&d.program_id) else {
+        for d in self.store.deliveries_to_remind(now, BATCH).await? {
+            let Some(program) = self.catalog.program(&d.program_id) else {
                 continue;
             };
             let Some(survey) = program.survey(&d.survey_id) else {
                 continue;
             };
-            let member = self.state.store.member(d.member_id).await?;
+            let member = self.store.member(d.member_id).await?;
             let Some(plan_member) = plan_members(&program, std::slice::from_ref(&member)).pop()
             else {
                 continue;
@@ -297,10 +310,10 @@ impl Scheduler {
             {
                 continue;
             }
-            let answered = self.state.store.answered_count(d.round_id).await?;
+            let answered = self.store.answered_count(d.round_id).await?;
             let shown = (answered >= i64::from(program.anonymity_threshold)).then_some(answered);
             let message = render::reminder_message(&dm_context(&program, survey, &d), shown);
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             if tx.mark_reminded(d.id, now).await? {
                 let mut reply = NewOutboxMessage::for_delivery(
                     d.id,
@@ -324,7 +337,7 @@ impl Scheduler {
     /// with (never by today's configuration).
     pub async fn close(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
         loop {
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             let closed = tx.close_due_deliveries(now, BATCH).await?;
             for c in &closed {
                 if c.cancelled {
@@ -333,10 +346,10 @@ impl Scheduler {
                 if !c.posted {
                     continue;
                 }
-                let Ok(d) = self.state.store.delivery(c.id).await else {
+                let Ok(d) = self.store.delivery(c.id).await else {
                     continue;
                 };
-                let Some(program) = self.state.catalog.program(&d.program_id) else {
+                let Some(program) = self.catalog.program(&d.program_id) else {
                     continue;
                 };
                 let Some(survey) = program.survey(&d.survey_id) else {
@@ -360,11 +373,11 @@ impl Scheduler {
                 break;
             }
         }
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         let rounds = tx.close_due_rounds(now).await?;
         let mut sealed = 0;
         for round in &rounds {
-            let configured = self.state.catalog.program(&round.program_id).and_then(|p| {
+            let configured = self.catalog.program(&round.program_id).and_then(|p| {
                 p.survey(&round.survey_id)
                     .map(|s| (s.anonymity, p.anonymity_threshold))
             });
@@ -394,7 +407,7 @@ impl Scheduler {
         report.sealed += sealed;
         tx.commit().await?;
         if sealed > 0 {
-            if let Err(e) = self.state.store.checkpoint_after_seal().await {
+            if let Err(e) = self.store.checkpoint_after_seal().await {
                 tracing::warn!(error = %e, "WAL checkpoint after a seal failed");
             }
         }
@@ -404,20 +417,19 @@ impl Scheduler {
     /// Ticks every `tick_seconds` until shutdown; once an hour re-reads user groups and
     /// refreshes Slack profiles older than `profile_refresh_hours`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let every =
-            std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
-        let max_age = Duration::hours(self.state.settings.scheduler.profile_refresh_hours as i64);
+        let every = std::time::Duration::from_secs(self.settings.tick_seconds.max(1));
+        let max_age = Duration::hours(self.settings.profile_refresh_hours as i64);
         let mut last_refresh: Option<DateTime<Utc>> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let now = self.state.clock.now();
+            let now = self.clock.now();
             if last_refresh.is_none_or(|t| now - t >= Duration::hours(1)) {
-                if let Err(e) = crate::pulse::sync::resync_usergroups(&self.state).await {
+                if let Err(e) = crate::pulse::sync::resync_usergroups(&self.pulses).await {
                     tracing::warn!(error = %e, "could not re-read user groups");
                 }
-                crate::pulse::sync::refresh_profiles(&self.state, max_age).await;
+                crate::pulse::sync::refresh_profiles(&self.pulses, max_age).await;
                 last_refresh = Some(now);
             }
             match self.tick().await {
@@ -436,8 +448,8 @@ impl Scheduler {
 /// Why a send-now did not start a round.
 #[derive(Debug, thiserror::Error)]
 pub enum SendNowError {
-    #[error("a round of this survey is still open (round {0})")]
-    AlreadyOpen(i64),
+    #[error("round {round} of survey '{survey}' is still open")]
+    AlreadyOpen { round: i64, survey: String },
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),
 }
@@ -450,15 +462,15 @@ impl Scheduler {
         program: &Program,
         survey: &Survey,
     ) -> Result<(i64, usize), SendNowError> {
-        let now = self.state.clock.now();
-        let rows = self.state.store.members_of(&program.id).await?;
+        let now = self.clock.now();
+        let rows = self.store.members_of(&program.id).await?;
         let members: Vec<_> = plan_members(program, &rows)
             .into_iter()
             .filter(|m| survey.audience.contains(&m.role))
             .collect();
         let window = Duration::hours(i64::from(survey.window_hours));
         let period = format!("now:{}", now.to_rfc3339_opts(SecondsFormat::Millis, true));
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         let round = NewRound {
             program_id: &program.id,
             survey_id: &survey.id,
@@ -472,9 +484,17 @@ impl Scheduler {
         // The open-round check and the insert are one atomic step (see open_send_now_round).
         let round_id = match tx.open_send_now_round(&round, now).await {
             Ok(Ok(id)) => id,
-            Ok(Err(open)) => return Err(SendNowError::AlreadyOpen(open)),
+            Ok(Err(round)) => {
+                return Err(SendNowError::AlreadyOpen {
+                    round,
+                    survey: survey.id.clone(),
+                })
+            }
             Err(crate::storage::StoreError::Conflict(_)) => {
-                return Err(SendNowError::AlreadyOpen(0))
+                return Err(SendNowError::AlreadyOpen {
+                    round: 0,
+                    survey: survey.id.clone(),
+                })
             }
             Err(e) => return Err(e.into()),
         };
