@@ -19,6 +19,9 @@ use crate::storage::{Store, StoreResult};
 
 const BATCH: i64 = 500;
 
+/// A firing about to become a delivery: its period key, its instant and the delivery.
+type Pending = (String, DateTime<Utc>, NewDelivery);
+
 /// What a tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickReport {
@@ -96,82 +99,107 @@ impl Scheduler {
             let rows = self.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
             for survey in &program.surveys {
-                let window = Duration::hours(i64::from(survey.window_hours));
-                let from = now - window;
-                let existing = self.existing_keys(&program.id, &survey.id, from).await?;
-                let mut pending: Vec<(String, DateTime<Utc>, NewDelivery)> = Vec::new();
-                for member in &members {
-                    for firing in
-                        member_firings(program, survey, member, from, now + Duration::seconds(1))
-                    {
-                        let period = firing.period_key();
-                        if existing.contains(&(period.clone(), member.member_id)) {
-                            continue;
-                        }
-                        let late = firing.utc < now - grace;
-                        let state = if late && program.misfire == MisfirePolicy::Skip {
-                            "skipped"
-                        } else {
-                            "scheduled"
-                        };
-                        pending.push((
-                            period,
-                            firing.utc,
-                            NewDelivery {
-                                member_id: member.member_id,
-                                state,
-                                scheduled_at: firing.utc,
-                                local_time: firing
-                                    .local
-                                    .to_rfc3339_opts(SecondsFormat::Secs, false),
-                                timezone: member.timezone.name().to_string(),
-                                closes_at: firing.utc + window,
-                                remind_at: survey
-                                    .remind_after_hours
-                                    .map(|h| firing.utc + Duration::hours(i64::from(h))),
-                            },
-                        ));
-                    }
+                let pending = self
+                    .new_firings(program, survey, &members, now, grace)
+                    .await?;
+                if !pending.is_empty() {
+                    self.open_deliveries(program, survey, &members, &pending, now, report)
+                        .await?;
                 }
-                if pending.is_empty() {
-                    continue;
-                }
-                let round_closes = round_closing_times(program, survey, &members, &pending, now);
-                let mut tx = self.store.begin().await?;
-                for (period, at, delivery) in &pending {
-                    let closes_at = round_closes
-                        .get(period)
-                        .copied()
-                        .unwrap_or(delivery.closes_at)
-                        .max(delivery.closes_at);
-                    let round = NewRound {
-                        program_id: &program.id,
-                        survey_id: &survey.id,
-                        period_key: period,
-                        origin: "schedule",
-                        opened_at: *at,
-                        closes_at,
-                        anonymity: survey.anonymity.as_str(),
-                        k: i64::from(program.anonymity_threshold),
-                    };
-                    let Some(round_id) = tx.ensure_round(&round).await? else {
-                        // The round of this period already closed (a firing later than every
-                        // firing foreseen when it opened): it is not joined, ever.
-                        tracing::debug!(program = %program.id, survey = %survey.id, %period,
-                            "a firing after its round closed was not delivered");
-                        report.late_dropped += 1;
-                        continue;
-                    };
-                    match tx.insert_delivery(round_id, delivery).await? {
-                        Some(_) if delivery.state == "skipped" => report.skipped += 1,
-                        Some(_) => report.planned += 1,
-                        None => {}
-                    }
-                }
-                tx.commit().await?;
             }
         }
         Ok(())
+    }
+
+    /// The firings of one survey within the last window that have no delivery yet, each as
+    /// the delivery it becomes (skipped when it is late and the program skips misfires).
+    async fn new_firings(
+        &self,
+        program: &Program,
+        survey: &Survey,
+        members: &[PlanMember],
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> StoreResult<Vec<Pending>> {
+        let window = Duration::hours(i64::from(survey.window_hours));
+        let from = now - window;
+        let existing = self.existing_keys(&program.id, &survey.id, from).await?;
+        let mut pending = Vec::new();
+        for member in members {
+            for firing in member_firings(program, survey, member, from, now + Duration::seconds(1))
+            {
+                let period = firing.period_key();
+                if existing.contains(&(period.clone(), member.member_id)) {
+                    continue;
+                }
+                let late = firing.utc < now - grace;
+                let state = if late && program.misfire == MisfirePolicy::Skip {
+                    "skipped"
+                } else {
+                    "scheduled"
+                };
+                let delivery = NewDelivery {
+                    member_id: member.member_id,
+                    state,
+                    scheduled_at: firing.utc,
+                    local_time: firing.local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                    timezone: member.timezone.name().to_string(),
+                    closes_at: firing.utc + window,
+                    remind_at: survey
+                        .remind_after_hours
+                        .map(|h| firing.utc + Duration::hours(i64::from(h))),
+                };
+                pending.push((period, firing.utc, delivery));
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Opens (or joins) the round of each pending firing's period and inserts its delivery,
+    /// in one transaction. A round stays open until every member's firing of the period has
+    /// had its window ([`round_closing_times`]).
+    async fn open_deliveries(
+        &self,
+        program: &Program,
+        survey: &Survey,
+        members: &[PlanMember],
+        pending: &[Pending],
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> StoreResult<()> {
+        let round_closes = round_closing_times(program, survey, members, pending, now);
+        let mut tx = self.store.begin().await?;
+        for (period, at, delivery) in pending {
+            let closes_at = round_closes
+                .get(period)
+                .copied()
+                .unwrap_or(delivery.closes_at)
+                .max(delivery.closes_at);
+            let round = NewRound {
+                program_id: &program.id,
+                survey_id: &survey.id,
+                period_key: period,
+                origin: "schedule",
+                opened_at: *at,
+                closes_at,
+                anonymity: survey.anonymity.as_str(),
+                k: i64::from(program.anonymity_threshold),
+            };
+            let Some(round_id) = tx.ensure_round(&round).await? else {
+                // The round of this period already closed (a firing later than every
+                // firing foreseen when it opened): it is not joined, ever.
+                tracing::debug!(program = %program.id, survey = %survey.id, %period,
+                    "a firing after its round closed was not delivered");
+                report.late_dropped += 1;
+                continue;
+            };
+            match tx.insert_delivery(round_id, delivery).await? {
+                Some(_) if delivery.state == "skipped" => report.skipped += 1,
+                Some(_) => report.planned += 1,
+                None => {}
+            }
+        }
+        tx.commit().await
     }
 
     async fn existing_keys(
@@ -546,7 +574,7 @@ fn round_closing_times(
     program: &Program,
     survey: &Survey,
     members: &[PlanMember],
-    pending: &[(String, DateTime<Utc>, NewDelivery)],
+    pending: &[Pending],
     now: DateTime<Utc>,
 ) -> HashMap<String, DateTime<Utc>> {
     let window = Duration::hours(i64::from(survey.window_hours));
