@@ -137,11 +137,10 @@ fn is_ident(chars: &[char], i: usize) -> bool {
 
 /// `'x'` or `'\n'` (a char literal), not `'a` (a lifetime).
 fn is_char_literal(chars: &[char], i: usize) -> bool {
-    match (chars.get(i + 1), chars.get(i + 2)) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (chars.get(i + 1), chars.get(i + 2)),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 /// The top-level modules named after `crate::` in `code`, each with its line.
