@@ -56,6 +56,29 @@ impl Anonymity {
             Anonymity::Attributed => "attributed",
         }
     }
+
+    /// A promise that protects less than `other` (attributed < confidential < anonymous).
+    pub fn is_weaker_than(self, other: Anonymity) -> bool {
+        fn strength(a: Anonymity) -> u8 {
+            match a {
+                Anonymity::Attributed => 0,
+                Anonymity::Confidential => 1,
+                Anonymity::Anonymous => 2,
+            }
+        }
+        strength(self) < strength(other)
+    }
+}
+
+/// The mode a round opened with, as stored; `fallback` (the configuration's) only for a round
+/// that has none stored. An unreadable value keeps the strongest promise.
+pub fn round_anonymity(stored: Option<&str>, fallback: Anonymity) -> Anonymity {
+    match stored {
+        None => fallback,
+        Some("attributed") => Anonymity::Attributed,
+        Some("confidential") => Anonymity::Confidential,
+        Some(_) => Anonymity::Anonymous,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -411,7 +411,7 @@ impl Scheduler {
             });
             // The stored promise; a round from before it was stored follows the file, and a
             // survey gone from the configuration keeps the strongest promise.
-            let mode = render::round_anonymity(
+            let mode = crate::domain::program::round_anonymity(
                 round.anonymity.as_deref(),
                 configured.map_or(Anonymity::Anonymous, |(a, _)| a),
             );
