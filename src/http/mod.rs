@@ -1,5 +1,8 @@
-//! The HTTP surface: Slack's endpoints, operations endpoints and the admin API, with the
-//! layers every request goes through (request id, tracing span, metrics, body size limit).
+//! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
+//! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
+//! (`admin`), the shared [`state::AppState`], and `error`, where every service result and
+//! error becomes a response. Every request goes through the layers below (request id,
+//! tracing span, metrics, body size limit, timeout, concurrency cap).
 
 pub mod admin;
 pub mod error;
