@@ -123,7 +123,7 @@ async fn schedule_preview(
     days: u32,
     json: bool,
 ) -> ExitCode {
-    use crate::scheduler::plan::PlanMember;
+    use crate::domain::planning::PlanMember;
     let settings = match Settings::load(config, env) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
@@ -167,7 +167,7 @@ async fn schedule_preview(
             })
             .collect()
     } else {
-        crate::scheduler::plan_members(program, &stored)
+        crate::storage::members::plan_members(program, &stored)
     };
     let entries = crate::scheduler::preview::preview(program, &members, chrono::Utc::now(), days);
     if json {

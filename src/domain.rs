@@ -1,7 +1,13 @@
-//! The domain model: pure rules with no I/O, used by `config` (to validate files) and by the
-//! services (`scheduler`, `pulse`). Nothing here imports another module of this crate.
+//! The domain model: pure rules with no I/O, used by `config` (to validate files), by
+//! `storage` and by the services (`pulse`, `scheduler`). Nothing here imports another module
+//! of this crate.
 //!
 //! - `cadence`: cron expressions, working days, `every_weeks`, holidays and the DST rule
-//!   (docs/cadence.md).
+//!   (docs/cadence.md);
+//! - `program`: programs, surveys, questions, roles and anonymity modes, as validated from
+//!   `config/programs/*.toml`, and the anonymity floor;
+//! - `planning`: which member gets which survey when, working hours and out-of-office.
 
 pub mod cadence;
+pub mod planning;
+pub mod program;

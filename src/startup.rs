@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::http::state::{AppInner, AppState};
 use crate::pulse::catalog::Catalog;
+use crate::pulse::Pulses;
 use crate::scheduler::Scheduler;
 use crate::slack::outbound::{OutboxWorker, RateLimitConfig, SlackClient};
-use crate::state::{AppInner, AppState};
 use crate::storage::Store;
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
 
@@ -33,76 +34,23 @@ impl Application {
         if settings.is_sandbox() {
             sandbox_refuses_settings(&settings)?;
         }
-        let store = Store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}",
-                    redact_url(&settings.database.url)
-                )
-            })?;
-        store.migrate().await.context("database migration failed")?;
-
+        let store = open_store(&settings).await?;
         let sandbox = if settings.is_sandbox() {
-            sandbox_refuses_database(&store).await?;
-            let generated_token = settings.admin.token.is_none();
-            let emulator = start_sandbox(&mut settings).await?;
-            tracing::warn!(
-                slack_api = %emulator.base_url(),
-                sandbox_page = %emulator.sandbox_url(),
-                "SANDBOX MODE: no SLACK_BOT_TOKEN is set, so pulseloop talks to its built-in Slack \
-                 emulator on this machine; nothing reaches a real Slack workspace. Open the sandbox \
-                 page to see the DMs members receive and to answer them"
-            );
-            if generated_token {
-                if let Some(token) = &settings.admin.token {
-                    // Standard output, not the log: logs are often shipped elsewhere.
-                    println!("sandbox admin token: {}", token.expose_secret());
-                    tracing::warn!("sandbox: a random admin API token was generated and printed on standard output (set PULSELOOP_ADMIN_TOKEN to choose one)");
-                }
-            }
-            Some(emulator)
+            Some(open_sandbox(&store, &mut settings).await?)
         } else {
             None
         };
-        let signing_secret = settings.slack.signing_secret.clone().context(
-            "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it)",
-        )?;
-        let token = settings
-            .slack
-            .bot_token
-            .clone()
-            .context("no Slack bot token")?;
-
-        let slack = SlackClient::new(
-            &settings.slack.api_base_url,
-            token,
-            Duration::from_secs(settings.slack.request_timeout_seconds),
-        )?
-        .with_limits(RateLimitConfig {
-            posts_per_minute: settings.slack.max_posts_per_minute,
-            posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
-        })
-        .with_clock(clock.clone());
+        let (slack, signing_secret) = slack_client(&settings, &clock)?;
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;
         }
-
         let listener = TcpListener::bind(&settings.server.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
 
-        let state = AppState::new(AppInner {
-            store,
-            clock,
-            settings,
-            slack,
-            signing_secret,
-            metrics: crate::telemetry::metrics_handle(),
-            catalog: Catalog::default(),
-        });
-        crate::pulse::sync::apply_config(&state)
+        let state = app_state(store, clock, slack, signing_secret, settings);
+        crate::pulse::sync::apply_config(&state.pulses)
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
         if let Some(emulator) = &sandbox {
@@ -139,7 +87,7 @@ impl Application {
     pub fn outbox_worker(&self) -> OutboxWorker {
         OutboxWorker::new(
             self.state.store.clone(),
-            self.state.slack.clone(),
+            self.state.pulses.slack.clone(),
             self.state.clock.clone(),
             self.state.settings.outbox.clone(),
         )
@@ -157,9 +105,9 @@ impl Application {
             background.spawn(self.outbox_worker().run(stop_rx.clone()));
         }
         if self.state.settings.scheduler.enabled {
-            background.spawn(Scheduler::new(self.state.clone()).run(stop_rx.clone()));
+            background.spawn(self.state.scheduler.clone().run(stop_rx.clone()));
         }
-        background.spawn(reload_on_sighup(self.state.clone(), stop_rx.clone()));
+        background.spawn(reload_on_sighup(self.state.pulses.clone(), stop_rx.clone()));
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         tracing::info!(addr = %self.addr, workers = self.state.settings.outbox.workers, "pulseloop is listening");
@@ -195,8 +143,103 @@ impl Application {
     }
 }
 
+/// Step of `build`: the database, connected and migrated.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database.url, settings.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                redact_url(&settings.database.url)
+            )
+        })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// Step of `build`: the sandbox Slack, once the database is known to be safe for it; says
+/// loudly that nothing reaches Slack and prints a generated admin token.
+async fn open_sandbox(store: &Store, settings: &mut Settings) -> anyhow::Result<Emulator> {
+    sandbox_refuses_database(store).await?;
+    let generated_token = settings.admin.token.is_none();
+    let emulator = start_sandbox(settings).await?;
+    tracing::warn!(
+        slack_api = %emulator.base_url(),
+        sandbox_page = %emulator.sandbox_url(),
+        "SANDBOX MODE: no SLACK_BOT_TOKEN is set, so pulseloop talks to its built-in Slack \
+         emulator on this machine; nothing reaches a real Slack workspace. Open the sandbox \
+         page to see the DMs members receive and to answer them"
+    );
+    if generated_token {
+        if let Some(token) = &settings.admin.token {
+            // Standard output, not the log: logs are often shipped elsewhere.
+            println!("sandbox admin token: {}", token.expose_secret());
+            tracing::warn!("sandbox: a random admin API token was generated and printed on standard output (set PULSELOOP_ADMIN_TOKEN to choose one)");
+        }
+    }
+    Ok(emulator)
+}
+
+/// Step of `build`: the Slack Web API client and the secret Slack signs requests with.
+/// One client per bot token: its rate limiter is shared by the outbox workers and every
+/// inline call.
+fn slack_client(
+    settings: &Settings,
+    clock: &SharedClock,
+) -> anyhow::Result<(SlackClient, SecretString)> {
+    let signing_secret = settings.slack.signing_secret.clone().context(
+        "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it)",
+    )?;
+    let token = settings
+        .slack
+        .bot_token
+        .clone()
+        .context("no Slack bot token")?;
+    let slack = SlackClient::new(
+        &settings.slack.api_base_url,
+        token,
+        Duration::from_secs(settings.slack.request_timeout_seconds),
+    )?
+    .with_limits(RateLimitConfig {
+        posts_per_minute: settings.slack.max_posts_per_minute,
+        posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
+    })
+    .with_clock(clock.clone());
+    Ok((slack, signing_secret))
+}
+
+/// Step of `build`: the services, and the state the HTTP layer shares.
+fn app_state(
+    store: Store,
+    clock: SharedClock,
+    slack: SlackClient,
+    signing_secret: SecretString,
+    settings: Settings,
+) -> AppState {
+    let catalog = Catalog::default();
+    let pulses = Pulses {
+        store: store.clone(),
+        clock: clock.clone(),
+        slack,
+        catalog: catalog.clone(),
+        programs_dir: settings.programs_dir(),
+        profile_refresh: chrono::Duration::hours(settings.scheduler.profile_refresh_hours as i64),
+    };
+    let scheduler = Scheduler::new(pulses.clone(), settings.scheduler.clone());
+    AppState::new(AppInner {
+        pulses,
+        scheduler,
+        store,
+        clock,
+        catalog,
+        settings,
+        signing_secret,
+        metrics: crate::telemetry::metrics_handle(),
+    })
+}
+
 /// `kill -HUP` re-reads config/programs; a broken file leaves the running configuration as it was.
-async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn reload_on_sighup(pulses: Pulses, mut stop: watch::Receiver<bool>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -206,7 +249,7 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    match crate::pulse::sync::apply_config(&state).await {
+                    match crate::pulse::sync::apply_config(&pulses).await {
                         Ok(reports) => tracing::info!(programs = reports.len(), "configuration reloaded"),
                         Err(e) => tracing::error!(error = %e, "configuration NOT reloaded; the previous one stays in force"),
                     }
@@ -216,7 +259,7 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
         }
     }
     #[cfg(not(unix))]
-    let _ = (state, stop.changed().await);
+    let _ = (pulses, stop.changed().await);
 }
 
 /// The sandbox is for trying pulseloop on one machine. It refuses settings that look like a

@@ -24,9 +24,6 @@ pub use dst::resolve_local;
 pub use expr::{Cadence, CadenceError, FieldKind};
 pub use rules::{firings_between, Firing, NonWorkingDayPolicy, ScheduleRules};
 pub use weekdays::WorkingDays;
-/// The old name of [`WorkingDays`], kept so `scheduler::tick` and `scheduler::plan` compile
-/// unchanged; new code names `WorkingDays`.
-pub use weekdays::WorkingDays as WeekdaySet;
 
 #[cfg(test)]
 mod tests {

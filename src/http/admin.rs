@@ -12,9 +12,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::state::AppState;
 use crate::scheduler::preview::preview;
-use crate::scheduler::{plan_members, Scheduler, SendNowError};
-use crate::state::AppState;
+use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -123,20 +123,12 @@ async fn send_now(
     let survey = program
         .survey(&survey_id)
         .ok_or_else(|| ApiError::NotFound(format!("no survey '{survey_id}' in program '{id}'")))?;
-    match Scheduler::new(state.clone())
-        .send_now(&program, survey)
-        .await
-    {
-        Ok((round, deliveries)) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "round": round.to_string(), "deliveries": deliveries })),
-        )
-            .into_response()),
-        Err(SendNowError::AlreadyOpen(round)) => Err(ApiError::Conflict(format!(
-            "round {round} of survey '{survey_id}' is still open; wait until it closes"
-        ))),
-        Err(SendNowError::Store(e)) => Err(e.into()),
-    }
+    let (round, deliveries) = state.scheduler.send_now(&program, survey).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "round": round.to_string(), "deliveries": deliveries })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,13 +1,21 @@
+//! The one place where service results and errors become HTTP responses.
+//!
 //! One error type for every HTTP handler, mapped once to a status and a JSON body
 //! `{"error": "...", "detail": "..."}`. Internal causes (database text included) are logged
 //! with the request id, never sent: a 500 says `internal error` and carries the request id,
-//! so an operator can find the cause in the log.
+//! so an operator can find the cause in the log. The services' own errors
+//! ([`ServiceError`], [`SendNowError`]) and results ([`InteractionOutcome`],
+//! [`CommandReply`]) are turned into responses here too.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::pulse::commands::CommandReply;
+use crate::pulse::interactions::InteractionOutcome;
+use crate::pulse::ServiceError;
+use crate::scheduler::SendNowError;
 use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,53 @@ impl From<StoreError> for ApiError {
             }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SendNowError> for ApiError {
+    fn from(e: SendNowError) -> Self {
+        match e {
+            SendNowError::AlreadyOpen { round, survey } => ApiError::Conflict(format!(
+                "round {round} of survey '{survey}' is still open; wait until it closes"
+            )),
+            SendNowError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Slack's reply to an interaction: an empty 200, or the modal's field errors.
+impl IntoResponse for InteractionOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            InteractionOutcome::Ack => ().into_response(),
+            InteractionOutcome::ViewErrors(errors) => {
+                Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+            }
+        }
+    }
+}
+
+/// A slash command's reply as Slack reads it (`response_type`, `text`, `blocks`).
+impl IntoResponse for CommandReply {
+    fn into_response(self) -> Response {
+        let response_type = if self.ephemeral {
+            "ephemeral"
+        } else {
+            "in_channel"
+        };
+        let mut body = json!({ "response_type": response_type, "text": self.text });
+        if let Some(blocks) = self.blocks {
+            body["blocks"] = blocks;
+        }
+        Json(body).into_response()
     }
 }
 

@@ -1,10 +1,16 @@
-//! The HTTP surface: Slack's endpoints, operations endpoints and the admin API, with the
-//! layers every request goes through (request id, tracing span, metrics, body size limit).
+//! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
+//! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
+//! (`admin`), the shared [`state::AppState`], and `error`, where every service result and
+//! error becomes a response. Every request goes through the layers below (request id,
+//! tracing span, metrics, body size limit, timeout, concurrency cap).
 
 pub mod admin;
 pub mod error;
 pub mod ops;
 pub mod server;
+pub mod slack;
+pub mod state;
+pub mod verified;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -19,7 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::state::AppState;
+use state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -31,7 +37,7 @@ pub fn router(state: AppState) -> Router {
     ));
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
-        .merge(crate::slack::inbound::router())
+        .merge(slack::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))

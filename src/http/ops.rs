@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::state::AppState;
+use super::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

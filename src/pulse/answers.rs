@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use crate::config::program::{Program, Question, QuestionKind, Survey};
-use crate::http::error::ApiResult;
+use super::Pulses;
+use super::ServiceResult;
+use crate::domain::planning::member_timezone;
+use crate::domain::program::{Program, Question, QuestionKind, Survey};
 use crate::pulse::render;
-use crate::scheduler::plan::member_timezone;
-use crate::state::AppState;
 use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
@@ -96,11 +96,7 @@ pub enum Lookup {
     NotYours,
 }
 
-pub async fn find_delivery(
-    state: &AppState,
-    delivery_id: i64,
-    user_id: &str,
-) -> StoreResult<Lookup> {
+pub async fn find_delivery(state: &Pulses, delivery_id: i64, user_id: &str) -> StoreResult<Lookup> {
     let d = match state.store.delivery(delivery_id).await {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
@@ -119,7 +115,7 @@ pub async fn find_delivery(
     }
 }
 
-pub async fn answers_of(state: &AppState, delivery_id: i64) -> StoreResult<Answers> {
+pub async fn answers_of(state: &Pulses, delivery_id: i64) -> StoreResult<Answers> {
     Ok(state
         .store
         .responses_of_delivery(delivery_id)
@@ -160,13 +156,13 @@ pub enum Stored {
 /// ([`StoreTx::claim_answer`]): a click racing the close either lands before it (and is
 /// sealed with the rest) or stores nothing.
 pub async fn store_answers(
-    state: &AppState,
+    state: &Pulses,
     d: &DeliveryRow,
     program: &Program,
     survey: &Survey,
     submission: &Submission,
     now: DateTime<Utc>,
-) -> ApiResult<Stored> {
+) -> ServiceResult<Stored> {
     let mut tx = state.store.begin().await?;
     if !tx.claim_answer(d.id, now).await? {
         drop(tx);
@@ -246,7 +242,7 @@ async fn queue_answered_update(
 
 /// Tells the member, privately in the DM, that the pulse is closed.
 pub async fn queue_closed_notice(
-    state: &AppState,
+    state: &Pulses,
     d: &DeliveryRow,
     program: &Program,
     action_ts: &str,

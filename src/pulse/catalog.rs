@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::program::{Anonymity, Program};
+use crate::domain::program::{Anonymity, Program};
 
 #[derive(Clone, Default)]
 pub struct Catalog(Arc<RwLock<Arc<Vec<Arc<Program>>>>>);
@@ -42,14 +42,6 @@ impl Catalog {
     }
 }
 
-fn strength(a: Anonymity) -> u8 {
-    match a {
-        Anonymity::Attributed => 0,
-        Anonymity::Confidential => 1,
-        Anonymity::Anonymous => 2,
-    }
-}
-
 /// (program, survey, before, after) of every survey whose promise gets weaker.
 fn weakened(
     before: &[Arc<Program>],
@@ -62,7 +54,7 @@ fn weakened(
         };
         for s in &new.surveys {
             if let Some(o) = old.survey(&s.id) {
-                if strength(s.anonymity) < strength(o.anonymity) {
+                if s.anonymity.is_weaker_than(o.anonymity) {
                     out.push((new.id.clone(), s.id.clone(), o.anonymity, s.anonymity));
                 }
             }

@@ -5,14 +5,13 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::http::error::ApiResult;
+use super::Pulses;
+use super::ServiceResult;
+use crate::domain::planning::{member_firings, member_timezone};
 use crate::pulse::render::{self, format_local};
-use crate::scheduler::plan::{member_firings, member_timezone};
-use crate::scheduler::plan_members;
-use crate::slack::inbound::commands::PulseCommand;
-use crate::slack::inbound::payloads::SlashCommand;
-use crate::state::AppState;
-use crate::storage::members::{MemberControl, MemberRow};
+use crate::slack::incoming::commands::PulseCommand;
+use crate::slack::incoming::payloads::SlashCommand;
+use crate::storage::members::{plan_members, MemberControl, MemberRow};
 
 pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching program.\n\
 • `/pulse help` — this help\n\
@@ -21,12 +20,25 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse resume` — start again (also after opting out)\n\
 • `/pulse optout` — leave the program's pulses (asks you to confirm)";
 
-/// An ephemeral reply (only the person who typed the command sees it).
-pub fn ephemeral(text: impl Into<String>) -> Value {
-    json!({ "response_type": "ephemeral", "text": text.into() })
+/// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandReply {
+    pub text: String,
+    pub blocks: Option<Value>,
+    /// Only the person who typed the command sees it (every `/pulse` reply is so today).
+    pub ephemeral: bool,
 }
 
-pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value> {
+/// An ephemeral reply (only the person who typed the command sees it).
+pub fn ephemeral(text: impl Into<String>) -> CommandReply {
+    CommandReply {
+        text: text.into(),
+        blocks: None,
+        ephemeral: true,
+    }
+}
+
+pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<CommandReply> {
     let user = command.user_id.as_str();
     match PulseCommand::parse(&command.text) {
         PulseCommand::Help => Ok(ephemeral(HELP)),
@@ -73,17 +85,18 @@ pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value>
             if active_memberships(state, user).await?.is_empty() {
                 return Ok(not_a_member());
             }
-            Ok(json!({
-                "response_type": "ephemeral",
-                "text": "Opt out of all pulses? Your past answers stay in the program's totals.",
-                "blocks": [
+            Ok(CommandReply {
+                text: "Opt out of all pulses? Your past answers stay in the program's totals."
+                    .to_string(),
+                blocks: Some(json!([
                     { "type": "section", "text": { "type": "mrkdwn", "text": "*Opt out of all pulses?* Your past answers stay in the program's totals; you can come back with `/pulse resume`." } },
                     { "type": "actions", "elements": [{
                         "type": "button", "style": "danger", "action_id": render::ACTION_OPTOUT_CONFIRM,
                         "text": { "type": "plain_text", "text": "Yes, opt me out" }, "value": "confirm"
                     }] }
-                ]
-            }))
+                ])),
+                ephemeral: true,
+            })
         }
         PulseCommand::OptOut { confirmed: true } => {
             let n = control(state, user, MemberControl::OptOut).await?;
@@ -96,11 +109,11 @@ pub async fn handle(state: &AppState, command: SlashCommand) -> ApiResult<Value>
     }
 }
 
-fn not_a_member() -> Value {
+fn not_a_member() -> CommandReply {
     ephemeral("You are not a member of any pulseloop program. Ask your program owner to add you.")
 }
 
-async fn active_memberships(state: &AppState, user: &str) -> ApiResult<Vec<MemberRow>> {
+async fn active_memberships(state: &Pulses, user: &str) -> ServiceResult<Vec<MemberRow>> {
     Ok(state
         .store
         .memberships_of(user)
@@ -110,7 +123,7 @@ async fn active_memberships(state: &AppState, user: &str) -> ApiResult<Vec<Membe
         .collect())
 }
 
-fn zone_of(state: &AppState, m: &MemberRow) -> Tz {
+fn zone_of(state: &Pulses, m: &MemberRow) -> Tz {
     match state.catalog.program(&m.program_id) {
         Some(p) => member_timezone(&p, m.timezone_override.as_deref(), m.slack_tz.as_deref()),
         None => m
@@ -124,10 +137,10 @@ fn zone_of(state: &AppState, m: &MemberRow) -> Tz {
 /// The last instant of `date` in `tz` (a pause "until" a date includes that whole day).
 fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    Some(crate::scheduler::cadence::resolve_local(tz, next).with_timezone(&Utc))
+    Some(crate::domain::cadence::resolve_local(tz, next).with_timezone(&Utc))
 }
 
-async fn control(state: &AppState, user: &str, control: MemberControl) -> ApiResult<u64> {
+async fn control(state: &Pulses, user: &str, control: MemberControl) -> ServiceResult<u64> {
     let mut tx = state.store.begin().await?;
     let n = tx
         .apply_member_control(user, control, state.clock.now())
@@ -136,7 +149,7 @@ async fn control(state: &AppState, user: &str, control: MemberControl) -> ApiRes
     Ok(n)
 }
 
-async fn status(state: &AppState, user: &str) -> ApiResult<Value> {
+async fn status(state: &Pulses, user: &str) -> ServiceResult<CommandReply> {
     let now = state.clock.now();
     let memberships = active_memberships(state, user).await?;
     if memberships.is_empty() {

@@ -1,17 +1,17 @@
 //! Events API callbacks, after signature check. Effects are written in the caller's
 //! transaction, the one that records the event id, so a failure rolls back both.
 
-use crate::http::error::ApiResult;
-use crate::slack::inbound::payloads::SlackEvent;
-use crate::state::AppState;
+use super::Pulses;
+use super::ServiceResult;
+use crate::slack::incoming::payloads::SlackEvent;
 use crate::storage::StoreTx;
 
 pub async fn handle(
-    state: &AppState,
+    state: &Pulses,
     tx: &mut StoreTx,
     team_id: Option<&str>,
     event: SlackEvent,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     match event {
         SlackEvent::UserChange { user } => {
             let profile = crate::pulse::sync::profile_of(&user);

@@ -3,37 +3,44 @@
 //! Slack writes go to the outbox, except `views.open`, which must use the click's
 //! `trigger_id` at once.
 
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use std::collections::BTreeMap;
 
 use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
 use super::render;
-use crate::config::program::{Program, QuestionKind, Survey};
-use crate::http::error::ApiResult;
-use crate::slack::inbound::payloads::{Action, BlockActions, Interaction, ViewSubmission};
-use crate::state::AppState;
+use super::Pulses;
+use super::ServiceResult;
+use crate::domain::program::{Program, QuestionKind, Survey};
+use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
 use std::sync::Arc;
 
-pub async fn handle(state: &AppState, interaction: Interaction) -> ApiResult<Response> {
+/// What Slack is told about an interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InteractionOutcome {
+    /// Acknowledged with nothing to say (a modal closes, a click is taken).
+    Ack,
+    /// The modal stays open with these messages, by the `block_id` they belong to.
+    ViewErrors(BTreeMap<String, String>),
+}
+
+pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<InteractionOutcome> {
     match interaction {
         Interaction::BlockActions(ba) => {
             for action in &ba.actions {
                 on_action(state, &ba, action).await?;
             }
-            Ok(().into_response())
+            Ok(InteractionOutcome::Ack)
         }
         Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
-        Interaction::ViewClosed(_) => Ok(().into_response()),
+        Interaction::ViewClosed(_) => Ok(InteractionOutcome::Ack),
         Interaction::Shortcut(s) | Interaction::MessageAction(s) => {
             tracing::debug!(callback = ?s.callback_id, "shortcut ignored");
-            Ok(().into_response())
+            Ok(InteractionOutcome::Ack)
         }
         Interaction::Unknown => {
             tracing::debug!("ignored an interaction of an unknown type");
-            Ok(().into_response())
+            Ok(InteractionOutcome::Ack)
         }
     }
 }
@@ -45,7 +52,7 @@ fn parse_block_id(block_id: &str) -> Option<(i64, &str)> {
     Some((id.parse().ok()?, key))
 }
 
-async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiResult<()> {
+async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = ba.user.id.as_str();
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
         let now = state.clock.now();
@@ -104,11 +111,11 @@ async fn on_action(state: &AppState, ba: &BlockActions, action: &Action) -> ApiR
 /// The member's own delivery, if its window is still open; after it closes the member is
 /// told so (privately) and `None` comes back.
 async fn open_delivery(
-    state: &AppState,
+    state: &Pulses,
     delivery_id: i64,
     user: &str,
     action_ts: Option<&str>,
-) -> ApiResult<Option<(DeliveryRow, Arc<Program>)>> {
+) -> ServiceResult<Option<(DeliveryRow, Arc<Program>)>> {
     let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {
         return Ok(None);
     };
@@ -123,11 +130,11 @@ async fn open_delivery(
 
 /// The ephemeral "closed on …" for a click that came too late.
 async fn closed_notice(
-    state: &AppState,
+    state: &Pulses,
     d: &DeliveryRow,
     program: &Program,
     action_ts: Option<&str>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let now = state.clock.now();
     let ts = action_ts.map_or_else(|| now.timestamp_millis().to_string(), str::to_string);
     answers::queue_closed_notice(state, d, program, &ts).await?;
@@ -136,21 +143,20 @@ async fn closed_notice(
 
 /// The modal's answer to a submission that came after the close: the notice by the first
 /// question, nothing stored.
-fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Response {
+fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> InteractionOutcome {
     let first = survey
         .questions
         .first()
         .map(|q| format!("q:{}", q.key))
         .unwrap_or_default();
-    let tz = crate::scheduler::plan::member_timezone(program, Some(&d.timezone), None);
-    Json(json!({
-        "response_action": "errors",
-        "errors": { first: render::closed_notice(d.closes_at(), tz) }
-    }))
-    .into_response()
+    let tz = crate::domain::planning::member_timezone(program, Some(&d.timezone), None);
+    InteractionOutcome::ViewErrors(BTreeMap::from([(
+        first,
+        render::closed_notice(d.closes_at(), tz),
+    )]))
 }
 
-async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> ApiResult<()> {
+async fn open_modal(state: &Pulses, ba: &BlockActions, delivery_id: i64) -> ServiceResult<()> {
     let Some((d, program)) = open_delivery(state, delivery_id, &ba.user.id, None).await? else {
         return Ok(());
     };
@@ -168,9 +174,9 @@ async fn open_modal(state: &AppState, ba: &BlockActions, delivery_id: i64) -> Ap
     Ok(())
 }
 
-async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Response> {
+async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<InteractionOutcome> {
     if vs.view.callback_id.as_deref() != Some(render::MODAL_CALLBACK) {
-        return Ok(().into_response());
+        return Ok(InteractionOutcome::Ack);
     }
     let delivery_id = vs
         .view
@@ -179,14 +185,14 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
         .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
         .and_then(|m| m.get("delivery").and_then(|d| d.as_i64()));
     let Some(delivery_id) = delivery_id else {
-        return Ok(().into_response());
+        return Ok(InteractionOutcome::Ack);
     };
     let Lookup::Found(found) = find_delivery(state, delivery_id, &vs.user.id).await? else {
-        return Ok(().into_response());
+        return Ok(InteractionOutcome::Ack);
     };
     let (d, program) = *found;
     let Some(survey) = program.survey(&d.survey_id) else {
-        return Ok(().into_response());
+        return Ok(InteractionOutcome::Ack);
     };
     let now = state.clock.now();
     let values = vs.view.state.clone().unwrap_or_default().values;
@@ -201,7 +207,7 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
         return Ok(closed_errors(&program, survey, &d));
     }
 
-    let mut errors = serde_json::Map::new();
+    let mut errors = BTreeMap::new();
     let mut submission = Submission::default();
     for q in &survey.questions {
         let block = render::truncate(&format!("q:{}", q.key), 255);
@@ -223,15 +229,15 @@ async fn on_submission(state: &AppState, vs: ViewSubmission) -> ApiResult<Respon
             }
             Ok(None) => submission.cleared.push(q.key.clone()),
             Err(e) => {
-                errors.insert(block, json!(e.to_string()));
+                errors.insert(block, e.to_string());
             }
         }
     }
     if !errors.is_empty() {
-        return Ok(Json(json!({ "response_action": "errors", "errors": errors })).into_response());
+        return Ok(InteractionOutcome::ViewErrors(errors));
     }
     match answers::store_answers(state, &d, &program, survey, &submission, now).await? {
-        answers::Stored::Yes => Ok(().into_response()),
+        answers::Stored::Yes => Ok(InteractionOutcome::Ack),
         answers::Stored::Closed => Ok(closed_errors(&program, survey, &d)),
     }
 }

@@ -1,4 +1,8 @@
-//! The product logic behind Slack's requests: slash commands, interactions and events.
+//! The pulse services: what happens when people answer, click or type `/pulse`, when Slack
+//! sends an event, and when `config/programs/` is applied. They take a [`Pulses`] (the store,
+//! the clock, the Slack client and the catalog, nothing of HTTP), and return their own typed
+//! results ([`interactions::InteractionOutcome`], [`commands::CommandReply`]) and errors
+//! ([`ServiceError`]); `http` turns those into responses in one place.
 
 pub mod answers;
 pub mod catalog;
@@ -7,3 +11,33 @@ pub mod events;
 pub mod interactions;
 pub mod render;
 pub mod sync;
+
+use std::path::PathBuf;
+
+use crate::clock::SharedClock;
+use crate::slack::outbound::SlackClient;
+use crate::storage::{Store, StoreError};
+use catalog::Catalog;
+
+/// What the pulse services need, cheap to clone (every field is a handle).
+#[derive(Clone)]
+pub struct Pulses {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub slack: SlackClient,
+    /// The programs in force (config/programs), swapped on reload.
+    pub catalog: Catalog,
+    /// Where program files are read from on start and on reload.
+    pub programs_dir: PathBuf,
+    /// Member details from Slack are refreshed when older than this.
+    pub profile_refresh: chrono::Duration,
+}
+
+/// Why a pulse service could not do its work. The HTTP layer maps it (http/error.rs).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-use crate::config::program::{Anonymity, Program, Question, QuestionKind, Survey};
+use crate::domain::program::{round_anonymity, Anonymity, Program, Question, QuestionKind, Survey};
 use crate::storage::rounds::DeliveryRow;
 
 pub const SECTION_MAX: usize = 3000;
@@ -129,17 +129,6 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         k: d.round_k
             .and_then(|k| u32::try_from(k).ok())
             .unwrap_or(program.anonymity_threshold),
-    }
-}
-
-/// The mode a round opened with, as stored; `fallback` (the configuration's) only for a round
-/// that has none stored. An unreadable value keeps the strongest promise.
-pub fn round_anonymity(stored: Option<&str>, fallback: Anonymity) -> Anonymity {
-    match stored {
-        None => fallback,
-        Some("attributed") => Anonymity::Attributed,
-        Some("confidential") => Anonymity::Confidential,
-        Some(_) => Anonymity::Anonymous,
     }
 }
 

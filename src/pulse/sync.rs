@@ -4,11 +4,12 @@
 use chrono::Duration;
 use serde_json::json;
 
-use crate::config::program::{load_programs, Program, Survey};
+use super::Pulses;
+use crate::config::program::load_programs;
 use crate::config::ConfigErrors;
+use crate::domain::program::{Program, Survey};
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
-use crate::state::AppState;
 use crate::storage::members::ProfileUpdate;
 use crate::storage::programs::{
     DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport,
@@ -24,8 +25,8 @@ pub enum SyncError {
 
 /// Reads the programs folder, mirrors it into the database and swaps the catalog.
 /// On a configuration error nothing changes and the previous configuration stays in force.
-pub async fn apply_config(state: &AppState) -> Result<Vec<(String, SyncReport)>, SyncError> {
-    let programs = load_programs(&state.settings.programs_dir())?;
+pub async fn apply_config(state: &Pulses) -> Result<Vec<(String, SyncReport)>, SyncError> {
+    let programs = load_programs(&state.programs_dir)?;
     let mut reports = Vec::new();
     for program in &programs {
         let desired = desired_program(state, program).await?;
@@ -39,15 +40,14 @@ pub async fn apply_config(state: &AppState) -> Result<Vec<(String, SyncReport)>,
     }
     state.catalog.replace(programs);
     // First sight of new members (and anyone not read for a day).
-    let max_age = Duration::hours(state.settings.scheduler.profile_refresh_hours as i64);
-    refresh_profiles(state, max_age).await;
+    refresh_profiles(state, state.profile_refresh).await;
     Ok(reports)
 }
 
 /// Re-reads Slack user groups for programs that use them, so people who join or leave a
 /// group join or leave the program without a restart. The files are not re-read (that is
 /// what SIGHUP is for).
-pub async fn resync_usergroups(state: &AppState) -> Result<usize, SyncError> {
+pub async fn resync_usergroups(state: &Pulses) -> Result<usize, SyncError> {
     let mut changed = 0;
     for program in state
         .catalog
@@ -67,7 +67,7 @@ pub async fn resync_usergroups(state: &AppState) -> Result<usize, SyncError> {
     Ok(changed)
 }
 
-async fn desired_program(state: &AppState, p: &Program) -> Result<DesiredProgram, SyncError> {
+async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, SyncError> {
     let mut members: Vec<DesiredMember> = p
         .members
         .iter()
@@ -186,7 +186,7 @@ const BULK_REFRESH_THRESHOLD: usize = 50;
 
 /// Reads Slack profiles of members never read, or read longer than `max_age` ago.
 /// Returns how many profiles were refreshed.
-pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
+pub async fn refresh_profiles(state: &Pulses, max_age: Duration) -> usize {
     let now = state.clock.now();
     let stale = match state.store.stale_profiles(now - max_age, 1_000_000).await {
         Ok(s) => s,
@@ -232,7 +232,7 @@ pub async fn refresh_profiles(state: &AppState, max_age: Duration) -> usize {
     refreshed
 }
 
-async fn apply_user_list(state: &AppState, stale: &[String], users: Vec<SlackUser>) -> usize {
+async fn apply_user_list(state: &Pulses, stale: &[String], users: Vec<SlackUser>) -> usize {
     let now = state.clock.now();
     let by_id: std::collections::HashMap<&str, &SlackUser> =
         users.iter().map(|u| (u.id.as_str(), u)).collect();

@@ -5,9 +5,7 @@
 //! once, several replicas or a restart mid-tick never create or send anything twice. There is
 //! no leader; time comes from the injected clock.
 
-pub mod cadence;
-pub mod plan;
 pub mod preview;
 mod tick;
 
-pub use tick::{plan_members, Scheduler, SendNowError, TickReport};
+pub use tick::{Scheduler, SendNowError, TickReport};

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::plan::{member_firings, PlanMember};
-use crate::config::program::Program;
+use crate::domain::planning::{member_firings, PlanMember};
+use crate::domain::program::Program;
 
 /// One upcoming delivery. The JSON shape is part of the external contract.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -5,19 +5,22 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::watch;
 
-use super::plan::{
-    is_out_of_office, member_firings, member_timezone, within_working_hours, PlanMember,
-};
-use crate::config::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Role};
+use crate::clock::SharedClock;
+use crate::config::settings::SchedulerSettings;
+use crate::domain::planning::{is_out_of_office, member_firings, within_working_hours, PlanMember};
+use crate::domain::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Survey};
+use crate::pulse::catalog::Catalog;
 use crate::pulse::render::{self, dm_context};
-use crate::scheduler::cadence::WeekdaySet;
-use crate::state::AppState;
-use crate::storage::members::{MemberControl, MemberRow};
+use crate::pulse::Pulses;
+use crate::storage::members::{plan_members, MemberControl, MemberRow};
 use crate::storage::outbox::{NewOutboxMessage, OutboxSubject};
 use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};
-use crate::storage::StoreResult;
+use crate::storage::{Store, StoreResult};
 
 const BATCH: i64 = 500;
+
+/// A firing about to become a delivery: its period key, its instant and the delivery.
+type Pending = (String, DateTime<Utc>, NewDelivery);
 
 /// What a tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,46 +57,31 @@ impl TickReport {
     }
 }
 
+/// The scheduler service: what it reads and writes, and its settings; nothing of HTTP.
 #[derive(Clone)]
 pub struct Scheduler {
-    state: AppState,
-}
-
-/// Members who can be planned for: not deleted, not bots, not opted out or deactivated.
-pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
-    rows.iter()
-        .filter(|m| m.can_receive())
-        .filter_map(|m| {
-            let role = Role::parse(&m.role)?;
-            let working_days = m
-                .working_days
-                .as_deref()
-                .and_then(|w| serde_json::from_str::<Vec<String>>(w).ok())
-                .and_then(|names| WeekdaySet::parse_names(&names).ok())
-                .unwrap_or(program.working_days);
-            Some(PlanMember {
-                member_id: m.id,
-                slack_user_id: m.slack_user_id.clone(),
-                role,
-                timezone: member_timezone(
-                    program,
-                    m.timezone_override.as_deref(),
-                    m.slack_tz.as_deref(),
-                ),
-                working_days,
-            })
-        })
-        .collect()
+    store: Store,
+    clock: SharedClock,
+    catalog: Catalog,
+    /// For re-reading user groups and refreshing profiles between ticks.
+    pulses: Pulses,
+    settings: SchedulerSettings,
 }
 
 impl Scheduler {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(pulses: Pulses, settings: SchedulerSettings) -> Self {
+        Self {
+            store: pulses.store.clone(),
+            clock: pulses.clock.clone(),
+            catalog: pulses.catalog.clone(),
+            pulses,
+            settings,
+        }
     }
 
     /// Runs the four steps once at the clock's now.
     pub async fn tick(&self) -> StoreResult<TickReport> {
-        let now = self.state.clock.now();
+        let now = self.clock.now();
         let mut report = TickReport::default();
         self.plan(now, &mut report).await?;
         self.dispatch(now, &mut report).await?;
@@ -106,88 +94,112 @@ impl Scheduler {
     /// Step 1: create rounds and deliveries for firings whose time has come (looking back one
     /// window, so firings missed while the service was down are still caught).
     pub async fn plan(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let grace =
-            Duration::seconds((self.state.settings.scheduler.tick_seconds as i64 * 2).max(300));
-        for program in self.state.catalog.programs().iter() {
-            let rows = self.state.store.members_of(&program.id).await?;
+        let grace = Duration::seconds((self.settings.tick_seconds as i64 * 2).max(300));
+        for program in self.catalog.programs().iter() {
+            let rows = self.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
             for survey in &program.surveys {
-                let window = Duration::hours(i64::from(survey.window_hours));
-                let from = now - window;
-                let existing = self.existing_keys(&program.id, &survey.id, from).await?;
-                let mut pending: Vec<(String, DateTime<Utc>, NewDelivery)> = Vec::new();
-                for member in &members {
-                    for firing in
-                        member_firings(program, survey, member, from, now + Duration::seconds(1))
-                    {
-                        let period = firing.period_key();
-                        if existing.contains(&(period.clone(), member.member_id)) {
-                            continue;
-                        }
-                        let late = firing.utc < now - grace;
-                        let state = if late && program.misfire == MisfirePolicy::Skip {
-                            "skipped"
-                        } else {
-                            "scheduled"
-                        };
-                        pending.push((
-                            period,
-                            firing.utc,
-                            NewDelivery {
-                                member_id: member.member_id,
-                                state,
-                                scheduled_at: firing.utc,
-                                local_time: firing
-                                    .local
-                                    .to_rfc3339_opts(SecondsFormat::Secs, false),
-                                timezone: member.timezone.name().to_string(),
-                                closes_at: firing.utc + window,
-                                remind_at: survey
-                                    .remind_after_hours
-                                    .map(|h| firing.utc + Duration::hours(i64::from(h))),
-                            },
-                        ));
-                    }
+                let pending = self
+                    .new_firings(program, survey, &members, now, grace)
+                    .await?;
+                if !pending.is_empty() {
+                    self.open_deliveries(program, survey, &members, &pending, now, report)
+                        .await?;
                 }
-                if pending.is_empty() {
-                    continue;
-                }
-                let round_closes = round_closing_times(program, survey, &members, &pending, now);
-                let mut tx = self.state.store.begin().await?;
-                for (period, at, delivery) in &pending {
-                    let closes_at = round_closes
-                        .get(period)
-                        .copied()
-                        .unwrap_or(delivery.closes_at)
-                        .max(delivery.closes_at);
-                    let round = NewRound {
-                        program_id: &program.id,
-                        survey_id: &survey.id,
-                        period_key: period,
-                        origin: "schedule",
-                        opened_at: *at,
-                        closes_at,
-                        anonymity: survey.anonymity.as_str(),
-                        k: i64::from(program.anonymity_threshold),
-                    };
-                    let Some(round_id) = tx.ensure_round(&round).await? else {
-                        // The round of this period already closed (a firing later than every
-                        // firing foreseen when it opened): it is not joined, ever.
-                        tracing::debug!(program = %program.id, survey = %survey.id, %period,
-                            "a firing after its round closed was not delivered");
-                        report.late_dropped += 1;
-                        continue;
-                    };
-                    match tx.insert_delivery(round_id, delivery).await? {
-                        Some(_) if delivery.state == "skipped" => report.skipped += 1,
-                        Some(_) => report.planned += 1,
-                        None => {}
-                    }
-                }
-                tx.commit().await?;
             }
         }
         Ok(())
+    }
+
+    /// The firings of one survey within the last window that have no delivery yet, each as
+    /// the delivery it becomes (skipped when it is late and the program skips misfires).
+    async fn new_firings(
+        &self,
+        program: &Program,
+        survey: &Survey,
+        members: &[PlanMember],
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> StoreResult<Vec<Pending>> {
+        let window = Duration::hours(i64::from(survey.window_hours));
+        let from = now - window;
+        let existing = self.existing_keys(&program.id, &survey.id, from).await?;
+        let mut pending = Vec::new();
+        for member in members {
+            for firing in member_firings(program, survey, member, from, now + Duration::seconds(1))
+            {
+                let period = firing.period_key();
+                if existing.contains(&(period.clone(), member.member_id)) {
+                    continue;
+                }
+                let late = firing.utc < now - grace;
+                let state = if late && program.misfire == MisfirePolicy::Skip {
+                    "skipped"
+                } else {
+                    "scheduled"
+                };
+                let delivery = NewDelivery {
+                    member_id: member.member_id,
+                    state,
+                    scheduled_at: firing.utc,
+                    local_time: firing.local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                    timezone: member.timezone.name().to_string(),
+                    closes_at: firing.utc + window,
+                    remind_at: survey
+                        .remind_after_hours
+                        .map(|h| firing.utc + Duration::hours(i64::from(h))),
+                };
+                pending.push((period, firing.utc, delivery));
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Opens (or joins) the round of each pending firing's period and inserts its delivery,
+    /// in one transaction. A round stays open until every member's firing of the period has
+    /// had its window ([`round_closing_times`]).
+    async fn open_deliveries(
+        &self,
+        program: &Program,
+        survey: &Survey,
+        members: &[PlanMember],
+        pending: &[Pending],
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> StoreResult<()> {
+        let round_closes = round_closing_times(program, survey, members, pending, now);
+        let mut tx = self.store.begin().await?;
+        for (period, at, delivery) in pending {
+            let closes_at = round_closes
+                .get(period)
+                .copied()
+                .unwrap_or(delivery.closes_at)
+                .max(delivery.closes_at);
+            let round = NewRound {
+                program_id: &program.id,
+                survey_id: &survey.id,
+                period_key: period,
+                origin: "schedule",
+                opened_at: *at,
+                closes_at,
+                anonymity: survey.anonymity.as_str(),
+                k: i64::from(program.anonymity_threshold),
+            };
+            let Some(round_id) = tx.ensure_round(&round).await? else {
+                // The round of this period already closed (a firing later than every
+                // firing foreseen when it opened): it is not joined, ever.
+                tracing::debug!(program = %program.id, survey = %survey.id, %period,
+                    "a firing after its round closed was not delivered");
+                report.late_dropped += 1;
+                continue;
+            };
+            match tx.insert_delivery(round_id, delivery).await? {
+                Some(_) if delivery.state == "skipped" => report.skipped += 1,
+                Some(_) => report.planned += 1,
+                None => {}
+            }
+        }
+        tx.commit().await
     }
 
     async fn existing_keys(
@@ -197,7 +209,6 @@ impl Scheduler {
         since: DateTime<Utc>,
     ) -> StoreResult<HashSet<(String, i64)>> {
         let keys = self
-            .state
             .store
             .planned_keys(program_id, survey_id, since)
             .await?;
@@ -210,7 +221,7 @@ impl Scheduler {
         let mut members: HashMap<i64, MemberRow> = HashMap::new();
         let mut after = 0;
         loop {
-            let due = self.state.store.due_deliveries(now, after, BATCH).await?;
+            let due = self.store.due_deliveries(now, after, BATCH).await?;
             let page = due.len();
             for d in due {
                 after = d.id;
@@ -232,12 +243,12 @@ impl Scheduler {
         let member = match members.get(&d.member_id) {
             Some(m) => m.clone(),
             None => {
-                let m = self.state.store.member(d.member_id).await?;
+                let m = self.store.member(d.member_id).await?;
                 members.insert(d.member_id, m.clone());
                 m
             }
         };
-        let Some(program) = self.state.catalog.program(&d.program_id) else {
+        let Some(program) = self.catalog.program(&d.program_id) else {
             self.skip(&d, "program removed from the configuration", now)
                 .await?;
             report.skipped += 1;
@@ -263,7 +274,7 @@ impl Scheduler {
         }
         if member.state == "paused" && !member.is_paused(now) {
             // The pause has run out: resume them on the spot.
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
                 .await?;
             tx.commit().await?;
@@ -279,7 +290,7 @@ impl Scheduler {
             return Ok(());
         }
         let message = render::open_message(&dm_context(&program, survey, &d));
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         if tx.mark_queued(d.id, now).await? {
             let mut post = NewOutboxMessage::for_delivery(
                 d.id,
@@ -298,7 +309,7 @@ impl Scheduler {
     }
 
     async fn skip(&self, d: &DeliveryRow, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         tx.mark_skipped(d.id, reason, now).await?;
         tx.commit().await
     }
@@ -306,14 +317,14 @@ impl Scheduler {
     /// Step 3: one reminder, to non-responders only, inside their working hours, as a thread
     /// reply; the count of colleagues who answered is shown only when it reaches `k`.
     pub async fn remind(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        for d in self.state.store.deliveries_to_remind(now, BATCH).await? {
-            let Some(program) = self.state.catalog.program(&d.program_id) else {
+        for d in self.store.deliveries_to_remind(now, BATCH).await? {
+            let Some(program) = self.catalog.program(&d.program_id) else {
                 continue;
             };
             let Some(survey) = program.survey(&d.survey_id) else {
                 continue;
             };
-            let member = self.state.store.member(d.member_id).await?;
+            let member = self.store.member(d.member_id).await?;
             let Some(plan_member) = plan_members(&program, std::slice::from_ref(&member)).pop()
             else {
                 continue;
@@ -327,10 +338,10 @@ impl Scheduler {
             {
                 continue;
             }
-            let answered = self.state.store.answered_count(d.round_id).await?;
+            let answered = self.store.answered_count(d.round_id).await?;
             let shown = (answered >= i64::from(program.anonymity_threshold)).then_some(answered);
             let message = render::reminder_message(&dm_context(&program, survey, &d), shown);
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             if tx.mark_reminded(d.id, now).await? {
                 let mut reply = NewOutboxMessage::for_delivery(
                     d.id,
@@ -354,7 +365,7 @@ impl Scheduler {
     /// with (never by today's configuration).
     pub async fn close(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
         loop {
-            let mut tx = self.state.store.begin().await?;
+            let mut tx = self.store.begin().await?;
             let closed = tx.close_due_deliveries(now, BATCH).await?;
             for c in &closed {
                 if c.cancelled {
@@ -363,10 +374,10 @@ impl Scheduler {
                 if !c.posted {
                     continue;
                 }
-                let Ok(d) = self.state.store.delivery(c.id).await else {
+                let Ok(d) = self.store.delivery(c.id).await else {
                     continue;
                 };
-                let Some(program) = self.state.catalog.program(&d.program_id) else {
+                let Some(program) = self.catalog.program(&d.program_id) else {
                     continue;
                 };
                 let Some(survey) = program.survey(&d.survey_id) else {
@@ -390,17 +401,17 @@ impl Scheduler {
                 break;
             }
         }
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         let rounds = tx.close_due_rounds(now).await?;
         let mut sealed = 0;
         for round in &rounds {
-            let configured = self.state.catalog.program(&round.program_id).and_then(|p| {
+            let configured = self.catalog.program(&round.program_id).and_then(|p| {
                 p.survey(&round.survey_id)
                     .map(|s| (s.anonymity, p.anonymity_threshold))
             });
             // The stored promise; a round from before it was stored follows the file, and a
             // survey gone from the configuration keeps the strongest promise.
-            let mode = render::round_anonymity(
+            let mode = crate::domain::program::round_anonymity(
                 round.anonymity.as_deref(),
                 configured.map_or(Anonymity::Anonymous, |(a, _)| a),
             );
@@ -415,7 +426,7 @@ impl Scheduler {
                     .anonymity_k
                     .or(configured.map(|(_, k)| i64::from(k)))
                     .unwrap_or(5)
-                    .max(i64::from(crate::config::program::MIN_THRESHOLD));
+                    .max(i64::from(crate::domain::program::MIN_THRESHOLD));
                 tx.seal_round(round.id, k, now).await?;
                 sealed += 1;
             }
@@ -424,7 +435,7 @@ impl Scheduler {
         report.sealed += sealed;
         tx.commit().await?;
         if sealed > 0 {
-            if let Err(e) = self.state.store.checkpoint_after_seal().await {
+            if let Err(e) = self.store.checkpoint_after_seal().await {
                 tracing::warn!(error = %e, "WAL checkpoint after a seal failed");
             }
         }
@@ -434,20 +445,19 @@ impl Scheduler {
     /// Ticks every `tick_seconds` until shutdown; once an hour re-reads user groups and
     /// refreshes Slack profiles older than `profile_refresh_hours`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let every =
-            std::time::Duration::from_secs(self.state.settings.scheduler.tick_seconds.max(1));
-        let max_age = Duration::hours(self.state.settings.scheduler.profile_refresh_hours as i64);
+        let every = std::time::Duration::from_secs(self.settings.tick_seconds.max(1));
+        let max_age = Duration::hours(self.settings.profile_refresh_hours as i64);
         let mut last_refresh: Option<DateTime<Utc>> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let now = self.state.clock.now();
+            let now = self.clock.now();
             if last_refresh.is_none_or(|t| now - t >= Duration::hours(1)) {
-                if let Err(e) = crate::pulse::sync::resync_usergroups(&self.state).await {
+                if let Err(e) = crate::pulse::sync::resync_usergroups(&self.pulses).await {
                     tracing::warn!(error = %e, "could not re-read user groups");
                 }
-                crate::pulse::sync::refresh_profiles(&self.state, max_age).await;
+                crate::pulse::sync::refresh_profiles(&self.pulses, max_age).await;
                 last_refresh = Some(now);
             }
             match self.tick().await {
@@ -466,8 +476,8 @@ impl Scheduler {
 /// Why a send-now did not start a round.
 #[derive(Debug, thiserror::Error)]
 pub enum SendNowError {
-    #[error("a round of this survey is still open (round {0})")]
-    AlreadyOpen(i64),
+    #[error("round {round} of survey '{survey}' is still open")]
+    AlreadyOpen { round: i64, survey: String },
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),
 }
@@ -478,17 +488,17 @@ impl Scheduler {
     pub async fn send_now(
         &self,
         program: &Program,
-        survey: &crate::config::program::Survey,
+        survey: &Survey,
     ) -> Result<(i64, usize), SendNowError> {
-        let now = self.state.clock.now();
-        let rows = self.state.store.members_of(&program.id).await?;
+        let now = self.clock.now();
+        let rows = self.store.members_of(&program.id).await?;
         let members: Vec<_> = plan_members(program, &rows)
             .into_iter()
             .filter(|m| survey.audience.contains(&m.role))
             .collect();
         let window = Duration::hours(i64::from(survey.window_hours));
         let period = format!("now:{}", now.to_rfc3339_opts(SecondsFormat::Millis, true));
-        let mut tx = self.state.store.begin().await?;
+        let mut tx = self.store.begin().await?;
         let round = NewRound {
             program_id: &program.id,
             survey_id: &survey.id,
@@ -502,9 +512,17 @@ impl Scheduler {
         // The open-round check and the insert are one atomic step (see open_send_now_round).
         let round_id = match tx.open_send_now_round(&round, now).await {
             Ok(Ok(id)) => id,
-            Ok(Err(open)) => return Err(SendNowError::AlreadyOpen(open)),
+            Ok(Err(round)) => {
+                return Err(SendNowError::AlreadyOpen {
+                    round,
+                    survey: survey.id.clone(),
+                })
+            }
             Err(crate::storage::StoreError::Conflict(_)) => {
-                return Err(SendNowError::AlreadyOpen(0))
+                return Err(SendNowError::AlreadyOpen {
+                    round: 0,
+                    survey: survey.id.clone(),
+                })
             }
             Err(e) => return Err(e.into()),
         };
@@ -554,9 +572,9 @@ const ROUND_LOOKAHEAD_DAYS: i64 = 14;
 /// afterwards, or moved beyond the look-ahead) finds its round closed and is not delivered.
 fn round_closing_times(
     program: &Program,
-    survey: &crate::config::program::Survey,
+    survey: &Survey,
     members: &[PlanMember],
-    pending: &[(String, DateTime<Utc>, NewDelivery)],
+    pending: &[Pending],
     now: DateTime<Utc>,
 ) -> HashMap<String, DateTime<Utc>> {
     let window = Duration::hours(i64::from(survey.window_hours));

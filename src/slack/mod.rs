@@ -1,11 +1,12 @@
 //! Everything the bot says to Slack and hears from it.
-//! - `inbound`: `/slack/events`, `/slack/interactions`, `/slack/commands`;
+//! - `incoming`: the types of what Slack sends (event, interaction and command payloads,
+//!   the `/pulse` text); the routes that receive them are in `http::slack`;
 //! - `outbound`: the Web API client and the outbox workers;
 //! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
 //!
 //! The local Slack Web API used by the tests and the sandbox is its own crate,
 //! `slack-emulator` (`crates/slack-emulator`).
 
-pub mod inbound;
+pub mod incoming;
 pub mod outbound;
 pub use slack_facts::signature;

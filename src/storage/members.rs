@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
+use crate::domain::program::Program;
+
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,6 +53,26 @@ impl MemberRow {
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
         self.state == "paused" && self.paused_until.is_none_or(|until| from_ms(until) > now)
     }
+}
+
+/// The members `program` can plan for: not deleted, not bots, not opted out or deactivated.
+pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
+    rows.iter()
+        .filter(|m| m.can_receive())
+        .filter_map(|m| {
+            plan_member(
+                program,
+                MemberFacts {
+                    member_id: m.id,
+                    slack_user_id: &m.slack_user_id,
+                    role: &m.role,
+                    timezone_override: m.timezone_override.as_deref(),
+                    slack_tz: m.slack_tz.as_deref(),
+                    working_days: m.working_days.as_deref(),
+                },
+            )
+        })
+        .collect()
 }
 
 impl Store {

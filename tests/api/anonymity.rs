@@ -602,7 +602,7 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
         ),
     )
     .unwrap();
-    pulseloop::pulse::sync::apply_config(&app.state)
+    pulseloop::pulse::sync::apply_config(&app.state.pulses)
         .await
         .expect("reload");
     click_value(&app, "U0M2", 3).await;

@@ -5,10 +5,10 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::{ManualClock, SharedClock};
 use pulseloop::config::Settings;
-use pulseloop::scheduler::{Scheduler, TickReport};
+use pulseloop::http::state::AppState;
+use pulseloop::scheduler::TickReport;
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
-use pulseloop::state::AppState;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -397,7 +397,9 @@ impl TestApp {
     }
 
     pub async fn tick(&self) -> TickReport {
-        Scheduler::new(self.state.clone())
+        self.state
+            .scheduler
+            .clone()
             .tick()
             .await
             .expect("scheduler tick")

@@ -150,6 +150,7 @@ async fn a_429_on_an_inline_call_pauses_the_outbox_for_that_method() {
     // An inline post (the app's own client, the one its workers share) meets Slack's 429.
     match app
         .state
+        .pulses
         .slack
         .post_message(&json!({ "channel": "U0PAUSE1", "text": "inline" }))
         .await

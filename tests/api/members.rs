@@ -120,7 +120,9 @@ async fn opting_out_asks_first_then_cancels_pending_pulses() {
 
     // Planned but not yet sent, then the member confirms by clicking.
     app.clock.set(pulse_time());
-    pulseloop::scheduler::Scheduler::new(app.state.clone())
+    app.state
+        .scheduler
+        .clone()
         .plan(app.now(), &mut Default::default())
         .await
         .unwrap();
@@ -266,7 +268,7 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         "[[usergroups]]\nusergroup = \"S0COHORT\"\nrole = \"participant\"\n[[surveys]]",
     );
     std::fs::write(app.programs_dir().join("pilot.toml"), toml).unwrap();
-    pulseloop::pulse::sync::apply_config(&app.state)
+    pulseloop::pulse::sync::apply_config(&app.state.pulses)
         .await
         .unwrap();
 
@@ -314,7 +316,7 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         "id = \"pilot\"\ncolour = 1\n",
     )
     .unwrap();
-    let err = pulseloop::pulse::sync::apply_config(&app.state)
+    let err = pulseloop::pulse::sync::apply_config(&app.state.pulses)
         .await
         .unwrap_err()
         .to_string();
@@ -396,7 +398,7 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
     );
     app.emulator.set_usergroup("S0GROUP", &["U0G2"]);
     assert_eq!(
-        pulseloop::pulse::sync::resync_usergroups(&app.state)
+        pulseloop::pulse::sync::resync_usergroups(&app.state.pulses)
             .await
             .unwrap(),
         1

@@ -1,14 +1,11 @@
-//! Slack inbound: `POST /slack/events`, `/slack/interactions`, `/slack/commands`.
+//! Slack's endpoints: `POST /slack/events`, `/slack/interactions`, `/slack/commands`.
 //!
 //! Order of work on every request: size limit (tower), signature headers, then the signature
-//! on the raw body ([`verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a signed
-//! request is acted on once), parse into typed payloads ([`payloads`]), then hand over to the
-//! product logic in `crate::pulse`. Slack wants an answer within 3 seconds, so
-//! anything slow goes to the outbox instead of being done inline.
-
-pub mod commands;
-pub mod payloads;
-pub mod verified;
+//! on the raw body ([`super::verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a
+//! signed request is acted on once), parse into typed payloads
+//! ([`crate::slack::incoming::payloads`]), then hand over to the services in `crate::pulse`.
+//! Slack wants an answer within 3 seconds, so anything slow goes to the outbox instead of
+//! being done inline.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,10 +14,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::state::AppState;
+use super::verified::VerifiedSlackRequest;
 use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
-use payloads::{EventEnvelope, Interaction, SlashCommand};
-use verified::VerifiedSlackRequest;
+use crate::slack::incoming::payloads::{EventEnvelope, Interaction, SlashCommand};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -94,7 +91,7 @@ async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult
             if let (Some(team), false) = (team_id.as_deref(), state.settings.slack.sandbox) {
                 tx.record_workspace(team, "event", now).await?;
             }
-            crate::pulse::events::handle(state, &mut tx, team_id.as_deref(), event).await?;
+            crate::pulse::events::handle(&state.pulses, &mut tx, team_id.as_deref(), event).await?;
             tx.commit().await?;
             Ok(().into_response())
         }
@@ -134,7 +131,8 @@ async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> Api
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
-    crate::pulse::interactions::handle(state, interaction).await
+    let outcome = crate::pulse::interactions::handle(&state.pulses, interaction).await?;
+    Ok(outcome.into_response())
 }
 
 #[tracing::instrument(skip_all)]
@@ -148,6 +146,6 @@ async fn slash_commands(
 async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let command: SlashCommand = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a slash command form: {e}")))?;
-    let reply = crate::pulse::commands::handle(state, command).await?;
-    Ok(Json(reply).into_response())
+    let reply = crate::pulse::commands::handle(&state.pulses, command).await?;
+    Ok(reply.into_response())
 }

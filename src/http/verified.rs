@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use secrecy::ExposeSecret;
 
+use super::state::AppState;
 use crate::http::error::ApiError;
 use crate::slack::signature::{self, SignatureError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::state::AppState;
 
 pub struct VerifiedSlackRequest {
     pub body: Bytes,

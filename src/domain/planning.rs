@@ -1,11 +1,12 @@
-//! Pure planning: which member gets which survey when, in their own time zone.
-//! No clock and no database here; the scheduler tick and the preview both call it.
+//! Pure planning: which member gets which survey when, in their own time zone, and whether
+//! now is a good moment to remind them. No clock and no database here; the scheduler tick,
+//! the preview and `/pulse status` all call it.
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 
-use super::cadence::{firings_between, Firing, ScheduleRules, WeekdaySet};
-use crate::config::program::{Program, Role, Survey};
+use super::cadence::{firings_between, Firing, ScheduleRules, WorkingDays};
+use super::program::{Program, Role, Survey};
 
 /// A member as the planner needs them.
 #[derive(Debug, Clone)]
@@ -14,7 +15,37 @@ pub struct PlanMember {
     pub slack_user_id: String,
     pub role: Role,
     pub timezone: Tz,
-    pub working_days: WeekdaySet,
+    pub working_days: WorkingDays,
+}
+
+/// What the planner reads of a stored member (storage maps its rows to this).
+#[derive(Debug, Clone, Copy)]
+pub struct MemberFacts<'a> {
+    pub member_id: i64,
+    pub slack_user_id: &'a str,
+    pub role: &'a str,
+    pub timezone_override: Option<&'a str>,
+    pub slack_tz: Option<&'a str>,
+    /// The member's own working days as stored: a JSON list of day names.
+    pub working_days: Option<&'a str>,
+}
+
+/// A member as the planner sees them in `program`: their role, zone and working days (their
+/// own, else the program's). `None` for a role the planner does not know.
+pub fn plan_member(program: &Program, m: MemberFacts<'_>) -> Option<PlanMember> {
+    let role = Role::parse(m.role)?;
+    let working_days = m
+        .working_days
+        .and_then(|w| serde_json::from_str::<Vec<String>>(w).ok())
+        .and_then(|names| WorkingDays::parse_names(&names).ok())
+        .unwrap_or(program.working_days);
+    Some(PlanMember {
+        member_id: m.member_id,
+        slack_user_id: m.slack_user_id.to_string(),
+        role,
+        timezone: member_timezone(program, m.timezone_override, m.slack_tz),
+        working_days,
+    })
 }
 
 /// The zone a member's pulses follow: the file's override, else Slack's, else the program's.
@@ -28,7 +59,7 @@ pub fn member_timezone(program: &Program, override_tz: Option<&str>, slack_tz: O
 pub fn rules<'a>(
     program: &'a Program,
     survey: &'a Survey,
-    working_days: WeekdaySet,
+    working_days: WorkingDays,
 ) -> ScheduleRules<'a> {
     ScheduleRules {
         cadence: &survey.cadence,

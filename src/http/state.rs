@@ -1,4 +1,5 @@
-//! What every request handler and background task shares.
+//! What every request handler shares: the service handles (pulses, scheduler) and what only
+//! HTTP needs (the signing secret, the metrics handle, the settings).
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
@@ -8,21 +9,25 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::pulse::catalog::Catalog;
-use crate::slack::outbound::SlackClient;
+use crate::pulse::Pulses;
+use crate::scheduler::Scheduler;
 use crate::storage::Store;
 
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
+    /// The pulse services (answers, clicks, `/pulse`, events, config sync).
+    pub pulses: Pulses,
+    /// The scheduler service (send-now from the admin API; ticks run in the background).
+    pub scheduler: Scheduler,
     pub store: Store,
     pub clock: SharedClock,
+    /// The programs in force (config/programs), swapped on reload; the same as `pulses.catalog`.
+    pub catalog: Catalog,
     pub settings: Settings,
-    pub slack: SlackClient,
     pub signing_secret: SecretString,
     pub metrics: PrometheusHandle,
-    /// The programs in force (config/programs), swapped on reload.
-    pub catalog: Catalog,
 }
 
 impl AppState {
