@@ -442,10 +442,33 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Ticks every `tick_seconds` until shutdown; once an hour re-reads user groups and
-    /// refreshes Slack profiles older than `profile_refresh_hours`.
+    /// Ticks every `tick_seconds` until shutdown, with the hourly directory refresh
+    /// ([`Self::refresh_directory`]) running beside it.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let every = std::time::Duration::from_secs(self.settings.tick_seconds.max(1));
+        // Directory reads are paced by Slack's tiers (a big workspace takes minutes), so they
+        // run beside the ticks instead of holding them up.
+        let directory = tokio::spawn(self.clone().refresh_directory(shutdown.clone()));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.tick().await {
+                Ok(r) if r != TickReport::default() => tracing::info!(?r, "scheduler tick"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler tick failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let _ = directory.await;
+    }
+
+    /// Once an hour: re-reads user groups and refreshes Slack profiles older than
+    /// `profile_refresh_hours`, until shutdown.
+    async fn refresh_directory(self, mut shutdown: watch::Receiver<bool>) {
         let max_age = Duration::hours(self.settings.profile_refresh_hours as i64);
         let mut last_refresh: Option<DateTime<Utc>> = None;
         loop {
@@ -460,13 +483,8 @@ impl Scheduler {
                 crate::pulse::sync::refresh_profiles(&self.pulses, max_age).await;
                 last_refresh = Some(now);
             }
-            match self.tick().await {
-                Ok(r) if r != TickReport::default() => tracing::info!(?r, "scheduler tick"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "scheduler tick failed"),
-            }
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                 _ = shutdown.changed() => {}
             }
         }
