@@ -1,6 +1,7 @@
 //! Everything the bot says to Slack and hears from it.
 //! - `inbound`: `/slack/events`, `/slack/interactions`, `/slack/commands`;
 //! - `outbound`: the Web API client and the outbox workers;
+//! - `protocol`: the ids and keys pulseloop writes into Slack and parses back;
 //! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
 //!
 //! The local Slack Web API used by the tests and the sandbox is its own crate,
@@ -8,4 +9,5 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod protocol;
 pub use slack_facts::signature;
