@@ -595,19 +595,29 @@ mod tests {
         assert!(ModalInputId::consent(&long_key(MAX_ID - 7)).is_err());
         assert!(AnswerActionId::button(&long_key(MAX_ID - 7)).is_ok());
         assert!(AnswerActionId::button(&long_key(MAX_ID - 6)).is_err());
-        for n in 0..=MAX_ID + 2 {
+        for n in 1..=MAX_ID + 2 {
             let key = long_key(n);
-            for made in [
+            // Every id is either refused or whole: never over the limit, never cut.
+            let made = [
                 PulseBlockId::question(3, &key).map(|i| i.to_string()),
                 ModalInputId::question(&key).map(|i| i.to_string()),
                 ModalInputId::consent(&key).map(|i| i.to_string()),
                 AnswerActionId::button(&key).map(|i| i.to_string()),
-            ] {
-                if let Ok(text) = made {
-                    assert!(text.chars().count() <= MAX_ID, "{n}: {text}");
-                    assert!(text.ends_with(&key), "{n}: cut");
-                }
+            ];
+            let fits = made.iter().filter(|m| m.is_ok()).count();
+            for text in made.into_iter().flatten() {
+                assert!(text.chars().count() <= MAX_ID, "{n}: {text}");
+                assert!(text.ends_with(&key), "{n}: cut");
             }
+            // The longest prefix is "consent:" (8), the shortest "q:" (2).
+            let expected = if n <= MAX_ID - 8 {
+                4
+            } else if n > MAX_ID - 2 {
+                0
+            } else {
+                fits
+            };
+            assert_eq!(fits, expected, "{n}");
         }
     }
 

@@ -12,6 +12,7 @@ mod helpers;
 mod members;
 mod ops;
 mod outbox;
+mod protocol;
 pub mod pulses;
 mod replays;
 mod sandbox;
