@@ -14,6 +14,9 @@ use super::{ConfigError, ConfigErrors};
 use crate::domain::cadence::{Cadence, NonWorkingDayPolicy, WorkingDays};
 
 pub use crate::domain::program::*;
+/// Words a question key may not be: a DM's block ids name a question or one of these parts
+/// (`pulse:{delivery}:all`, `pulse:{delivery}:change`, see `slack::protocol::PulseBlockId`).
+pub const RESERVED_QUESTION_KEYS: [&str; 2] = ["all", "change"];
 
 // ---------- the file as written ----------
 
@@ -710,11 +713,19 @@ fn validate_question(
         .required(&format!("{qat}.key"), &q.key)
         .map(str::to_string);
     if let Some(key) = &key {
-        if c.slug(&format!("{qat}.key"), key) && !keys.insert(key.clone()) {
-            c.err(
-                format!("{qat}.key"),
-                format!("duplicate question key '{key}'"),
-            );
+        // The slug rule keeps keys short (1-64) and free of ':', so every id built from
+        // a key fits Slack's 255 characters and splits back into its parts.
+        let field = format!("{qat}.key");
+        if c.slug(&field, key) {
+            if RESERVED_QUESTION_KEYS.contains(&key.as_str()) {
+                let reserved = RESERVED_QUESTION_KEYS.join(", ");
+                c.err(
+                    field,
+                    format!("'{key}' is reserved ({reserved}): choose another key"),
+                );
+            } else if !keys.insert(key.clone()) {
+                c.err(field, format!("duplicate question key '{key}'"));
+            }
         }
     }
     let kind = c.required(&format!("{qat}.kind"), &q.kind).and_then(|k| {
@@ -984,5 +995,62 @@ prompt = "Anything?"
         assert_eq!(s.remind_after_hours, None);
         assert_eq!(s.anonymity, Anonymity::Anonymous);
         assert!(!s.questions[0].required, "text questions are optional");
+    }
+
+    #[test]
+    fn question_keys_that_would_break_slack_ids_are_refused() {
+        let long = "k".repeat(65);
+        let text = format!(
+            r#"
+id = "pilot"
+name = "Pilot"
+timezone = "Europe/Berlin"
+start_date = "2027-01-04"
+
+[[surveys]]
+id = "weekly"
+cadence = "0 10 * * MON"
+
+[[surveys.questions]]
+key = "all"
+kind = "text"
+prompt = "A"
+
+[[surveys.questions]]
+key = "change"
+kind = "text"
+prompt = "B"
+
+[[surveys.questions]]
+key = "team:mood"
+kind = "text"
+prompt = "C"
+
+[[surveys.questions]]
+key = "{long}"
+kind = "text"
+prompt = "D"
+
+[[surveys.questions]]
+key = "{}"
+kind = "text"
+prompt = "E"
+"#,
+            "k".repeat(64)
+        );
+        let slug = "must be 1-64 characters of a-z, 0-9, '-' or '_'";
+        assert_eq!(
+            problems(&text),
+            [
+                "p.toml: surveys[0].questions[0].key: 'all' is reserved (all, change): choose \
+                 another key"
+                    .to_string(),
+                "p.toml: surveys[0].questions[1].key: 'change' is reserved (all, change): choose \
+                 another key"
+                    .to_string(),
+                format!("p.toml: surveys[0].questions[2].key: 'team:mood' {slug}"),
+                format!("p.toml: surveys[0].questions[3].key: '{long}' {slug}"),
+            ]
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! answer replaces the earlier one while the window is open; after it, nothing is stored.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::Pulses;
@@ -11,7 +10,7 @@ use super::ServiceResult;
 use crate::domain::planning::member_timezone;
 use crate::domain::program::{Program, Question, QuestionKind, Survey};
 use crate::pulse::render;
-use crate::storage::outbox::NewOutboxMessage;
+use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
 use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
 
@@ -188,7 +187,11 @@ pub async fn store_answers(
     }
     for win in &submission.wins {
         let author = (win.consent == "named").then_some(d.member_id);
-        let answer_key = format!("delivery:{}:{}", d.id, win.key);
+        let answer_key = WinAnswerKey {
+            delivery: d.id,
+            question: win.key.clone(),
+        }
+        .to_string();
         changed |= tx
             .upsert_survey_win(
                 &program.id,
@@ -225,16 +228,23 @@ async fn queue_answered_update(
         .into_iter()
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
-    let message = render::answered_message(&render::dm_context(program, survey, d), &answers);
+    let message = match render::answered_message(&render::dm_context(program, survey, d), &answers)
+    {
+        Ok(message) => message,
+        Err(e) => {
+            // The answer is stored; only the redrawn DM cannot be made (see check-config).
+            tracing::error!(delivery = d.id, error = %e, "cannot render the answered DM");
+            return Ok(());
+        }
+    };
     let revision = tx.bump_answer_revision(d.id).await?;
-    let target = format!("delivery:{}", d.id);
+    let target = MessageKey::Delivery(d.id).to_string();
     tx.supersede_pending_updates(&target).await?;
-    let mut update = NewOutboxMessage::for_delivery(
-        d.id,
-        &format!("answer:{revision}"),
-        "chat.update",
-        json!({ "text": message["text"], "blocks": message["blocks"] }),
-    );
+    let key = OutboxKey::AnswerUpdate {
+        delivery: d.id,
+        revision,
+    };
+    let mut update = key.message("chat.update", message.payload(None));
     update.target_key = Some(target);
     tx.enqueue(&update, now).await?;
     Ok(())
@@ -253,11 +263,17 @@ pub async fn queue_closed_notice(
     let Some(channel) = d.channel_id.clone() else {
         return Ok(());
     };
-    let notice = NewOutboxMessage::for_delivery(
-        d.id,
-        &format!("late:{action_ts}"),
+    let key = OutboxKey::LateNotice {
+        delivery: d.id,
+        action_ts: action_ts.to_string(),
+    };
+    let message = SlackMessage {
+        text,
+        blocks: Vec::new(),
+    };
+    let notice = key.message(
         "chat.postEphemeral",
-        json!({ "channel": channel, "user": d.slack_user_id, "text": text }),
+        message.ephemeral_payload(&channel, &d.slack_user_id),
     );
     state.store.enqueue(&notice, now).await?;
     Ok(())

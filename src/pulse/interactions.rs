@@ -11,6 +11,9 @@ use super::Pulses;
 use super::ServiceResult;
 use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
+use crate::slack::protocol::{
+    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId,
+};
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
 use std::sync::Arc;
@@ -45,13 +48,6 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
     }
 }
 
-/// `pulse:{delivery}:{question}` → (delivery, question).
-fn parse_block_id(block_id: &str) -> Option<(i64, &str)> {
-    let rest = block_id.strip_prefix("pulse:")?;
-    let (id, key) = rest.split_once(':')?;
-    Some((id.parse().ok()?, key))
-}
-
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = ba.user.id.as_str();
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
@@ -68,11 +64,18 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
         };
         return open_modal(state, ba, delivery_id).await;
     }
-    if !(action.action_id == "answer" || action.action_id.starts_with("answer:")) {
+    if action.action_id.parse::<AnswerActionId>().is_err() {
         tracing::debug!(action = %action.action_id, "unknown action ignored");
         return Ok(());
     }
-    let Some((delivery_id, key)) = action.block_id.as_deref().and_then(parse_block_id) else {
+    let Some(block) = action
+        .block_id
+        .as_deref()
+        .and_then(|b| b.parse::<PulseBlockId>().ok())
+    else {
+        return Ok(());
+    };
+    let (delivery_id, BlockPart::Question(key)) = (block.delivery(), block.part()) else {
         return Ok(());
     };
     let Some((d, program)) =
@@ -147,7 +150,8 @@ fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Interac
     let first = survey
         .questions
         .first()
-        .map(|q| format!("q:{}", q.key))
+        .and_then(|q| ModalInputId::question(&q.key).ok())
+        .map(|id| id.to_string())
         .unwrap_or_default();
     let tz = crate::domain::planning::member_timezone(program, Some(&d.timezone), None);
     InteractionOutcome::ViewErrors(BTreeMap::from([(
@@ -167,7 +171,13 @@ async fn open_modal(state: &Pulses, ba: &BlockActions, delivery_id: i64) -> Serv
         return Ok(());
     };
     let prior = answers::answers_of(state, d.id).await?;
-    let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior);
+    let view = match render::survey_modal(&render::dm_context(&program, survey, &d), &prior) {
+        Ok(view) => view.to_json(),
+        Err(e) => {
+            tracing::error!(delivery = d.id, error = %e, "cannot render the survey modal");
+            return Ok(());
+        }
+    };
     if let Err(e) = state.slack.views_open(trigger, &view).await {
         tracing::warn!(delivery = d.id, error = %e, "could not open the survey modal");
     }
@@ -182,8 +192,8 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
         .view
         .private_metadata
         .as_deref()
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-        .and_then(|m| m.get("delivery").and_then(|d| d.as_i64()));
+        .and_then(|m| m.parse::<ModalMetadata>().ok())
+        .map(|m| m.delivery);
     let Some(delivery_id) = delivery_id else {
         return Ok(InteractionOutcome::Ack);
     };
@@ -210,11 +220,17 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
     let mut errors = BTreeMap::new();
     let mut submission = Submission::default();
     for q in &survey.questions {
-        let block = render::truncate(&format!("q:{}", q.key), 255);
+        let (Ok(block), Ok(consent)) = (
+            ModalInputId::question(&q.key),
+            ModalInputId::consent(&q.key),
+        ) else {
+            continue;
+        };
+        let block = block.to_string();
         match parse_answer(q, value_of(&block).as_deref()) {
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {
-                    let consent = value_of(&render::truncate(&format!("consent:{}", q.key), 255))
+                    let consent = value_of(&consent.to_string())
                         .filter(|c| matches!(c.as_str(), "named" | "anonymous" | "private"))
                         .unwrap_or_else(|| "private".into());
                     if let Some(text) = &v.text {
@@ -239,20 +255,5 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
     match answers::store_answers(state, &d, &program, survey, &submission, now).await? {
         answers::Stored::Yes => Ok(InteractionOutcome::Ack),
         answers::Stored::Closed => Ok(closed_errors(&program, survey, &d)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn block_ids_carry_delivery_and_question() {
-        assert_eq!(
-            parse_block_id("pulse:42:coaching_value"),
-            Some((42, "coaching_value"))
-        );
-        assert_eq!(parse_block_id("pulse:x:y"), None);
-        assert_eq!(parse_block_id("q:coaching_value"), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Block Kit for pulses: the DM (open, answered, closed), the reminder and the survey modal.
 //!
 //! Every text that comes from configuration is cut to Slack's limits with an ellipsis, so a
-//! long prompt or many options never make Slack answer `invalid_blocks`.
+//! long prompt or many options never make Slack answer `invalid_blocks`. Ids are never cut:
+//! they come from `slack::protocol`, which refuses one over Slack's limit (a cut id would not
+//! parse back), so the functions that place ids return a `Result`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -9,6 +11,10 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 use crate::domain::program::{round_anonymity, Anonymity, Program, Question, QuestionKind, Survey};
+use crate::slack::protocol::{
+    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, ModalView, ProtocolError, PulseBlockId,
+    SlackMessage,
+};
 use crate::storage::rounds::DeliveryRow;
 
 pub const SECTION_MAX: usize = 3000;
@@ -22,6 +28,8 @@ pub const TEXT_ANSWER_MAX: usize = 3000;
 
 /// Buttons or a menu: Slack allows 25 elements per actions block; above 5 choices a menu reads better.
 const MAX_CHOICE_BUTTONS: usize = 5;
+/// Blocks in one modal.
+const MAX_VIEW_BLOCKS: usize = slack_facts::block_kit::MAX_VIEW_BLOCKS;
 
 pub const MODAL_CALLBACK: &str = "pulse_modal";
 pub const ACTION_OPEN_MODAL: &str = "open_modal";
@@ -111,9 +119,28 @@ impl DmContext<'_> {
         })
     }
 
-    /// block_id of a question's inline block: carries the delivery and the question.
-    fn block_id(&self, question: &Question) -> String {
-        truncate(&format!("pulse:{}:{}", self.delivery_id, question.key), 255)
+    /// block_id of one of the DM's actions blocks: carries the delivery and what the block is.
+    fn block_id(&self, part: BlockPart) -> Result<String, ProtocolError> {
+        Ok(PulseBlockId::new(self.delivery_id, part)?.to_string())
+    }
+
+    /// An actions block with one button that opens the survey modal.
+    fn open_modal_block(
+        &self,
+        part: BlockPart,
+        label: &str,
+        primary: bool,
+    ) -> Result<Value, ProtocolError> {
+        let mut button = json!({
+            "type": "button",
+            "action_id": ACTION_OPEN_MODAL,
+            "text": plain(label, BUTTON_TEXT_MAX),
+            "value": self.delivery_id.to_string(),
+        });
+        if primary {
+            button["style"] = json!("primary");
+        }
+        Ok(json!({ "type": "actions", "block_id": self.block_id(part)?, "elements": [button] }))
     }
 }
 
@@ -179,12 +206,12 @@ pub fn describe_answer(q: &Question, number: Option<f64>, text: Option<&str>) ->
 }
 
 /// A question's inline answer elements (buttons or a menu) for the DM.
-fn inline_question(ctx: &DmContext, q: &Question) -> Vec<Value> {
+fn inline_question(ctx: &DmContext, q: &Question) -> Result<Vec<Value>, ProtocolError> {
     let mut blocks = vec![json!({
         "type": "section",
         "text": mrkdwn(&format!("*{}*", escape(&q.prompt)), SECTION_MAX),
     })];
-    let block_id = ctx.block_id(q);
+    let part = BlockPart::Question(q.key.clone());
     match q.kind {
         QuestionKind::Text | QuestionKind::Win => {
             let label = if q.kind == QuestionKind::Win {
@@ -192,82 +219,84 @@ fn inline_question(ctx: &DmContext, q: &Question) -> Vec<Value> {
             } else {
                 "Write an answer"
             };
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": block_id,
-                "elements": [{
-                    "type": "button",
-                    "action_id": ACTION_OPEN_MODAL,
-                    "text": plain(label, BUTTON_TEXT_MAX),
-                    "value": ctx.delivery_id.to_string(),
-                }]
-            }));
+            blocks.push(ctx.open_modal_block(part, label, false)?);
         }
         QuestionKind::Choice if q.options.len() > MAX_CHOICE_BUTTONS => {
-            let options: Vec<Value> = choices(q)
-                .into_iter()
-                .take(100)
-                .map(|(v, label)| json!({ "text": plain(&label, OPTION_TEXT_MAX), "value": v }))
-                .collect();
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": block_id,
-                "elements": [{
-                    "type": "static_select",
-                    "action_id": "answer",
-                    "placeholder": plain("Choose…", 150),
-                    "options": options,
-                }]
-            }));
+            blocks.push(choice_menu(q, ctx.block_id(part)?));
         }
         _ => {
-            let buttons: Vec<Value> = choices(q)
-                .into_iter()
-                .take(25)
-                .map(|(v, label)| {
-                    // Scale buttons show the number; the end labels go in a context line.
-                    let text = if q.kind == QuestionKind::Scale {
-                        v.clone()
-                    } else {
-                        label
-                    };
-                    json!({
-                        "type": "button",
-                        "action_id": format!("answer:{v}"),
-                        "text": plain(&text, BUTTON_TEXT_MAX),
-                        "value": v,
-                    })
-                })
-                .collect();
-            blocks.push(json!({ "type": "actions", "block_id": block_id, "elements": buttons }));
-            if q.kind == QuestionKind::Scale || q.kind == QuestionKind::Enps {
-                let (lo, hi) = if q.kind == QuestionKind::Scale {
-                    ("1", "5")
-                } else {
-                    ("0", "10")
-                };
-                let low = q.low_label.clone().unwrap_or_else(|| {
-                    if q.kind == QuestionKind::Enps {
-                        "Not at all likely".into()
-                    } else {
-                        "Low".into()
-                    }
-                });
-                let high = q.high_label.clone().unwrap_or_else(|| {
-                    if q.kind == QuestionKind::Enps {
-                        "Extremely likely".into()
-                    } else {
-                        "High".into()
-                    }
-                });
-                blocks.push(json!({
-                    "type": "context",
-                    "elements": [mrkdwn(&format!("{lo} = {} · {hi} = {}", escape(&low), escape(&high)), CONTEXT_TEXT_MAX)]
-                }));
-            }
+            blocks.push(answer_buttons(q, ctx.block_id(part)?)?);
+            blocks.extend(scale_legend(q));
         }
     }
-    blocks
+    Ok(blocks)
+}
+
+/// A menu of a long choice question's options (action_id `answer`).
+fn choice_menu(q: &Question, block_id: String) -> Value {
+    json!({
+        "type": "actions",
+        "block_id": block_id,
+        "elements": [{
+            "type": "static_select",
+            "action_id": AnswerActionId::menu().to_string(),
+            "placeholder": plain("Choose…", 150),
+            "options": options(q),
+        }]
+    })
+}
+
+/// One button per choice, each with its value in its action_id (`answer:{value}`).
+fn answer_buttons(q: &Question, block_id: String) -> Result<Value, ProtocolError> {
+    let buttons = choices(q)
+        .into_iter()
+        .take(25)
+        .map(|(v, label)| {
+            // Scale buttons show the number; the end labels go in a context line.
+            let text = if q.kind == QuestionKind::Scale {
+                v.clone()
+            } else {
+                label
+            };
+            Ok(json!({
+                "type": "button",
+                "action_id": AnswerActionId::button(&v)?.to_string(),
+                "text": plain(&text, BUTTON_TEXT_MAX),
+                "value": v,
+            }))
+        })
+        .collect::<Result<Vec<Value>, ProtocolError>>()?;
+    Ok(json!({ "type": "actions", "block_id": block_id, "elements": buttons }))
+}
+
+/// Under scale and eNPS buttons: what the two ends mean.
+fn scale_legend(q: &Question) -> Option<Value> {
+    let enps = match q.kind {
+        QuestionKind::Scale => false,
+        QuestionKind::Enps => true,
+        _ => return None,
+    };
+    let (lo, hi) = if enps { ("0", "10") } else { ("1", "5") };
+    let (low_default, high_default) = if enps {
+        ("Not at all likely", "Extremely likely")
+    } else {
+        ("Low", "High")
+    };
+    let low = q.low_label.as_deref().unwrap_or(low_default);
+    let high = q.high_label.as_deref().unwrap_or(high_default);
+    Some(json!({
+        "type": "context",
+        "elements": [mrkdwn(&format!("{lo} = {} · {hi} = {}", escape(low), escape(high)), CONTEXT_TEXT_MAX)]
+    }))
+}
+
+/// A question's choices as Block Kit options (at most Slack's 100).
+fn options(q: &Question) -> Vec<Value> {
+    choices(q)
+        .into_iter()
+        .take(100)
+        .map(|(v, label)| json!({ "text": plain(&label, OPTION_TEXT_MAX), "value": v }))
+        .collect()
 }
 
 fn fallback_text(ctx: &DmContext, lead: &str) -> String {
@@ -287,35 +316,29 @@ fn fallback_text(ctx: &DmContext, lead: &str) -> String {
 }
 
 /// The DM as first sent: the first question inline, plus "Answer all" for longer surveys.
-pub fn open_message(ctx: &DmContext) -> Value {
+pub fn open_message(ctx: &DmContext) -> Result<SlackMessage, ProtocolError> {
     let mut blocks = vec![ctx.intro()];
     if let Some(first) = ctx.survey.questions.first() {
-        blocks.extend(inline_question(ctx, first));
+        blocks.extend(inline_question(ctx, first)?);
     }
     let n = ctx.survey.questions.len();
     if n > 1 {
         let minutes = n.div_ceil(4).max(1);
-        blocks.push(json!({
-            "type": "actions",
-            "block_id": truncate(&format!("pulse:{}:all", ctx.delivery_id), 255),
-            "elements": [{
-                "type": "button",
-                "style": "primary",
-                "action_id": ACTION_OPEN_MODAL,
-                "text": plain(&format!("Answer all ({n} questions, ~{minutes} min)"), BUTTON_TEXT_MAX),
-                "value": ctx.delivery_id.to_string(),
-            }]
-        }));
+        let label = format!("Answer all ({n} questions, ~{minutes} min)");
+        blocks.push(ctx.open_modal_block(BlockPart::All, &label, true)?);
     }
     blocks.push(ctx.context_block(false));
-    json!({ "text": fallback_text(ctx, "New pulse from"), "blocks": blocks })
+    Ok(SlackMessage {
+        text: fallback_text(ctx, "New pulse from"),
+        blocks,
+    })
 }
 
 /// After an answer: what was answered, and a button to change it while the window is open.
 pub fn answered_message(
     ctx: &DmContext,
     answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
-) -> Value {
+) -> Result<SlackMessage, ProtocolError> {
     let mut lines = Vec::new();
     for q in &ctx.survey.questions {
         if let Some((number, text)) = answers.get(&q.key) {
@@ -340,25 +363,19 @@ pub fn answered_message(
     let blocks = vec![
         ctx.intro(),
         json!({ "type": "section", "text": mrkdwn(&summary, SECTION_MAX) }),
-        json!({
-            "type": "actions",
-            "block_id": truncate(&format!("pulse:{}:change", ctx.delivery_id), 255),
-            "elements": [{
-                "type": "button",
-                "action_id": ACTION_OPEN_MODAL,
-                "text": plain(label, BUTTON_TEXT_MAX),
-                "value": ctx.delivery_id.to_string(),
-            }]
-        }),
+        ctx.open_modal_block(BlockPart::Change, label, false)?,
         ctx.context_block(false),
     ];
-    json!({ "text": fallback_text(ctx, "You answered the pulse from"), "blocks": blocks })
+    Ok(SlackMessage {
+        text: fallback_text(ctx, "You answered the pulse from"),
+        blocks,
+    })
 }
 
 /// Window over: no buttons left. In an anonymous round the closed DM is the same whether or
 /// not the member answered: it is stored in the outbox after the seal, and must not say who
 /// responded.
-pub fn closed_message(ctx: &DmContext, answered: bool) -> Value {
+pub fn closed_message(ctx: &DmContext, answered: bool) -> SlackMessage {
     let text = if ctx.anonymity == Anonymity::Anonymous {
         ":lock: This pulse is closed. Its answers are now unlinked from everyone's names."
     } else if answered {
@@ -377,12 +394,15 @@ pub fn closed_message(ctx: &DmContext, answered: bool) -> Value {
         json!({ "type": "section", "text": mrkdwn(&format!("~{}~\n{text}", escape(first)), SECTION_MAX) }),
         ctx.context_block(true),
     ];
-    json!({ "text": fallback_text(ctx, "Closed: pulse from"), "blocks": blocks })
+    SlackMessage {
+        text: fallback_text(ctx, "Closed: pulse from"),
+        blocks,
+    }
 }
 
 /// The reminder, a thread reply under the DM. `answered_so_far` is shown only when it
 /// reaches the anonymity threshold.
-pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> Value {
+pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> SlackMessage {
     let mut text = format!(
         "Friendly reminder: this pulse closes {}. It takes about a minute.",
         format_local(ctx.closes_at, ctx.timezone)
@@ -390,7 +410,10 @@ pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> Value 
     if let Some(n) = answered_so_far {
         text.push_str(&format!(" {n} colleagues have already answered."));
     }
-    json!({ "text": truncate(&text, FALLBACK_MAX) })
+    SlackMessage {
+        text: truncate(&text, FALLBACK_MAX),
+        blocks: Vec::new(),
+    }
 }
 
 /// An ephemeral note for a click that came after the window closed.
@@ -405,103 +428,109 @@ pub fn closed_notice(closes_at: DateTime<Utc>, tz: Tz) -> String {
 pub fn survey_modal(
     ctx: &DmContext,
     answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
-) -> Value {
+) -> Result<ModalView, ProtocolError> {
     let mut blocks = Vec::new();
     for q in &ctx.survey.questions {
-        let block_id = truncate(&format!("q:{}", q.key), 255);
         let prior = answers.get(&q.key);
-        let label = plain(&q.prompt, LABEL_MAX);
-        let element = match q.kind {
-            QuestionKind::Text | QuestionKind::Win => {
-                let mut e = json!({
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "multiline": true,
-                    "max_length": TEXT_ANSWER_MAX,
-                });
-                if let Some((_, Some(text))) = prior {
-                    e["initial_value"] = json!(truncate(text, TEXT_ANSWER_MAX));
-                }
-                e
-            }
-            _ => {
-                let options: Vec<Value> = choices(q)
-                    .into_iter()
-                    .take(100)
-                    .map(|(v, label)| json!({ "text": plain(&label, OPTION_TEXT_MAX), "value": v }))
-                    .collect();
-                let current = prior.and_then(|(n, _)| *n).map(|n| {
-                    if q.kind == QuestionKind::YesNo {
-                        if n >= 1.0 {
-                            "yes".to_string()
-                        } else {
-                            "no".to_string()
-                        }
-                    } else {
-                        (n as i64).to_string()
-                    }
-                });
-                let kind = if options.len() <= 10 {
-                    "radio_buttons"
-                } else {
-                    "static_select"
-                };
-                let mut e = json!({ "type": kind, "action_id": "value", "options": options });
-                if kind == "static_select" {
-                    e["placeholder"] = plain("Choose…", 150);
-                }
-                if let Some(v) = current {
-                    if let Some(opt) = e["options"]
-                        .as_array()
-                        .and_then(|o| o.iter().find(|o| o["value"] == json!(v)))
-                        .cloned()
-                    {
-                        e["initial_option"] = opt;
-                    }
-                }
-                e
-            }
-        };
-        let mut block = json!({
-            "type": "input",
-            "block_id": block_id,
-            "label": label,
-            "element": element,
-            "optional": !q.required,
-        });
-        if let (Some(low), Some(high), QuestionKind::Scale) = (&q.low_label, &q.high_label, q.kind)
-        {
-            block["hint"] = plain(&format!("1 = {low}, 5 = {high}"), LABEL_MAX);
-        }
-        blocks.push(block);
+        blocks.push(modal_question(q, prior)?);
         if q.kind == QuestionKind::Win {
-            blocks.push(json!({
-                "type": "input",
-                "block_id": truncate(&format!("consent:{}", q.key), 255),
-                "label": plain("Who may see this win?", LABEL_MAX),
-                "optional": true,
-                "element": {
-                    "type": "radio_buttons",
-                    "action_id": "value",
-                    "options": [
-                        { "text": plain("Share it with my name", OPTION_TEXT_MAX), "value": "named" },
-                        { "text": plain("Share it without my name", OPTION_TEXT_MAX), "value": "anonymous" },
-                        { "text": plain("Keep it private", OPTION_TEXT_MAX), "value": "private" },
-                    ],
-                    "initial_option": { "text": plain("Keep it private", OPTION_TEXT_MAX), "value": "private" },
-                }
-            }));
+            blocks.push(consent_input(q)?);
         }
     }
     blocks.push(ctx.context_block(false));
-    blocks.truncate(100);
-    json!({
-        "type": "modal",
-        "callback_id": MODAL_CALLBACK,
-        "private_metadata": json!({ "delivery": ctx.delivery_id }).to_string(),
-        "title": plain(&ctx.survey.name, MODAL_TITLE_MAX),
-        "submit": plain("Send", MODAL_TITLE_MAX),
-        "close": plain("Cancel", MODAL_TITLE_MAX),
-        "blocks": blocks,
+    blocks.truncate(MAX_VIEW_BLOCKS);
+    Ok(ModalView {
+        callback_id: MODAL_CALLBACK,
+        private_metadata: ModalMetadata {
+            delivery: ctx.delivery_id,
+        },
+        title: plain(&ctx.survey.name, MODAL_TITLE_MAX),
+        submit: plain("Send", MODAL_TITLE_MAX),
+        close: plain("Cancel", MODAL_TITLE_MAX),
+        blocks,
     })
+}
+
+/// One question's input block (`q:{key}`), prefilled with `prior`.
+fn modal_question(
+    q: &Question,
+    prior: Option<&(Option<f64>, Option<String>)>,
+) -> Result<Value, ProtocolError> {
+    let element = match q.kind {
+        QuestionKind::Text | QuestionKind::Win => {
+            text_input(prior.and_then(|(_, text)| text.as_deref()))
+        }
+        _ => choice_input(q, prior.and_then(|(n, _)| *n)),
+    };
+    let mut block = json!({
+        "type": "input",
+        "block_id": ModalInputId::question(&q.key)?.to_string(),
+        "label": plain(&q.prompt, LABEL_MAX),
+        "element": element,
+        "optional": !q.required,
+    });
+    if let (Some(low), Some(high), QuestionKind::Scale) = (&q.low_label, &q.high_label, q.kind) {
+        block["hint"] = plain(&format!("1 = {low}, 5 = {high}"), LABEL_MAX);
+    }
+    Ok(block)
+}
+
+/// A multi-line text input, holding the earlier answer if there is one.
+fn text_input(prior: Option<&str>) -> Value {
+    let mut e = json!({
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": true,
+        "max_length": TEXT_ANSWER_MAX,
+    });
+    if let Some(text) = prior {
+        e["initial_value"] = json!(truncate(text, TEXT_ANSWER_MAX));
+    }
+    e
+}
+
+/// Radio buttons (up to 10 choices) or a menu, with the earlier answer selected.
+fn choice_input(q: &Question, prior: Option<f64>) -> Value {
+    let options = options(q);
+    let current = prior.map(|n| match q.kind {
+        QuestionKind::YesNo if n >= 1.0 => "yes".to_string(),
+        QuestionKind::YesNo => "no".to_string(),
+        _ => (n as i64).to_string(),
+    });
+    let initial = current.and_then(|v| options.iter().find(|o| o["value"] == json!(v)).cloned());
+    let menu = options.len() > 10;
+    let kind = if menu {
+        "static_select"
+    } else {
+        "radio_buttons"
+    };
+    let mut e = json!({ "type": kind, "action_id": "value", "options": options });
+    if menu {
+        e["placeholder"] = plain("Choose…", 150);
+    }
+    if let Some(opt) = initial {
+        e["initial_option"] = opt;
+    }
+    e
+}
+
+/// Under a win question: who may see the win (`consent:{key}`), private unless chosen.
+fn consent_input(q: &Question) -> Result<Value, ProtocolError> {
+    let private = json!({ "text": plain("Keep it private", OPTION_TEXT_MAX), "value": "private" });
+    Ok(json!({
+        "type": "input",
+        "block_id": ModalInputId::consent(&q.key)?.to_string(),
+        "label": plain("Who may see this win?", LABEL_MAX),
+        "optional": true,
+        "element": {
+            "type": "radio_buttons",
+            "action_id": "value",
+            "options": [
+                { "text": plain("Share it with my name", OPTION_TEXT_MAX), "value": "named" },
+                { "text": plain("Share it without my name", OPTION_TEXT_MAX), "value": "anonymous" },
+                private,
+            ],
+            "initial_option": private,
+        }
+    }))
 }

@@ -2,6 +2,7 @@
 //! - `incoming`: the types of what Slack sends (event, interaction and command payloads,
 //!   the `/pulse` text); the routes that receive them are in `http::slack`;
 //! - `outbound`: the Web API client and the outbox workers;
+//! - `protocol`: the ids and keys pulseloop writes into Slack and parses back;
 //! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
 //!
 //! The local Slack Web API used by the tests and the sandbox is its own crate,
@@ -9,4 +10,5 @@
 
 pub mod incoming;
 pub mod outbound;
+pub mod protocol;
 pub use slack_facts::signature;

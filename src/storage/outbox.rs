@@ -31,11 +31,57 @@ impl OutboxSubject {
     }
 }
 
+/// What an outbox row is, stored as text in `outbox.kind`: storage matches rows by their
+/// kind, never by the text of their dedupe key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    /// A pulse DM (`chat.postMessage`).
+    Pulse,
+    /// The reminder, a reply in the DM's thread.
+    Reminder,
+    /// The DM redrawn after an answer (`chat.update`).
+    AnswerUpdate,
+    /// The DM redrawn when its window closed (`chat.update`).
+    ClosedUpdate,
+    /// The ephemeral note for a click after the close.
+    LateNotice,
+    /// A write about no pulse (operator tools, tests).
+    Other,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Pulse => "pulse",
+            OutboxKind::Reminder => "reminder",
+            OutboxKind::AnswerUpdate => "answer_update",
+            OutboxKind::ClosedUpdate => "closed_update",
+            OutboxKind::LateNotice => "late_notice",
+            OutboxKind::Other => "other",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "pulse" => Self::Pulse,
+            "reminder" => Self::Reminder,
+            "answer_update" => Self::AnswerUpdate,
+            "closed_update" => Self::ClosedUpdate,
+            "late_notice" => Self::LateNotice,
+            "other" => Self::Other,
+            other => return Err(StoreError::Corrupt(format!("outbox kind {other}"))),
+        })
+    }
+}
+
 /// A Slack write to perform.
 #[derive(Debug, Clone)]
 pub struct NewOutboxMessage {
-    /// Idempotency: a second row with the same key is ignored.
+    /// Idempotency: a second row with the same key is ignored. Keys of pulse writes are made
+    /// by `slack::protocol::OutboxKey`; they never hold an answer.
     pub dedupe_key: String,
+    pub kind: OutboxKind,
     pub method: String,
     pub payload: serde_json::Value,
     /// Channel (or user id for DMs) the write lands in, for per-channel rate limits.
@@ -50,22 +96,11 @@ pub struct NewOutboxMessage {
 }
 
 impl NewOutboxMessage {
-    /// A write about one delivery's DM, keyed `delivery:{id}:{what}`.
-    pub fn for_delivery(
-        delivery_id: i64,
-        what: &str,
-        method: &str,
-        payload: serde_json::Value,
-    ) -> Self {
-        Self {
-            delivery_id: Some(delivery_id),
-            ..Self::new(format!("delivery:{delivery_id}:{what}"), method, payload)
-        }
-    }
-
+    /// A write of kind [`OutboxKind::Other`]; pulse writes come from `OutboxKey::message`.
     pub fn new(dedupe_key: impl Into<String>, method: &str, payload: serde_json::Value) -> Self {
         Self {
             dedupe_key: dedupe_key.into(),
+            kind: OutboxKind::Other,
             method: method.to_string(),
             payload,
             channel_key: None,
@@ -106,6 +141,7 @@ impl OutboxStatus {
 pub struct OutboxRow {
     pub id: i64,
     pub dedupe_key: String,
+    pub kind: OutboxKind,
     pub method: String,
     pub payload: serde_json::Value,
     pub channel_key: Option<String>,
@@ -134,6 +170,7 @@ impl OutboxRow {
 struct Row {
     id: i64,
     dedupe_key: String,
+    kind: String,
     method: String,
     payload: String,
     channel_key: Option<String>,
@@ -150,7 +187,8 @@ struct Row {
     first_attempt_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, dedupe_key, method, payload, channel_key, message_key, target_key, \
+const COLUMNS: &str =
+    "id, dedupe_key, kind, method, payload, channel_key, message_key, target_key, \
     status, attempts, next_attempt_at, last_error, result, created_at, sent_at, \
     attempt_started_at, first_attempt_at";
 
@@ -160,6 +198,7 @@ impl TryFrom<Row> for OutboxRow {
         Ok(OutboxRow {
             id: r.id,
             dedupe_key: r.dedupe_key,
+            kind: OutboxKind::parse(&r.kind)?,
             method: r.method,
             payload: serde_json::from_str(&r.payload)
                 .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
@@ -204,8 +243,9 @@ impl StoreTx {
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key,
-                    target_key, subject_kind, subject_id, delivery_id, status, attempts, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 'pending', 0, $9, $9)
+                    target_key, subject_kind, subject_id, delivery_id, kind, status, attempts,
+                    next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 'pending', 0, $9, $9)
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(&msg.dedupe_key)
@@ -218,6 +258,7 @@ impl StoreTx {
             .bind(id)
             .bind(to_ms(now))
             .bind(msg.delivery_id)
+            .bind(msg.kind.as_str())
             .execute(c)
             .await?
             .rows_affected()

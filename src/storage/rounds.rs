@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::outbox::OutboxKind;
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
@@ -674,10 +675,12 @@ impl StoreTx {
         on_tx!(self, |c| {
             sqlx::query(
                 "DELETE FROM outbox
-                 WHERE (dedupe_key LIKE 'delivery:%:answer:%' OR dedupe_key LIKE 'delivery:%:remind')
+                 WHERE kind IN ($2, $3)
                    AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
             )
             .bind(round_id)
+            .bind(OutboxKind::AnswerUpdate.as_str())
+            .bind(OutboxKind::Reminder.as_str())
             .execute(c)
             .await?
             .rows_affected()

@@ -13,6 +13,7 @@ mod limiter;
 mod members;
 mod ops;
 mod outbox;
+mod protocol;
 pub mod pulses;
 mod replays;
 mod sandbox;
