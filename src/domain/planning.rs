@@ -100,7 +100,7 @@ pub fn within_working_hours(program: &Program, member: &PlanMember, at: DateTime
         && local.time() < end
 }
 
-/// Slack status that means "away": as PRODUCT.md lists them.
+/// Slack status that means "away" (docs/cadence.md, "Out of office, misfires, the preview").
 pub fn is_out_of_office(status_text: Option<&str>, status_emoji: Option<&str>) -> bool {
     let emoji_away = matches!(status_emoji, Some(":palm_tree:") | Some(":airplane:"));
     let text_away = status_text.is_some_and(|t| {
