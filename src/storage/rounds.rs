@@ -598,6 +598,23 @@ impl StoreTx {
                 .fetch_one(c)
                 .await?
         });
+        let (asked, answered, fold) = self.seal_counts(round_id, k).await?;
+        let answers = self.unlink_responses(round_id, fold, opened_at).await?;
+        self.unlink_deliveries(round_id).await?;
+        self.unlink_wins_and_outbox(round_id, opened_at).await?;
+        let report = SealReport {
+            answers,
+            asked,
+            answered,
+            roles_folded: fold,
+        };
+        self.record_seal(round_id, report, now).await?;
+        Ok(report)
+    }
+
+    /// Who was asked and who answered, as counts, and whether any role group that answered
+    /// is below `k` (then every role folds).
+    async fn seal_counts(&mut self, round_id: i64, k: i64) -> StoreResult<(i64, i64, bool)> {
         let by_role: Vec<(String, i64)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT role, COUNT(DISTINCT delivery_id) FROM responses
@@ -617,6 +634,17 @@ impl StoreTx {
             .fetch_one(c)
             .await?
         });
+        Ok((asked, answered, fold))
+    }
+
+    /// Re-inserts the round's responses in random order with no delivery and the round's
+    /// opening time (roles folded if `fold`), then deletes the linked originals.
+    async fn unlink_responses(
+        &mut self,
+        round_id: i64,
+        fold: bool,
+        opened_at: i64,
+    ) -> StoreResult<u64> {
         let answers = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
@@ -634,35 +662,36 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
-        on_tx!(self, |c| {
-            sqlx::query("DELETE FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL")
-                .bind(round_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
-                    answer_revision = 0
-                 WHERE round_id = $1 AND state IN ('answered', 'expired')",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "DELETE FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL",
+            round_id,
+        )
+        .await?;
+        Ok(answers)
+    }
+
+    /// Deliveries forget who answered: answered/expired become `closed`, and no delivery
+    /// keeps an answer or reminder time or an answer revision.
+    async fn unlink_deliveries(&mut self, round_id: i64) -> StoreResult<()> {
+        self.run_for_round(
+            "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
+                answer_revision = 0
+             WHERE round_id = $1 AND state IN ('answered', 'expired')",
+            round_id,
+        )
+        .await?;
         // Deliveries of other states (failed, skipped) never had an answer; their times go too.
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET answered_at = NULL, reminded_at = NULL, answer_revision = 0
-                 WHERE round_id = $1",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "UPDATE deliveries SET answered_at = NULL, reminded_at = NULL, answer_revision = 0
+             WHERE round_id = $1",
+            round_id,
+        )
+        .await
+    }
+
+    /// Wins lose their time; the outbox loses the round's answer updates and reminders, and
+    /// what was sent loses its payload and Slack's reply.
+    async fn unlink_wins_and_outbox(&mut self, round_id: i64, opened_at: i64) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query("UPDATE wins SET created_at = $2, answer_key = NULL WHERE round_id = $1")
                 .bind(round_id)
@@ -671,34 +700,35 @@ impl StoreTx {
                 .await?
                 .rows_affected()
         });
-        on_tx!(self, |c| {
-            sqlx::query(
-                "DELETE FROM outbox
-                 WHERE (dedupe_key LIKE 'delivery:%:answer:%' OR dedupe_key LIKE 'delivery:%:remind')
-                   AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET payload = '{}', result = NULL
-                 WHERE status <> 'pending' AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "DELETE FROM outbox
+             WHERE (dedupe_key LIKE 'delivery:%:answer:%' OR dedupe_key LIKE 'delivery:%:remind')
+               AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
+            round_id,
+        )
+        .await?;
+        self.run_for_round(
+            "UPDATE outbox SET payload = '{}', result = NULL
+             WHERE status <> 'pending' AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
+            round_id,
+        )
+        .await
+    }
+
+    /// The round keeps the counts and its seal time; the audit log keeps counts only.
+    async fn record_seal(
+        &mut self,
+        round_id: i64,
+        r: SealReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE rounds SET sealed_at = $1, asked_count = $2, answered_count = $3 WHERE id = $4",
             )
             .bind(to_ms(now))
-            .bind(asked)
-            .bind(answered)
+            .bind(r.asked)
+            .bind(r.answered)
             .bind(round_id)
             .execute(c)
             .await?
@@ -710,15 +740,22 @@ impl StoreTx {
             "round.sealed",
             None,
             Some(&round_id.to_string()),
-            &json!({ "answers": answers, "asked": asked, "answered": answered, "roles_folded": fold }),
+            &json!({ "answers": r.answers, "asked": r.asked, "answered": r.answered,
+                     "roles_folded": r.roles_folded }),
         )
-        .await?;
-        Ok(SealReport {
-            answers,
-            asked,
-            answered,
-            roles_folded: fold,
-        })
+        .await
+    }
+
+    /// Runs one statement whose only parameter is the round id.
+    async fn run_for_round(&mut self, sql: &'static str, round_id: i64) -> StoreResult<()> {
+        on_tx!(self, |c| {
+            sqlx::query(sql)
+                .bind(round_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 }
 
