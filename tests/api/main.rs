@@ -19,3 +19,4 @@ mod sandbox;
 mod schedule;
 mod signature;
 mod slow_clients;
+mod state_checks;
