@@ -10,6 +10,7 @@ use super::Pulses;
 use super::ServiceResult;
 use crate::domain::planning::member_timezone;
 use crate::domain::program::{Program, Question, QuestionKind, Survey};
+use crate::domain::state::{Consent, DeliveryState};
 use crate::pulse::render;
 use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;
@@ -129,7 +130,7 @@ pub async fn answers_of(state: &Pulses, delivery_id: i64) -> StoreResult<Answers
 pub struct WinAnswer {
     pub key: String,
     pub text: String,
-    pub consent: String,
+    pub consent: Consent,
 }
 
 /// What one click or one modal submission answers.
@@ -168,7 +169,7 @@ pub async fn store_answers(
         drop(tx);
         return Ok(Stored::Closed);
     }
-    let mut changed = d.state != "answered";
+    let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
         changed |= tx
             .upsert_response(
@@ -187,7 +188,7 @@ pub async fn store_answers(
         changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {
-        let author = (win.consent == "named").then_some(d.member_id);
+        let author = (win.consent == Consent::Named).then_some(d.member_id);
         let answer_key = format!("delivery:{}:{}", d.id, win.key);
         changed |= tx
             .upsert_survey_win(
@@ -195,7 +196,7 @@ pub async fn store_answers(
                 d.round_id,
                 author,
                 &win.text,
-                &win.consent,
+                win.consent,
                 &answer_key,
                 now,
             )

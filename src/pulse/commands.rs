@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::Pulses;
 use super::ServiceResult;
 use crate::domain::planning::{member_firings, member_timezone};
+use crate::domain::state::MemberState;
 use crate::pulse::render::{self, format_local};
 use crate::slack::incoming::commands::PulseCommand;
 use crate::slack::incoming::payloads::SlashCommand;
@@ -119,7 +120,7 @@ async fn active_memberships(state: &Pulses, user: &str) -> ServiceResult<Vec<Mem
         .memberships_of(user)
         .await?
         .into_iter()
-        .filter(|m| m.state != "deactivated")
+        .filter(|m| m.state != MemberState::Deactivated)
         .collect())
 }
 
@@ -174,15 +175,15 @@ async fn status(state: &Pulses, user: &str) -> ServiceResult<CommandReply> {
             continue;
         };
         let tz = zone_of(state, m);
-        match m.state.as_str() {
-            "opted_out" => {
+        match m.state {
+            MemberState::OptedOut => {
                 lines.push(format!(
                     "• {}: you opted out (`/pulse resume` to come back).",
                     program.name
                 ));
                 continue;
             }
-            "paused" if m.is_paused(now) => lines.push(match m.paused_until {
+            MemberState::Paused if m.is_paused(now) => lines.push(match m.paused_until {
                 Some(until) => format!(
                     "• {}: paused until {}.",
                     program.name,

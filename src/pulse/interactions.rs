@@ -10,6 +10,7 @@ use super::render;
 use super::Pulses;
 use super::ServiceResult;
 use crate::domain::program::{Program, QuestionKind, Survey};
+use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
@@ -215,8 +216,8 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {
                     let consent = value_of(&render::truncate(&format!("consent:{}", q.key), 255))
-                        .filter(|c| matches!(c.as_str(), "named" | "anonymous" | "private"))
-                        .unwrap_or_else(|| "private".into());
+                        .and_then(|c| c.parse::<Consent>().ok())
+                        .unwrap_or(Consent::Private);
                     if let Some(text) = &v.text {
                         submission.wins.push(WinAnswer {
                             key: q.key.clone(),

@@ -8,6 +8,7 @@ use super::Pulses;
 use crate::config::program::load_programs;
 use crate::config::ConfigErrors;
 use crate::domain::program::{Program, Survey};
+use crate::domain::state::MemberState;
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
 use crate::storage::members::ProfileUpdate;
@@ -100,7 +101,7 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
                 members.extend(
                     current
                         .into_iter()
-                        .filter(|m| m.source == "usergroup" && m.state != "deactivated")
+                        .filter(|m| m.source == "usergroup" && m.state != MemberState::Deactivated)
                         .map(|m| DesiredMember {
                             slack_user_id: m.slack_user_id,
                             role: m.role,

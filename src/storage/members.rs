@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
+use crate::domain::state::MemberState;
 
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
@@ -18,7 +19,7 @@ pub struct MemberRow {
     pub timezone_override: Option<String>,
     pub slack_tz: Option<String>,
     pub working_days: Option<String>,
-    pub state: String,
+    pub state: MemberState,
     pub paused_until: Option<i64>,
     pub slack_deleted: bool,
     pub is_bot: bool,
@@ -46,12 +47,15 @@ pub struct ProfileUpdate {
 impl MemberRow {
     /// Deleted users and bots are never messaged; opted-out and deactivated members neither.
     pub fn can_receive(&self) -> bool {
-        !self.slack_deleted && !self.is_bot && matches!(self.state.as_str(), "active" | "paused")
+        !self.slack_deleted
+            && !self.is_bot
+            && matches!(self.state, MemberState::Active | MemberState::Paused)
     }
 
     /// Paused right now (a pause with an end date that has passed no longer counts).
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
-        self.state == "paused" && self.paused_until.is_none_or(|until| from_ms(until) > now)
+        self.state == MemberState::Paused
+            && self.paused_until.is_none_or(|until| from_ms(until) > now)
     }
 }
 
@@ -195,9 +199,11 @@ impl StoreTx {
     ) -> StoreResult<u64> {
         let at = to_ms(now);
         let (state, until, action) = match control {
-            MemberControl::Pause { until } => ("paused", until.map(to_ms), "member.paused"),
-            MemberControl::Resume => ("active", None, "member.resumed"),
-            MemberControl::OptOut => ("opted_out", None, "member.opted_out"),
+            MemberControl::Pause { until } => {
+                (MemberState::Paused, until.map(to_ms), "member.paused")
+            }
+            MemberControl::Resume => (MemberState::Active, None, "member.resumed"),
+            MemberControl::OptOut => (MemberState::OptedOut, None, "member.opted_out"),
         };
         let programs: Vec<(i64, String)> = on_tx!(self, |c| {
             sqlx::query_as(

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::domain::state::MemberState;
+
 use super::{on_tx, to_ms, StoreResult, StoreTx};
 
 /// A member as the configuration wants it.
@@ -63,7 +65,7 @@ struct ExistingMember {
     source: String,
     timezone_override: Option<String>,
     working_days: Option<String>,
-    state: String,
+    state: MemberState,
 }
 
 /// A value bound to a statement (one SQL text serves both backends).
@@ -230,7 +232,7 @@ impl StoreTx {
             }
         }
         for (id, old) in &existing {
-            if !desired.contains_key(id.as_str()) && old.state != "deactivated" {
+            if !desired.contains_key(id.as_str()) && old.state != MemberState::Deactivated {
                 self.change(
                     now,
                     &p.id,
@@ -296,7 +298,7 @@ impl StoreTx {
             || old.source != m.source
             || old.timezone_override != m.timezone_override
             || old.working_days != m.working_days;
-        let reactivate = old.state == "deactivated";
+        let reactivate = old.state == MemberState::Deactivated;
         if !changed && !reactivate {
             return Ok(());
         }

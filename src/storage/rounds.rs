@@ -6,12 +6,15 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::program::Anonymity;
+use crate::domain::state::{Consent, DeliveryState};
+
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub member_id: i64,
-    pub state: &'static str,
+    pub state: DeliveryState,
     pub scheduled_at: DateTime<Utc>,
     pub local_time: String,
     pub timezone: String,
@@ -25,7 +28,7 @@ pub struct DeliveryRow {
     pub id: i64,
     pub round_id: i64,
     pub member_id: i64,
-    pub state: String,
+    pub state: DeliveryState,
     pub scheduled_at: i64,
     pub local_time: String,
     pub timezone: String,
@@ -43,7 +46,7 @@ pub struct DeliveryRow {
     pub survey_id: String,
     pub period_key: String,
     /// The anonymity mode the round opened with (NULL for rounds older than this column).
-    pub round_anonymity: Option<String>,
+    pub round_anonymity: Option<Anonymity>,
     pub round_k: Option<i64>,
     pub slack_user_id: String,
     pub role: String,
@@ -59,12 +62,7 @@ impl DeliveryRow {
     /// Answers are accepted while the window is open and the delivery was not cancelled.
     /// A hint for the UI only: the answer write itself re-checks this, atomically.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        now < self.closes_at()
-            && self.closed_at.is_none()
-            && matches!(
-                self.state.as_str(),
-                "scheduled" | "queued" | "sent" | "answered"
-            )
+        now < self.closes_at() && self.closed_at.is_none() && self.state.is_answerable()
     }
 }
 
@@ -98,7 +96,7 @@ pub struct ClosedRound {
     pub id: i64,
     pub program_id: String,
     pub survey_id: String,
-    pub anonymity: Option<String>,
+    pub anonymity: Option<Anonymity>,
     pub anonymity_k: Option<i64>,
 }
 
@@ -131,7 +129,7 @@ pub struct NewRound<'a> {
     pub origin: &'a str,
     pub opened_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
-    pub anonymity: &'a str,
+    pub anonymity: Anonymity,
     pub k: i64,
 }
 
@@ -209,7 +207,7 @@ impl StoreTx {
         round_id: i64,
         d: &NewDelivery,
     ) -> StoreResult<Option<i64>> {
-        let closed_at = (d.state == "skipped").then(|| to_ms(d.scheduled_at));
+        let closed_at = (d.state == DeliveryState::Skipped).then(|| to_ms(d.scheduled_at));
         Ok(on_tx!(self, |c| {
             sqlx::query_scalar(
                 "INSERT INTO deliveries (round_id, member_id, state, scheduled_at, local_time, timezone,
@@ -235,8 +233,14 @@ impl StoreTx {
 
     /// scheduled → queued (the DM is in the outbox). False if someone else got there first.
     pub async fn mark_queued(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.transition(delivery_id, "scheduled", "queued", "queued_at", now)
-            .await
+        self.transition(
+            delivery_id,
+            DeliveryState::Scheduled,
+            DeliveryState::Queued,
+            "queued_at",
+            now,
+        )
+        .await
     }
 
     /// scheduled → skipped, with a reason (opted out, deleted in Slack…).
@@ -339,8 +343,8 @@ impl StoreTx {
     async fn transition(
         &mut self,
         delivery_id: i64,
-        from: &str,
-        to: &str,
+        from: DeliveryState,
+        to: DeliveryState,
         stamp: &'static str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -441,7 +445,7 @@ impl StoreTx {
         round_id: i64,
         author_member_id: Option<i64>,
         text: &str,
-        consent: &str,
+        consent: Consent,
         answer_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -480,7 +484,7 @@ impl StoreTx {
         limit: i64,
     ) -> StoreResult<Vec<ClosedDelivery>> {
         let at = to_ms(now);
-        let closed: Vec<(i64, String, bool, bool)> = on_tx!(self, |c| {
+        let closed: Vec<(i64, DeliveryState, bool, bool)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE deliveries SET
                     state = CASE WHEN state = 'answered' THEN 'answered' ELSE 'expired' END,
@@ -535,7 +539,7 @@ impl StoreTx {
             .into_iter()
             .map(|(id, state, has_ts, queued)| ClosedDelivery {
                 id,
-                answered: state == "answered",
+                answered: state == DeliveryState::Answered,
                 posted: has_ts || (queued && !never_posted.contains(&id)),
                 cancelled: never_posted.contains(&id),
             })
@@ -921,7 +925,7 @@ pub struct FailedDelivery {
     pub member: String,
     pub survey: String,
     pub period: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub reason: Option<String>,
     pub scheduled_at: i64,
 }

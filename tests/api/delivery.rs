@@ -331,7 +331,7 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
     let posted = &app.emulator.dm_messages("U0DROPPD")[0];
     let id = app.count("SELECT MAX(id) FROM deliveries").await;
     let delivery = app.store.delivery(id).await.unwrap();
-    assert_eq!(delivery.state, "sent");
+    assert_eq!(delivery.state.as_str(), "sent");
     assert_eq!(
         (delivery.channel_id, delivery.message_ts),
         (Some(posted.channel.clone()), Some(posted.ts.clone())),
