@@ -15,6 +15,7 @@ use crate::pulse::render;
 use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
+use slack_facts::ids::UserId;
 
 pub type Answers = BTreeMap<String, (Option<f64>, Option<String>)>;
 
@@ -97,13 +98,17 @@ pub enum Lookup {
     NotYours,
 }
 
-pub async fn find_delivery(state: &Pulses, delivery_id: i64, user_id: &str) -> StoreResult<Lookup> {
+pub async fn find_delivery(
+    state: &Pulses,
+    delivery_id: i64,
+    user_id: &UserId,
+) -> StoreResult<Lookup> {
     let d = match state.store.delivery(delivery_id).await {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
         Err(e) => return Err(e),
     };
-    if d.slack_user_id != user_id {
+    if d.slack_user_id != *user_id {
         tracing::warn!(
             delivery = delivery_id,
             "a click on someone else's pulse was ignored"

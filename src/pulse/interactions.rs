@@ -14,6 +14,7 @@ use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
+use slack_facts::ids::UserId;
 use std::sync::Arc;
 
 /// What Slack is told about an interaction.
@@ -54,7 +55,7 @@ fn parse_block_id(block_id: &str) -> Option<(i64, &str)> {
 }
 
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
-    let user = ba.user.id.as_str();
+    let user = &ba.user.id;
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
         let now = state.clock.now();
         let mut tx = state.store.begin().await?;
@@ -114,7 +115,7 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
 async fn open_delivery(
     state: &Pulses,
     delivery_id: i64,
-    user: &str,
+    user: &UserId,
     action_ts: Option<&str>,
 ) -> ServiceResult<Option<(DeliveryRow, Arc<Program>)>> {
     let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {

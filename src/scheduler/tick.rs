@@ -299,7 +299,7 @@ impl Scheduler {
                 "chat.postMessage",
                 json!({ "channel": d.slack_user_id, "text": message["text"], "blocks": message["blocks"] }),
             );
-            post.channel_key = Some(d.slack_user_id.clone());
+            post.channel_key = Some(d.slack_user_id.to_string());
             post.message_key = Some(format!("delivery:{}", d.id));
             post.subject = Some(OutboxSubject::Delivery(d.id));
             tx.enqueue(&post, now).await?;
@@ -350,7 +350,7 @@ impl Scheduler {
                     "chat.postMessage",
                     json!({ "text": message["text"] }),
                 );
-                reply.channel_key = Some(d.slack_user_id.clone());
+                reply.channel_key = Some(d.slack_user_id.to_string());
                 reply.target_key = Some(format!("delivery:{}", d.id));
                 tx.enqueue(&reply, now).await?;
                 report.reminded += 1;

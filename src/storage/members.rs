@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
 use crate::domain::state::MemberState;
+use slack_facts::ids::UserId;
 
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
@@ -13,7 +14,7 @@ use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 pub struct MemberRow {
     pub id: i64,
     pub program_id: String,
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: String,
     pub source: String,
     pub timezone_override: Option<String>,
@@ -91,7 +92,7 @@ impl Store {
         }))
     }
 
-    pub async fn memberships_of(&self, slack_user_id: &str) -> StoreResult<Vec<MemberRow>> {
+    pub async fn memberships_of(&self, slack_user_id: &UserId) -> StoreResult<Vec<MemberRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE slack_user_id = $1 ORDER BY program_id"
@@ -118,7 +119,7 @@ impl Store {
         &self,
         before: DateTime<Utc>,
         limit: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<UserId>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
                 "SELECT slack_user_id FROM members
@@ -135,7 +136,7 @@ impl Store {
     /// Applies users.info to every membership of that Slack user.
     pub async fn update_profile(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         u: &ProfileUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -164,7 +165,7 @@ impl Store {
     /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged.
     pub async fn mark_profile_missing(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(self, |p| {
@@ -193,7 +194,7 @@ impl StoreTx {
     /// planned ones, and DMs already queued in the outbox (same transaction).
     pub async fn apply_member_control(
         &mut self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         control: MemberControl,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
@@ -225,7 +226,7 @@ impl StoreTx {
                 &format!("member:{slack_user_id}"),
                 action,
                 Some(program_id),
-                Some(slack_user_id),
+                Some(slack_user_id.as_str()),
                 &json!({ "until": until }),
             )
             .await?;

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::domain::program::Anonymity;
 use crate::domain::state::{Consent, DeliveryState};
+use slack_facts::ids::{ChannelId, MessageTs, UserId};
 
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
@@ -38,8 +39,8 @@ pub struct DeliveryRow {
     pub reminded_at: Option<i64>,
     pub answered_at: Option<i64>,
     pub closed_at: Option<i64>,
-    pub channel_id: Option<String>,
-    pub message_ts: Option<String>,
+    pub channel_id: Option<ChannelId>,
+    pub message_ts: Option<MessageTs>,
     pub failure_reason: Option<String>,
     pub answer_revision: i64,
     pub program_id: String,
@@ -48,7 +49,7 @@ pub struct DeliveryRow {
     /// The anonymity mode the round opened with (NULL for rounds older than this column).
     pub round_anonymity: Option<Anonymity>,
     pub round_k: Option<i64>,
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: String,
 }
 
@@ -865,7 +866,7 @@ impl Store {
     /// Open (not closed, not cancelled) deliveries of a Slack user, soonest closing first.
     pub async fn pending_deliveries_of(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {

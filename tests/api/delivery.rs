@@ -334,7 +334,7 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
     assert_eq!(delivery.state.as_str(), "sent");
     assert_eq!(
         (delivery.channel_id, delivery.message_ts),
-        (Some(posted.channel.clone()), Some(posted.ts.clone())),
+        (Some(posted.channel.as_str().into()), Some(posted.ts.as_str().into())),
         "the delivery points at the adopted message"
     );
     let metrics = app.get("/metrics").await.text().await.unwrap();
