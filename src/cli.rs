@@ -160,7 +160,7 @@ async fn schedule_preview(
             .enumerate()
             .map(|(i, m)| PlanMember {
                 member_id: i as i64,
-                slack_user_id: m.slack_id.clone(),
+                slack_user_id: m.slack_id.clone().into(),
                 role: m.role,
                 timezone: m.timezone.unwrap_or(program.timezone),
                 working_days: m.working_days.unwrap_or(program.working_days),

@@ -7,7 +7,9 @@
 //! - `program`: programs, surveys, questions, roles and anonymity modes, as validated from
 //!   `config/programs/*.toml`, and the anonymity floor;
 //! - `planning`: which member gets which survey when, working hours and out-of-office.
+//! - `state`: the states the store keeps as text (delivery, member, consent), as enums.
 
 pub mod cadence;
 pub mod planning;
 pub mod program;
+pub mod state;

@@ -317,7 +317,9 @@ async fn remember_workspace(
     now: chrono::DateTime<chrono::Utc>,
 ) {
     let team = match tokio::time::timeout(Duration::from_secs(10), slack.auth_test()).await {
-        Ok(Ok(reply)) => reply["team_id"].as_str().map(str::to_owned),
+        Ok(Ok(reply)) => reply["team_id"]
+            .as_str()
+            .map(slack_facts::ids::TeamId::from),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "auth.test failed at start; the workspace is recorded with the first event");
             None

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
+use slack_facts::ids::UserId;
 
 use super::cadence::{firings_between, Firing, ScheduleRules, WorkingDays};
 use super::program::{Program, Role, Survey};
@@ -12,7 +13,7 @@ use super::program::{Program, Role, Survey};
 #[derive(Debug, Clone)]
 pub struct PlanMember {
     pub member_id: i64,
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: Role,
     pub timezone: Tz,
     pub working_days: WorkingDays,
@@ -22,7 +23,7 @@ pub struct PlanMember {
 #[derive(Debug, Clone, Copy)]
 pub struct MemberFacts<'a> {
     pub member_id: i64,
-    pub slack_user_id: &'a str,
+    pub slack_user_id: &'a UserId,
     pub role: &'a str,
     pub timezone_override: Option<&'a str>,
     pub slack_tz: Option<&'a str>,
@@ -41,7 +42,7 @@ pub fn plan_member(program: &Program, m: MemberFacts<'_>) -> Option<PlanMember> 
         .unwrap_or(program.working_days);
     Some(PlanMember {
         member_id: m.member_id,
-        slack_user_id: m.slack_user_id.to_string(),
+        slack_user_id: m.slack_user_id.clone(),
         role,
         timezone: member_timezone(program, m.timezone_override, m.slack_tz),
         working_days,

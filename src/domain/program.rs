@@ -37,26 +37,19 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Anonymity {
-    /// Answers are unlinked from the person when the round closes.
-    Anonymous,
-    /// Linked, visible to the member alone; others see aggregates.
-    Confidential,
-    /// Owners see names.
-    Attributed,
+super::state::text_enum! {
+    /// A round's anonymity promise (docs/anonymity.md).
+    Anonymity: "anonymity mode" {
+        /// Answers are unlinked from the person when the round closes.
+        Anonymous = "anonymous",
+        /// Linked, visible to the member alone; others see aggregates.
+        Confidential = "confidential",
+        /// Owners see names.
+        Attributed = "attributed",
+    }
 }
 
 impl Anonymity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Anonymity::Anonymous => "anonymous",
-            Anonymity::Confidential => "confidential",
-            Anonymity::Attributed => "attributed",
-        }
-    }
-
     /// A promise that protects less than `other` (attributed < confidential < anonymous).
     pub fn is_weaker_than(self, other: Anonymity) -> bool {
         fn strength(a: Anonymity) -> u8 {
@@ -71,14 +64,9 @@ impl Anonymity {
 }
 
 /// The mode a round opened with, as stored; `fallback` (the configuration's) only for a round
-/// that has none stored. An unreadable value keeps the strongest promise.
-pub fn round_anonymity(stored: Option<&str>, fallback: Anonymity) -> Anonymity {
-    match stored {
-        None => fallback,
-        Some("attributed") => Anonymity::Attributed,
-        Some("confidential") => Anonymity::Confidential,
-        Some(_) => Anonymity::Anonymous,
-    }
+/// that has none stored (rounds older than the column).
+pub fn round_anonymity(stored: Option<Anonymity>, fallback: Anonymity) -> Anonymity {
+    stored.unwrap_or(fallback)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,10 +9,12 @@ use super::Pulses;
 use super::ServiceResult;
 use crate::domain::planning::member_timezone;
 use crate::domain::program::{Program, Question, QuestionKind, Survey};
+use crate::domain::state::{Consent, DeliveryState};
 use crate::pulse::render;
 use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
 use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
+use slack_facts::ids::UserId;
 
 pub type Answers = BTreeMap<String, (Option<f64>, Option<String>)>;
 
@@ -95,13 +97,17 @@ pub enum Lookup {
     NotYours,
 }
 
-pub async fn find_delivery(state: &Pulses, delivery_id: i64, user_id: &str) -> StoreResult<Lookup> {
+pub async fn find_delivery(
+    state: &Pulses,
+    delivery_id: i64,
+    user_id: &UserId,
+) -> StoreResult<Lookup> {
     let d = match state.store.delivery(delivery_id).await {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
         Err(e) => return Err(e),
     };
-    if d.slack_user_id != user_id {
+    if d.slack_user_id != *user_id {
         tracing::warn!(
             delivery = delivery_id,
             "a click on someone else's pulse was ignored"
@@ -128,7 +134,7 @@ pub async fn answers_of(state: &Pulses, delivery_id: i64) -> StoreResult<Answers
 pub struct WinAnswer {
     pub key: String,
     pub text: String,
-    pub consent: String,
+    pub consent: Consent,
 }
 
 /// What one click or one modal submission answers.
@@ -167,7 +173,7 @@ pub async fn store_answers(
         drop(tx);
         return Ok(Stored::Closed);
     }
-    let mut changed = d.state != "answered";
+    let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
         changed |= tx
             .upsert_response(
@@ -186,7 +192,7 @@ pub async fn store_answers(
         changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {
-        let author = (win.consent == "named").then_some(d.member_id);
+        let author = (win.consent == Consent::Named).then_some(d.member_id);
         let answer_key = WinAnswerKey {
             delivery: d.id,
             question: win.key.clone(),
@@ -198,7 +204,7 @@ pub async fn store_answers(
                 d.round_id,
                 author,
                 &win.text,
-                &win.consent,
+                win.consent,
                 &answer_key,
                 now,
             )
@@ -273,7 +279,7 @@ pub async fn queue_closed_notice(
     };
     let notice = key.message(
         "chat.postEphemeral",
-        message.ephemeral_payload(&channel, &d.slack_user_id),
+        message.ephemeral_payload(channel.as_ref(), d.slack_user_id.as_ref()),
     );
     state.store.enqueue(&notice, now).await?;
     Ok(())

@@ -8,10 +8,12 @@ use serde_json::{json, Value};
 use super::Pulses;
 use super::ServiceResult;
 use crate::domain::planning::{member_firings, member_timezone};
+use crate::domain::state::MemberState;
 use crate::pulse::render::{self, format_local};
 use crate::slack::incoming::commands::PulseCommand;
 use crate::slack::incoming::payloads::SlashCommand;
 use crate::storage::members::{plan_members, MemberControl, MemberRow};
+use slack_facts::ids::UserId;
 
 pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching program.\n\
 • `/pulse help` — this help\n\
@@ -39,7 +41,7 @@ pub fn ephemeral(text: impl Into<String>) -> CommandReply {
 }
 
 pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<CommandReply> {
-    let user = command.user_id.as_str();
+    let user = &command.user_id;
     match PulseCommand::parse(&command.text) {
         PulseCommand::Help => Ok(ephemeral(HELP)),
         PulseCommand::Unknown { input, problem } => {
@@ -113,13 +115,13 @@ fn not_a_member() -> CommandReply {
     ephemeral("You are not a member of any pulseloop program. Ask your program owner to add you.")
 }
 
-async fn active_memberships(state: &Pulses, user: &str) -> ServiceResult<Vec<MemberRow>> {
+async fn active_memberships(state: &Pulses, user: &UserId) -> ServiceResult<Vec<MemberRow>> {
     Ok(state
         .store
         .memberships_of(user)
         .await?
         .into_iter()
-        .filter(|m| m.state != "deactivated")
+        .filter(|m| m.state != MemberState::Deactivated)
         .collect())
 }
 
@@ -140,7 +142,7 @@ fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     Some(crate::domain::cadence::resolve_local(tz, next).with_timezone(&Utc))
 }
 
-async fn control(state: &Pulses, user: &str, control: MemberControl) -> ServiceResult<u64> {
+async fn control(state: &Pulses, user: &UserId, control: MemberControl) -> ServiceResult<u64> {
     let mut tx = state.store.begin().await?;
     let n = tx
         .apply_member_control(user, control, state.clock.now())
@@ -149,7 +151,7 @@ async fn control(state: &Pulses, user: &str, control: MemberControl) -> ServiceR
     Ok(n)
 }
 
-async fn status(state: &Pulses, user: &str) -> ServiceResult<CommandReply> {
+async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
     let now = state.clock.now();
     let memberships = active_memberships(state, user).await?;
     if memberships.is_empty() {
@@ -174,15 +176,15 @@ async fn status(state: &Pulses, user: &str) -> ServiceResult<CommandReply> {
             continue;
         };
         let tz = zone_of(state, m);
-        match m.state.as_str() {
-            "opted_out" => {
+        match m.state {
+            MemberState::OptedOut => {
                 lines.push(format!(
                     "• {}: you opted out (`/pulse resume` to come back).",
                     program.name
                 ));
                 continue;
             }
-            "paused" if m.is_paused(now) => lines.push(match m.paused_until {
+            MemberState::Paused if m.is_paused(now) => lines.push(match m.paused_until {
                 Some(until) => format!(
                     "• {}: paused until {}.",
                     program.name,

@@ -9,7 +9,7 @@ use crate::storage::StoreTx;
 pub async fn handle(
     state: &Pulses,
     tx: &mut StoreTx,
-    team_id: Option<&str>,
+    team_id: Option<&slack_facts::ids::TeamId>,
     event: SlackEvent,
 ) -> ServiceResult<()> {
     match event {

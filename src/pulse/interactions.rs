@@ -10,12 +10,14 @@ use super::render;
 use super::Pulses;
 use super::ServiceResult;
 use crate::domain::program::{Program, QuestionKind, Survey};
+use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::slack::protocol::{
     AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId,
 };
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
+use slack_facts::ids::UserId;
 use std::sync::Arc;
 
 /// What Slack is told about an interaction.
@@ -49,7 +51,7 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
 }
 
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
-    let user = ba.user.id.as_str();
+    let user = &ba.user.id;
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
         let now = state.clock.now();
         let mut tx = state.store.begin().await?;
@@ -116,7 +118,7 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
 async fn open_delivery(
     state: &Pulses,
     delivery_id: i64,
-    user: &str,
+    user: &UserId,
     action_ts: Option<&str>,
 ) -> ServiceResult<Option<(DeliveryRow, Arc<Program>)>> {
     let Lookup::Found(found) = find_delivery(state, delivery_id, user).await? else {
@@ -231,8 +233,8 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {
                     let consent = value_of(&consent.to_string())
-                        .filter(|c| matches!(c.as_str(), "named" | "anonymous" | "private"))
-                        .unwrap_or_else(|| "private".into());
+                        .and_then(|c| c.parse::<Consent>().ok())
+                        .unwrap_or(Consent::Private);
                     if let Some(text) = &v.text {
                         submission.wins.push(WinAnswer {
                             key: q.key.clone(),

@@ -152,7 +152,7 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         delivery_id: d.id,
         closes_at: d.closes_at(),
         timezone: d.timezone.parse().unwrap_or(program.timezone),
-        anonymity: round_anonymity(d.round_anonymity.as_deref(), survey.anonymity),
+        anonymity: round_anonymity(d.round_anonymity, survey.anonymity),
         k: d.round_k
             .and_then(|k| u32::try_from(k).ok())
             .unwrap_or(program.anonymity_threshold),

@@ -8,12 +8,14 @@ use super::Pulses;
 use crate::config::program::load_programs;
 use crate::config::ConfigErrors;
 use crate::domain::program::{Program, Survey};
+use crate::domain::state::MemberState;
 use crate::slack::outbound::client::SlackUser;
 use crate::slack::outbound::SlackError;
 use crate::storage::members::ProfileUpdate;
 use crate::storage::programs::{
     DesiredMember, DesiredProgram, DesiredQuestion, DesiredSurvey, SyncReport,
 };
+use slack_facts::ids::UserId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -72,7 +74,7 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
         .members
         .iter()
         .map(|m| DesiredMember {
-            slack_user_id: m.slack_id.clone(),
+            slack_user_id: m.slack_id.clone().into(),
             role: m.role.as_str().to_string(),
             source: "file".into(),
             timezone_override: m.timezone.map(|tz| tz.name().to_string()),
@@ -100,7 +102,7 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
                 members.extend(
                     current
                         .into_iter()
-                        .filter(|m| m.source == "usergroup" && m.state != "deactivated")
+                        .filter(|m| m.source == "usergroup" && m.state != MemberState::Deactivated)
                         .map(|m| DesiredMember {
                             slack_user_id: m.slack_user_id,
                             role: m.role,
@@ -232,7 +234,7 @@ pub async fn refresh_profiles(state: &Pulses, max_age: Duration) -> usize {
     refreshed
 }
 
-async fn apply_user_list(state: &Pulses, stale: &[String], users: Vec<SlackUser>) -> usize {
+async fn apply_user_list(state: &Pulses, stale: &[UserId], users: Vec<SlackUser>) -> usize {
     let now = state.clock.now();
     let by_id: std::collections::HashMap<&str, &SlackUser> =
         users.iter().map(|u| (u.id.as_str(), u)).collect();

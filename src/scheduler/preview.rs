@@ -10,7 +10,7 @@ use crate::domain::program::Program;
 /// One upcoming delivery. The JSON shape is part of the external contract.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PreviewEntry {
-    pub member: String,
+    pub member: slack_facts::ids::UserId,
     pub survey: String,
     pub local_time: String,
     pub utc: String,

@@ -9,6 +9,7 @@ use crate::clock::SharedClock;
 use crate::config::settings::SchedulerSettings;
 use crate::domain::planning::{is_out_of_office, member_firings, within_working_hours, PlanMember};
 use crate::domain::program::{Anonymity, MisfirePolicy, OutOfOfficePolicy, Program, Survey};
+use crate::domain::state::{DeliveryState, MemberState};
 use crate::pulse::catalog::Catalog;
 use crate::pulse::render::{self, dm_context};
 use crate::pulse::Pulses;
@@ -135,9 +136,9 @@ impl Scheduler {
                 }
                 let late = firing.utc < now - grace;
                 let state = if late && program.misfire == MisfirePolicy::Skip {
-                    "skipped"
+                    DeliveryState::Skipped
                 } else {
-                    "scheduled"
+                    DeliveryState::Scheduled
                 };
                 let delivery = NewDelivery {
                     member_id: member.member_id,
@@ -183,7 +184,7 @@ impl Scheduler {
                 origin: "schedule",
                 opened_at: *at,
                 closes_at,
-                anonymity: survey.anonymity.as_str(),
+                anonymity: survey.anonymity,
                 k: i64::from(program.anonymity_threshold),
             };
             let Some(round_id) = tx.ensure_round(&round).await? else {
@@ -195,7 +196,7 @@ impl Scheduler {
                 continue;
             };
             match tx.insert_delivery(round_id, delivery).await? {
-                Some(_) if delivery.state == "skipped" => report.skipped += 1,
+                Some(_) if delivery.state == DeliveryState::Skipped => report.skipped += 1,
                 Some(_) => report.planned += 1,
                 None => {}
             }
@@ -273,7 +274,7 @@ impl Scheduler {
             report.skipped += 1;
             return Ok(());
         }
-        if member.state == "paused" && !member.is_paused(now) {
+        if member.state == MemberState::Paused && !member.is_paused(now) {
             // The pause has run out: resume them on the spot.
             let mut tx = self.store.begin().await?;
             tx.apply_member_control(&member.slack_user_id, MemberControl::Resume, now)
@@ -301,9 +302,11 @@ impl Scheduler {
         };
         let mut tx = self.store.begin().await?;
         if tx.mark_queued(d.id, now).await? {
-            let mut post = OutboxKey::Pulse(d.id)
-                .message("chat.postMessage", message.payload(Some(&d.slack_user_id)));
-            post.channel_key = Some(d.slack_user_id.clone());
+            let mut post = OutboxKey::Pulse(d.id).message(
+                "chat.postMessage",
+                message.payload(Some(d.slack_user_id.as_ref())),
+            );
+            post.channel_key = Some(d.slack_user_id.to_string());
             post.message_key = Some(MessageKey::Delivery(d.id).to_string());
             post.subject = Some(OutboxSubject::Delivery(d.id));
             tx.enqueue(&post, now).await?;
@@ -350,7 +353,7 @@ impl Scheduler {
             if tx.mark_reminded(d.id, now).await? {
                 let mut reply =
                     OutboxKey::Reminder(d.id).message("chat.postMessage", message.payload(None));
-                reply.channel_key = Some(d.slack_user_id.clone());
+                reply.channel_key = Some(d.slack_user_id.to_string());
                 reply.target_key = Some(MessageKey::Delivery(d.id).to_string());
                 tx.enqueue(&reply, now).await?;
                 report.reminded += 1;
@@ -409,7 +412,7 @@ impl Scheduler {
             // The stored promise; a round from before it was stored follows the file, and a
             // survey gone from the configuration keeps the strongest promise.
             let mode = crate::domain::program::round_anonymity(
-                round.anonymity.as_deref(),
+                round.anonymity,
                 configured.map_or(Anonymity::Anonymous, |(a, _)| a),
             );
             if let Some((current, _)) = configured {
@@ -521,7 +524,7 @@ impl Scheduler {
             origin: "send_now",
             opened_at: now,
             closes_at: now + window,
-            anonymity: survey.anonymity.as_str(),
+            anonymity: survey.anonymity,
             k: i64::from(program.anonymity_threshold),
         };
         // The open-round check and the insert are one atomic step (see open_send_now_round).
@@ -545,7 +548,7 @@ impl Scheduler {
         for m in &members {
             let delivery = NewDelivery {
                 member_id: m.member_id,
-                state: "scheduled",
+                state: DeliveryState::Scheduled,
                 scheduled_at: now,
                 local_time: now
                     .with_timezone(&m.timezone)

@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use slack_facts::ids::{TeamId, UserId};
+
 use super::members::ProfileUpdate;
 use super::{on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
@@ -19,7 +21,7 @@ impl StoreTx {
         &mut self,
         event_id: &str,
         event_type: &str,
-        team_id: Option<&str>,
+        team_id: Option<&TeamId>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = on_tx!(self, |c| {
@@ -41,7 +43,7 @@ impl StoreTx {
     /// A `user_change` event's effect: the member's Slack profile as the event carries it.
     pub async fn apply_profile_update(
         &mut self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         u: &ProfileUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -69,7 +71,7 @@ impl StoreTx {
     /// Remembers a workspace served with a real token (idempotent).
     pub async fn record_workspace(
         &mut self,
-        team_id: &str,
+        team_id: &TeamId,
         source: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -93,7 +95,7 @@ impl Store {
     /// Remembers a workspace served with a real token (idempotent).
     pub async fn record_workspace(
         &self,
-        team_id: &str,
+        team_id: &TeamId,
         source: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -103,8 +105,8 @@ impl Store {
     }
 
     /// The workspaces this database has served with a real token.
-    pub async fn known_workspaces(&self) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(self, |p| {
+    pub async fn known_workspaces(&self) -> StoreResult<Vec<TeamId>> {
+        let rows: Vec<(TeamId,)> = on_pool!(self, |p| {
             sqlx::query_as("SELECT team_id FROM workspaces ORDER BY first_seen_at")
                 .fetch_all(p)
                 .await?

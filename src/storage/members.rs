@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
+use crate::domain::state::MemberState;
+use slack_facts::ids::UserId;
 
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
@@ -12,13 +14,13 @@ use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 pub struct MemberRow {
     pub id: i64,
     pub program_id: String,
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: String,
     pub source: String,
     pub timezone_override: Option<String>,
     pub slack_tz: Option<String>,
     pub working_days: Option<String>,
-    pub state: String,
+    pub state: MemberState,
     pub paused_until: Option<i64>,
     pub slack_deleted: bool,
     pub is_bot: bool,
@@ -46,12 +48,15 @@ pub struct ProfileUpdate {
 impl MemberRow {
     /// Deleted users and bots are never messaged; opted-out and deactivated members neither.
     pub fn can_receive(&self) -> bool {
-        !self.slack_deleted && !self.is_bot && matches!(self.state.as_str(), "active" | "paused")
+        !self.slack_deleted
+            && !self.is_bot
+            && matches!(self.state, MemberState::Active | MemberState::Paused)
     }
 
     /// Paused right now (a pause with an end date that has passed no longer counts).
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
-        self.state == "paused" && self.paused_until.is_none_or(|until| from_ms(until) > now)
+        self.state == MemberState::Paused
+            && self.paused_until.is_none_or(|until| from_ms(until) > now)
     }
 }
 
@@ -87,7 +92,7 @@ impl Store {
         }))
     }
 
-    pub async fn memberships_of(&self, slack_user_id: &str) -> StoreResult<Vec<MemberRow>> {
+    pub async fn memberships_of(&self, slack_user_id: &UserId) -> StoreResult<Vec<MemberRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE slack_user_id = $1 ORDER BY program_id"
@@ -114,7 +119,7 @@ impl Store {
         &self,
         before: DateTime<Utc>,
         limit: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<UserId>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
                 "SELECT slack_user_id FROM members
@@ -131,7 +136,7 @@ impl Store {
     /// Applies users.info to every membership of that Slack user.
     pub async fn update_profile(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         u: &ProfileUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -160,7 +165,7 @@ impl Store {
     /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged.
     pub async fn mark_profile_missing(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(self, |p| {
@@ -189,15 +194,17 @@ impl StoreTx {
     /// planned ones, and DMs already queued in the outbox (same transaction).
     pub async fn apply_member_control(
         &mut self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         control: MemberControl,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let at = to_ms(now);
         let (state, until, action) = match control {
-            MemberControl::Pause { until } => ("paused", until.map(to_ms), "member.paused"),
-            MemberControl::Resume => ("active", None, "member.resumed"),
-            MemberControl::OptOut => ("opted_out", None, "member.opted_out"),
+            MemberControl::Pause { until } => {
+                (MemberState::Paused, until.map(to_ms), "member.paused")
+            }
+            MemberControl::Resume => (MemberState::Active, None, "member.resumed"),
+            MemberControl::OptOut => (MemberState::OptedOut, None, "member.opted_out"),
         };
         let programs: Vec<(i64, String)> = on_tx!(self, |c| {
             sqlx::query_as(
@@ -219,7 +226,7 @@ impl StoreTx {
                 &format!("member:{slack_user_id}"),
                 action,
                 Some(program_id),
-                Some(slack_user_id),
+                Some(slack_user_id.as_str()),
                 &json!({ "until": until }),
             )
             .await?;

@@ -6,12 +6,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::domain::state::MemberState;
+use slack_facts::ids::UserId;
+
 use super::{on_tx, to_ms, StoreResult, StoreTx};
 
 /// A member as the configuration wants it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredMember {
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: String,
     pub source: String,
     pub timezone_override: Option<String>,
@@ -58,12 +61,12 @@ pub struct SyncReport {
 
 #[derive(sqlx::FromRow)]
 struct ExistingMember {
-    slack_user_id: String,
+    slack_user_id: UserId,
     role: String,
     source: String,
     timezone_override: Option<String>,
     working_days: Option<String>,
-    state: String,
+    state: MemberState,
 }
 
 /// A value bound to a statement (one SQL text serves both backends).
@@ -214,7 +217,7 @@ impl StoreTx {
             .fetch_all(c)
             .await?
         });
-        let existing: HashMap<String, ExistingMember> = rows
+        let existing: HashMap<UserId, ExistingMember> = rows
             .into_iter()
             .map(|m| (m.slack_user_id.clone(), m))
             .collect();
@@ -230,16 +233,20 @@ impl StoreTx {
             }
         }
         for (id, old) in &existing {
-            if !desired.contains_key(id.as_str()) && old.state != "deactivated" {
+            if !desired.contains_key(id.as_str()) && old.state != MemberState::Deactivated {
                 self.change(
                     now,
                     &p.id,
                     "UPDATE members SET state = 'deactivated', updated_at = $1
                      WHERE program_id = $2 AND slack_user_id = $3",
-                    &[Arg::Int(to_ms(now)), Arg::Text(&p.id), Arg::Text(id)],
+                    &[
+                        Arg::Int(to_ms(now)),
+                        Arg::Text(&p.id),
+                        Arg::Text(id.as_str()),
+                    ],
                     Audit {
                         action: "member.deactivated",
-                        subject: id,
+                        subject: id.as_str(),
                         detail: &json!({ "reason": "removed from the configuration" }),
                     },
                 )
@@ -265,7 +272,7 @@ impl StoreTx {
              VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
             &[
                 Arg::Text(&p.id),
-                Arg::Text(&m.slack_user_id),
+                Arg::Text(m.slack_user_id.as_str()),
                 Arg::Text(&m.role),
                 Arg::Text(&m.source),
                 Arg::OptText(m.timezone_override.as_deref()),
@@ -274,7 +281,7 @@ impl StoreTx {
             ],
             Audit {
                 action: "member.added",
-                subject: &m.slack_user_id,
+                subject: m.slack_user_id.as_str(),
                 detail: &json!({ "role": m.role, "source": m.source }),
             },
         )
@@ -296,7 +303,7 @@ impl StoreTx {
             || old.source != m.source
             || old.timezone_override != m.timezone_override
             || old.working_days != m.working_days;
-        let reactivate = old.state == "deactivated";
+        let reactivate = old.state == MemberState::Deactivated;
         if !changed && !reactivate {
             return Ok(());
         }
@@ -312,7 +319,7 @@ impl StoreTx {
                 Arg::OptText(m.working_days.as_deref()),
                 Arg::Int(to_ms(now)),
                 Arg::Text(&p.id),
-                Arg::Text(&m.slack_user_id),
+                Arg::Text(m.slack_user_id.as_str()),
             ],
         )
         .await?;
@@ -321,7 +328,7 @@ impl StoreTx {
             let detail = json!({});
             let audit = Audit {
                 action: "member.reactivated",
-                subject: &m.slack_user_id,
+                subject: m.slack_user_id.as_str(),
                 detail: &detail,
             };
             self.config_audit(now, &p.id, audit).await?;
@@ -331,7 +338,7 @@ impl StoreTx {
             let detail = json!({ "role": m.role, "timezone": m.timezone_override, "working_days": m.working_days });
             let audit = Audit {
                 action: "member.updated",
-                subject: &m.slack_user_id,
+                subject: m.slack_user_id.as_str(),
                 detail: &detail,
             };
             self.config_audit(now, &p.id, audit).await?;

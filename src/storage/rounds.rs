@@ -7,12 +7,16 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::outbox::OutboxKind;
+use crate::domain::program::Anonymity;
+use crate::domain::state::{Consent, DeliveryState};
+use slack_facts::ids::{ChannelId, MessageTs, UserId};
+
 use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub member_id: i64,
-    pub state: &'static str,
+    pub state: DeliveryState,
     pub scheduled_at: DateTime<Utc>,
     pub local_time: String,
     pub timezone: String,
@@ -26,7 +30,7 @@ pub struct DeliveryRow {
     pub id: i64,
     pub round_id: i64,
     pub member_id: i64,
-    pub state: String,
+    pub state: DeliveryState,
     pub scheduled_at: i64,
     pub local_time: String,
     pub timezone: String,
@@ -36,17 +40,17 @@ pub struct DeliveryRow {
     pub reminded_at: Option<i64>,
     pub answered_at: Option<i64>,
     pub closed_at: Option<i64>,
-    pub channel_id: Option<String>,
-    pub message_ts: Option<String>,
+    pub channel_id: Option<ChannelId>,
+    pub message_ts: Option<MessageTs>,
     pub failure_reason: Option<String>,
     pub answer_revision: i64,
     pub program_id: String,
     pub survey_id: String,
     pub period_key: String,
     /// The anonymity mode the round opened with (NULL for rounds older than this column).
-    pub round_anonymity: Option<String>,
+    pub round_anonymity: Option<Anonymity>,
     pub round_k: Option<i64>,
-    pub slack_user_id: String,
+    pub slack_user_id: UserId,
     pub role: String,
 }
 
@@ -60,12 +64,7 @@ impl DeliveryRow {
     /// Answers are accepted while the window is open and the delivery was not cancelled.
     /// A hint for the UI only: the answer write itself re-checks this, atomically.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        now < self.closes_at()
-            && self.closed_at.is_none()
-            && matches!(
-                self.state.as_str(),
-                "scheduled" | "queued" | "sent" | "answered"
-            )
+        now < self.closes_at() && self.closed_at.is_none() && self.state.is_answerable()
     }
 }
 
@@ -99,7 +98,7 @@ pub struct ClosedRound {
     pub id: i64,
     pub program_id: String,
     pub survey_id: String,
-    pub anonymity: Option<String>,
+    pub anonymity: Option<Anonymity>,
     pub anonymity_k: Option<i64>,
 }
 
@@ -132,7 +131,7 @@ pub struct NewRound<'a> {
     pub origin: &'a str,
     pub opened_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
-    pub anonymity: &'a str,
+    pub anonymity: Anonymity,
     pub k: i64,
 }
 
@@ -210,7 +209,7 @@ impl StoreTx {
         round_id: i64,
         d: &NewDelivery,
     ) -> StoreResult<Option<i64>> {
-        let closed_at = (d.state == "skipped").then(|| to_ms(d.scheduled_at));
+        let closed_at = (d.state == DeliveryState::Skipped).then(|| to_ms(d.scheduled_at));
         Ok(on_tx!(self, |c| {
             sqlx::query_scalar(
                 "INSERT INTO deliveries (round_id, member_id, state, scheduled_at, local_time, timezone,
@@ -236,8 +235,14 @@ impl StoreTx {
 
     /// scheduled → queued (the DM is in the outbox). False if someone else got there first.
     pub async fn mark_queued(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.transition(delivery_id, "scheduled", "queued", "queued_at", now)
-            .await
+        self.transition(
+            delivery_id,
+            DeliveryState::Scheduled,
+            DeliveryState::Queued,
+            "queued_at",
+            now,
+        )
+        .await
     }
 
     /// scheduled → skipped, with a reason (opted out, deleted in Slack…).
@@ -340,8 +345,8 @@ impl StoreTx {
     async fn transition(
         &mut self,
         delivery_id: i64,
-        from: &str,
-        to: &str,
+        from: DeliveryState,
+        to: DeliveryState,
         stamp: &'static str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -442,7 +447,7 @@ impl StoreTx {
         round_id: i64,
         author_member_id: Option<i64>,
         text: &str,
-        consent: &str,
+        consent: Consent,
         answer_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -481,7 +486,7 @@ impl StoreTx {
         limit: i64,
     ) -> StoreResult<Vec<ClosedDelivery>> {
         let at = to_ms(now);
-        let closed: Vec<(i64, String, bool, bool)> = on_tx!(self, |c| {
+        let closed: Vec<(i64, DeliveryState, bool, bool)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE deliveries SET
                     state = CASE WHEN state = 'answered' THEN 'answered' ELSE 'expired' END,
@@ -536,7 +541,7 @@ impl StoreTx {
             .into_iter()
             .map(|(id, state, has_ts, queued)| ClosedDelivery {
                 id,
-                answered: state == "answered",
+                answered: state == DeliveryState::Answered,
                 posted: has_ts || (queued && !never_posted.contains(&id)),
                 cancelled: never_posted.contains(&id),
             })
@@ -599,6 +604,23 @@ impl StoreTx {
                 .fetch_one(c)
                 .await?
         });
+        let (asked, answered, fold) = self.seal_counts(round_id, k).await?;
+        let answers = self.unlink_responses(round_id, fold, opened_at).await?;
+        self.unlink_deliveries(round_id).await?;
+        self.unlink_wins_and_outbox(round_id, opened_at).await?;
+        let report = SealReport {
+            answers,
+            asked,
+            answered,
+            roles_folded: fold,
+        };
+        self.record_seal(round_id, report, now).await?;
+        Ok(report)
+    }
+
+    /// Who was asked and who answered, as counts, and whether any role group that answered
+    /// is below `k` (then every role folds).
+    async fn seal_counts(&mut self, round_id: i64, k: i64) -> StoreResult<(i64, i64, bool)> {
         let by_role: Vec<(String, i64)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT role, COUNT(DISTINCT delivery_id) FROM responses
@@ -618,6 +640,17 @@ impl StoreTx {
             .fetch_one(c)
             .await?
         });
+        Ok((asked, answered, fold))
+    }
+
+    /// Re-inserts the round's responses in random order with no delivery and the round's
+    /// opening time (roles folded if `fold`), then deletes the linked originals.
+    async fn unlink_responses(
+        &mut self,
+        round_id: i64,
+        fold: bool,
+        opened_at: i64,
+    ) -> StoreResult<u64> {
         let answers = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
@@ -635,35 +668,36 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
-        on_tx!(self, |c| {
-            sqlx::query("DELETE FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL")
-                .bind(round_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
-                    answer_revision = 0
-                 WHERE round_id = $1 AND state IN ('answered', 'expired')",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "DELETE FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL",
+            round_id,
+        )
+        .await?;
+        Ok(answers)
+    }
+
+    /// Deliveries forget who answered: answered/expired become `closed`, and no delivery
+    /// keeps an answer or reminder time or an answer revision.
+    async fn unlink_deliveries(&mut self, round_id: i64) -> StoreResult<()> {
+        self.run_for_round(
+            "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
+                answer_revision = 0
+             WHERE round_id = $1 AND state IN ('answered', 'expired')",
+            round_id,
+        )
+        .await?;
         // Deliveries of other states (failed, skipped) never had an answer; their times go too.
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET answered_at = NULL, reminded_at = NULL, answer_revision = 0
-                 WHERE round_id = $1",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "UPDATE deliveries SET answered_at = NULL, reminded_at = NULL, answer_revision = 0
+             WHERE round_id = $1",
+            round_id,
+        )
+        .await
+    }
+
+    /// Wins lose their time; the outbox loses the round's answer updates and reminders, and
+    /// what was sent loses its payload and Slack's reply.
+    async fn unlink_wins_and_outbox(&mut self, round_id: i64, opened_at: i64) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query("UPDATE wins SET created_at = $2, answer_key = NULL WHERE round_id = $1")
                 .bind(round_id)
@@ -685,23 +719,28 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE outbox SET payload = '{}', result = NULL
-                 WHERE status <> 'pending' AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
-            )
-            .bind(round_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        self.run_for_round(
+            "UPDATE outbox SET payload = '{}', result = NULL
+             WHERE status <> 'pending' AND delivery_id IN (SELECT id FROM deliveries WHERE round_id = $1)",
+            round_id,
+        )
+        .await
+    }
+
+    /// The round keeps the counts and its seal time; the audit log keeps counts only.
+    async fn record_seal(
+        &mut self,
+        round_id: i64,
+        r: SealReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE rounds SET sealed_at = $1, asked_count = $2, answered_count = $3 WHERE id = $4",
             )
             .bind(to_ms(now))
-            .bind(asked)
-            .bind(answered)
+            .bind(r.asked)
+            .bind(r.answered)
             .bind(round_id)
             .execute(c)
             .await?
@@ -713,15 +752,22 @@ impl StoreTx {
             "round.sealed",
             None,
             Some(&round_id.to_string()),
-            &json!({ "answers": answers, "asked": asked, "answered": answered, "roles_folded": fold }),
+            &json!({ "answers": r.answers, "asked": r.asked, "answered": r.answered,
+                     "roles_folded": r.roles_folded }),
         )
-        .await?;
-        Ok(SealReport {
-            answers,
-            asked,
-            answered,
-            roles_folded: fold,
-        })
+        .await
+    }
+
+    /// Runs one statement whose only parameter is the round id.
+    async fn run_for_round(&mut self, sql: &'static str, round_id: i64) -> StoreResult<()> {
+        on_tx!(self, |c| {
+            sqlx::query(sql)
+                .bind(round_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 }
 
@@ -827,7 +873,7 @@ impl Store {
     /// Open (not closed, not cancelled) deliveries of a Slack user, soonest closing first.
     pub async fn pending_deliveries_of(
         &self,
-        slack_user_id: &str,
+        slack_user_id: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
@@ -887,7 +933,7 @@ pub struct FailedDelivery {
     pub member: String,
     pub survey: String,
     pub period: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub reason: Option<String>,
     pub scheduled_at: i64,
 }

@@ -10,7 +10,7 @@ use crate::helpers::spawn_app;
 
 fn member(id: &str, role: &str) -> DesiredMember {
     DesiredMember {
-        slack_user_id: id.to_string(),
+        slack_user_id: id.into(),
         role: role.to_string(),
         source: "file".to_string(),
         timezone_override: None,

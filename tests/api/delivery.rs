@@ -331,10 +331,13 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
     let posted = &app.emulator.dm_messages("U0DROPPD")[0];
     let id = app.count("SELECT MAX(id) FROM deliveries").await;
     let delivery = app.store.delivery(id).await.unwrap();
-    assert_eq!(delivery.state, "sent");
+    assert_eq!(delivery.state.as_str(), "sent");
     assert_eq!(
         (delivery.channel_id, delivery.message_ts),
-        (Some(posted.channel.clone()), Some(posted.ts.clone())),
+        (
+            Some(posted.channel.as_str().into()),
+            Some(posted.ts.as_str().into())
+        ),
         "the delivery points at the adopted message"
     );
     let metrics = app.get("/metrics").await.text().await.unwrap();

@@ -58,7 +58,7 @@ async fn an_inline_users_info_burst_is_held_back_before_slack_answers_429() {
     let mut burst = tokio::task::JoinSet::new();
     for _ in 0..150 {
         let client = client.clone();
-        burst.spawn(async move { client.users_info("U0BURST1").await });
+        burst.spawn(async move { client.users_info(&"U0BURST1".into()).await });
     }
     let (mut read, mut held) = (0, 0);
     while let Some(result) = burst.join_next().await {

@@ -20,3 +20,4 @@ mod sandbox;
 mod schedule;
 mod signature;
 mod slow_clients;
+mod state_checks;

@@ -3,6 +3,7 @@
 //! Unknown fields are ignored (Slack adds fields); unknown `type`s parse to `Unknown`.
 
 use serde::Deserialize;
+use slack_facts::ids::{ChannelId, MessageTs, TeamId, UserId};
 use std::collections::BTreeMap;
 
 // ---------- Events API ----------
@@ -16,14 +17,14 @@ pub enum EventEnvelope {
     EventCallback {
         event_id: String,
         #[serde(default)]
-        team_id: Option<String>,
+        team_id: Option<TeamId>,
         #[serde(default)]
         event_time: Option<i64>,
         event: SlackEvent,
     },
     AppRateLimited {
         #[serde(default)]
-        team_id: Option<String>,
+        team_id: Option<TeamId>,
         #[serde(default)]
         minute_rate_limited: Option<i64>,
     },
@@ -35,19 +36,19 @@ pub enum EventEnvelope {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SlackEvent {
     AppHomeOpened {
-        user: String,
+        user: UserId,
         #[serde(default)]
-        channel: Option<String>,
+        channel: Option<ChannelId>,
         #[serde(default)]
         tab: Option<String>,
     },
     Message {
         #[serde(default)]
-        user: Option<String>,
+        user: Option<UserId>,
         #[serde(default)]
         text: Option<String>,
         #[serde(default)]
-        channel: Option<String>,
+        channel: Option<ChannelId>,
         #[serde(default)]
         channel_type: Option<String>,
         #[serde(default)]
@@ -61,8 +62,8 @@ pub enum SlackEvent {
         tokens: RevokedTokens,
     },
     MemberJoinedChannel {
-        user: String,
-        channel: String,
+        user: UserId,
+        channel: ChannelId,
     },
     /// A profile or status changed: how we learn that someone went on vacation.
     UserChange {
@@ -110,22 +111,22 @@ pub enum Interaction {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserRef {
-    pub id: String,
+    pub id: UserId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TeamRef {
-    pub id: String,
+    pub id: TeamId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChannelRef {
-    pub id: String,
+    pub id: ChannelId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageRef {
-    pub ts: String,
+    pub ts: MessageTs,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,11 +250,11 @@ pub struct SlashCommand {
     pub command: String,
     #[serde(default)]
     pub text: String,
-    pub user_id: String,
+    pub user_id: UserId,
     #[serde(default)]
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     #[serde(default)]
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     #[serde(default)]
     pub response_url: Option<String>,
     #[serde(default)]

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use super::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::clock::{SharedClock, SystemClock};
+use slack_facts::ids::{ChannelId, MessageTs, UserId};
 use slack_facts::rate_tiers::{tier_of, Tier};
 
 /// A Web API method: its name, and its rate tier from the one table, looked up once.
@@ -227,7 +228,7 @@ impl std::fmt::Debug for SlackClient {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SlackUser {
-    pub id: String,
+    pub id: UserId,
     #[serde(default)]
     pub tz: Option<String>,
     #[serde(default)]
@@ -255,8 +256,8 @@ pub struct SlackProfile {
 /// Where a posted message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostedMessage {
-    pub channel: String,
-    pub ts: String,
+    pub channel: ChannelId,
+    pub ts: MessageTs,
 }
 
 impl SlackClient {
@@ -448,7 +449,7 @@ impl SlackClient {
             .await
     }
 
-    pub async fn users_info(&self, user: &str) -> Result<SlackUser, SlackError> {
+    pub async fn users_info(&self, user: &UserId) -> Result<SlackUser, SlackError> {
         let args = json!({ "user": user });
         let body = self
             .call_within(methods::USERS_INFO, &args, self.patience.background)
@@ -498,7 +499,7 @@ impl SlackClient {
         }
     }
 
-    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackError> {
+    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<UserId>, SlackError> {
         let args = json!({ "usergroup": usergroup });
         let body = self
             .call_within(
@@ -602,8 +603,8 @@ pub fn posted(body: &Value) -> Result<PostedMessage, SlackError> {
         body.get("ts").and_then(Value::as_str),
     ) {
         (Some(channel), Some(ts)) => Ok(PostedMessage {
-            channel: channel.to_string(),
-            ts: ts.to_string(),
+            channel: ChannelId::from(channel),
+            ts: MessageTs::from(ts),
         }),
         _ => Err(SlackError::Decode(
             "chat.postMessage answer without channel/ts".into(),

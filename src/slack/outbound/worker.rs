@@ -416,8 +416,8 @@ impl OutboxWorker {
             {
                 if let Some(ts) = found.get("ts").and_then(Value::as_str) {
                     return Ok(Lookup::Found(PostedMessage {
-                        channel,
-                        ts: ts.to_string(),
+                        channel: channel.into(),
+                        ts: ts.into(),
                     }));
                 }
             }
