@@ -65,29 +65,6 @@ fn worker_with_lease(app: &TestApp, lease_seconds: u64) -> OutboxWorker {
     )
 }
 
-/// Runs statements straight against the test database (test-only triggers).
-async fn exec(url: &str, statements: &[&str]) {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        pool.close().await;
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        pool.close().await;
-    }
-}
-
 /// Makes the database refuse to mark an outbox row sent while `refuse_completion.n > 0`. Each
 /// time the worker renews the lease of a row whose call has started (it does so between
 /// completion tries), `n` goes down by one: `n = 1` refuses the first completion only.
@@ -95,7 +72,7 @@ async fn refuse_completions(app: &TestApp, n: i64) {
     let create = "CREATE TABLE refuse_completion (n BIGINT NOT NULL)";
     let insert = format!("INSERT INTO refuse_completion VALUES ({n})");
     if app.db.url.starts_with("postgres") {
-        exec(
+        exec_all(
             &app.db.url,
             &[
                 create,
@@ -123,7 +100,7 @@ async fn refuse_completions(app: &TestApp, n: i64) {
         )
         .await;
     } else {
-        exec(
+        exec_all(
             &app.db.url,
             &[
                 create,
@@ -253,7 +230,7 @@ async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent(
     assert_eq!(app.step().await.claimed, 0, "the call's lease still holds");
 
     // The database recovers; once the lease runs out the row is looked up, not re-posted.
-    exec(&app.db.url, &["UPDATE refuse_completion SET n = 0"]).await;
+    exec_all(&app.db.url, &["UPDATE refuse_completion SET n = 0"]).await;
     app.advance(Duration::minutes(2));
     let out = app.step().await;
     assert_eq!((out.sent, out.adopted), (1, 1), "{out:?}");

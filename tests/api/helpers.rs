@@ -11,8 +11,9 @@ use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -428,33 +429,122 @@ impl TestApp {
     }
 }
 
+/// Runs `$body` with `$pool` bound to a fresh pool on the test database (a `PgPool` or a
+/// `SqlitePool`, as the URL says), closes the pool and yields what `$body` gave. The body is
+/// written once and compiled for each database.
+macro_rules! with_test_pool {
+    ($url:expr, |$pool:ident| $body:expr) => {{
+        let url: &str = $url;
+        if url.starts_with("postgres") {
+            let $pool = sqlx::PgPool::connect(url).await.unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let $pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true))
+                .await
+                .unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+pub(crate) use with_test_pool;
+
 /// Runs a COUNT query directly against the test database (assertions see what is stored,
 /// not what the app reports).
 pub async fn count(url: &str, sql: &'static str) -> i64 {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
+    with_test_pool!(url, |pool| {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
         n
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    }
+    })
 }
 
 /// Runs one SQL statement directly against the test database (to inject faults).
 pub async fn exec(url: &str, sql: &'static str) {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
+    exec_all(url, &[sql]).await
+}
+
+/// Runs statements in order, straight against the test database (test-only tables and
+/// triggers, rows written as an older version would have).
+pub async fn exec_all(url: &str, statements: &[&str]) {
+    with_test_pool!(url, |pool| {
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    })
+}
+
+/// A stored cell as JSON, whatever its column type, on either database.
+trait CellAsJson: sqlx::Row {
+    fn cell(&self, i: usize) -> Value;
+
+    fn as_json(&self) -> BTreeMap<String, Value> {
+        use sqlx::Column;
+        self.columns()
+            .iter()
+            .map(|c| (c.name().to_string(), self.cell(c.ordinal())))
+            .collect()
     }
+}
+
+impl CellAsJson for sqlx::postgres::PgRow {
+    fn cell(&self, i: usize) -> Value {
+        use sqlx::Row;
+        if let Ok(v) = self.try_get::<Option<i64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<i32>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<f64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<bool>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<String>, _>(i) {
+            return json!(v);
+        }
+        json!("<undecodable>")
+    }
+}
+
+impl CellAsJson for sqlx::sqlite::SqliteRow {
+    fn cell(&self, i: usize) -> Value {
+        use sqlx::Row;
+        if let Ok(v) = self.try_get::<Option<i64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<f64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<String>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<Vec<u8>>, _>(i) {
+            return json!(v.map(|b| String::from_utf8_lossy(&b).to_string()));
+        }
+        json!("<undecodable>")
+    }
+}
+
+/// Every row of a query, as JSON values (column name → value), on either database.
+pub async fn rows(url: &str, sql: &str) -> Vec<BTreeMap<String, Value>> {
+    with_test_pool!(url, |pool| sqlx::query(sqlx::AssertSqlSafe(
+        sql.to_string()
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(CellAsJson::as_json)
+    .collect::<Vec<_>>())
 }
 
 /// Makes every UPDATE of `members` fail with a database error, until [`heal_members`].

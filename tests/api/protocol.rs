@@ -2,7 +2,6 @@
 //! pulse names what it is, storage finds rows by that kind, and rows from before the column
 //! existed get theirs from their keys when the migration runs.
 
-use crate::anonymity::rows;
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
 use chrono::{Duration, TimeZone, Utc};
@@ -122,24 +121,12 @@ async fn the_kind_migration_backfills_rows_from_their_keys() {
              VALUES ('{key}', 'chat.postMessage', '{{}}', 'sent', 1, 0, 0)"
         )
     };
-    if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let migrator = sqlx::migrate!("migrations/postgres");
-        migrator.run_to(before_kind, &pool).await.unwrap();
-        for (key, _) in keys {
-            sqlx::query(sqlx::AssertSqlSafe(insert(key)))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        migrator.run(&pool).await.unwrap();
-        pool.close().await;
+    let migrator = if db.url.starts_with("postgres") {
+        sqlx::migrate!("migrations/postgres")
     } else {
-        let opts: sqlx::sqlite::SqliteConnectOptions = db.url.parse().unwrap();
-        let pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true))
-            .await
-            .unwrap();
-        let migrator = sqlx::migrate!("migrations/sqlite");
+        sqlx::migrate!("migrations/sqlite")
+    };
+    with_test_pool!(&db.url, |pool| {
         migrator.run_to(before_kind, &pool).await.unwrap();
         for (key, _) in keys {
             sqlx::query(sqlx::AssertSqlSafe(insert(key)))
@@ -148,8 +135,7 @@ async fn the_kind_migration_backfills_rows_from_their_keys() {
                 .unwrap();
         }
         migrator.run(&pool).await.unwrap();
-        pool.close().await;
-    }
+    });
     let stored = rows(&db.url, "SELECT dedupe_key, kind FROM outbox ORDER BY id").await;
     let got: Vec<(&str, &str)> = stored
         .iter()

@@ -8,15 +8,11 @@ use serde_json::Value;
 use slack_emulator::SignOptions;
 
 async fn stored_answer(app: &TestApp) -> Vec<f64> {
-    let url = app.db.url.clone();
     let sql = "SELECT value_number FROM responses WHERE value_number IS NOT NULL";
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-    }
+    with_test_pool!(&app.db.url, |pool| sqlx::query_scalar(sql)
+        .fetch_all(&pool)
+        .await
+        .unwrap())
 }
 
 /// The form body of a click on the DM's button whose action id starts with `prefix`.
