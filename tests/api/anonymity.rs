@@ -4,7 +4,6 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-use slack_emulator::EmulatedUser;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -56,13 +55,11 @@ required = false
 "#;
 
 async fn app_with(members: &[Member<'_>], survey: &str, now: DateTime<Utc>) -> TestApp {
-    let emulator = start_emulator().await;
+    let mut app = TestAppBuilder::default();
     for (id, _, tz, _) in members {
-        emulator.add_user(EmulatedUser::new(id, tz));
+        app = app.user(id, tz);
     }
-    TestAppBuilder::default()
-        .emulator(emulator)
-        .now(now)
+    app.now(now)
         .program("pilot.toml", &program_toml(members, survey))
         .spawn()
         .await
@@ -72,17 +69,6 @@ fn berlin(ids: &[&'static str]) -> Vec<Member<'static>> {
     ids.iter()
         .map(|id| (*id, "participant", "Europe/Berlin", ""))
         .collect()
-}
-
-/// Monday 2027-01-04 10:00 Berlin.
-fn monday_ten_berlin() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
-}
-
-async fn send_pulse(app: &TestApp) {
-    app.clock.set(monday_ten_berlin());
-    app.tick().await;
-    app.drain_outbox().await;
 }
 
 /// Every table of the database, every row (the adversary's copy).
@@ -110,25 +96,14 @@ async fn delivery_of(app: &TestApp, user: &str) -> i64 {
     r[0]["id"].as_i64().expect("the member has a delivery")
 }
 
-/// The first DM posted to `user` (its channel and ts; its blocks as posted are not needed).
-fn first_dm(app: &TestApp, user: &str) -> (String, String) {
-    let m = app
-        .emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM was posted");
-    (m.channel, m.ts)
-}
-
 /// A button click answering `value` to the one-question pulse (block ids as the DM had them).
 async fn click_value(app: &TestApp, user: &str, v: u8) -> reqwest::Response {
     let delivery = delivery_of(app, user).await;
-    let (channel, ts) = first_dm(app, user);
+    let dm = app.first_dm(user);
     let payload = app.peer.block_actions(
         user,
-        &channel,
-        &ts,
+        &dm.channel,
+        &dm.ts,
         &format!("answer:{v}"),
         &format!("pulse:{delivery}:value"),
         &v.to_string(),
@@ -175,7 +150,7 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
 
     // A → B → A, each sent before the next: three updates, the DM ends on A.
     for v in [2, 4, 2] {
@@ -343,7 +318,7 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0A", 3).await;
     let closes = monday_ten_berlin() + Duration::hours(48);
 
@@ -393,7 +368,7 @@ async fn a_win_from_an_anonymous_survey_names_nobody() {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     submit(&app, "U0W1", 4, "", Some(("closed the deal", "anonymous"))).await;
     // A re-answer updates the same win.
     submit(
@@ -455,7 +430,7 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     for (u, v) in [("U0L1", 1), ("U0P1", 4), ("U0P2", 4), ("U0P3", 5)] {
         click_value(&app, u, v).await;
     }
@@ -519,7 +494,7 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0M1", 2).await;
     // The file is edited to `attributed` and reloaded while the round is open.
     std::fs::write(
@@ -563,7 +538,7 @@ async fn after_the_seal_the_sqlite_files_hold_no_pre_seal_bytes() {
         // tells operators what to do; the rows themselves are checked by the other tests.
         return;
     }
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     // A first draft, echoed in the DM update next to the channel, then changed.
     submit(&app, "U0F1", 4, "zqxdraft-marker-one", None).await;
     app.drain_outbox().await;
@@ -655,7 +630,7 @@ async fn adversary_run(swap: Swap) -> (String, Vec<String>, Vec<String>) {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     type Step = (u8, &'static str, Option<(&'static str, &'static str)>);
     let first: Vec<Step> = vec![
         (1, "the agenda was vague", None),
@@ -892,7 +867,7 @@ async fn a_closed_window_cancels_what_is_still_queued() {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0Q1", 4).await;
     // 10:00 in London: U0Q3's pulse is queued, and the outbox does not reach it in time
     // (an outage, a flood at the workspace rate).

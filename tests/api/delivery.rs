@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use pulseloop::clock::{Clock, ManualClock};
 use pulseloop::config::settings::OutboxSettings;
 use pulseloop::slack::outbound::client::delivery_metadata;
@@ -18,30 +18,12 @@ use std::sync::Arc;
 
 const BERLIN: &str = "Europe/Berlin";
 
-fn dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
-    let mut msg = NewOutboxMessage::new(
-        key,
-        "chat.postMessage",
-        json!({ "channel": user, "text": text }),
-    );
-    msg.channel_key = Some(user.to_string());
-    msg.message_key = Some(key.to_string());
-    msg
-}
-
 fn posts_to(app: &TestApp, user: &str) -> usize {
     app.emulator
         .dm_messages(user)
         .iter()
         .filter(|m| m.ephemeral_for.is_none())
         .count()
-}
-
-/// The emulator stamps messages with the app's clock, as Slack and a production bot share
-/// wall-clock time (the look-up reads history from around the first attempt).
-fn share_clock(app: &TestApp) {
-    let clock = app.clock.clone();
-    app.emulator.set_clock(move || clock.now());
 }
 
 /// A worker of its own, on the app's store and clock, with a short claim lease.
@@ -124,11 +106,11 @@ async fn a_lease_lost_between_claim_and_send_is_not_sent() {
     app.add_user("U0LEASE1", BERLIN);
     app.add_user("U0LEASE2", BERLIN);
     app.store
-        .enqueue(&dm("k-lease-1", "U0LEASE1", "first"), app.now())
+        .enqueue(&outbox_dm("k-lease-1", "U0LEASE1", "first"), app.now())
         .await
         .unwrap();
     app.store
-        .enqueue(&dm("k-lease-2", "U0LEASE2", "second"), app.now())
+        .enqueue(&outbox_dm("k-lease-2", "U0LEASE2", "second"), app.now())
         .await
         .unwrap();
     // Worker A leases both rows for 5 s. Its first post is slow; while it is in flight, 10 s
@@ -185,7 +167,7 @@ async fn a_completion_the_database_refuses_once_is_retried() {
     let app = spawn_app().await;
     app.add_user("U0COMPL1", BERLIN);
     app.store
-        .enqueue(&dm("k-compl", "U0COMPL1", "hello"), app.now())
+        .enqueue(&outbox_dm("k-compl", "U0COMPL1", "hello"), app.now())
         .await
         .unwrap();
     refuse_completions(&app, 1).await;
@@ -214,10 +196,10 @@ async fn a_completion_the_database_refuses_once_is_retried() {
 #[tokio::test]
 async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0COMPL2", BERLIN);
     app.store
-        .enqueue(&dm("k-compl-2", "U0COMPL2", "hello"), app.now())
+        .enqueue(&outbox_dm("k-compl-2", "U0COMPL2", "hello"), app.now())
         .await
         .unwrap();
     refuse_completions(&app, 1_000).await;
@@ -251,7 +233,7 @@ async fn every_post_carries_its_key_in_message_metadata() {
     let app = spawn_app().await;
     app.add_user("U0META01", BERLIN);
     app.store
-        .enqueue(&dm("k-meta", "U0META01", "hello"), app.now())
+        .enqueue(&outbox_dm("k-meta", "U0META01", "hello"), app.now())
         .await
         .unwrap();
     assert_eq!(app.step().await.sent, 1);
@@ -262,20 +244,11 @@ async fn every_post_carries_its_key_in_message_metadata() {
     );
 }
 
-/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
-fn pulse_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
-}
-
-fn sunday() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
-}
-
 #[tokio::test]
 async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
-    let app = pilot_at(&["U0DROPPD"], "", ONE_SCALE, sunday()).await;
-    share_clock(&app);
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0DROPPD"], "", ONE_SCALE, sunday_noon()).await;
+    app.slack_shares_clock();
+    app.clock.set(monday_ten_berlin());
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::PostThenDrop)
             .for_target("U0DROPPD")
@@ -324,7 +297,7 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
 #[tokio::test]
 async fn a_dropped_post_that_never_arrived_is_posted_again() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0NEVER1", BERLIN);
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::DropConnection)
@@ -332,7 +305,7 @@ async fn a_dropped_post_that_never_arrived_is_posted_again() {
             .times(1),
     );
     app.store
-        .enqueue(&dm("k-never", "U0NEVER1", "hello"), app.now())
+        .enqueue(&outbox_dm("k-never", "U0NEVER1", "hello"), app.now())
         .await
         .unwrap();
     assert_eq!(app.step().await.retried, 1);
@@ -353,10 +326,10 @@ async fn a_dropped_post_that_never_arrived_is_posted_again() {
 #[tokio::test]
 async fn a_process_that_died_after_slack_accepted_does_not_cause_a_second_post() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0DIED01", BERLIN);
     app.store
-        .enqueue(&dm("k-died", "U0DIED01", "hello"), app.now())
+        .enqueue(&outbox_dm("k-died", "U0DIED01", "hello"), app.now())
         .await
         .unwrap();
     // The dead process: claimed, marked its attempt, posted (Slack accepted), then died
@@ -406,10 +379,10 @@ async fn a_process_that_died_after_slack_accepted_does_not_cause_a_second_post()
 #[tokio::test]
 async fn a_reminder_with_an_unknown_outcome_is_found_in_its_thread() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0THREAD", BERLIN);
     app.store
-        .enqueue(&dm("k-parent", "U0THREAD", "pulse"), app.now())
+        .enqueue(&outbox_dm("k-parent", "U0THREAD", "pulse"), app.now())
         .await
         .unwrap();
     assert_eq!(app.step().await.sent, 1);
@@ -440,8 +413,8 @@ async fn a_reminder_with_an_unknown_outcome_is_found_in_its_thread() {
 
 #[tokio::test]
 async fn opting_out_cancels_dms_already_queued() {
-    let app = pilot_at(&["U0OPTQ01", "U0OPTQ02"], "", ONE_SCALE, sunday()).await;
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0OPTQ01", "U0OPTQ02"], "", ONE_SCALE, sunday_noon()).await;
+    app.clock.set(monday_ten_berlin());
     // The pulse is queued for both, but no worker has sent it yet.
     app.tick().await;
     assert_eq!(
@@ -482,13 +455,13 @@ async fn opting_out_cancels_dms_already_queued() {
 
 #[tokio::test]
 async fn opting_out_cancels_a_queued_reminder() {
-    let app = pilot_at(&["U0OPTR01"], "", ONE_SCALE, sunday()).await;
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0OPTR01"], "", ONE_SCALE, sunday_noon()).await;
+    app.clock.set(monday_ten_berlin());
     app.tick().await;
     app.drain_outbox().await;
     assert_eq!(posts_to(&app, "U0OPTR01"), 1);
     // A day later the reminder is queued; the member opts out before it is sent.
-    app.clock.set(pulse_time() + Duration::hours(24));
+    app.clock.set(monday_ten_berlin() + Duration::hours(24));
     app.tick().await;
     assert_eq!(
         app.count(
@@ -533,28 +506,14 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
     let db = TestDb::new().await;
     let emulator = start_emulator().await;
     let clock = ManualClock::new(default_now());
-    {
-        let clock = clock.clone();
-        emulator.set_clock(move || clock.now());
-    }
-    let a = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
-    let b = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
+    emulator_follows(&emulator, &clock);
+    let (a, b) = spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock)).await;
     let n = 12;
     for i in 0..n {
         let user = format!("U0TWO{i:04}");
         emulator.add_user(EmulatedUser::new(&user, BERLIN));
         a.store
-            .enqueue(&dm(&format!("k-two-{i}"), &user, "hi"), a.now())
+            .enqueue(&outbox_dm(&format!("k-two-{i}"), &user, "hi"), a.now())
             .await
             .unwrap();
     }
@@ -583,7 +542,7 @@ async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
     // Without history access (a missing scope) the DM is still delivered rather than lost;
     // the metric tells the operator that this post could not be verified.
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0NOSCOP", BERLIN);
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::DropConnection)
@@ -595,7 +554,7 @@ async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
         FaultKind::Error("missing_scope".into()),
     ));
     app.store
-        .enqueue(&dm("k-noscope", "U0NOSCOP", "hello"), app.now())
+        .enqueue(&outbox_dm("k-noscope", "U0NOSCOP", "hello"), app.now())
         .await
         .unwrap();
     assert_eq!(app.step().await.retried, 1);

@@ -9,10 +9,13 @@ use pulseloop::http::state::AppState;
 use pulseloop::scheduler::TickReport;
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
+use pulseloop::storage::outbox::NewOutboxMessage;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
+use slack_emulator::{
+    EmulatedMessage, EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,12 +101,23 @@ pub fn default_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
 }
 
+/// Sunday 2027-01-03 12:00 UTC, the day before the weekly pulse.
+pub fn sunday_noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
+}
+
+/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
+pub fn monday_ten_berlin() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
+}
+
 type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
 
 pub struct TestAppBuilder {
     db: Option<Arc<TestDb>>,
     emulator: Option<Emulator>,
     programs: Vec<(String, String)>,
+    users: Vec<EmulatedUser>,
     now: DateTime<Utc>,
     clock: Option<ManualClock>,
     workers: usize,
@@ -118,6 +132,7 @@ impl Default for TestAppBuilder {
             db: None,
             emulator: None,
             programs: Vec::new(),
+            users: Vec::new(),
             now: default_now(),
             clock: None,
             workers: 0,
@@ -129,6 +144,13 @@ impl Default for TestAppBuilder {
 }
 
 impl TestAppBuilder {
+    /// Another instance of an app: the same database, Slack and clock (a second replica).
+    pub fn sharing(db: &Arc<TestDb>, emulator: &Emulator, clock: &ManualClock) -> Self {
+        Self::default()
+            .db(db.clone())
+            .emulator(emulator.clone())
+            .clock(clock.clone())
+    }
     pub fn db(mut self, db: Arc<TestDb>) -> Self {
         self.db = Some(db);
         self
@@ -139,6 +161,11 @@ impl TestAppBuilder {
     }
     pub fn program(mut self, file: &str, toml: &str) -> Self {
         self.programs.push((file.to_string(), toml.to_string()));
+        self
+    }
+    /// A user of the emulated workspace, added before the app starts.
+    pub fn user(mut self, id: &str, tz: &str) -> Self {
+        self.users.push(EmulatedUser::new(id, tz));
         self
     }
     pub fn now(mut self, at: DateTime<Utc>) -> Self {
@@ -176,6 +203,9 @@ impl TestAppBuilder {
             Some(e) => e,
             None => start_emulator().await,
         };
+        for user in self.users {
+            emulator.add_user(user);
+        }
         let config_dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(config_dir.path().join("programs")).unwrap();
         for (file, text) in &self.programs {
@@ -238,6 +268,13 @@ impl TestAppBuilder {
     }
 }
 
+/// Two instances made by `builder`, spawned one after the other.
+pub async fn spawn_two(builder: impl Fn() -> TestAppBuilder) -> (TestApp, TestApp) {
+    let a = builder().spawn().await;
+    let b = builder().spawn().await;
+    (a, b)
+}
+
 pub async fn start_emulator() -> Emulator {
     let config = EmulatorConfig {
         bot_token: BOT_TOKEN.to_string(),
@@ -245,6 +282,49 @@ pub async fn start_emulator() -> Emulator {
         ..EmulatorConfig::default()
     };
     Emulator::start(config).await.expect("emulator starts")
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The form body Slack posts for `/pulse <text>` typed by `user`.
+pub fn command_form(user: &str, text: &str, trigger_id: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![
+        ("command", "/pulse"),
+        ("text", text),
+        ("user_id", user),
+        ("team_id", "T0TEST"),
+        ("channel_id", "D0TEST"),
+        ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
+    ];
+    if let Some(trigger_id) = trigger_id {
+        fields.push(("trigger_id", trigger_id));
+    }
+    serde_urlencoded::to_string(fields).unwrap().into_bytes()
+}
+
+fn is_top_level_dm(m: &EmulatedMessage) -> bool {
+    m.thread_ts.is_none() && m.ephemeral_for.is_none()
+}
+
+/// The emulator reads `clock` for its timestamps from now on.
+pub fn emulator_follows(emulator: &Emulator, clock: &ManualClock) {
+    let clock = clock.clone();
+    emulator.set_clock(move || {
+        use pulseloop::clock::Clock;
+        clock.now()
+    });
+}
+
+/// A DM to `user` for the outbox, keyed `key` (its message key too).
+pub fn outbox_dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
+    let mut msg = NewOutboxMessage::new(
+        key,
+        "chat.postMessage",
+        json!({ "channel": user, "text": text }),
+    );
+    msg.channel_key = Some(user.to_string());
+    msg.message_key = Some(key.to_string());
+    msg
 }
 
 pub struct TestApp {
@@ -274,6 +354,52 @@ impl TestApp {
 
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+
+    /// Sets the clock, runs the scheduler and sends what is due.
+    pub async fn run_at(&self, at: DateTime<Utc>) {
+        self.clock.set(at);
+        self.tick().await;
+        self.drain_outbox().await;
+    }
+
+    /// Runs the scheduler at 10:00 Monday Berlin and sends the DMs (the weekly pulse).
+    pub async fn send_monday_pulse(&self) {
+        self.run_at(monday_ten_berlin()).await;
+    }
+
+    /// The emulator stamps messages with the app's clock, as Slack and a production bot share
+    /// wall-clock time.
+    pub fn slack_shares_clock(&self) {
+        emulator_follows(&self.emulator, &self.clock);
+    }
+
+    /// The first DM posted to `user` (not a thread reply, not an ephemeral notice).
+    pub fn first_dm(&self, user: &str) -> EmulatedMessage {
+        self.emulator
+            .dm_messages(user)
+            .into_iter()
+            .find(is_top_level_dm)
+            .expect("a DM was posted")
+    }
+
+    /// How many DMs `user` got (not thread replies, not ephemeral notices).
+    pub fn dm_count(&self, user: &str) -> usize {
+        self.emulator
+            .dm_messages(user)
+            .iter()
+            .filter(|m| is_top_level_dm(m))
+            .count()
+    }
+
+    /// Asserts that a COUNT query over what is stored gives `expected`.
+    pub async fn assert_count(&self, sql: &'static str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
+    }
+
+    /// Like [`TestApp::assert_count`], saying why `expected` is right.
+    pub async fn assert_count_because(&self, sql: &'static str, expected: i64, why: &str) {
+        assert_eq!(self.count(sql).await, expected, "{why} ({sql})");
     }
 
     /// Signed with the app's clock, as Slack would at that instant.
@@ -330,20 +456,14 @@ impl TestApp {
     }
 
     pub async fn send_command(&self, user: &str, text: &str) -> reqwest::Response {
-        let form = serde_urlencoded::to_string([
-            ("command", "/pulse"),
-            ("text", text),
-            ("user_id", user),
-            ("team_id", "T0TEST"),
-            ("channel_id", "D0TEST"),
-            ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
-            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
-        ])
-        .unwrap();
         self.post_signed(
             "/slack/commands",
-            "application/x-www-form-urlencoded",
-            form.as_bytes(),
+            FORM,
+            &command_form(
+                user,
+                text,
+                Some("13345224609.738474920.8088930838d88f008e0"),
+            ),
             self.sign_now(),
         )
         .await

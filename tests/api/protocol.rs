@@ -4,18 +4,13 @@
 
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use pulseloop::slack::protocol::{MessageKey, OutboxKey, PulseBlockId};
 use std::collections::BTreeSet;
 
 /// The first DM to `user`: (channel, ts, block_id of its first actions block).
 fn dm_of(app: &TestApp, user: &str) -> (String, String, String) {
-    let m = app
-        .emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM was posted");
+    let m = app.first_dm(user);
     let block_id = m
         .blocks
         .as_array()
@@ -33,13 +28,10 @@ async fn every_outbox_row_of_a_pulse_names_its_kind() {
         &["U0KA", "U0KB"],
         "anonymity = \"confidential\"",
         ONE_SCALE,
-        Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap(),
+        default_now(),
     )
     .await;
-    app.clock
-        .set(Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap());
-    app.tick().await;
-    app.drain_outbox().await;
+    app.send_monday_pulse().await;
 
     // The DM's block id is the typed one, and it names the question.
     let (channel, ts, block_id) = dm_of(&app, "U0KA");

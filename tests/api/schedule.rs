@@ -45,13 +45,11 @@ fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 }
 
 async fn world_app(toml: &str, now: DateTime<Utc>) -> TestApp {
-    let emulator = start_emulator().await;
+    let mut app = TestAppBuilder::default();
     for (id, tz) in ZONES {
-        emulator.add_user(EmulatedUser::new(id, tz));
+        app = app.user(id, tz);
     }
-    emulator.add_user(EmulatedUser::new("U0SUNTHU", "Asia/Jerusalem"));
-    TestAppBuilder::default()
-        .emulator(emulator)
+    app.user("U0SUNTHU", "Asia/Jerusalem")
         .now(now)
         .program("world.toml", toml)
         .spawn()
@@ -317,20 +315,9 @@ async fn two_app_instances_on_one_database_send_one_dm_each() {
     }
     let clock = ManualClock::new(utc(2027, 3, 1, 18, 0));
     let toml = world_program("2027-03-01", WEEKLY_NINE, "");
-    let a = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .program("w.toml", &toml)
-        .spawn()
-        .await;
-    let b = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .program("w.toml", &toml)
-        .spawn()
-        .await;
+    let (a, b) =
+        spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock).program("w.toml", &toml))
+            .await;
     for _ in 0..3 {
         let _ = tokio::join!(a.tick(), b.tick(), a.drain_outbox(), b.drain_outbox());
     }
