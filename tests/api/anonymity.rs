@@ -185,13 +185,11 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     // Two changes before the outbox runs: only the newest update is left to send.
     click_value(&app, "U0REV", 5).await;
     click_value(&app, "U0REV", 1).await;
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND status = 'pending'"
-        )
-        .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND status = 'pending'",
+        1,
+    )
+    .await;
     app.drain_outbox().await;
     assert_eq!(app.emulator.calls_to("chat.update").len(), 4);
     let last = app.emulator.dm_messages("U0REV")[0].blocks.to_string();
@@ -200,16 +198,16 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     // At the seal every answer update goes, whatever its status.
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0")
-            .await,
-        0
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'",
+        0,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0",
+        0,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- item 2
@@ -243,23 +241,20 @@ async fn a_round_stays_open_until_the_last_zone_had_its_window() {
         .set(Utc.with_ymd_and_hms(2027, 1, 4, 18, 0, 0).unwrap());
     assert_eq!(app.tick().await.planned, 1);
     app.drain_outbox().await;
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT round_id) FROM deliveries")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(DISTINCT round_id) FROM deliveries", 1)
+        .await;
     assert_eq!(click_value(&app, "U0LAX", 2).await.status(), 200);
 
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 5, 2, 0, 0).unwrap());
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 2);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
+    app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
         0,
-        "both answers sealed: nobody joined a sealed round"
-    );
+        "both answers sealed: nobody joined a sealed round",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -296,16 +291,12 @@ async fn a_friday_pulse_moved_to_monday_does_not_join_a_sealed_round() {
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 11, 17, 0, 0).unwrap());
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL")
-            .await,
-        2
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'")
-            .await,
-        2
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL",
+        2,
+    )
+    .await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'", 2).await;
 }
 
 // ---------------------------------------------------------------- item 3
@@ -325,7 +316,7 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
     // Exactly at the closing instant: closed.
     app.clock.set(closes);
     click_value(&app, "U0B", 5).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 1);
+    app.assert_count("SELECT COUNT(*) FROM responses", 1).await;
 
     // The seal runs (say, on a replica whose clock is a little ahead) and a click that
     // passed the early check arrives after it: nothing is written, no update queued.
@@ -335,17 +326,17 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
         .count("SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'")
         .await;
     assert_eq!(click_value(&app, "U0B", 4).await.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'")
-            .await,
-        before_updates
-    );
+    app.assert_count("SELECT COUNT(*) FROM responses", 1).await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'",
+        before_updates,
+    )
+    .await;
     app.clock.set(closes + Duration::minutes(1));
     app.drain_outbox().await;
     let notices: Vec<_> = app
@@ -380,7 +371,7 @@ async fn a_win_from_an_anonymous_survey_names_nobody() {
     )
     .await;
     submit(&app, "U0W2", 3, "", Some(("kept it private", "private"))).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM wins").await, 2);
+    app.assert_count("SELECT COUNT(*) FROM wins", 2).await;
     let d1 = delivery_of(&app, "U0W1").await;
     let d2 = delivery_of(&app, "U0W2").await;
     for r in rows(&app.db.url, "SELECT source_key FROM wins").await {
@@ -395,17 +386,12 @@ async fn a_win_from_an_anonymous_survey_names_nobody() {
     }
     app.advance(Duration::hours(49));
     app.tick().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM wins WHERE answer_key IS NOT NULL OR author_member_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT w.created_at) FROM wins w JOIN rounds r ON r.id = w.round_id WHERE w.created_at = r.opened_at")
-            .await,
-        1,
-        "win times are the round's, not the answer's"
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM wins WHERE answer_key IS NOT NULL OR author_member_id IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count_because("SELECT COUNT(DISTINCT w.created_at) FROM wins w JOIN rounds r ON r.id = w.round_id WHERE w.created_at = r.opened_at", 1, "win times are the round's, not the answer's").await;
 }
 
 // ---------------------------------------------------------------- item 5
@@ -444,32 +430,25 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
 
     // One leader answered: below k = 3, so no role survives (the participants' group would
     // be the complement of the leader's).
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE role <> 'folded'")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL")
-            .await,
-        5
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:remind'")
-            .await,
+    app.assert_count("SELECT COUNT(*) FROM responses WHERE role <> 'folded'", 0)
+        .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')",
         0,
-        "reminders went to non-responders only: they go"
-    );
+    )
+    .await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL", 5).await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4",
+        1,
+    )
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:remind'",
+        0,
+        "reminders went to non-responders only: they go",
+    )
+    .await;
     // The closed DM reads the same for those who answered and those who did not.
     let closed: Vec<_> = rows(
         &app.db.url,
@@ -511,16 +490,16 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
     click_value(&app, "U0M2", 3).await;
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1, "the promise made is kept");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'",
+        1,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- item 7
@@ -877,29 +856,19 @@ async fn a_closed_window_cancels_what_is_still_queued() {
     let r = app.tick().await;
     assert_eq!(r.closed, 3);
     assert_eq!(r.cancelled, 1);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:closed'")
-            .await,
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'",
+        0,
+    )
+    .await;
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'", 1).await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL", 1).await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:closed'",
         2,
-        "a closed-state update only for DMs that were posted"
-    );
+        "a closed-state update only for DMs that were posted",
+    )
+    .await;
     app.drain_outbox().await;
     assert!(
         app.emulator.dm_messages("U0Q3").is_empty(),
@@ -922,8 +891,8 @@ async fn two_concurrent_send_now_calls_open_one_round() {
     let ok = statuses.iter().filter(|s| (200..300).contains(*s)).count();
     let conflict = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!((ok, conflict), (1, 3), "{statuses:?}");
-    assert_eq!(app.count("SELECT COUNT(*) FROM rounds").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM deliveries").await, 2);
+    app.assert_count("SELECT COUNT(*) FROM rounds", 1).await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries", 2).await;
 }
 
 async fn futures_join<F>(calls: impl Iterator<Item = F>) -> Vec<u16>

@@ -174,12 +174,12 @@ async fn a_completion_the_database_refuses_once_is_retried() {
 
     let out = app.step().await;
     assert_eq!((out.sent, out.unconfirmed), (1, 0), "{out:?}");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM refuse_completion WHERE n = 0")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM refuse_completion WHERE n = 0",
         1,
-        "the first completion was refused, the retry went through"
-    );
+        "the first completion was refused, the retry went through",
+    )
+    .await;
     let row = app.store.outbox_row("k-compl").await.unwrap().unwrap();
     assert_eq!(row.status, OutboxStatus::Sent);
     assert!(row.attempt_started_at.is_none());
@@ -262,11 +262,8 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
         1,
         "Slack stored it; the bot never heard"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'", 1)
+        .await;
 
     app.advance(Duration::seconds(5));
     let second = app.step().await;
@@ -417,11 +414,8 @@ async fn opting_out_cancels_dms_already_queued() {
     app.clock.set(monday_ten_berlin());
     // The pulse is queued for both, but no worker has sent it yet.
     app.tick().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
-            .await,
-        2
-    );
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'", 2)
+        .await;
     let click = app.peer.block_actions(
         "U0OPTQ01",
         "D0OPTQ01",
@@ -431,23 +425,19 @@ async fn opting_out_cancels_dms_already_queued() {
         "confirm",
     );
     assert_eq!(app.send_interaction(&click).await.status(), 200);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
              WHERE m.slack_user_id = 'U0OPTQ01' AND d.state = 'skipped'
-               AND d.failure_reason = 'opted out'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'
-               AND last_error = 'cancelled: member opted out'"
-        )
-        .await,
-        1
-    );
+               AND d.failure_reason = 'opted out'",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'
+               AND last_error = 'cancelled: member opted out'",
+        1,
+    )
+    .await;
     app.drain_outbox().await;
     assert_eq!(posts_to(&app, "U0OPTQ01"), 0, "the queued pulse never left");
     assert_eq!(posts_to(&app, "U0OPTQ02"), 1, "others are untouched");
@@ -463,14 +453,12 @@ async fn opting_out_cancels_a_queued_reminder() {
     // A day later the reminder is queued; the member opts out before it is sent.
     app.clock.set(monday_ten_berlin() + Duration::hours(24));
     app.tick().await;
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND method = 'chat.postMessage'"
-        )
-        .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND method = 'chat.postMessage'",
         1,
-        "the reminder waits in the outbox"
-    );
+        "the reminder waits in the outbox",
+    )
+    .await;
     let click = app.peer.block_actions(
         "U0OPTR01",
         "D0OPTR01",
@@ -486,17 +474,11 @@ async fn opting_out_cancels_a_queued_reminder() {
         1,
         "no reminder after opting out"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'", 1)
+        .await;
     // The pulse itself was sent: that delivery keeps its state.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -530,11 +512,11 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
     }
     assert_eq!(emulator.messages().len(), n, "one message per row");
     assert_eq!(emulator.calls_to("chat.postMessage").len(), n);
-    assert_eq!(
-        a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
-            .await,
-        n as i64
-    );
+    a.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        n as i64,
+    )
+    .await;
 }
 
 #[tokio::test]

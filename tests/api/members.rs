@@ -43,8 +43,16 @@ async fn pause_holds_pulses_and_resume_releases_them() {
         1,
         "the waiting pulse goes out once they resume, while its window is open"
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'").await, 1);
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -72,11 +80,8 @@ async fn a_pause_with_an_end_date_ends_by_itself() {
         1,
         "the pause ended at midnight Berlin time"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -89,12 +94,12 @@ async fn opting_out_asks_first_then_cancels_pending_pulses() {
         blocks.contains("optout_confirm"),
         "a confirmation button: {reply}"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM members WHERE state = 'opted_out'",
         0,
-        "nothing until confirmed"
-    );
+        "nothing until confirmed",
+    )
+    .await;
 
     // Planned but not yet sent, then the member confirms by clicking.
     app.clock.set(monday_ten_berlin());
@@ -113,16 +118,10 @@ async fn opting_out_asks_first_then_cancels_pending_pulses() {
         "confirm",
     );
     assert_eq!(app.send_interaction(&click).await.status(), 200);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'", 1)
+        .await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 1)
+        .await;
     app.tick().await;
     app.drain_outbox().await;
     assert_eq!(app.dm_count("U0P1"), 0);
@@ -195,11 +194,11 @@ async fn deleted_users_and_bots_are_never_messaged_and_slack_time_zones_are_used
         .spawn()
         .await;
     // users.info was read on first sight.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'America/New_York'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_tz = 'America/New_York'",
+        1,
+    )
+    .await;
     // 10:00 in New York is 15:00 UTC.
     app.run_at(Utc.with_ymd_and_hms(2027, 1, 4, 14, 45, 0).unwrap())
         .await;
@@ -219,11 +218,8 @@ async fn deleted_users_and_bots_are_never_messaged_and_slack_time_zones_are_used
 #[tokio::test]
 async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
     let app = app_with(&["U0A", "U0B"]).await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        2
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 2)
+        .await;
     assert!(
         app.count(
             "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.added'"
@@ -252,43 +248,39 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         .await
         .unwrap();
 
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members").await,
-        3,
-        "nobody is deleted"
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM questions").await,
+    app.assert_count_because("SELECT COUNT(*) FROM members", 3, "nobody is deleted")
+        .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'",
         1,
-        "same metric key, reworded"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'")
-            .await,
-        1
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'").await, 1);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'"
-        )
-        .await,
-        1
-    );
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'",
+        1,
+    )
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM questions",
+        1,
+        "same metric key, reworded",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'",
+        1,
+    )
+    .await;
 
     // A broken file changes nothing and says why.
     std::fs::write(
@@ -301,11 +293,8 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("colour: unknown key"), "{err}");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        2
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 2)
+        .await;
     assert!(
         app.state.catalog.program("pilot").is_some(),
         "the previous configuration stays in force"
@@ -330,11 +319,11 @@ async fn a_large_program_reads_profiles_with_users_list_not_one_call_each() {
         .program("big.toml", &toml)
         .spawn()
         .await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'Asia/Tokyo'")
-            .await,
-        60
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_tz = 'Asia/Tokyo'",
+        60,
+    )
+    .await;
     assert_eq!(app.emulator.calls_to("users.info").len(), 0);
     assert!(!app.emulator.calls_to("users.list").is_empty());
 }
@@ -371,11 +360,8 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
         .program("g.toml", &toml)
         .spawn()
         .await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 1)
+        .await;
     app.emulator.set_usergroup("S0GROUP", &["U0G2"]);
     assert_eq!(
         pulseloop::pulse::sync::resync_usergroups(&app.state.pulses)
@@ -383,16 +369,14 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
             .unwrap(),
         1
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'"
-        )
-        .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'",
+        1,
+    )
+    .await;
 }

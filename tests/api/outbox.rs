@@ -261,11 +261,11 @@ async fn two_workers_never_send_the_same_row() {
     channels.sort();
     channels.dedup();
     assert_eq!(channels.len(), n, "no user got two messages");
-    assert_eq!(
-        a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
-            .await,
-        n as i64
-    );
+    a.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        n as i64,
+    )
+    .await;
 }
 
 #[tokio::test]

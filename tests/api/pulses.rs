@@ -169,11 +169,11 @@ async fn the_dm_states_anonymity_program_and_closing_time() {
         assert!(blocks.contains(&format!("\"action_id\":\"answer:{v}\"")));
     }
     assert!(blocks.contains("1 = Not at all · 5 = Extremely"));
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent' AND channel_id = 'D0AMY'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'sent' AND channel_id = 'D0AMY'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -186,11 +186,11 @@ async fn a_button_answer_is_stored_once_and_the_dm_updated() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, "coaching_value");
     assert_eq!(stored[0].2, Some(4.0));
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'answered'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'answered'",
+        1,
+    )
+    .await;
 
     // Double click and a Slack retry of the same payload: still one answer, one update.
     let msg = app.first_dm("U0AMY");
@@ -416,21 +416,18 @@ async fn one_reminder_to_non_responders_then_the_dm_closes_and_anonymous_answers
         assert!(blocks.contains("Closed"), "{blocks}");
     }
     // Who answered is not kept per member after the seal: counts on the round instead.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'")
-            .await,
-        5
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'", 5)
+        .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5",
+        1,
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -450,53 +447,54 @@ async fn after_an_anonymous_round_closes_no_stored_path_links_an_answer_to_a_mem
     }
     app.drain_outbox().await;
     // Before close the link exists (the member may still change their answer).
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        8
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+        8,
+    )
+    .await;
 
     app.advance(Duration::hours(49));
     app.tick().await;
     app.drain_outbox().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses").await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM responses",
         8,
-        "answers are kept for the aggregates"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT created_at) FROM responses")
-            .await,
-        1,
-        "answer times are coarsened to the round"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%secret-idea%'")
-            .await,
+        "answers are kept for the aggregates",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
         0,
-        "no rendered answer left beside a channel"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%secret-idea%'")
-            .await,
-        0
-    );
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(DISTINCT created_at) FROM responses",
+        1,
+        "answer times are coarsened to the round",
+    )
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%secret-idea%'",
+        0,
+        "no rendered answer left beside a channel",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%secret-idea%'",
+        0,
+    )
+    .await;
     // And the slack_messages / deliveries tables carry no answer at all.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE '%secret%'")
-            .await,
-        0
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE '%secret%'",
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -505,16 +503,10 @@ async fn a_deactivated_user_fails_for_good_and_others_are_unaffected() {
     // Deactivated in Slack after the last profile refresh.
     app.emulator.set_user_deleted("U0GONE", true);
     app.send_monday_pulse().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
-            .await,
-        2
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'").await,
-        1
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'").await, 1);
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 2)
+        .await;
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'", 1).await;
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'", 1).await;
     assert!(
         app.emulator.dm_messages("U0OK1").len() == 1
             && app.emulator.dm_messages("U0OK2").len() == 1
@@ -616,11 +608,11 @@ async fn an_answer_update_still_queued_at_close_is_dropped_with_the_seal() {
     // The window closes before the outbox sent the "your answer is in" update.
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%last-minute-secret%'")
-            .await,
-        0
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%last-minute-secret%'",
+        0,
+    )
+    .await;
     app.drain_outbox().await;
     let dm = app.first_dm("U0LATE");
     assert!(

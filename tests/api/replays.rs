@@ -105,19 +105,17 @@ async fn a_replayed_pause_does_not_undo_a_resume() {
         .post_signed("/slack/commands", FORM, &pause, captured)
         .await;
     assert_eq!(r.status(), 200, "a replay is acknowledged");
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0RPP' AND state = 'active'"
-        )
-        .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0RPP' AND state = 'active'",
         1,
-        "the member stays resumed"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'member.paused'")
-            .await,
-        1
-    );
+        "the member stays resumed",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'member.paused'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -161,7 +159,8 @@ async fn old_signatures_are_pruned_after_the_window() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM seen_signatures").await, 1);
+    app.assert_count("SELECT COUNT(*) FROM seen_signatures", 1)
+        .await;
     app.advance(Duration::hours(1));
     let r = app
         .post_signed(
@@ -172,9 +171,10 @@ async fn old_signatures_are_pruned_after_the_window() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM seen_signatures").await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM seen_signatures",
         1,
-        "the hour-old signature is gone, the new one kept"
-    );
+        "the hour-old signature is gone, the new one kept",
+    )
+    .await;
 }
