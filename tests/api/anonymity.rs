@@ -198,15 +198,16 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     // At the seal every answer update goes, whatever its status.
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1);
-    app.assert_count(
-        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'",
-        0,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0",
-        0,
-    )
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0",
+            0,
+        ),
+    ])
     .await;
 }
 
@@ -291,12 +292,11 @@ async fn a_friday_pulse_moved_to_monday_does_not_join_a_sealed_round() {
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 11, 17, 0, 0).unwrap());
     assert_eq!(app.tick().await.sealed, 1);
-    app.assert_count(
-        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL",
-        2,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL", 2),
+        ("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'", 2),
+    ])
     .await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'", 2).await;
 }
 
 // ---------------------------------------------------------------- item 3
@@ -326,16 +326,17 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
         .count("SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'")
         .await;
     assert_eq!(click_value(&app, "U0B", 4).await.status(), 200);
-    app.assert_count("SELECT COUNT(*) FROM responses", 1).await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
-        0,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'",
-        before_updates,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses", 1),
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'",
+            before_updates,
+        ),
+    ])
     .await;
     app.clock.set(closes + Duration::minutes(1));
     app.drain_outbox().await;
@@ -430,18 +431,12 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
 
     // One leader answered: below k = 3, so no role survives (the participants' group would
     // be the complement of the leader's).
-    app.assert_count("SELECT COUNT(*) FROM responses WHERE role <> 'folded'", 0)
-        .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')",
-        0,
-    )
-    .await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL", 5).await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4",
-        1,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses WHERE role <> 'folded'", 0),
+        ("SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')", 0),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL", 5),
+        ("SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4", 1),
+    ])
     .await;
     app.assert_count_because(
         "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:remind'",
@@ -490,15 +485,16 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
     click_value(&app, "U0M2", 3).await;
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1, "the promise made is kept");
-    app.assert_count(
-        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
-        0,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'",
-        1,
-    )
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'",
+            1,
+        ),
+    ])
     .await;
 }
 
@@ -856,13 +852,12 @@ async fn a_closed_window_cancels_what_is_still_queued() {
     let r = app.tick().await;
     assert_eq!(r.closed, 3);
     assert_eq!(r.cancelled, 1);
-    app.assert_count(
-        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'",
-        0,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'", 0),
+        ("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'", 1),
+        ("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL", 1),
+    ])
     .await;
-    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'", 1).await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL", 1).await;
     app.assert_count_because(
         "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:closed'",
         2,
@@ -891,8 +886,11 @@ async fn two_concurrent_send_now_calls_open_one_round() {
     let ok = statuses.iter().filter(|s| (200..300).contains(*s)).count();
     let conflict = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!((ok, conflict), (1, 3), "{statuses:?}");
-    app.assert_count("SELECT COUNT(*) FROM rounds", 1).await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries", 2).await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM rounds", 1),
+        ("SELECT COUNT(*) FROM deliveries", 2),
+    ])
+    .await;
 }
 
 async fn futures_join<F>(calls: impl Iterator<Item = F>) -> Vec<u16>

@@ -425,18 +425,19 @@ async fn opting_out_cancels_dms_already_queued() {
         "confirm",
     );
     assert_eq!(app.send_interaction(&click).await.status(), 200);
-    app.assert_count(
-        "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
              WHERE m.slack_user_id = 'U0OPTQ01' AND d.state = 'skipped'
                AND d.failure_reason = 'opted out'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'
                AND last_error = 'cancelled: member opted out'",
-        1,
-    )
+            1,
+        ),
+    ])
     .await;
     app.drain_outbox().await;
     assert_eq!(posts_to(&app, "U0OPTQ01"), 0, "the queued pulse never left");

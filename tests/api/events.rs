@@ -25,12 +25,13 @@ async fn the_same_event_delivered_three_times_is_handled_once() {
         let r = app.send_event_with(&body, opts).await;
         assert_eq!(r.status(), 200, "retry {retry} is acknowledged");
     }
-    app.assert_count("SELECT COUNT(*) FROM slack_events", 1)
-        .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'",
-        1,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM slack_events", 1),
+        (
+            "SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'",
+            1,
+        ),
+    ])
     .await;
 }
 

@@ -397,6 +397,13 @@ impl TestApp {
         assert_eq!(self.count(sql).await, expected, "{sql}");
     }
 
+    /// Asserts each `(COUNT query, expected)` in turn.
+    pub async fn assert_counts(&self, expected: &[(&'static str, i64)]) {
+        for (sql, n) in expected {
+            self.assert_count(sql, *n).await;
+        }
+    }
+
     /// Like [`TestApp::assert_count`], saying why `expected` is right.
     pub async fn assert_count_because(&self, sql: &'static str, expected: i64, why: &str) {
         assert_eq!(self.count(sql).await, expected, "{why} ({sql})");

@@ -43,15 +43,10 @@ async fn pause_holds_pulses_and_resume_releases_them() {
         1,
         "the waiting pulse goes out once they resume, while its window is open"
     );
-    app.assert_count(
-        "SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'",
-        1,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'", 1),
+    ])
     .await;
 }
 
@@ -118,10 +113,11 @@ async fn opting_out_asks_first_then_cancels_pending_pulses() {
         "confirm",
     );
     assert_eq!(app.send_interaction(&click).await.status(), 200);
-    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'", 1)
-        .await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 1)
-        .await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM members WHERE state = 'opted_out'", 1),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 1),
+    ])
+    .await;
     app.tick().await;
     app.drain_outbox().await;
     assert_eq!(app.dm_count("U0P1"), 0);
@@ -250,15 +246,16 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
 
     app.assert_count_because("SELECT COUNT(*) FROM members", 3, "nobody is deleted")
         .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'",
-        1,
-    )
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'",
+            1,
+        ),
+    ])
     .await;
     app.assert_count_because(
         "SELECT COUNT(*) FROM questions",
@@ -266,20 +263,11 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         "same metric key, reworded",
     )
     .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'",
-        1,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'", 1),
+    ])
     .await;
 
     // A broken file changes nothing and says why.
@@ -369,14 +357,15 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
             .unwrap(),
         1
     );
-    app.assert_count(
-        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'",
-        1,
-    )
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'",
+            1,
+        ),
+    ])
     .await;
 }

@@ -416,17 +416,17 @@ async fn one_reminder_to_non_responders_then_the_dm_closes_and_anonymous_answers
         assert!(blocks.contains("Closed"), "{blocks}");
     }
     // Who answered is not kept per member after the seal: counts on the round instead.
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'", 5)
-        .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5",
-        1,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL",
-        1,
-    )
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'", 5),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL",
+            1,
+        ),
+    ])
     .await;
 }
 
@@ -462,15 +462,16 @@ async fn after_an_anonymous_round_closes_no_stored_path_links_an_answer_to_a_mem
         "answers are kept for the aggregates",
     )
     .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
-        0,
-    )
-    .await;
-    app.assert_count(
-        "SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL",
-        0,
-    )
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL",
+            0,
+        ),
+    ])
     .await;
     app.assert_count_because(
         "SELECT COUNT(DISTINCT created_at) FROM responses",
@@ -503,10 +504,12 @@ async fn a_deactivated_user_fails_for_good_and_others_are_unaffected() {
     // Deactivated in Slack after the last profile refresh.
     app.emulator.set_user_deleted("U0GONE", true);
     app.send_monday_pulse().await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 2)
-        .await;
-    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'", 1).await;
-    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'", 1).await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 2),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'", 1),
+        ("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'", 1),
+    ])
+    .await;
     assert!(
         app.emulator.dm_messages("U0OK1").len() == 1
             && app.emulator.dm_messages("U0OK2").len() == 1

@@ -322,8 +322,11 @@ async fn two_app_instances_on_one_database_send_one_dm_each() {
         let _ = tokio::join!(a.tick(), b.tick(), a.drain_outbox(), b.drain_outbox());
     }
     let _ = tokio::join!(a.drain_outbox(), b.drain_outbox());
-    a.assert_count("SELECT COUNT(*) FROM deliveries", 5).await;
-    a.assert_count("SELECT COUNT(*) FROM rounds", 1).await;
+    a.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries", 5),
+        ("SELECT COUNT(*) FROM rounds", 1),
+    ])
+    .await;
     let posts = emulator.calls_to("chat.postMessage");
     let mut users: Vec<_> = posts
         .iter()
