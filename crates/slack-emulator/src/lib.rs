@@ -228,12 +228,11 @@ impl Emulator {
         self.world().calls().cloned().collect()
     }
 
+    /// The requests to one Web API method, in arrival order.
     pub fn calls_to(&self, method: &str) -> Vec<RecordedCall> {
-        self.world()
-            .calls()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
+        let mut calls = self.calls();
+        calls.retain(|c| c.method == method);
+        calls
     }
 
     /// Every message as it stands now, in posting order.
@@ -244,12 +243,9 @@ impl Emulator {
     /// The messages in a user's DM with the bot (thread replies and ephemerals included).
     pub fn dm_messages(&self, user_id: &str) -> Vec<EmulatedMessage> {
         let channel = dm_channel_id(user_id);
-        self.world()
-            .messages
-            .iter()
-            .filter(|m| m.channel == channel)
-            .cloned()
-            .collect()
+        let mut messages = self.messages();
+        messages.retain(|m| m.channel == channel);
+        messages
     }
 
     pub fn views(&self) -> Vec<EmulatedView> {
