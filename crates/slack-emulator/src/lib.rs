@@ -181,25 +181,28 @@ impl Emulator {
 
     /// A channel (`C…`/`G…`). Posting to it needs the bot to be a member.
     pub fn add_channel(&self, channel_id: &str, name: &str, bot_is_member: bool) {
-        let mut w = self.world();
-        let channel = w
-            .directory
-            .channels
-            .entry(channel_id.to_string())
-            .or_default();
-        channel.name = name.to_string();
-        channel.bot_is_member = bot_is_member;
+        self.edit_channel(channel_id, |channel| {
+            channel.name = name.to_string();
+            channel.bot_is_member = bot_is_member;
+        });
     }
 
     /// Who is in a channel (for chat.postEphemeral's `user_not_in_channel`).
     pub fn set_channel_members(&self, channel_id: &str, members: &[&str]) {
+        self.edit_channel(channel_id, |channel| {
+            channel.members = members.iter().map(|m| m.to_string()).collect();
+        });
+    }
+
+    /// Changes a channel of the directory, created empty when it is not there yet.
+    fn edit_channel(&self, channel_id: &str, edit: impl FnOnce(&mut directory::Channel)) {
         let mut w = self.world();
-        let channel = w
-            .directory
-            .channels
-            .entry(channel_id.to_string())
-            .or_default();
-        channel.members = members.iter().map(|m| m.to_string()).collect();
+        edit(
+            w.directory
+                .channels
+                .entry(channel_id.to_string())
+                .or_default(),
+        );
     }
 
     pub fn dm_channel_for(&self, user_id: &str) -> String {
