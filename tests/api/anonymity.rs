@@ -65,6 +65,17 @@ async fn app_with(members: &[Member<'_>], survey: &str, now: DateTime<Utc>) -> T
         .await
 }
 
+/// The usual case: a weekly anonymous pulse at 10:00 on Mondays, open 48 hours, the clock at
+/// its first firing.
+async fn weekly_anonymous_app(members: &[Member<'_>], questions: &str) -> TestApp {
+    app_with(
+        members,
+        &survey("0 10 * * MON", 48, "anonymous", questions),
+        monday_ten_berlin(),
+    )
+    .await
+}
+
 fn berlin(ids: &[&'static str]) -> Vec<Member<'static>> {
     ids.iter()
         .map(|id| (*id, "participant", "Europe/Berlin", ""))
@@ -144,12 +155,7 @@ async fn submit(
 #[tokio::test]
 async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pending_ones() {
     let members = berlin(&["U0REV"]);
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
     app.send_monday_pulse().await;
 
     // A → B → A, each sent before the next: three updates, the DM ends on A.
@@ -303,12 +309,7 @@ async fn a_friday_pulse_moved_to_monday_does_not_join_a_sealed_round() {
 
 #[tokio::test]
 async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
-    let app = app_with(
-        &berlin(&["U0A", "U0B"]),
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0A", "U0B"]), ONE_SCALE).await;
     app.send_monday_pulse().await;
     click_value(&app, "U0A", 3).await;
     let closes = monday_ten_berlin() + Duration::hours(48);
@@ -354,12 +355,7 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
 
 #[tokio::test]
 async fn a_win_from_an_anonymous_survey_names_nobody() {
-    let app = app_with(
-        &berlin(&["U0W1", "U0W2", "U0W3"]),
-        &survey("0 10 * * MON", 48, "anonymous", SCALE_TEXT_WIN),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0W1", "U0W2", "U0W3"]), SCALE_TEXT_WIN).await;
     app.send_monday_pulse().await;
     submit(&app, "U0W1", 4, "", Some(("closed the deal", "anonymous"))).await;
     // A re-answer updates the same win.
@@ -462,12 +458,7 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
 #[tokio::test]
 async fn a_round_is_sealed_by_the_mode_it_opened_with() {
     let members = berlin(&["U0M1", "U0M2", "U0M3"]);
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
     app.send_monday_pulse().await;
     click_value(&app, "U0M1", 2).await;
     // The file is edited to `attributed` and reloaded while the round is open.
@@ -502,12 +493,7 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
 
 #[tokio::test]
 async fn after_the_seal_the_sqlite_files_hold_no_pre_seal_bytes() {
-    let app = app_with(
-        &berlin(&["U0F1", "U0F2", "U0F3"]),
-        &survey("0 10 * * MON", 48, "anonymous", SCALE_TEXT_WIN),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0F1", "U0F2", "U0F3"]), SCALE_TEXT_WIN).await;
     if app.db.url.starts_with("postgres") {
         // PostgreSQL keeps dead tuples until VACUUM and WAL per its settings: the README
         // tells operators what to do; the rows themselves are checked by the other tests.
@@ -836,12 +822,7 @@ async fn a_closed_window_cancels_what_is_still_queued() {
         ("U0Q2", "participant", "Europe/Berlin", ""),
         ("U0Q3", "participant", "Europe/London", ""),
     ];
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
     app.send_monday_pulse().await;
     click_value(&app, "U0Q1", 4).await;
     // 10:00 in London: U0Q3's pulse is queued, and the outbox does not reach it in time
@@ -875,12 +856,7 @@ async fn a_closed_window_cancels_what_is_still_queued() {
 
 #[tokio::test]
 async fn two_concurrent_send_now_calls_open_one_round() {
-    let app = app_with(
-        &berlin(&["U0N1", "U0N2"]),
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0N1", "U0N2"]), ONE_SCALE).await;
     let calls = (0..4).map(|_| app.admin_post("/api/v1/programs/pilot/surveys/weekly/send-now"));
     let statuses: Vec<u16> = futures_join(calls).await;
     let ok = statuses.iter().filter(|s| (200..300).contains(*s)).count();
