@@ -416,15 +416,7 @@ async fn opting_out_cancels_dms_already_queued() {
     app.tick().await;
     app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'", 2)
         .await;
-    let click = app.peer.block_actions(
-        "U0OPTQ01",
-        "D0OPTQ01",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    app.confirm_optout("U0OPTQ01", "D0OPTQ01").await;
     app.assert_counts(&[
         (
             "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
@@ -460,15 +452,7 @@ async fn opting_out_cancels_a_queued_reminder() {
         "the reminder waits in the outbox",
     )
     .await;
-    let click = app.peer.block_actions(
-        "U0OPTR01",
-        "D0OPTR01",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    app.confirm_optout("U0OPTR01", "D0OPTR01").await;
     app.drain_outbox().await;
     assert_eq!(
         posts_to(&app, "U0OPTR01"),

@@ -462,6 +462,19 @@ impl TestApp {
         .await
     }
 
+    /// `user` clicks "confirm" on the opt-out question in `channel`; Slack gets a 200.
+    pub async fn confirm_optout(&self, user: &str, channel: &str) {
+        let click = self.peer.block_actions(
+            user,
+            channel,
+            "1700000000.000100",
+            "optout_confirm",
+            "optout",
+            "confirm",
+        );
+        assert_eq!(self.send_interaction(&click).await.status(), 200);
+    }
+
     pub async fn send_command(&self, user: &str, text: &str) -> reqwest::Response {
         self.post_signed(
             "/slack/commands",

@@ -104,15 +104,7 @@ async fn opting_out_asks_first_then_cancels_pending_pulses() {
         .plan(app.now(), &mut Default::default())
         .await
         .unwrap();
-    let click = app.peer.block_actions(
-        "U0P1",
-        "D0P1",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    app.confirm_optout("U0P1", "D0P1").await;
     app.assert_counts(&[
         ("SELECT COUNT(*) FROM members WHERE state = 'opted_out'", 1),
         ("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 1),
