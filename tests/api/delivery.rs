@@ -105,14 +105,8 @@ async fn a_lease_lost_between_claim_and_send_is_not_sent() {
     let app = spawn_app().await;
     app.add_user("U0LEASE1", BERLIN);
     app.add_user("U0LEASE2", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-lease-1", "U0LEASE1", "first"), app.now())
-        .await
-        .unwrap();
-    app.store
-        .enqueue(&outbox_dm("k-lease-2", "U0LEASE2", "second"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-lease-1", "U0LEASE1", "first").await;
+    app.enqueue_dm("k-lease-2", "U0LEASE2", "second").await;
     // Worker A leases both rows for 5 s. Its first post is slow; while it is in flight, 10 s
     // pass on the shared clock (A's lease on the second row runs out) and worker B claims
     // and sends the second row.
@@ -166,10 +160,7 @@ async fn a_lease_lost_between_claim_and_send_is_not_sent() {
 async fn a_completion_the_database_refuses_once_is_retried() {
     let app = spawn_app().await;
     app.add_user("U0COMPL1", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-compl", "U0COMPL1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-compl", "U0COMPL1", "hello").await;
     refuse_completions(&app, 1).await;
 
     let out = app.step().await;
@@ -198,10 +189,7 @@ async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent(
     let app = spawn_app().await;
     app.slack_shares_clock();
     app.add_user("U0COMPL2", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-compl-2", "U0COMPL2", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-compl-2", "U0COMPL2", "hello").await;
     refuse_completions(&app, 1_000).await;
 
     let out = app.step().await;
@@ -232,10 +220,7 @@ async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent(
 async fn every_post_carries_its_key_in_message_metadata() {
     let app = spawn_app().await;
     app.add_user("U0META01", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-meta", "U0META01", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-meta", "U0META01", "hello").await;
     assert_eq!(app.step().await.sent, 1);
     let message = &app.emulator.dm_messages("U0META01")[0];
     assert_eq!(
@@ -301,10 +286,7 @@ async fn a_dropped_post_that_never_arrived_is_posted_again() {
             .for_target("U0NEVER1")
             .times(1),
     );
-    app.store
-        .enqueue(&outbox_dm("k-never", "U0NEVER1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-never", "U0NEVER1", "hello").await;
     assert_eq!(app.step().await.retried, 1);
     assert!(app
         .store
@@ -325,10 +307,7 @@ async fn a_process_that_died_after_slack_accepted_does_not_cause_a_second_post()
     let app = spawn_app().await;
     app.slack_shares_clock();
     app.add_user("U0DIED01", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-died", "U0DIED01", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-died", "U0DIED01", "hello").await;
     // The dead process: claimed, marked its attempt, posted (Slack accepted), then died
     // before writing the completion.
     let claimed = app
@@ -378,10 +357,7 @@ async fn a_reminder_with_an_unknown_outcome_is_found_in_its_thread() {
     let app = spawn_app().await;
     app.slack_shares_clock();
     app.add_user("U0THREAD", BERLIN);
-    app.store
-        .enqueue(&outbox_dm("k-parent", "U0THREAD", "pulse"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-parent", "U0THREAD", "pulse").await;
     assert_eq!(app.step().await.sent, 1);
     let mut reply =
         NewOutboxMessage::new("k-reply", "chat.postMessage", json!({ "text": "reminder" }));
@@ -479,10 +455,7 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
     for i in 0..n {
         let user = format!("U0TWO{i:04}");
         emulator.add_user(EmulatedUser::new(&user, BERLIN));
-        a.store
-            .enqueue(&outbox_dm(&format!("k-two-{i}"), &user, "hi"), a.now())
-            .await
-            .unwrap();
+        a.enqueue_dm(&format!("k-two-{i}"), &user, "hi").await;
     }
     emulator.inject(Fault::on("chat.postMessage", FaultKind::PostThenDrop).times(n as u32));
     let sent = || a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'");
@@ -520,10 +493,7 @@ async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
         "conversations.history",
         FaultKind::Error("missing_scope".into()),
     ));
-    app.store
-        .enqueue(&outbox_dm("k-noscope", "U0NOSCOP", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-noscope", "U0NOSCOP", "hello").await;
     assert_eq!(app.step().await.retried, 1);
     app.advance(Duration::seconds(5));
     let out = app.step().await;

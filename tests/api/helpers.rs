@@ -515,6 +515,14 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// Puts a DM to `user` in the outbox now (see [`outbox_dm`]).
+    pub async fn enqueue_dm(&self, key: &str, user: &str, text: &str) {
+        self.store
+            .enqueue(&outbox_dm(key, user, text), self.now())
+            .await
+            .expect("enqueued");
+    }
+
     /// One outbox step.
     pub async fn step(&self) -> StepOutcome {
         self.worker.run_once().await.expect("outbox step")
