@@ -255,28 +255,61 @@ impl Check<'_> {
     }
 }
 
-fn parse_policy<T>(
-    check: &mut Check,
-    field: &str,
-    value: &Option<String>,
-    default: T,
-    choices: &[(&str, T)],
-) -> T
-where
-    T: Copy,
-{
+/// A setting a program file spells as one of a fixed set of names, with the value it takes
+/// when the file leaves it out.
+trait Choice: Copy + 'static {
+    const DEFAULT: Self;
+    const NAMES: &'static [(&'static str, Self)];
+}
+
+impl Choice for NonWorkingDayPolicy {
+    const DEFAULT: Self = NonWorkingDayPolicy::NextWorkingDay;
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("next_working_day", NonWorkingDayPolicy::NextWorkingDay),
+        ("skip", NonWorkingDayPolicy::Skip),
+    ];
+}
+
+impl Choice for MisfirePolicy {
+    const DEFAULT: Self = MisfirePolicy::SendLate;
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("send_late", MisfirePolicy::SendLate),
+        ("skip", MisfirePolicy::Skip),
+    ];
+}
+
+impl Choice for OutOfOfficePolicy {
+    const DEFAULT: Self = OutOfOfficePolicy::Wait;
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("wait", OutOfOfficePolicy::Wait),
+        ("ignore", OutOfOfficePolicy::Ignore),
+    ];
+}
+
+impl Choice for Anonymity {
+    const DEFAULT: Self = Anonymity::Anonymous;
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("anonymous", Anonymity::Anonymous),
+        ("confidential", Anonymity::Confidential),
+        ("attributed", Anonymity::Attributed),
+    ];
+}
+
+/// The named choice in `value`, its default when absent; an unknown name is an error that
+/// lists the names.
+fn parse_choice<T: Choice>(check: &mut Check, field: &str, value: &Option<String>) -> T {
     let Some(text) = value.as_deref() else {
-        return default;
+        return T::DEFAULT;
     };
-    match choices.iter().find(|(name, _)| *name == text) {
+    match T::NAMES.iter().find(|(name, _)| *name == text) {
         Some((_, v)) => *v,
         None => {
-            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = T::NAMES.iter().map(|(n, _)| *n).collect();
             check.err(
                 field,
                 format!("'{text}' is not one of {}", names.join(" | ")),
             );
-            default
+            T::DEFAULT
         }
     }
 }
@@ -451,36 +484,9 @@ fn policies(c: &mut Check, raw: &ProgramFile) -> Policies {
         );
     }
     let baseline_rounds = c.count("baseline_rounds", raw.baseline_rounds, 2, 1, 52);
-    let on_non_working_day = parse_policy(
-        c,
-        "on_non_working_day",
-        &raw.on_non_working_day,
-        NonWorkingDayPolicy::NextWorkingDay,
-        &[
-            ("next_working_day", NonWorkingDayPolicy::NextWorkingDay),
-            ("skip", NonWorkingDayPolicy::Skip),
-        ],
-    );
-    let misfire = parse_policy(
-        c,
-        "misfire",
-        &raw.misfire,
-        MisfirePolicy::SendLate,
-        &[
-            ("send_late", MisfirePolicy::SendLate),
-            ("skip", MisfirePolicy::Skip),
-        ],
-    );
-    let out_of_office = parse_policy(
-        c,
-        "out_of_office",
-        &raw.out_of_office,
-        OutOfOfficePolicy::Wait,
-        &[
-            ("wait", OutOfOfficePolicy::Wait),
-            ("ignore", OutOfOfficePolicy::Ignore),
-        ],
-    );
+    let on_non_working_day = parse_choice(c, "on_non_working_day", &raw.on_non_working_day);
+    let misfire = parse_choice(c, "misfire", &raw.misfire);
+    let out_of_office = parse_choice(c, "out_of_office", &raw.out_of_office);
     Policies {
         anonymity_threshold,
         comment_threshold,
@@ -602,17 +608,7 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
     let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
     let (window_hours, remind_after_hours) = window(c, &at, s);
-    let anonymity = parse_policy(
-        c,
-        &format!("{at}.anonymity"),
-        &s.anonymity,
-        Anonymity::Anonymous,
-        &[
-            ("anonymous", Anonymity::Anonymous),
-            ("confidential", Anonymity::Confidential),
-            ("attributed", Anonymity::Attributed),
-        ],
-    );
+    let anonymity = parse_choice(c, &format!("{at}.anonymity"), &s.anonymity);
     let questions = questions(c, &at, &s.questions);
     Some(Survey {
         id: id?,

@@ -4,7 +4,6 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-use slack_emulator::EmulatedUser;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -56,105 +55,31 @@ required = false
 "#;
 
 async fn app_with(members: &[Member<'_>], survey: &str, now: DateTime<Utc>) -> TestApp {
-    let emulator = start_emulator().await;
+    let mut app = TestAppBuilder::default();
     for (id, _, tz, _) in members {
-        emulator.add_user(EmulatedUser::new(id, tz));
+        app = app.user(id, tz);
     }
-    TestAppBuilder::default()
-        .emulator(emulator)
-        .now(now)
+    app.now(now)
         .program("pilot.toml", &program_toml(members, survey))
         .spawn()
         .await
+}
+
+/// The usual case: a weekly anonymous pulse at 10:00 on Mondays, open 48 hours, the clock at
+/// its first firing.
+async fn weekly_anonymous_app(members: &[Member<'_>], questions: &str) -> TestApp {
+    app_with(
+        members,
+        &survey("0 10 * * MON", 48, "anonymous", questions),
+        monday_ten_berlin(),
+    )
+    .await
 }
 
 fn berlin(ids: &[&'static str]) -> Vec<Member<'static>> {
     ids.iter()
         .map(|id| (*id, "participant", "Europe/Berlin", ""))
         .collect()
-}
-
-/// Monday 2027-01-04 10:00 Berlin.
-fn monday_ten_berlin() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
-}
-
-async fn send_pulse(app: &TestApp) {
-    app.clock.set(monday_ten_berlin());
-    app.tick().await;
-    app.drain_outbox().await;
-}
-
-/// Every row of a query, as JSON values (column name → value), on either database.
-pub async fn rows(url: &str, sql: &str) -> Vec<BTreeMap<String, Value>> {
-    use sqlx::{Column, Row};
-    fn cell_pg(row: &sqlx::postgres::PgRow, i: usize) -> Value {
-        if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-            return json!(v);
-        }
-        json!("<undecodable>")
-    }
-    fn cell_sqlite(row: &sqlx::sqlite::SqliteRow, i: usize) -> Value {
-        if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-            return json!(v);
-        }
-        if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
-            return json!(v.map(|b| String::from_utf8_lossy(&b).to_string()));
-        }
-        json!("<undecodable>")
-    }
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let out = sqlx::query(sql)
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.columns()
-                    .iter()
-                    .map(|c| (c.name().to_string(), cell_pg(r, c.ordinal())))
-                    .collect()
-            })
-            .collect();
-        pool.close().await;
-        out
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let out = sqlx::query(sql)
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.columns()
-                    .iter()
-                    .map(|c| (c.name().to_string(), cell_sqlite(r, c.ordinal())))
-                    .collect()
-            })
-            .collect();
-        pool.close().await;
-        out
-    }
 }
 
 /// Every table of the database, every row (the adversary's copy).
@@ -182,25 +107,14 @@ async fn delivery_of(app: &TestApp, user: &str) -> i64 {
     r[0]["id"].as_i64().expect("the member has a delivery")
 }
 
-/// The first DM posted to `user` (its channel and ts; its blocks as posted are not needed).
-fn first_dm(app: &TestApp, user: &str) -> (String, String) {
-    let m = app
-        .emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM was posted");
-    (m.channel, m.ts)
-}
-
 /// A button click answering `value` to the one-question pulse (block ids as the DM had them).
 async fn click_value(app: &TestApp, user: &str, v: u8) -> reqwest::Response {
     let delivery = delivery_of(app, user).await;
-    let (channel, ts) = first_dm(app, user);
+    let dm = app.first_dm(user);
     let payload = app.peer.block_actions(
         user,
-        &channel,
-        &ts,
+        &dm.channel,
+        &dm.ts,
         &format!("answer:{v}"),
         &format!("pulse:{delivery}:value"),
         &v.to_string(),
@@ -241,13 +155,8 @@ async fn submit(
 #[tokio::test]
 async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pending_ones() {
     let members = berlin(&["U0REV"]);
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
-    send_pulse(&app).await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
+    app.send_monday_pulse().await;
 
     // A → B → A, each sent before the next: three updates, the DM ends on A.
     for v in [2, 4, 2] {
@@ -282,13 +191,11 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     // Two changes before the outbox runs: only the newest update is left to send.
     click_value(&app, "U0REV", 5).await;
     click_value(&app, "U0REV", 1).await;
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND status = 'pending'"
-        )
-        .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND status = 'pending'",
+        1,
+    )
+    .await;
     app.drain_outbox().await;
     assert_eq!(app.emulator.calls_to("chat.update").len(), 4);
     let last = app.emulator.dm_messages("U0REV")[0].blocks.to_string();
@@ -297,16 +204,17 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     // At the seal every answer update goes, whatever its status.
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0")
-            .await,
-        0
-    );
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:answer:%'",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM deliveries WHERE answer_revision <> 0",
+            0,
+        ),
+    ])
+    .await;
 }
 
 // ---------------------------------------------------------------- item 2
@@ -340,23 +248,20 @@ async fn a_round_stays_open_until_the_last_zone_had_its_window() {
         .set(Utc.with_ymd_and_hms(2027, 1, 4, 18, 0, 0).unwrap());
     assert_eq!(app.tick().await.planned, 1);
     app.drain_outbox().await;
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT round_id) FROM deliveries")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(DISTINCT round_id) FROM deliveries", 1)
+        .await;
     assert_eq!(click_value(&app, "U0LAX", 2).await.status(), 200);
 
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 5, 2, 0, 0).unwrap());
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 2);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
+    app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
         0,
-        "both answers sealed: nobody joined a sealed round"
-    );
+        "both answers sealed: nobody joined a sealed round",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -393,36 +298,26 @@ async fn a_friday_pulse_moved_to_monday_does_not_join_a_sealed_round() {
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 11, 17, 0, 0).unwrap());
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL")
-            .await,
-        2
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'")
-            .await,
-        2
-    );
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses WHERE delivery_id IS NULL", 2),
+        ("SELECT COUNT(*) FROM deliveries d JOIN rounds r ON r.id = d.round_id WHERE r.sealed_at IS NOT NULL AND d.state = 'closed'", 2),
+    ])
+    .await;
 }
 
 // ---------------------------------------------------------------- item 3
 
 #[tokio::test]
 async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
-    let app = app_with(
-        &berlin(&["U0A", "U0B"]),
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
-    send_pulse(&app).await;
+    let app = weekly_anonymous_app(&berlin(&["U0A", "U0B"]), ONE_SCALE).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0A", 3).await;
     let closes = monday_ten_berlin() + Duration::hours(48);
 
     // Exactly at the closing instant: closed.
     app.clock.set(closes);
     click_value(&app, "U0B", 5).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 1);
+    app.assert_count("SELECT COUNT(*) FROM responses", 1).await;
 
     // The seal runs (say, on a replica whose clock is a little ahead) and a click that
     // passed the early check arrives after it: nothing is written, no update queued.
@@ -432,17 +327,18 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
         .count("SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'")
         .await;
     assert_eq!(click_value(&app, "U0B", 4).await.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM responses").await, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'")
-            .await,
-        before_updates
-    );
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses", 1),
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'",
+            before_updates,
+        ),
+    ])
+    .await;
     app.clock.set(closes + Duration::minutes(1));
     app.drain_outbox().await;
     let notices: Vec<_> = app
@@ -459,13 +355,8 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
 
 #[tokio::test]
 async fn a_win_from_an_anonymous_survey_names_nobody() {
-    let app = app_with(
-        &berlin(&["U0W1", "U0W2", "U0W3"]),
-        &survey("0 10 * * MON", 48, "anonymous", SCALE_TEXT_WIN),
-        monday_ten_berlin(),
-    )
-    .await;
-    send_pulse(&app).await;
+    let app = weekly_anonymous_app(&berlin(&["U0W1", "U0W2", "U0W3"]), SCALE_TEXT_WIN).await;
+    app.send_monday_pulse().await;
     submit(&app, "U0W1", 4, "", Some(("closed the deal", "anonymous"))).await;
     // A re-answer updates the same win.
     submit(
@@ -477,7 +368,7 @@ async fn a_win_from_an_anonymous_survey_names_nobody() {
     )
     .await;
     submit(&app, "U0W2", 3, "", Some(("kept it private", "private"))).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM wins").await, 2);
+    app.assert_count("SELECT COUNT(*) FROM wins", 2).await;
     let d1 = delivery_of(&app, "U0W1").await;
     let d2 = delivery_of(&app, "U0W2").await;
     for r in rows(&app.db.url, "SELECT source_key FROM wins").await {
@@ -492,17 +383,12 @@ async fn a_win_from_an_anonymous_survey_names_nobody() {
     }
     app.advance(Duration::hours(49));
     app.tick().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM wins WHERE answer_key IS NOT NULL OR author_member_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT w.created_at) FROM wins w JOIN rounds r ON r.id = w.round_id WHERE w.created_at = r.opened_at")
-            .await,
-        1,
-        "win times are the round's, not the answer's"
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM wins WHERE answer_key IS NOT NULL OR author_member_id IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count_because("SELECT COUNT(DISTINCT w.created_at) FROM wins w JOIN rounds r ON r.id = w.round_id WHERE w.created_at = r.opened_at", 1, "win times are the round's, not the answer's").await;
 }
 
 // ---------------------------------------------------------------- item 5
@@ -527,7 +413,7 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     for (u, v) in [("U0L1", 1), ("U0P1", 4), ("U0P2", 4), ("U0P3", 5)] {
         click_value(&app, u, v).await;
     }
@@ -541,32 +427,19 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
 
     // One leader answered: below k = 3, so no role survives (the participants' group would
     // be the complement of the leader's).
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE role <> 'folded'")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL")
-            .await,
-        5
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:remind'")
-            .await,
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses WHERE role <> 'folded'", 0),
+        ("SELECT COUNT(*) FROM deliveries WHERE state IN ('answered', 'expired')", 0),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'closed' AND reminded_at IS NULL AND answered_at IS NULL", 5),
+        ("SELECT COUNT(*) FROM rounds WHERE asked_count = 5 AND answered_count = 4", 1),
+    ])
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:remind'",
         0,
-        "reminders went to non-responders only: they go"
-    );
+        "reminders went to non-responders only: they go",
+    )
+    .await;
     // The closed DM reads the same for those who answered and those who did not.
     let closed: Vec<_> = rows(
         &app.db.url,
@@ -585,13 +458,8 @@ async fn after_the_seal_roles_below_k_are_folded_and_who_answered_is_only_a_coun
 #[tokio::test]
 async fn a_round_is_sealed_by_the_mode_it_opened_with() {
     let members = berlin(&["U0M1", "U0M2", "U0M3"]);
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
-    send_pulse(&app).await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0M1", 2).await;
     // The file is edited to `attributed` and reloaded while the round is open.
     std::fs::write(
@@ -608,34 +476,30 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
     click_value(&app, "U0M2", 3).await;
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1, "the promise made is kept");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'")
-            .await,
-        1
-    );
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE anonymity = 'anonymous'",
+            1,
+        ),
+    ])
+    .await;
 }
 
 // ---------------------------------------------------------------- item 7
 
 #[tokio::test]
 async fn after_the_seal_the_sqlite_files_hold_no_pre_seal_bytes() {
-    let app = app_with(
-        &berlin(&["U0F1", "U0F2", "U0F3"]),
-        &survey("0 10 * * MON", 48, "anonymous", SCALE_TEXT_WIN),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0F1", "U0F2", "U0F3"]), SCALE_TEXT_WIN).await;
     if app.db.url.starts_with("postgres") {
         // PostgreSQL keeps dead tuples until VACUUM and WAL per its settings: the README
         // tells operators what to do; the rows themselves are checked by the other tests.
         return;
     }
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     // A first draft, echoed in the DM update next to the channel, then changed.
     submit(&app, "U0F1", 4, "zqxdraft-marker-one", None).await;
     app.drain_outbox().await;
@@ -727,7 +591,7 @@ async fn adversary_run(swap: Swap) -> (String, Vec<String>, Vec<String>) {
         monday_ten_berlin(),
     )
     .await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     type Step = (u8, &'static str, Option<(&'static str, &'static str)>);
     let first: Vec<Step> = vec![
         (1, "the agenda was vague", None),
@@ -958,13 +822,8 @@ async fn a_closed_window_cancels_what_is_still_queued() {
         ("U0Q2", "participant", "Europe/Berlin", ""),
         ("U0Q3", "participant", "Europe/London", ""),
     ];
-    let app = app_with(
-        &members,
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
-    send_pulse(&app).await;
+    let app = weekly_anonymous_app(&members, ONE_SCALE).await;
+    app.send_monday_pulse().await;
     click_value(&app, "U0Q1", 4).await;
     // 10:00 in London: U0Q3's pulse is queued, and the outbox does not reach it in time
     // (an outage, a flood at the workspace rate).
@@ -974,29 +833,18 @@ async fn a_closed_window_cancels_what_is_still_queued() {
     let r = app.tick().await;
     assert_eq!(r.closed, 3);
     assert_eq!(r.cancelled, 1);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:closed'")
-            .await,
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM outbox WHERE method = 'chat.postMessage' AND status = 'pending'", 0),
+        ("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled' AND last_error LIKE 'cancelled: the pulse closed%'", 1),
+        ("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE 'cancelled: the pulse closed%' AND message_ts IS NULL", 1),
+    ])
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:closed'",
         2,
-        "a closed-state update only for DMs that were posted"
-    );
+        "a closed-state update only for DMs that were posted",
+    )
+    .await;
     app.drain_outbox().await;
     assert!(
         app.emulator.dm_messages("U0Q3").is_empty(),
@@ -1008,19 +856,17 @@ async fn a_closed_window_cancels_what_is_still_queued() {
 
 #[tokio::test]
 async fn two_concurrent_send_now_calls_open_one_round() {
-    let app = app_with(
-        &berlin(&["U0N1", "U0N2"]),
-        &survey("0 10 * * MON", 48, "anonymous", ONE_SCALE),
-        monday_ten_berlin(),
-    )
-    .await;
+    let app = weekly_anonymous_app(&berlin(&["U0N1", "U0N2"]), ONE_SCALE).await;
     let calls = (0..4).map(|_| app.admin_post("/api/v1/programs/pilot/surveys/weekly/send-now"));
     let statuses: Vec<u16> = futures_join(calls).await;
     let ok = statuses.iter().filter(|s| (200..300).contains(*s)).count();
     let conflict = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!((ok, conflict), (1, 3), "{statuses:?}");
-    assert_eq!(app.count("SELECT COUNT(*) FROM rounds").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM deliveries").await, 2);
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM rounds", 1),
+        ("SELECT COUNT(*) FROM deliveries", 2),
+    ])
+    .await;
 }
 
 async fn futures_join<F>(calls: impl Iterator<Item = F>) -> Vec<u16>

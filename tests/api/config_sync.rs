@@ -137,11 +137,9 @@ async fn every_config_change_is_written_counted_and_audited_once() {
             "survey.retired monthly",
         ]
     );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE program_id = 'sync-test' AND state = 'active'"
-        )
-        .await,
-        2
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE program_id = 'sync-test' AND state = 'active'",
+        2,
+    )
+    .await;
 }

@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use pulseloop::clock::{Clock, ManualClock};
 use pulseloop::config::settings::OutboxSettings;
 use pulseloop::slack::outbound::client::delivery_metadata;
@@ -18,30 +18,12 @@ use std::sync::Arc;
 
 const BERLIN: &str = "Europe/Berlin";
 
-fn dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
-    let mut msg = NewOutboxMessage::new(
-        key,
-        "chat.postMessage",
-        json!({ "channel": user, "text": text }),
-    );
-    msg.channel_key = Some(user.to_string());
-    msg.message_key = Some(key.to_string());
-    msg
-}
-
 fn posts_to(app: &TestApp, user: &str) -> usize {
     app.emulator
         .dm_messages(user)
         .iter()
         .filter(|m| m.ephemeral_for.is_none())
         .count()
-}
-
-/// The emulator stamps messages with the app's clock, as Slack and a production bot share
-/// wall-clock time (the look-up reads history from around the first attempt).
-fn share_clock(app: &TestApp) {
-    let clock = app.clock.clone();
-    app.emulator.set_clock(move || clock.now());
 }
 
 /// A worker of its own, on the app's store and clock, with a short claim lease.
@@ -65,29 +47,6 @@ fn worker_with_lease(app: &TestApp, lease_seconds: u64) -> OutboxWorker {
     )
 }
 
-/// Runs statements straight against the test database (test-only triggers).
-async fn exec(url: &str, statements: &[&str]) {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        pool.close().await;
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        pool.close().await;
-    }
-}
-
 /// Makes the database refuse to mark an outbox row sent while `refuse_completion.n > 0`. Each
 /// time the worker renews the lease of a row whose call has started (it does so between
 /// completion tries), `n` goes down by one: `n = 1` refuses the first completion only.
@@ -95,7 +54,7 @@ async fn refuse_completions(app: &TestApp, n: i64) {
     let create = "CREATE TABLE refuse_completion (n BIGINT NOT NULL)";
     let insert = format!("INSERT INTO refuse_completion VALUES ({n})");
     if app.db.url.starts_with("postgres") {
-        exec(
+        exec_all(
             &app.db.url,
             &[
                 create,
@@ -123,7 +82,7 @@ async fn refuse_completions(app: &TestApp, n: i64) {
         )
         .await;
     } else {
-        exec(
+        exec_all(
             &app.db.url,
             &[
                 create,
@@ -146,14 +105,8 @@ async fn a_lease_lost_between_claim_and_send_is_not_sent() {
     let app = spawn_app().await;
     app.add_user("U0LEASE1", BERLIN);
     app.add_user("U0LEASE2", BERLIN);
-    app.store
-        .enqueue(&dm("k-lease-1", "U0LEASE1", "first"), app.now())
-        .await
-        .unwrap();
-    app.store
-        .enqueue(&dm("k-lease-2", "U0LEASE2", "second"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-lease-1", "U0LEASE1", "first").await;
+    app.enqueue_dm("k-lease-2", "U0LEASE2", "second").await;
     // Worker A leases both rows for 5 s. Its first post is slow; while it is in flight, 10 s
     // pass on the shared clock (A's lease on the second row runs out) and worker B claims
     // and sends the second row.
@@ -207,20 +160,17 @@ async fn a_lease_lost_between_claim_and_send_is_not_sent() {
 async fn a_completion_the_database_refuses_once_is_retried() {
     let app = spawn_app().await;
     app.add_user("U0COMPL1", BERLIN);
-    app.store
-        .enqueue(&dm("k-compl", "U0COMPL1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-compl", "U0COMPL1", "hello").await;
     refuse_completions(&app, 1).await;
 
     let out = app.step().await;
     assert_eq!((out.sent, out.unconfirmed), (1, 0), "{out:?}");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM refuse_completion WHERE n = 0")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM refuse_completion WHERE n = 0",
         1,
-        "the first completion was refused, the retry went through"
-    );
+        "the first completion was refused, the retry went through",
+    )
+    .await;
     let row = app.store.outbox_row("k-compl").await.unwrap().unwrap();
     assert_eq!(row.status, OutboxStatus::Sent);
     assert!(row.attempt_started_at.is_none());
@@ -237,12 +187,9 @@ async fn a_completion_the_database_refuses_once_is_retried() {
 #[tokio::test]
 async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0COMPL2", BERLIN);
-    app.store
-        .enqueue(&dm("k-compl-2", "U0COMPL2", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-compl-2", "U0COMPL2", "hello").await;
     refuse_completions(&app, 1_000).await;
 
     let out = app.step().await;
@@ -253,7 +200,7 @@ async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent(
     assert_eq!(app.step().await.claimed, 0, "the call's lease still holds");
 
     // The database recovers; once the lease runs out the row is looked up, not re-posted.
-    exec(&app.db.url, &["UPDATE refuse_completion SET n = 0"]).await;
+    exec_all(&app.db.url, &["UPDATE refuse_completion SET n = 0"]).await;
     app.advance(Duration::minutes(2));
     let out = app.step().await;
     assert_eq!((out.sent, out.adopted), (1, 1), "{out:?}");
@@ -273,10 +220,7 @@ async fn a_completion_the_database_keeps_refusing_is_looked_up_later_not_resent(
 async fn every_post_carries_its_key_in_message_metadata() {
     let app = spawn_app().await;
     app.add_user("U0META01", BERLIN);
-    app.store
-        .enqueue(&dm("k-meta", "U0META01", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-meta", "U0META01", "hello").await;
     assert_eq!(app.step().await.sent, 1);
     let message = &app.emulator.dm_messages("U0META01")[0];
     assert_eq!(
@@ -285,20 +229,11 @@ async fn every_post_carries_its_key_in_message_metadata() {
     );
 }
 
-/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
-fn pulse_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
-}
-
-fn sunday() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
-}
-
 #[tokio::test]
 async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
-    let app = pilot_at(&["U0DROPPD"], "", ONE_SCALE, sunday()).await;
-    share_clock(&app);
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0DROPPD"], "", ONE_SCALE, sunday_noon()).await;
+    app.slack_shares_clock();
+    app.clock.set(monday_ten_berlin());
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::PostThenDrop)
             .for_target("U0DROPPD")
@@ -312,11 +247,8 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
         1,
         "Slack stored it; the bot never heard"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'queued'", 1)
+        .await;
 
     app.advance(Duration::seconds(5));
     let second = app.step().await;
@@ -350,17 +282,14 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
 #[tokio::test]
 async fn a_dropped_post_that_never_arrived_is_posted_again() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0NEVER1", BERLIN);
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::DropConnection)
             .for_target("U0NEVER1")
             .times(1),
     );
-    app.store
-        .enqueue(&dm("k-never", "U0NEVER1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-never", "U0NEVER1", "hello").await;
     assert_eq!(app.step().await.retried, 1);
     assert!(app
         .store
@@ -379,12 +308,9 @@ async fn a_dropped_post_that_never_arrived_is_posted_again() {
 #[tokio::test]
 async fn a_process_that_died_after_slack_accepted_does_not_cause_a_second_post() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0DIED01", BERLIN);
-    app.store
-        .enqueue(&dm("k-died", "U0DIED01", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-died", "U0DIED01", "hello").await;
     // The dead process: claimed, marked its attempt, posted (Slack accepted), then died
     // before writing the completion.
     let claimed = app
@@ -432,12 +358,9 @@ async fn a_process_that_died_after_slack_accepted_does_not_cause_a_second_post()
 #[tokio::test]
 async fn a_reminder_with_an_unknown_outcome_is_found_in_its_thread() {
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0THREAD", BERLIN);
-    app.store
-        .enqueue(&dm("k-parent", "U0THREAD", "pulse"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-parent", "U0THREAD", "pulse").await;
     assert_eq!(app.step().await.sent, 1);
     let mut reply =
         NewOutboxMessage::new("k-reply", "chat.postMessage", json!({ "text": "reminder" }));
@@ -466,41 +389,27 @@ async fn a_reminder_with_an_unknown_outcome_is_found_in_its_thread() {
 
 #[tokio::test]
 async fn opting_out_cancels_dms_already_queued() {
-    let app = pilot_at(&["U0OPTQ01", "U0OPTQ02"], "", ONE_SCALE, sunday()).await;
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0OPTQ01", "U0OPTQ02"], "", ONE_SCALE, sunday_noon()).await;
+    app.clock.set(monday_ten_berlin());
     // The pulse is queued for both, but no worker has sent it yet.
     app.tick().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
-            .await,
-        2
-    );
-    let click = app.peer.block_actions(
-        "U0OPTQ01",
-        "D0OPTQ01",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
-    assert_eq!(
-        app.count(
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'", 2)
+        .await;
+    app.confirm_optout("U0OPTQ01", "D0OPTQ01").await;
+    app.assert_counts(&[
+        (
             "SELECT COUNT(*) FROM deliveries d JOIN members m ON m.id = d.member_id
              WHERE m.slack_user_id = 'U0OPTQ01' AND d.state = 'skipped'
-               AND d.failure_reason = 'opted out'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count(
+               AND d.failure_reason = 'opted out'",
+            1,
+        ),
+        (
             "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'
-               AND last_error = 'cancelled: member opted out'"
-        )
-        .await,
-        1
-    );
+               AND last_error = 'cancelled: member opted out'",
+            1,
+        ),
+    ])
+    .await;
     app.drain_outbox().await;
     assert_eq!(posts_to(&app, "U0OPTQ01"), 0, "the queued pulse never left");
     assert_eq!(posts_to(&app, "U0OPTQ02"), 1, "others are untouched");
@@ -508,48 +417,32 @@ async fn opting_out_cancels_dms_already_queued() {
 
 #[tokio::test]
 async fn opting_out_cancels_a_queued_reminder() {
-    let app = pilot_at(&["U0OPTR01"], "", ONE_SCALE, sunday()).await;
-    app.clock.set(pulse_time());
+    let app = pilot_at(&["U0OPTR01"], "", ONE_SCALE, sunday_noon()).await;
+    app.clock.set(monday_ten_berlin());
     app.tick().await;
     app.drain_outbox().await;
     assert_eq!(posts_to(&app, "U0OPTR01"), 1);
     // A day later the reminder is queued; the member opts out before it is sent.
-    app.clock.set(pulse_time() + Duration::hours(24));
+    app.clock.set(monday_ten_berlin() + Duration::hours(24));
     app.tick().await;
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND method = 'chat.postMessage'"
-        )
-        .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND method = 'chat.postMessage'",
         1,
-        "the reminder waits in the outbox"
-    );
-    let click = app.peer.block_actions(
-        "U0OPTR01",
-        "D0OPTR01",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
+        "the reminder waits in the outbox",
+    )
+    .await;
+    app.confirm_optout("U0OPTR01", "D0OPTR01").await;
     app.drain_outbox().await;
     assert_eq!(
         posts_to(&app, "U0OPTR01"),
         1,
         "no reminder after opting out"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'", 1)
+        .await;
     // The pulse itself was sent: that delivery keeps its state.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -559,30 +452,13 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
     let db = TestDb::new().await;
     let emulator = start_emulator().await;
     let clock = ManualClock::new(default_now());
-    {
-        let clock = clock.clone();
-        emulator.set_clock(move || clock.now());
-    }
-    let a = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
-    let b = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
+    emulator_follows(&emulator, &clock);
+    let (a, b) = spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock)).await;
     let n = 12;
     for i in 0..n {
         let user = format!("U0TWO{i:04}");
         emulator.add_user(EmulatedUser::new(&user, BERLIN));
-        a.store
-            .enqueue(&dm(&format!("k-two-{i}"), &user, "hi"), a.now())
-            .await
-            .unwrap();
+        a.enqueue_dm(&format!("k-two-{i}"), &user, "hi").await;
     }
     emulator.inject(Fault::on("chat.postMessage", FaultKind::PostThenDrop).times(n as u32));
     let sent = || a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'");
@@ -597,11 +473,11 @@ async fn a_second_worker_on_the_same_clock_never_posts_a_row_twice_after_a_drop(
     }
     assert_eq!(emulator.messages().len(), n, "one message per row");
     assert_eq!(emulator.calls_to("chat.postMessage").len(), n);
-    assert_eq!(
-        a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
-            .await,
-        n as i64
-    );
+    a.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        n as i64,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -609,7 +485,7 @@ async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
     // Without history access (a missing scope) the DM is still delivered rather than lost;
     // the metric tells the operator that this post could not be verified.
     let app = spawn_app().await;
-    share_clock(&app);
+    app.slack_shares_clock();
     app.add_user("U0NOSCOP", BERLIN);
     app.emulator.inject(
         Fault::on("chat.postMessage", FaultKind::DropConnection)
@@ -620,10 +496,7 @@ async fn a_look_up_slack_refuses_for_good_falls_back_to_posting() {
         "conversations.history",
         FaultKind::Error("missing_scope".into()),
     ));
-    app.store
-        .enqueue(&dm("k-noscope", "U0NOSCOP", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-noscope", "U0NOSCOP", "hello").await;
     assert_eq!(app.step().await.retried, 1);
     app.advance(Duration::seconds(5));
     let out = app.step().await;

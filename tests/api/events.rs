@@ -25,12 +25,14 @@ async fn the_same_event_delivered_three_times_is_handled_once() {
         let r = app.send_event_with(&body, opts).await;
         assert_eq!(r.status(), 200, "retry {retry} is acknowledged");
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'")
-            .await,
-        1
-    );
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM slack_events", 1),
+        (
+            "SELECT COUNT(*) FROM slack_events WHERE event_id = 'Ev0RETRY'",
+            1,
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -89,7 +91,8 @@ async fn malformed_bodies_get_400_and_unknown_types_200() {
         )
         .await;
     assert_eq!(r.status(), 400, "a command without user_id is malformed");
-    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 0);
+    app.assert_count("SELECT COUNT(*) FROM slack_events", 0)
+        .await;
 }
 
 #[tokio::test]
@@ -108,7 +111,8 @@ async fn oversized_requests_are_refused_before_anything_runs() {
         )
         .await;
     assert_eq!(r.status(), 413);
-    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 0);
+    app.assert_count("SELECT COUNT(*) FROM slack_events", 0)
+        .await;
 }
 
 #[tokio::test]
@@ -147,11 +151,12 @@ async fn an_event_whose_handling_failed_is_handled_when_slack_retries() {
     let text = r.text().await.unwrap();
     assert!(!text.contains("injected"), "database text leaked: {text}");
     assert!(!text.contains("members"), "database text leaked: {text}");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM slack_events").await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM slack_events",
         0,
-        "a failed event is not remembered as seen"
-    );
+        "a failed event is not remembered as seen",
+    )
+    .await;
     heal_members(&app.db.url).await;
 
     // Slack retries a minute later, signed anew.
@@ -162,15 +167,9 @@ async fn an_event_whose_handling_failed_is_handled_when_slack_retries() {
     };
     let r = app.send_event_with(&body, opts).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0EVT' AND status_text = 'On vacation'"
-        )
-        .await,
-        1,
-        "the retry was handled"
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM slack_events").await, 1);
+    app.assert_count_because("SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0EVT' AND status_text = 'On vacation'", 1, "the retry was handled").await;
+    app.assert_count("SELECT COUNT(*) FROM slack_events", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -203,19 +202,19 @@ async fn a_database_error_is_a_generic_500_with_a_request_id() {
 #[tokio::test]
 async fn a_real_token_records_its_workspace_so_no_sandbox_starts_on_this_database() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM workspaces WHERE source = 'auth.test'")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM workspaces WHERE source = 'auth.test'",
         1,
-        "auth.test at start"
-    );
+        "auth.test at start",
+    )
+    .await;
     let mut event = user_change("Ev0TEAM", "Here");
     event["team_id"] = json!("T0OTHER");
     assert_eq!(app.send_event(&event).await.status(), 200);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM workspaces WHERE team_id = 'T0OTHER' AND source = 'event'")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM workspaces WHERE team_id = 'T0OTHER' AND source = 'event'",
         1,
-        "the team of an event"
-    );
+        "the team of an event",
+    )
+    .await;
 }

@@ -9,10 +9,14 @@ use pulseloop::http::state::AppState;
 use pulseloop::scheduler::TickReport;
 use pulseloop::slack::outbound::{OutboxWorker, StepOutcome};
 use pulseloop::startup::Application;
+use pulseloop::storage::outbox::NewOutboxMessage;
 use pulseloop::storage::Store;
 use secrecy::SecretString;
-use serde_json::Value;
-use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer};
+use serde_json::{json, Value};
+use slack_emulator::{
+    EmulatedMessage, EmulatedUser, Emulator, EmulatorConfig, RateLimits, SignOptions, SlackPeer,
+};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -97,12 +101,23 @@ pub fn default_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
 }
 
+/// Sunday 2027-01-03 12:00 UTC, the day before the weekly pulse.
+pub fn sunday_noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
+}
+
+/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
+pub fn monday_ten_berlin() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
+}
+
 type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
 
 pub struct TestAppBuilder {
     db: Option<Arc<TestDb>>,
     emulator: Option<Emulator>,
     programs: Vec<(String, String)>,
+    users: Vec<EmulatedUser>,
     now: DateTime<Utc>,
     clock: Option<ManualClock>,
     workers: usize,
@@ -117,6 +132,7 @@ impl Default for TestAppBuilder {
             db: None,
             emulator: None,
             programs: Vec::new(),
+            users: Vec::new(),
             now: default_now(),
             clock: None,
             workers: 0,
@@ -128,6 +144,13 @@ impl Default for TestAppBuilder {
 }
 
 impl TestAppBuilder {
+    /// Another instance of an app: the same database, Slack and clock (a second replica).
+    pub fn sharing(db: &Arc<TestDb>, emulator: &Emulator, clock: &ManualClock) -> Self {
+        Self::default()
+            .db(db.clone())
+            .emulator(emulator.clone())
+            .clock(clock.clone())
+    }
     pub fn db(mut self, db: Arc<TestDb>) -> Self {
         self.db = Some(db);
         self
@@ -138,6 +161,11 @@ impl TestAppBuilder {
     }
     pub fn program(mut self, file: &str, toml: &str) -> Self {
         self.programs.push((file.to_string(), toml.to_string()));
+        self
+    }
+    /// A user of the emulated workspace, added before the app starts.
+    pub fn user(mut self, id: &str, tz: &str) -> Self {
+        self.users.push(EmulatedUser::new(id, tz));
         self
     }
     pub fn now(mut self, at: DateTime<Utc>) -> Self {
@@ -175,6 +203,9 @@ impl TestAppBuilder {
             Some(e) => e,
             None => start_emulator().await,
         };
+        for user in self.users {
+            emulator.add_user(user);
+        }
         let config_dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(config_dir.path().join("programs")).unwrap();
         for (file, text) in &self.programs {
@@ -237,6 +268,13 @@ impl TestAppBuilder {
     }
 }
 
+/// Two instances made by `builder`, spawned one after the other.
+pub async fn spawn_two(builder: impl Fn() -> TestAppBuilder) -> (TestApp, TestApp) {
+    let a = builder().spawn().await;
+    let b = builder().spawn().await;
+    (a, b)
+}
+
 pub async fn start_emulator() -> Emulator {
     let config = EmulatorConfig {
         bot_token: BOT_TOKEN.to_string(),
@@ -244,6 +282,49 @@ pub async fn start_emulator() -> Emulator {
         ..EmulatorConfig::default()
     };
     Emulator::start(config).await.expect("emulator starts")
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The form body Slack posts for `/pulse <text>` typed by `user`.
+pub fn command_form(user: &str, text: &str, trigger_id: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![
+        ("command", "/pulse"),
+        ("text", text),
+        ("user_id", user),
+        ("team_id", "T0TEST"),
+        ("channel_id", "D0TEST"),
+        ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
+    ];
+    if let Some(trigger_id) = trigger_id {
+        fields.push(("trigger_id", trigger_id));
+    }
+    serde_urlencoded::to_string(fields).unwrap().into_bytes()
+}
+
+fn is_top_level_dm(m: &EmulatedMessage) -> bool {
+    m.thread_ts.is_none() && m.ephemeral_for.is_none()
+}
+
+/// The emulator reads `clock` for its timestamps from now on.
+pub fn emulator_follows(emulator: &Emulator, clock: &ManualClock) {
+    let clock = clock.clone();
+    emulator.set_clock(move || {
+        use pulseloop::clock::Clock;
+        clock.now()
+    });
+}
+
+/// A DM to `user` for the outbox, keyed `key` (its message key too).
+pub fn outbox_dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
+    let mut msg = NewOutboxMessage::new(
+        key,
+        "chat.postMessage",
+        json!({ "channel": user, "text": text }),
+    );
+    msg.channel_key = Some(user.to_string());
+    msg.message_key = Some(key.to_string());
+    msg
 }
 
 pub struct TestApp {
@@ -273,6 +354,59 @@ impl TestApp {
 
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+
+    /// Sets the clock, runs the scheduler and sends what is due.
+    pub async fn run_at(&self, at: DateTime<Utc>) {
+        self.clock.set(at);
+        self.tick().await;
+        self.drain_outbox().await;
+    }
+
+    /// Runs the scheduler at 10:00 Monday Berlin and sends the DMs (the weekly pulse).
+    pub async fn send_monday_pulse(&self) {
+        self.run_at(monday_ten_berlin()).await;
+    }
+
+    /// The emulator stamps messages with the app's clock, as Slack and a production bot share
+    /// wall-clock time.
+    pub fn slack_shares_clock(&self) {
+        emulator_follows(&self.emulator, &self.clock);
+    }
+
+    /// The first DM posted to `user` (not a thread reply, not an ephemeral notice).
+    pub fn first_dm(&self, user: &str) -> EmulatedMessage {
+        self.emulator
+            .dm_messages(user)
+            .into_iter()
+            .find(is_top_level_dm)
+            .expect("a DM was posted")
+    }
+
+    /// How many DMs `user` got (not thread replies, not ephemeral notices).
+    pub fn dm_count(&self, user: &str) -> usize {
+        self.emulator
+            .dm_messages(user)
+            .iter()
+            .filter(|m| is_top_level_dm(m))
+            .count()
+    }
+
+    /// Asserts that a COUNT query over what is stored gives `expected`.
+    pub async fn assert_count(&self, sql: &'static str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
+    }
+
+    /// Asserts each `(COUNT query, expected)` in turn.
+    pub async fn assert_counts(&self, expected: &[(&'static str, i64)]) {
+        for (sql, n) in expected {
+            self.assert_count(sql, *n).await;
+        }
+    }
+
+    /// Like [`TestApp::assert_count`], saying why `expected` is right.
+    pub async fn assert_count_because(&self, sql: &'static str, expected: i64, why: &str) {
+        assert_eq!(self.count(sql).await, expected, "{why} ({sql})");
     }
 
     /// Signed with the app's clock, as Slack would at that instant.
@@ -328,21 +462,28 @@ impl TestApp {
         .await
     }
 
+    /// `user` clicks "confirm" on the opt-out question in `channel`; Slack gets a 200.
+    pub async fn confirm_optout(&self, user: &str, channel: &str) {
+        let click = self.peer.block_actions(
+            user,
+            channel,
+            "1700000000.000100",
+            "optout_confirm",
+            "optout",
+            "confirm",
+        );
+        assert_eq!(self.send_interaction(&click).await.status(), 200);
+    }
+
     pub async fn send_command(&self, user: &str, text: &str) -> reqwest::Response {
-        let form = serde_urlencoded::to_string([
-            ("command", "/pulse"),
-            ("text", text),
-            ("user_id", user),
-            ("team_id", "T0TEST"),
-            ("channel_id", "D0TEST"),
-            ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
-            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
-        ])
-        .unwrap();
         self.post_signed(
             "/slack/commands",
-            "application/x-www-form-urlencoded",
-            form.as_bytes(),
+            FORM,
+            &command_form(
+                user,
+                text,
+                Some("13345224609.738474920.8088930838d88f008e0"),
+            ),
             self.sign_now(),
         )
         .await
@@ -372,6 +513,14 @@ impl TestApp {
             .send()
             .await
             .expect("POST")
+    }
+
+    /// Puts a DM to `user` in the outbox now (see [`outbox_dm`]).
+    pub async fn enqueue_dm(&self, key: &str, user: &str, text: &str) {
+        self.store
+            .enqueue(&outbox_dm(key, user, text), self.now())
+            .await
+            .expect("enqueued");
     }
 
     /// One outbox step.
@@ -428,33 +577,122 @@ impl TestApp {
     }
 }
 
+/// Runs `$body` with `$pool` bound to a fresh pool on the test database (a `PgPool` or a
+/// `SqlitePool`, as the URL says), closes the pool and yields what `$body` gave. The body is
+/// written once and compiled for each database.
+macro_rules! with_test_pool {
+    ($url:expr, |$pool:ident| $body:expr) => {{
+        let url: &str = $url;
+        if url.starts_with("postgres") {
+            let $pool = sqlx::PgPool::connect(url).await.unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let $pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true))
+                .await
+                .unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+pub(crate) use with_test_pool;
+
 /// Runs a COUNT query directly against the test database (assertions see what is stored,
 /// not what the app reports).
 pub async fn count(url: &str, sql: &'static str) -> i64 {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
+    with_test_pool!(url, |pool| {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
         n
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    }
+    })
 }
 
 /// Runs one SQL statement directly against the test database (to inject faults).
 pub async fn exec(url: &str, sql: &'static str) {
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
+    exec_all(url, &[sql]).await
+}
+
+/// Runs statements in order, straight against the test database (test-only tables and
+/// triggers, rows written as an older version would have).
+pub async fn exec_all(url: &str, statements: &[&str]) {
+    with_test_pool!(url, |pool| {
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    })
+}
+
+/// A stored cell as JSON, whatever its column type, on either database.
+trait CellAsJson: sqlx::Row {
+    fn cell(&self, i: usize) -> Value;
+
+    fn as_json(&self) -> BTreeMap<String, Value> {
+        use sqlx::Column;
+        self.columns()
+            .iter()
+            .map(|c| (c.name().to_string(), self.cell(c.ordinal())))
+            .collect()
     }
+}
+
+impl CellAsJson for sqlx::postgres::PgRow {
+    fn cell(&self, i: usize) -> Value {
+        use sqlx::Row;
+        if let Ok(v) = self.try_get::<Option<i64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<i32>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<f64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<bool>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<String>, _>(i) {
+            return json!(v);
+        }
+        json!("<undecodable>")
+    }
+}
+
+impl CellAsJson for sqlx::sqlite::SqliteRow {
+    fn cell(&self, i: usize) -> Value {
+        use sqlx::Row;
+        if let Ok(v) = self.try_get::<Option<i64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<f64>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<String>, _>(i) {
+            return json!(v);
+        }
+        if let Ok(v) = self.try_get::<Option<Vec<u8>>, _>(i) {
+            return json!(v.map(|b| String::from_utf8_lossy(&b).to_string()));
+        }
+        json!("<undecodable>")
+    }
+}
+
+/// Every row of a query, as JSON values (column name → value), on either database.
+pub async fn rows(url: &str, sql: &str) -> Vec<BTreeMap<String, Value>> {
+    with_test_pool!(url, |pool| sqlx::query(sqlx::AssertSqlSafe(
+        sql.to_string()
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(CellAsJson::as_json)
+    .collect::<Vec<_>>())
 }
 
 /// Makes every UPDATE of `members` fail with a database error, until [`heal_members`].

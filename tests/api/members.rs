@@ -3,43 +3,20 @@
 
 use crate::helpers::*;
 use crate::pulses::{pilot_at, program, ONE_SCALE};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use slack_emulator::EmulatedUser;
 
 const BERLIN: &str = "Europe/Berlin";
 
-fn sunday() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap()
-}
-
-/// 10:00 Monday 4 January in Berlin, when the weekly pulse fires.
-fn pulse_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap()
-}
-
 async fn app_with(members: &[&str]) -> TestApp {
-    pilot_at(members, "", ONE_SCALE, sunday()).await
+    pilot_at(members, "", ONE_SCALE, sunday_noon()).await
 }
 
 async fn command(app: &TestApp, user: &str, text: &str) -> Value {
     let r = app.send_command(user, text).await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
-}
-
-async fn run_at(app: &TestApp, at: DateTime<Utc>) {
-    app.clock.set(at);
-    app.tick().await;
-    app.drain_outbox().await;
-}
-
-fn dms(app: &TestApp, user: &str) -> usize {
-    app.emulator
-        .dm_messages(user)
-        .iter()
-        .filter(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .count()
 }
 
 #[tokio::test]
@@ -50,23 +27,27 @@ async fn pause_holds_pulses_and_resume_releases_them() {
         reply["text"].as_str().unwrap().contains("Paused"),
         "{reply}"
     );
-    run_at(&app, pulse_time()).await;
-    assert_eq!(dms(&app, "U0P1"), 0, "paused: nothing sent");
-    assert_eq!(dms(&app, "U0P2"), 1);
+    app.run_at(monday_ten_berlin()).await;
+    assert_eq!(app.dm_count("U0P1"), 0, "paused: nothing sent");
+    assert_eq!(app.dm_count("U0P2"), 1);
     let status = command(&app, "U0P1", "status").await;
     let text = status["text"].as_str().unwrap();
     assert!(text.contains("paused"), "{text}");
 
     let reply = command(&app, "U0P1", "resume").await;
     assert!(reply["text"].as_str().unwrap().contains("Resumed"));
-    run_at(&app, pulse_time() + Duration::minutes(30)).await;
+    app.run_at(monday_ten_berlin() + Duration::minutes(30))
+        .await;
     assert_eq!(
-        dms(&app, "U0P1"),
+        app.dm_count("U0P1"),
         1,
         "the waiting pulse goes out once they resume, while its window is open"
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'").await, 1);
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'").await, 1);
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.paused'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'member:U0P1' AND action = 'member.resumed'", 1),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -88,66 +69,50 @@ async fn a_pause_with_an_end_date_ends_by_itself() {
             .contains("'someday' is not a date"),
         "{bad}"
     );
-    run_at(&app, pulse_time()).await;
+    app.run_at(monday_ten_berlin()).await;
     assert_eq!(
-        dms(&app, "U0P1"),
+        app.dm_count("U0P1"),
         1,
         "the pause ended at midnight Berlin time"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 1)
+        .await;
 }
 
 #[tokio::test]
 async fn opting_out_asks_first_then_cancels_pending_pulses() {
     let app = app_with(&["U0P1"]).await;
-    app.clock.set(pulse_time() - Duration::minutes(1));
+    app.clock.set(monday_ten_berlin() - Duration::minutes(1));
     let reply = command(&app, "U0P1", "optout").await;
     let blocks = reply["blocks"].to_string();
     assert!(
         blocks.contains("optout_confirm"),
         "a confirmation button: {reply}"
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM members WHERE state = 'opted_out'",
         0,
-        "nothing until confirmed"
-    );
+        "nothing until confirmed",
+    )
+    .await;
 
     // Planned but not yet sent, then the member confirms by clicking.
-    app.clock.set(pulse_time());
+    app.clock.set(monday_ten_berlin());
     app.state
         .scheduler
         .clone()
         .plan(app.now(), &mut Default::default())
         .await
         .unwrap();
-    let click = app.peer.block_actions(
-        "U0P1",
-        "D0P1",
-        "1700000000.000100",
-        "optout_confirm",
-        "optout",
-        "confirm",
-    );
-    assert_eq!(app.send_interaction(&click).await.status(), 200);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'opted_out'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'")
-            .await,
-        1
-    );
+    app.confirm_optout("U0P1", "D0P1").await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM members WHERE state = 'opted_out'", 1),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 1),
+    ])
+    .await;
     app.tick().await;
     app.drain_outbox().await;
-    assert_eq!(dms(&app, "U0P1"), 0);
+    assert_eq!(app.dm_count("U0P1"), 0);
     let status = command(&app, "U0P1", "status").await;
     assert!(
         status["text"].as_str().unwrap().contains("opted out"),
@@ -165,7 +130,7 @@ async fn status_lists_what_is_pending_and_the_next_pulse() {
         text.contains("next pulse *Weekly pulse* on Mon 4 Jan, 10:00 CET"),
         "{text}"
     );
-    run_at(&app, pulse_time()).await;
+    app.run_at(monday_ten_berlin()).await;
     let after = command(&app, "U0P1", "status").await;
     assert!(
         after["text"]
@@ -187,15 +152,15 @@ async fn an_out_of_office_status_holds_the_pulse_until_it_clears() {
         "event": { "type": "user_change", "user": { "id": "U0P1", "tz": "Europe/Berlin", "profile": { "status_text": "On vacation", "status_emoji": ":palm_tree:" } } }
     });
     assert_eq!(app.send_event(&event).await.status(), 200);
-    run_at(&app, pulse_time()).await;
-    assert_eq!(dms(&app, "U0P1"), 0);
+    app.run_at(monday_ten_berlin()).await;
+    assert_eq!(app.dm_count("U0P1"), 0);
     let back = json!({
         "type": "event_callback", "team_id": "T0SANDBOX", "event_id": "Ev0BACK", "event_time": 2,
         "event": { "type": "user_change", "user": { "id": "U0P1", "tz": "Europe/Berlin", "profile": { "status_text": "", "status_emoji": "" } } }
     });
     app.send_event(&back).await;
-    run_at(&app, pulse_time() + Duration::hours(3)).await;
-    assert_eq!(dms(&app, "U0P1"), 1);
+    app.run_at(monday_ten_berlin() + Duration::hours(3)).await;
+    assert_eq!(app.dm_count("U0P1"), 1);
 }
 
 #[tokio::test]
@@ -212,21 +177,23 @@ async fn deleted_users_and_bots_are_never_messaged_and_slack_time_zones_are_used
     );
     let app = TestAppBuilder::default()
         .emulator(emulator)
-        .now(sunday())
+        .now(sunday_noon())
         .program("p.toml", &toml)
         .spawn()
         .await;
     // users.info was read on first sight.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'America/New_York'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_tz = 'America/New_York'",
+        1,
+    )
+    .await;
     // 10:00 in New York is 15:00 UTC.
-    run_at(&app, Utc.with_ymd_and_hms(2027, 1, 4, 14, 45, 0).unwrap()).await;
-    assert_eq!(dms(&app, "U0NYC"), 0);
-    run_at(&app, Utc.with_ymd_and_hms(2027, 1, 4, 15, 0, 0).unwrap()).await;
-    assert_eq!(dms(&app, "U0NYC"), 1);
+    app.run_at(Utc.with_ymd_and_hms(2027, 1, 4, 14, 45, 0).unwrap())
+        .await;
+    assert_eq!(app.dm_count("U0NYC"), 0);
+    app.run_at(Utc.with_ymd_and_hms(2027, 1, 4, 15, 0, 0).unwrap())
+        .await;
+    assert_eq!(app.dm_count("U0NYC"), 1);
     let to_others = app
         .emulator
         .calls_to("chat.postMessage")
@@ -239,11 +206,8 @@ async fn deleted_users_and_bots_are_never_messaged_and_slack_time_zones_are_used
 #[tokio::test]
 async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
     let app = app_with(&["U0A", "U0B"]).await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        2
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 2)
+        .await;
     assert!(
         app.count(
             "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.added'"
@@ -272,43 +236,31 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         .await
         .unwrap();
 
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members").await,
-        3,
-        "nobody is deleted"
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM questions").await,
+    app.assert_count_because("SELECT COUNT(*) FROM members", 3, "nobody is deleted")
+        .await;
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0B' AND state = 'deactivated'",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0C' AND source = 'usergroup'",
+            1,
+        ),
+    ])
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM questions",
         1,
-        "same metric key, reworded"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'")
-            .await,
-        1
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'").await, 1);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'"
-        )
-        .await,
-        1
-    );
+        "same metric key, reworded",
+    )
+    .await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM questions WHERE prompt = 'How useful was coaching?'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'member.deactivated'", 1),
+        ("SELECT COUNT(*) FROM audit_log WHERE actor = 'config' AND action = 'survey.updated'", 1),
+    ])
+    .await;
 
     // A broken file changes nothing and says why.
     std::fs::write(
@@ -321,11 +273,8 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("colour: unknown key"), "{err}");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        2
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 2)
+        .await;
     assert!(
         app.state.catalog.program("pilot").is_some(),
         "the previous configuration stays in force"
@@ -346,15 +295,15 @@ async fn a_large_program_reads_profiles_with_users_list_not_one_call_each() {
     let toml = program(&members, "", ONE_SCALE).replace("timezone = \"\"\n", "");
     let app = TestAppBuilder::default()
         .emulator(emulator)
-        .now(sunday())
+        .now(sunday_noon())
         .program("big.toml", &toml)
         .spawn()
         .await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_tz = 'Asia/Tokyo'")
-            .await,
-        60
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_tz = 'Asia/Tokyo'",
+        60,
+    )
+    .await;
     assert_eq!(app.emulator.calls_to("users.info").len(), 0);
     assert!(!app.emulator.calls_to("users.list").is_empty());
 }
@@ -387,15 +336,12 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
     );
     let app = TestAppBuilder::default()
         .emulator(emulator)
-        .now(sunday())
+        .now(sunday_noon())
         .program("g.toml", &toml)
         .spawn()
         .await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE state = 'active'")
-            .await,
-        1
-    );
+    app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 1)
+        .await;
     app.emulator.set_usergroup("S0GROUP", &["U0G2"]);
     assert_eq!(
         pulseloop::pulse::sync::resync_usergroups(&app.state.pulses)
@@ -403,16 +349,15 @@ async fn user_group_changes_are_picked_up_without_a_restart() {
             .unwrap(),
         1
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'"
-        )
-        .await,
-        1
-    );
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G2' AND state = 'active'",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0G1' AND state = 'deactivated'",
+            1,
+        ),
+    ])
+    .await;
 }

@@ -5,17 +5,6 @@ use pulseloop::storage::outbox::{NewOutboxMessage, OutboxStatus};
 use serde_json::json;
 use slack_emulator::{EmulatedUser, Fault, FaultKind};
 
-fn dm(key: &str, user: &str, text: &str) -> NewOutboxMessage {
-    let mut msg = NewOutboxMessage::new(
-        key,
-        "chat.postMessage",
-        json!({ "channel": user, "text": text }),
-    );
-    msg.channel_key = Some(user.to_string());
-    msg.message_key = Some(key.to_string());
-    msg
-}
-
 fn fault(method: &str, kind: FaultKind, times: u32) -> Fault {
     Fault {
         method: Some(method.into()),
@@ -39,10 +28,7 @@ async fn a_500_then_success_is_retried_and_sent_once() {
     app.add_user("U0RETRY1", "Europe/Berlin");
     app.emulator
         .inject(fault("chat.postMessage", FaultKind::Http(500), 1));
-    app.store
-        .enqueue(&dm("k-500", "U0RETRY1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-500", "U0RETRY1", "hello").await;
 
     let first = app.step().await;
     assert_eq!((first.claimed, first.retried, first.sent), (1, 1, 0));
@@ -85,10 +71,7 @@ async fn a_429_with_retry_after_2_waits_at_least_2_seconds() {
         },
         1,
     ));
-    app.store
-        .enqueue(&dm("k-429", "U0LIMIT1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-429", "U0LIMIT1", "hello").await;
     let start = app.now();
 
     let first = app.step().await;
@@ -116,14 +99,8 @@ async fn account_inactive_fails_for_good_with_the_reason_kept() {
         .add_user(EmulatedUser::new("U0GONE01", "Europe/Berlin"));
     app.emulator.set_user_deleted("U0GONE01", true);
     app.add_user("U0ALIVE1", "Europe/Berlin");
-    app.store
-        .enqueue(&dm("k-gone", "U0GONE01", "hello"), app.now())
-        .await
-        .unwrap();
-    app.store
-        .enqueue(&dm("k-alive", "U0ALIVE1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-gone", "U0GONE01", "hello").await;
+    app.enqueue_dm("k-alive", "U0ALIVE1", "hello").await;
 
     let out = app.drain_outbox().await;
     assert_eq!((out.sent, out.failed), (1, 1));
@@ -149,10 +126,7 @@ async fn transient_errors_give_up_after_the_attempt_limit() {
     app.add_user("U0FLAKY1", "Europe/Berlin");
     app.emulator
         .inject(fault("chat.postMessage", FaultKind::Http(503), 10));
-    app.store
-        .enqueue(&dm("k-flaky", "U0FLAKY1", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-flaky", "U0FLAKY1", "hello").await;
     for _ in 0..3 {
         app.step().await;
         app.advance(Duration::minutes(5));
@@ -169,10 +143,7 @@ async fn a_dropped_connection_is_retried() {
     app.add_user("U0DROP01", "Europe/Berlin");
     app.emulator
         .inject(fault("chat.postMessage", FaultKind::DropConnection, 1));
-    app.store
-        .enqueue(&dm("k-drop", "U0DROP01", "hello"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-drop", "U0DROP01", "hello").await;
     assert_eq!(app.step().await.retried, 1);
     app.advance(Duration::seconds(5));
     assert_eq!(app.step().await.sent, 1);
@@ -185,16 +156,16 @@ async fn rows_left_pending_by_a_stopped_process_are_sent_by_the_next_one() {
     let emulator = start_emulator().await;
     emulator.add_user(EmulatedUser::new("U0HANDOFF", "Europe/Berlin"));
     let clock = ManualClock::new(default_now());
-    let first = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
+    let first = TestAppBuilder::sharing(&db, &emulator, &clock)
         .spawn()
         .await;
     for i in 0..3 {
         first
             .store
-            .enqueue(&dm(&format!("k-hand-{i}"), "U0HANDOFF", "hi"), first.now())
+            .enqueue(
+                &outbox_dm(&format!("k-hand-{i}"), "U0HANDOFF", "hi"),
+                first.now(),
+            )
             .await
             .unwrap();
     }
@@ -207,10 +178,7 @@ async fn rows_left_pending_by_a_stopped_process_are_sent_by_the_next_one() {
     assert_eq!(leased.len(), 3);
     first.stop().await;
 
-    let second = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
+    let second = TestAppBuilder::sharing(&db, &emulator, &clock)
         .spawn()
         .await;
     assert_eq!(second.step().await.claimed, 0, "the lease still holds");
@@ -231,26 +199,12 @@ async fn two_workers_never_send_the_same_row() {
     let db = TestDb::new().await;
     let emulator = start_emulator().await;
     let clock = ManualClock::new(default_now());
-    let a = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
-    let b = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .spawn()
-        .await;
+    let (a, b) = spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock)).await;
     let n = 40;
     for i in 0..n {
         let user = format!("U0PAR{i:04}");
         emulator.add_user(EmulatedUser::new(&user, "Europe/Berlin"));
-        a.store
-            .enqueue(&dm(&format!("k-par-{i}"), &user, "hi"), a.now())
-            .await
-            .unwrap();
+        a.enqueue_dm(&format!("k-par-{i}"), &user, "hi").await;
     }
     let drive = |w: pulseloop::slack::outbound::OutboxWorker| async move {
         let mut sent = 0;
@@ -286,11 +240,11 @@ async fn two_workers_never_send_the_same_row() {
     channels.sort();
     channels.dedup();
     assert_eq!(channels.len(), n, "no user got two messages");
-    assert_eq!(
-        a.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
-            .await,
-        n as i64
-    );
+    a.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        n as i64,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -302,10 +256,7 @@ async fn an_update_waits_for_the_message_it_refers_to() {
     // The update is queued first, yet must not run before its message exists.
     app.store.enqueue(&update, app.now()).await.unwrap();
     assert_eq!(app.step().await.deferred, 1);
-    app.store
-        .enqueue(&dm("k-orig", "U0ORDER1", "original"), app.now())
-        .await
-        .unwrap();
+    app.enqueue_dm("k-orig", "U0ORDER1", "original").await;
     app.drain_outbox().await;
     app.advance(Duration::seconds(3));
     app.drain_outbox().await;

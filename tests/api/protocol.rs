@@ -2,21 +2,15 @@
 //! pulse names what it is, storage finds rows by that kind, and rows from before the column
 //! existed get theirs from their keys when the migration runs.
 
-use crate::anonymity::rows;
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use pulseloop::slack::protocol::{MessageKey, OutboxKey, PulseBlockId};
 use std::collections::BTreeSet;
 
 /// The first DM to `user`: (channel, ts, block_id of its first actions block).
 fn dm_of(app: &TestApp, user: &str) -> (String, String, String) {
-    let m = app
-        .emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM was posted");
+    let m = app.first_dm(user);
     let block_id = m
         .blocks
         .as_array()
@@ -34,13 +28,10 @@ async fn every_outbox_row_of_a_pulse_names_its_kind() {
         &["U0KA", "U0KB"],
         "anonymity = \"confidential\"",
         ONE_SCALE,
-        Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap(),
+        default_now(),
     )
     .await;
-    app.clock
-        .set(Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap());
-    app.tick().await;
-    app.drain_outbox().await;
+    app.send_monday_pulse().await;
 
     // The DM's block id is the typed one, and it names the question.
     let (channel, ts, block_id) = dm_of(&app, "U0KA");
@@ -122,24 +113,12 @@ async fn the_kind_migration_backfills_rows_from_their_keys() {
              VALUES ('{key}', 'chat.postMessage', '{{}}', 'sent', 1, 0, 0)"
         )
     };
-    if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let migrator = sqlx::migrate!("migrations/postgres");
-        migrator.run_to(before_kind, &pool).await.unwrap();
-        for (key, _) in keys {
-            sqlx::query(sqlx::AssertSqlSafe(insert(key)))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        migrator.run(&pool).await.unwrap();
-        pool.close().await;
+    let migrator = if db.url.starts_with("postgres") {
+        sqlx::migrate!("migrations/postgres")
     } else {
-        let opts: sqlx::sqlite::SqliteConnectOptions = db.url.parse().unwrap();
-        let pool = sqlx::SqlitePool::connect_with(opts.create_if_missing(true))
-            .await
-            .unwrap();
-        let migrator = sqlx::migrate!("migrations/sqlite");
+        sqlx::migrate!("migrations/sqlite")
+    };
+    with_test_pool!(&db.url, |pool| {
         migrator.run_to(before_kind, &pool).await.unwrap();
         for (key, _) in keys {
             sqlx::query(sqlx::AssertSqlSafe(insert(key)))
@@ -148,8 +127,7 @@ async fn the_kind_migration_backfills_rows_from_their_keys() {
                 .unwrap();
         }
         migrator.run(&pool).await.unwrap();
-        pool.close().await;
-    }
+    });
     let stored = rows(&db.url, "SELECT dedupe_key, kind FROM outbox ORDER BY id").await;
     let got: Vec<(&str, &str)> = stored
         .iter()

@@ -6,11 +6,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use slack_emulator::{EmulatedUser, SignOptions};
 
-/// Monday 2027-01-04, one hour before a 10:00 Berlin pulse.
-fn monday_morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap()
-}
-
 pub fn program(members: &[(&str, &str, &str)], survey_extra: &str, questions: &str) -> String {
     let mut toml = String::from(
         r#"id = "pilot"
@@ -66,7 +61,7 @@ async fn pilot(members: &[&str], questions: &str) -> TestApp {
         members,
         "anonymity = \"anonymous\"",
         questions,
-        monday_morning(),
+        default_now(),
     )
     .await
 }
@@ -94,22 +89,6 @@ pub async fn pilot_at(
         .await
 }
 
-/// Runs the scheduler at 10:00 Berlin and sends the DMs.
-async fn send_pulse(app: &TestApp) {
-    app.clock
-        .set(Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap());
-    app.tick().await;
-    app.drain_outbox().await;
-}
-
-fn dm(app: &TestApp, user: &str) -> slack_emulator::EmulatedMessage {
-    app.emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM was posted")
-}
-
 fn find_action(message: &Value, action_prefix: &str) -> (String, String, String) {
     for block in message.as_array().unwrap() {
         for e in block["elements"].as_array().into_iter().flatten() {
@@ -127,7 +106,7 @@ fn find_action(message: &Value, action_prefix: &str) -> (String, String, String)
 }
 
 async fn click(app: &TestApp, user: &str, action_prefix: &str) -> reqwest::Response {
-    let msg = dm(app, user);
+    let msg = app.first_dm(user);
     let (block_id, action_id, value) = find_action(&msg.blocks, action_prefix);
     let payload =
         app.peer
@@ -170,8 +149,8 @@ async fn responses(app: &TestApp) -> Vec<(Option<i64>, String, Option<f64>, Opti
 #[tokio::test]
 async fn the_dm_states_anonymity_program_and_closing_time() {
     let app = pilot(&["U0AMY"], ONE_SCALE).await;
-    send_pulse(&app).await;
-    let msg = dm(&app, "U0AMY");
+    app.send_monday_pulse().await;
+    let msg = app.first_dm("U0AMY");
     assert_eq!(msg.channel, "D0AMY");
     let blocks = msg.blocks.to_string();
     assert!(
@@ -190,31 +169,31 @@ async fn the_dm_states_anonymity_program_and_closing_time() {
         assert!(blocks.contains(&format!("\"action_id\":\"answer:{v}\"")));
     }
     assert!(blocks.contains("1 = Not at all · 5 = Extremely"));
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent' AND channel_id = 'D0AMY'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'sent' AND channel_id = 'D0AMY'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_button_answer_is_stored_once_and_the_dm_updated() {
     let app = pilot(&["U0AMY"], ONE_SCALE).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     let r = click(&app, "U0AMY", "answer:4").await;
     assert_eq!(r.status(), 200);
     let stored = responses(&app).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, "coaching_value");
     assert_eq!(stored[0].2, Some(4.0));
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'answered'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'answered'",
+        1,
+    )
+    .await;
 
     // Double click and a Slack retry of the same payload: still one answer, one update.
-    let msg = dm(&app, "U0AMY");
+    let msg = app.first_dm("U0AMY");
     let (block_id, action_id, value) = find_action(&msg.blocks, "answer:4");
     let payload = app.peer.block_actions(
         "U0AMY",
@@ -243,7 +222,7 @@ async fn a_button_answer_is_stored_once_and_the_dm_updated() {
     app.drain_outbox().await;
     let updates = app.emulator.calls_to("chat.update");
     assert_eq!(updates.len(), 1, "identical answers queue one update");
-    let msg = dm(&app, "U0AMY");
+    let msg = app.first_dm("U0AMY");
     assert!(
         msg.blocks.to_string().contains("your answer is in"),
         "{}",
@@ -255,7 +234,7 @@ async fn a_button_answer_is_stored_once_and_the_dm_updated() {
 #[tokio::test]
 async fn changing_an_answer_replaces_it_while_the_window_is_open() {
     let app = pilot(&["U0AMY"], ONE_SCALE).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     click(&app, "U0AMY", "answer:2").await;
     app.drain_outbox().await;
     // The updated DM offers a modal to change the answer, prefilled with the earlier one.
@@ -276,8 +255,8 @@ async fn changing_an_answer_replaces_it_while_the_window_is_open() {
 #[tokio::test]
 async fn a_longer_survey_opens_a_modal_and_validation_errors_come_back_by_field() {
     let app = pilot(&["U0BEN"], FOUR_QUESTIONS).await;
-    send_pulse(&app).await;
-    let msg = dm(&app, "U0BEN");
+    app.send_monday_pulse().await;
+    let msg = app.first_dm("U0BEN");
     assert!(msg
         .blocks
         .to_string()
@@ -332,7 +311,7 @@ async fn a_longer_survey_opens_a_modal_and_validation_errors_come_back_by_field(
 #[tokio::test]
 async fn a_click_after_the_window_closed_stores_nothing_and_says_so() {
     let app = pilot(&["U0CAT"], ONE_SCALE).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     app.advance(Duration::hours(49));
     let r = click(&app, "U0CAT", "answer:5").await;
     assert_eq!(r.status(), 200);
@@ -357,8 +336,8 @@ async fn a_click_after_the_window_closed_stores_nothing_and_says_so() {
 #[tokio::test]
 async fn nobody_can_answer_someone_elses_pulse() {
     let app = pilot(&["U0AMY", "U0BOB"], ONE_SCALE).await;
-    send_pulse(&app).await;
-    let msg = dm(&app, "U0AMY");
+    app.send_monday_pulse().await;
+    let msg = app.first_dm("U0AMY");
     let (block_id, action_id, value) = find_action(&msg.blocks, "answer:1");
     let forged = app.peer.block_actions(
         "U0BOB",
@@ -376,10 +355,10 @@ async fn nobody_can_answer_someone_elses_pulse() {
 async fn one_reminder_to_non_responders_then_the_dm_closes_and_anonymous_answers_are_sealed() {
     let members = ["U0M1", "U0M2", "U0M3", "U0M4", "U0M5"];
     let app = pilot(&members, FOUR_QUESTIONS).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     // Three answer (k = 3, so the reminder may say so); one writes a comment.
     for (i, user) in ["U0M1", "U0M2", "U0M3"].iter().enumerate() {
-        let msg = dm(&app, user);
+        let msg = app.first_dm(user);
         let (block_id, action_id, value) = find_action(&msg.blocks, &format!("answer:{}", i + 2));
         let p = app
             .peer
@@ -428,7 +407,7 @@ async fn one_reminder_to_non_responders_then_the_dm_closes_and_anonymous_answers
     assert_eq!(report.sealed, 1);
     app.drain_outbox().await;
     for user in members {
-        let msg = dm(&app, user);
+        let msg = app.first_dm(user);
         let blocks = msg.blocks.to_string();
         assert!(
             !blocks.contains("\"type\":\"button\""),
@@ -437,27 +416,24 @@ async fn one_reminder_to_non_responders_then_the_dm_closes_and_anonymous_answers
         assert!(blocks.contains("Closed"), "{blocks}");
     }
     // Who answered is not kept per member after the seal: counts on the round instead.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'")
-            .await,
-        5
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL")
-            .await,
-        1
-    );
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'closed'", 5),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE answered_count = 3 AND asked_count = 5",
+            1,
+        ),
+        (
+            "SELECT COUNT(*) FROM rounds WHERE state = 'closed' AND sealed_at IS NOT NULL",
+            1,
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn after_an_anonymous_round_closes_no_stored_path_links_an_answer_to_a_member() {
     let app = pilot(&["U0S1", "U0S2", "U0S3"], FOUR_QUESTIONS).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     for (user, comment) in [("U0S1", "secret-idea-alpha"), ("U0S2", "secret-idea-beta")] {
         let opened = open_survey_modal(&app, user).await;
         let values = json!({
@@ -471,53 +447,55 @@ async fn after_an_anonymous_round_closes_no_stored_path_links_an_answer_to_a_mem
     }
     app.drain_outbox().await;
     // Before close the link exists (the member may still change their answer).
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        8
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+        8,
+    )
+    .await;
 
     app.advance(Duration::hours(49));
     app.tick().await;
     app.drain_outbox().await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses").await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM responses",
         8,
-        "answers are kept for the aggregates"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(DISTINCT created_at) FROM responses")
-            .await,
+        "answers are kept for the aggregates",
+    )
+    .await;
+    app.assert_counts(&[
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM deliveries WHERE answered_at IS NOT NULL",
+            0,
+        ),
+    ])
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(DISTINCT created_at) FROM responses",
         1,
-        "answer times are coarsened to the round"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%secret-idea%'")
-            .await,
+        "answer times are coarsened to the round",
+    )
+    .await;
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%secret-idea%'",
         0,
-        "no rendered answer left beside a channel"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%secret-idea%'")
-            .await,
-        0
-    );
+        "no rendered answer left beside a channel",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE detail LIKE '%secret-idea%'",
+        0,
+    )
+    .await;
     // And the slack_messages / deliveries tables carry no answer at all.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE '%secret%'")
-            .await,
-        0
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM deliveries WHERE failure_reason LIKE '%secret%'",
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -525,17 +503,13 @@ async fn a_deactivated_user_fails_for_good_and_others_are_unaffected() {
     let app = pilot(&["U0OK1", "U0GONE", "U0OK2"], ONE_SCALE).await;
     // Deactivated in Slack after the last profile refresh.
     app.emulator.set_user_deleted("U0GONE", true);
-    send_pulse(&app).await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
-            .await,
-        2
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'").await,
-        1
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'").await, 1);
+    app.send_monday_pulse().await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'", 2),
+        ("SELECT COUNT(*) FROM deliveries WHERE state = 'failed' AND failure_reason LIKE '%account_inactive%'", 1),
+        ("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%account_inactive%'", 1),
+    ])
+    .await;
     assert!(
         app.emulator.dm_messages("U0OK1").len() == 1
             && app.emulator.dm_messages("U0OK2").len() == 1
@@ -565,11 +539,11 @@ async fn long_texts_and_many_options_stay_inside_block_kit_limits() {
         options.join(", ")
     );
     let app = pilot(&["U0LONG"], &questions).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     let posts = app.emulator.calls_to("chat.postMessage");
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].response["ok"], true, "{}", posts[0].response);
-    let msg = dm(&app, "U0LONG");
+    let msg = app.first_dm("U0LONG");
     let (block_id, action_id, value) = find_action(&msg.blocks, "open_modal");
     app.send_interaction(&app.peer.block_actions(
         "U0LONG",
@@ -588,7 +562,7 @@ async fn long_texts_and_many_options_stay_inside_block_kit_limits() {
 #[tokio::test]
 async fn the_reminder_hides_the_count_below_the_anonymity_threshold() {
     let app = pilot(&["U0R1", "U0R2"], ONE_SCALE).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     click(&app, "U0R1", "answer:3").await;
     app.advance(Duration::hours(24));
     assert_eq!(app.tick().await.reminded, 1);
@@ -610,7 +584,7 @@ async fn the_reminder_hides_the_count_below_the_anonymity_threshold() {
 #[tokio::test]
 async fn reminders_wait_for_working_hours() {
     let app = pilot(&["U0NIGHT"], ONE_SCALE).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     // The reminder is due Tuesday 10:00, but the first tick after it is at 20:00 Berlin.
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 1, 5, 19, 0, 0).unwrap());
@@ -624,7 +598,7 @@ async fn reminders_wait_for_working_hours() {
 #[tokio::test]
 async fn an_answer_update_still_queued_at_close_is_dropped_with_the_seal() {
     let app = pilot(&["U0LATE"], FOUR_QUESTIONS).await;
-    send_pulse(&app).await;
+    app.send_monday_pulse().await;
     let opened = open_survey_modal(&app, "U0LATE").await;
     let values = json!({
         "q:coaching_value": { "value": { "type": "radio_buttons", "selected_option": { "value": "4" } } },
@@ -637,13 +611,13 @@ async fn an_answer_update_still_queued_at_close_is_dropped_with_the_seal() {
     // The window closes before the outbox sent the "your answer is in" update.
     app.advance(Duration::hours(49));
     assert_eq!(app.tick().await.sealed, 1);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%last-minute-secret%'")
-            .await,
-        0
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%last-minute-secret%'",
+        0,
+    )
+    .await;
     app.drain_outbox().await;
-    let dm = dm(&app, "U0LATE");
+    let dm = app.first_dm("U0LATE");
     assert!(
         dm.blocks
             .to_string()

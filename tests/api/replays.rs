@@ -3,30 +3,21 @@
 
 use crate::helpers::*;
 use crate::pulses::{pilot_at, ONE_SCALE};
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use serde_json::Value;
 use slack_emulator::SignOptions;
 
 async fn stored_answer(app: &TestApp) -> Vec<f64> {
-    let url = app.db.url.clone();
     let sql = "SELECT value_number FROM responses WHERE value_number IS NOT NULL";
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-    }
+    with_test_pool!(&app.db.url, |pool| sqlx::query_scalar(sql)
+        .fetch_all(&pool)
+        .await
+        .unwrap())
 }
 
 /// The form body of a click on the DM's button whose action id starts with `prefix`.
 fn click_form(app: &TestApp, user: &str, prefix: &str) -> Vec<u8> {
-    let msg = app
-        .emulator
-        .dm_messages(user)
-        .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none())
-        .expect("a DM");
+    let msg = app.first_dm(user);
     for block in msg.blocks.as_array().unwrap() {
         for e in block["elements"].as_array().into_iter().flatten() {
             let id = e["action_id"].as_str().unwrap_or("");
@@ -47,34 +38,16 @@ fn click_form(app: &TestApp, user: &str, prefix: &str) -> Vec<u8> {
     panic!("no action {prefix}");
 }
 
-fn command_form(user: &str, text: &str) -> Vec<u8> {
-    serde_urlencoded::to_string([
-        ("command", "/pulse"),
-        ("text", text),
-        ("user_id", user),
-        ("team_id", "T0TEST"),
-        ("channel_id", "D0TEST"),
-        ("response_url", "https://hooks.slack.com/commands/T0/1/x"),
-    ])
-    .unwrap()
-    .into_bytes()
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-
 #[tokio::test]
 async fn a_replayed_click_does_not_revert_a_changed_answer() {
     let app = pilot_at(
         &["U0RPL"],
         "anonymity = \"anonymous\"",
         ONE_SCALE,
-        Utc.with_ymd_and_hms(2027, 1, 4, 8, 0, 0).unwrap(),
+        default_now(),
     )
     .await;
-    app.clock
-        .set(Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap());
-    app.tick().await;
-    app.drain_outbox().await;
+    app.send_monday_pulse().await;
 
     let first = click_form(&app, "U0RPL", "answer:2");
     let captured = app.sign_now();
@@ -103,14 +76,8 @@ async fn a_replayed_click_does_not_revert_a_changed_answer() {
 
 #[tokio::test]
 async fn a_replayed_pause_does_not_undo_a_resume() {
-    let app = pilot_at(
-        &["U0RPP"],
-        "",
-        ONE_SCALE,
-        Utc.with_ymd_and_hms(2027, 1, 3, 12, 0, 0).unwrap(),
-    )
-    .await;
-    let pause = command_form("U0RPP", "pause");
+    let app = pilot_at(&["U0RPP"], "", ONE_SCALE, sunday_noon()).await;
+    let pause = command_form("U0RPP", "pause", None);
     let captured = app.sign_now();
     let r = app
         .post_signed("/slack/commands", FORM, &pause, captured.clone())
@@ -127,7 +94,7 @@ async fn a_replayed_pause_does_not_undo_a_resume() {
         .post_signed(
             "/slack/commands",
             FORM,
-            &command_form("U0RPP", "resume"),
+            &command_form("U0RPP", "resume", None),
             app.sign_now(),
         )
         .await;
@@ -138,19 +105,17 @@ async fn a_replayed_pause_does_not_undo_a_resume() {
         .post_signed("/slack/commands", FORM, &pause, captured)
         .await;
     assert_eq!(r.status(), 200, "a replay is acknowledged");
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0RPP' AND state = 'active'"
-        )
-        .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0RPP' AND state = 'active'",
         1,
-        "the member stays resumed"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'member.paused'")
-            .await,
-        1
-    );
+        "the member stays resumed",
+    )
+    .await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'member.paused'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -159,7 +124,7 @@ async fn a_replay_is_recognised_by_another_replica_on_the_same_database() {
     let one = TestAppBuilder::default().db(db.clone()).spawn().await;
     let two = TestAppBuilder::default().db(db.clone()).spawn().await;
     two.clock.set(one.now());
-    let form = command_form("U0ANY", "pause");
+    let form = command_form("U0ANY", "pause", None);
     let captured = one.sign_now();
     let r = one
         .post_signed("/slack/commands", FORM, &form, captured.clone())
@@ -186,23 +151,30 @@ async fn old_signatures_are_pruned_after_the_window() {
         ..SignOptions::default()
     };
     let r = app
-        .post_signed("/slack/commands", FORM, &command_form("U0X", "help"), opts)
+        .post_signed(
+            "/slack/commands",
+            FORM,
+            &command_form("U0X", "help", None),
+            opts,
+        )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM seen_signatures").await, 1);
+    app.assert_count("SELECT COUNT(*) FROM seen_signatures", 1)
+        .await;
     app.advance(Duration::hours(1));
     let r = app
         .post_signed(
             "/slack/commands",
             FORM,
-            &command_form("U0X", "status"),
+            &command_form("U0X", "status", None),
             app.sign_now(),
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM seen_signatures").await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM seen_signatures",
         1,
-        "the hour-old signature is gone, the new one kept"
-    );
+        "the hour-old signature is gone, the new one kept",
+    )
+    .await;
 }

@@ -45,13 +45,11 @@ fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 }
 
 async fn world_app(toml: &str, now: DateTime<Utc>) -> TestApp {
-    let emulator = start_emulator().await;
+    let mut app = TestAppBuilder::default();
     for (id, tz) in ZONES {
-        emulator.add_user(EmulatedUser::new(id, tz));
+        app = app.user(id, tz);
     }
-    emulator.add_user(EmulatedUser::new("U0SUNTHU", "Asia/Jerusalem"));
-    TestAppBuilder::default()
-        .emulator(emulator)
+    app.user("U0SUNTHU", "Asia/Jerusalem")
         .now(now)
         .program("world.toml", toml)
         .spawn()
@@ -146,12 +144,12 @@ async fn monday_nine_local_in_five_zones_across_both_hemispheres_dst_changes() {
         weeks.dedup();
         assert_eq!(weeks.len(), 8, "{user}: no week twice");
     }
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM deliveries WHERE sent_at <> scheduled_at")
-            .await,
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM deliveries WHERE sent_at <> scheduled_at",
         0,
-        "each DM went out at its firing instant"
-    );
+        "each DM went out at its firing instant",
+    )
+    .await;
 }
 
 async fn delivery_times(app: &TestApp, user: &str) -> Vec<(DateTime<Utc>, String)> {
@@ -303,7 +301,7 @@ async fn two_ticks_at_once_create_one_delivery_each() {
     assert_eq!(a.planned + b.planned, 5);
     let (c, d) = tokio::join!(app.tick(), app.tick());
     assert_eq!(c.planned + d.planned, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM deliveries").await, 5);
+    app.assert_count("SELECT COUNT(*) FROM deliveries", 5).await;
     app.drain_outbox().await;
     assert_eq!(app.emulator.calls_to("chat.postMessage").len(), 5);
 }
@@ -317,26 +315,18 @@ async fn two_app_instances_on_one_database_send_one_dm_each() {
     }
     let clock = ManualClock::new(utc(2027, 3, 1, 18, 0));
     let toml = world_program("2027-03-01", WEEKLY_NINE, "");
-    let a = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .program("w.toml", &toml)
-        .spawn()
-        .await;
-    let b = TestAppBuilder::default()
-        .db(db.clone())
-        .emulator(emulator.clone())
-        .clock(clock.clone())
-        .program("w.toml", &toml)
-        .spawn()
-        .await;
+    let (a, b) =
+        spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock).program("w.toml", &toml))
+            .await;
     for _ in 0..3 {
         let _ = tokio::join!(a.tick(), b.tick(), a.drain_outbox(), b.drain_outbox());
     }
     let _ = tokio::join!(a.drain_outbox(), b.drain_outbox());
-    assert_eq!(a.count("SELECT COUNT(*) FROM deliveries").await, 5);
-    assert_eq!(a.count("SELECT COUNT(*) FROM rounds").await, 1);
+    a.assert_counts(&[
+        ("SELECT COUNT(*) FROM deliveries", 5),
+        ("SELECT COUNT(*) FROM rounds", 1),
+    ])
+    .await;
     let posts = emulator.calls_to("chat.postMessage");
     let mut users: Vec<_> = posts
         .iter()
@@ -399,11 +389,11 @@ async fn send_now_starts_one_round_and_refuses_a_second() {
             .status(),
         404
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'survey.send_now'")
-            .await,
-        1
-    );
+    app.assert_count(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'survey.send_now'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -436,11 +426,8 @@ async fn after_downtime_a_missed_firing_is_sent_late_or_skipped_as_configured() 
         0,
         "skip: nothing sent late"
     );
-    assert_eq!(
-        skip.count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'")
-            .await,
-        5
-    );
+    skip.assert_count("SELECT COUNT(*) FROM deliveries WHERE state = 'skipped'", 5)
+        .await;
     // Idempotent: the next tick neither re-plans nor sends them.
     assert_eq!(skip.tick().await.planned, 0);
 }

@@ -181,25 +181,28 @@ impl Emulator {
 
     /// A channel (`C…`/`G…`). Posting to it needs the bot to be a member.
     pub fn add_channel(&self, channel_id: &str, name: &str, bot_is_member: bool) {
-        let mut w = self.world();
-        let channel = w
-            .directory
-            .channels
-            .entry(channel_id.to_string())
-            .or_default();
-        channel.name = name.to_string();
-        channel.bot_is_member = bot_is_member;
+        self.edit_channel(channel_id, |channel| {
+            channel.name = name.to_string();
+            channel.bot_is_member = bot_is_member;
+        });
     }
 
     /// Who is in a channel (for chat.postEphemeral's `user_not_in_channel`).
     pub fn set_channel_members(&self, channel_id: &str, members: &[&str]) {
+        self.edit_channel(channel_id, |channel| {
+            channel.members = members.iter().map(|m| m.to_string()).collect();
+        });
+    }
+
+    /// Changes a channel of the directory, created empty when it is not there yet.
+    fn edit_channel(&self, channel_id: &str, edit: impl FnOnce(&mut directory::Channel)) {
         let mut w = self.world();
-        let channel = w
-            .directory
-            .channels
-            .entry(channel_id.to_string())
-            .or_default();
-        channel.members = members.iter().map(|m| m.to_string()).collect();
+        edit(
+            w.directory
+                .channels
+                .entry(channel_id.to_string())
+                .or_default(),
+        );
     }
 
     pub fn dm_channel_for(&self, user_id: &str) -> String {
@@ -228,12 +231,11 @@ impl Emulator {
         self.world().calls().cloned().collect()
     }
 
+    /// The requests to one Web API method, in arrival order.
     pub fn calls_to(&self, method: &str) -> Vec<RecordedCall> {
-        self.world()
-            .calls()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
+        let mut calls = self.calls();
+        calls.retain(|c| c.method == method);
+        calls
     }
 
     /// Every message as it stands now, in posting order.
@@ -244,12 +246,9 @@ impl Emulator {
     /// The messages in a user's DM with the bot (thread replies and ephemerals included).
     pub fn dm_messages(&self, user_id: &str) -> Vec<EmulatedMessage> {
         let channel = dm_channel_id(user_id);
-        self.world()
-            .messages
-            .iter()
-            .filter(|m| m.channel == channel)
-            .cloned()
-            .collect()
+        let mut messages = self.messages();
+        messages.retain(|m| m.channel == channel);
+        messages
     }
 
     pub fn views(&self) -> Vec<EmulatedView> {

@@ -1,6 +1,7 @@
 //! Typed Slack payloads: what arrives at /slack/events, /slack/interactions and
 //! /slack/commands, parsed at the edge so the core never handles raw JSON maps.
-//! Unknown fields are ignored (Slack adds fields); unknown `type`s parse to `Unknown`.
+//! Unknown fields are ignored (Slack adds fields); unknown `type`s parse to `Unknown`. A field
+//! Slack may leave out is an `Option`, which serde reads as `None` when it is missing.
 
 use serde::Deserialize;
 use slack_facts::ids::{ChannelId, MessageTs, TeamId, UserId};
@@ -16,16 +17,12 @@ pub enum EventEnvelope {
     },
     EventCallback {
         event_id: String,
-        #[serde(default)]
         team_id: Option<TeamId>,
-        #[serde(default)]
         event_time: Option<i64>,
         event: SlackEvent,
     },
     AppRateLimited {
-        #[serde(default)]
         team_id: Option<TeamId>,
-        #[serde(default)]
         minute_rate_limited: Option<i64>,
     },
     #[serde(other)]
@@ -37,23 +34,15 @@ pub enum EventEnvelope {
 pub enum SlackEvent {
     AppHomeOpened {
         user: UserId,
-        #[serde(default)]
         channel: Option<ChannelId>,
-        #[serde(default)]
         tab: Option<String>,
     },
     Message {
-        #[serde(default)]
         user: Option<UserId>,
-        #[serde(default)]
         text: Option<String>,
-        #[serde(default)]
         channel: Option<ChannelId>,
-        #[serde(default)]
         channel_type: Option<String>,
-        #[serde(default)]
         bot_id: Option<String>,
-        #[serde(default)]
         subtype: Option<String>,
     },
     AppUninstalled {},
@@ -132,17 +121,11 @@ pub struct MessageRef {
 #[derive(Debug, Clone, Deserialize)]
 pub struct BlockActions {
     pub user: UserRef,
-    #[serde(default)]
     pub team: Option<TeamRef>,
-    #[serde(default)]
     pub trigger_id: Option<String>,
-    #[serde(default)]
     pub channel: Option<ChannelRef>,
-    #[serde(default)]
     pub message: Option<MessageRef>,
-    #[serde(default)]
     pub response_url: Option<String>,
-    #[serde(default)]
     pub view: Option<View>,
     #[serde(default)]
     pub actions: Vec<Action>,
@@ -151,25 +134,29 @@ pub struct BlockActions {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Action {
     pub action_id: String,
-    #[serde(default)]
     pub block_id: Option<String>,
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(default)]
     pub value: Option<String>,
-    #[serde(default)]
     pub selected_option: Option<SelectedOption>,
-    #[serde(default)]
     pub action_ts: Option<String>,
 }
 
 impl Action {
     /// The chosen value whatever the element (button value or selected option).
     pub fn chosen_value(&self) -> Option<&str> {
-        self.value
-            .as_deref()
-            .or(self.selected_option.as_ref().map(|o| o.value.as_str()))
+        chosen_value(&self.value, &self.selected_option)
     }
+}
+
+/// An element's value: its own (a button's, a text input's) or its selected option's.
+fn chosen_value<'a>(
+    value: &'a Option<String>,
+    option: &'a Option<SelectedOption>,
+) -> Option<&'a str> {
+    value
+        .as_deref()
+        .or(option.as_ref().map(|o| o.value.as_str()))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,15 +166,10 @@ pub struct SelectedOption {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct View {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub callback_id: Option<String>,
-    #[serde(default)]
     pub private_metadata: Option<String>,
-    #[serde(default)]
     pub hash: Option<String>,
-    #[serde(default)]
     pub state: Option<ViewState>,
 }
 
@@ -200,30 +182,24 @@ pub struct ViewState {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct InputValue {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(default)]
     pub value: Option<String>,
-    #[serde(default)]
     pub selected_option: Option<SelectedOption>,
-    #[serde(default)]
     pub selected_options: Option<Vec<SelectedOption>>,
 }
 
 impl InputValue {
+    /// The chosen value whatever the element (text input value or selected option).
     pub fn chosen_value(&self) -> Option<&str> {
-        self.value
-            .as_deref()
-            .or(self.selected_option.as_ref().map(|o| o.value.as_str()))
+        chosen_value(&self.value, &self.selected_option)
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ViewSubmission {
     pub user: UserRef,
-    #[serde(default)]
     pub team: Option<TeamRef>,
-    #[serde(default)]
     pub trigger_id: Option<String>,
     pub view: View,
 }
@@ -237,9 +213,7 @@ pub struct ViewClosed {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Shortcut {
     pub user: UserRef,
-    #[serde(default)]
     pub callback_id: Option<String>,
-    #[serde(default)]
     pub trigger_id: Option<String>,
 }
 
@@ -251,13 +225,9 @@ pub struct SlashCommand {
     #[serde(default)]
     pub text: String,
     pub user_id: UserId,
-    #[serde(default)]
     pub team_id: Option<TeamId>,
-    #[serde(default)]
     pub channel_id: Option<ChannelId>,
-    #[serde(default)]
     pub response_url: Option<String>,
-    #[serde(default)]
     pub trigger_id: Option<String>,
 }
 
@@ -269,6 +239,31 @@ mod tests {
 
     fn fixture(path: &str) -> Option<String> {
         std::fs::read_to_string(format!("{FIXTURES}/{path}")).ok()
+    }
+
+    #[test]
+    fn optional_fields_slack_leaves_out_read_as_none() {
+        let event: EventEnvelope = serde_json::from_str(
+            r#"{"type":"event_callback","event_id":"Ev1","event":{"type":"app_home_opened","user":"U1"}}"#,
+        )
+        .unwrap();
+        match event {
+            EventEnvelope::EventCallback {
+                team_id,
+                event_time,
+                ..
+            } => assert_eq!((team_id, event_time), (None, None)),
+            other => panic!("{other:?}"),
+        }
+        let action: Action = serde_json::from_str(r#"{"action_id":"answer:4"}"#).unwrap();
+        assert_eq!(action.block_id, None);
+        assert_eq!(action.chosen_value(), None);
+        let input: InputValue =
+            serde_json::from_str(r#"{"selected_option":{"value":"3"}}"#).unwrap();
+        assert_eq!(
+            (input.kind.as_deref(), input.chosen_value()),
+            (None, Some("3"))
+        );
     }
 
     #[test]

@@ -201,18 +201,11 @@ impl OutboxWorker {
         let gave_up = now - l.row.created_at > Duration::seconds(MAX_WAIT_FOR_TARGET);
         if gave_up || self.store.message_post_failed(target).await? {
             let reason = format!("target_not_posted: {target} was never posted");
-            self.store
-                .fail_outbox(l.row.id, l.token, now, &reason, false)
-                .await?;
-            outcome.failed += 1;
+            self.fail(l, now, &reason, false, outcome).await
         } else {
             let later = now + Duration::seconds(TARGET_RECHECK_SECONDS);
-            self.store
-                .retry_outbox(l.row.id, l.token, later, None, false, false)
-                .await?;
-            outcome.deferred += 1;
+            self.defer(l, later, outcome).await
         }
-        Ok(())
     }
 
     /// A post whose earlier attempt has an unknown outcome is looked up first: adopted when
@@ -298,6 +291,22 @@ impl OutboxWorker {
             .retry_outbox(l.row.id, l.token, ready_at, None, false, false)
             .await?;
         outcome.deferred += 1;
+        Ok(())
+    }
+
+    /// Fails the row for good (`attempted`: a call was made, and counts as an attempt).
+    async fn fail(
+        &self,
+        l: Leased<'_>,
+        now: DateTime<Utc>,
+        reason: &str,
+        attempted: bool,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        self.store
+            .fail_outbox(l.row.id, l.token, now, reason, attempted)
+            .await?;
+        outcome.failed += 1;
         Ok(())
     }
 
@@ -527,10 +536,7 @@ impl OutboxWorker {
             }
             ErrorClass::Permanent => {
                 tracing::warn!(method = %row.method, error = %err, "slack refused; failed for good");
-                self.store
-                    .fail_outbox(row.id, l.token, now, &err.to_string(), true)
-                    .await?;
-                outcome.failed += 1;
+                self.fail(l, now, &err.to_string(), true, outcome).await?;
             }
         }
         Ok(())
@@ -550,10 +556,7 @@ impl OutboxWorker {
         if attempts >= i64::from(self.settings.max_attempts) {
             let reason = format!("gave up after {attempts} attempts: {err}");
             tracing::error!(method = %row.method, %reason, "outbox message failed");
-            self.store
-                .fail_outbox(row.id, l.token, now, &reason, true)
-                .await?;
-            outcome.failed += 1;
+            self.fail(l, now, &reason, true, outcome).await?;
         } else {
             let next = now + self.backoff(attempts);
             tracing::warn!(method = %row.method, attempts, error = %err, "slack call failed; will retry");
