@@ -351,6 +351,69 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
     assert!(notices[1].text.contains("This pulse closed on"));
 }
 
+/// The race itself, without HTTP timing: the handler read the delivery while it was open, the
+/// seal ran, then the answer transaction starts. Only the conditional write inside the
+/// transaction stands between that click and a linked answer in a sealed round.
+#[tokio::test]
+async fn an_answer_whose_check_ran_before_the_seal_is_refused_inside_the_transaction() {
+    use pulseloop::clock::Clock;
+    use pulseloop::pulse::answers::{store_answers, AnswerValue, Stored, Submission};
+    let app = weekly_anonymous_app(&berlin(&["U0A", "U0B"]), ONE_SCALE).await;
+    app.send_monday_pulse().await;
+    click_value(&app, "U0A", 3).await;
+    let id: i64 = app
+        .count(
+            "SELECT d.id FROM deliveries d JOIN members m ON m.id = d.member_id
+             WHERE m.slack_user_id = 'U0B'",
+        )
+        .await;
+    let pulses = &app.state.pulses;
+    let read_while_open = pulses.store.delivery(id.into()).await.unwrap();
+    let program = pulses.catalog.program("pilot").unwrap();
+    let survey = program.survey("weekly").unwrap().clone();
+
+    let closes = monday_ten_berlin() + Duration::hours(48);
+    app.clock.set(closes);
+    assert_eq!(app.tick().await.sealed, 1);
+    app.clock.set(closes - Duration::seconds(1));
+    const UPDATES: &str = "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update'";
+    let updates_before = app.count(UPDATES).await;
+    let submission = Submission {
+        values: vec![(
+            "value".into(),
+            AnswerValue {
+                number: Some(5.0),
+                text: None,
+            },
+        )],
+        ..Default::default()
+    };
+    let stored = store_answers(
+        pulses,
+        &read_while_open,
+        &program,
+        &survey,
+        &submission,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, Stored::Closed);
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses", 1),
+        (
+            "SELECT COUNT(*) FROM responses WHERE delivery_id IS NOT NULL",
+            0,
+        ),
+    ])
+    .await;
+    assert_eq!(
+        app.count(UPDATES).await,
+        updates_before,
+        "no DM update is queued"
+    );
+}
+
 // ---------------------------------------------------------------- item 4
 
 #[tokio::test]
