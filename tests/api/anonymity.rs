@@ -368,7 +368,7 @@ async fn an_answer_whose_check_ran_before_the_seal_is_refused_inside_the_transac
         )
         .await;
     let pulses = &app.state.pulses;
-    let read_while_open = pulses.store.delivery(id.into()).await.unwrap();
+    let read_while_open = pulses.store.delivery(id).await.unwrap();
     let program = pulses.catalog.program("pilot").unwrap();
     let survey = program.survey("weekly").unwrap().clone();
 
