@@ -576,8 +576,8 @@ impl StoreTx {
         Ok(rounds)
     }
 
-    /// Anonymous rounds: after close nothing may tie an answer to a person (PRODUCT.md,
-    /// "Unlinkability"). Set-based, so 10,000 answers seal in one pass:
+    /// Anonymous rounds: after close nothing may tie an answer to a person (docs/anonymity.md,
+    /// "The seal"). Set-based, so 10,000 answers seal in one pass:
     /// * responses are re-inserted in random order with no delivery and the round's opening
     ///   time, and the linked originals deleted (`secure_delete` on SQLite zeroes them);
     ///   a role is kept only when every role group that answered reaches `k` (so no group is
