@@ -1,5 +1,6 @@
 //! The `pulseloop` command line.
 
+use crate::domain::ids::MemberId;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -159,7 +160,7 @@ async fn schedule_preview(
             .iter()
             .enumerate()
             .map(|(i, m)| PlanMember {
-                member_id: i as i64,
+                member_id: MemberId(i as i64),
                 slack_user_id: m.slack_id.clone().into(),
                 role: m.role,
                 timezone: m.timezone.unwrap_or(program.timezone),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::ids::{DeliveryId, MemberId};
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
 use crate::domain::state::MemberState;
@@ -12,7 +13,7 @@ use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
-    pub id: i64,
+    pub id: MemberId,
     pub program_id: String,
     pub slack_user_id: UserId,
     pub role: String,
@@ -103,7 +104,7 @@ impl Store {
         }))
     }
 
-    pub async fn member(&self, id: i64) -> StoreResult<MemberRow> {
+    pub async fn member(&self, id: MemberId) -> StoreResult<MemberRow> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE id = $1"
@@ -206,7 +207,7 @@ impl StoreTx {
             MemberControl::Resume => (MemberState::Active, None, "member.resumed"),
             MemberControl::OptOut => (MemberState::OptedOut, None, "member.opted_out"),
         };
-        let programs: Vec<(i64, String)> = on_tx!(self, |c| {
+        let programs: Vec<(MemberId, String)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE members SET state = $1, paused_until = $2, updated_at = $3
                  WHERE slack_user_id = $4 AND state <> 'deactivated'
@@ -251,9 +252,13 @@ impl StoreTx {
     /// Cancels the member's DMs still waiting in the outbox (pulses and reminders a worker
     /// has not started on); a pulse's delivery becomes `skipped`, reason "opted out". Rows
     /// already in flight are left to finish: their call may have reached Slack.
-    async fn cancel_queued_dms(&mut self, member_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn cancel_queued_dms(
+        &mut self,
+        member_id: MemberId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let at = to_ms(now);
-        let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
+        let cancelled: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'cancelled', last_error = 'cancelled: member opted out',
                     lease_until = NULL, leased_by = NULL

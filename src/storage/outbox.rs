@@ -14,19 +14,21 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::domain::ids::DeliveryId;
+
 use super::{from_ms, on_pool, on_tx, to_ms, Pool, Store, StoreError, StoreResult, StoreTx};
 
 /// What a successful or failed send changes besides the outbox row itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxSubject {
     /// The first DM of a delivery: on success the delivery becomes `sent`, on failure `failed`.
-    Delivery(i64),
+    Delivery(DeliveryId),
 }
 
 impl OutboxSubject {
     fn parts(self) -> (&'static str, i64) {
         match self {
-            OutboxSubject::Delivery(id) => ("delivery", id),
+            OutboxSubject::Delivery(id) => ("delivery", id.0),
         }
     }
 }
@@ -92,7 +94,7 @@ pub struct NewOutboxMessage {
     pub target_key: Option<String>,
     pub subject: Option<OutboxSubject>,
     /// The pulse delivery this write belongs to: sealing an anonymous round blanks them.
-    pub delivery_id: Option<i64>,
+    pub delivery_id: Option<DeliveryId>,
 }
 
 impl NewOutboxMessage {
@@ -403,8 +405,9 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let result_text = result.to_string();
-        let subject: Option<(Option<String>, Option<String>, Option<i64>)> = on_tx!(tx, |c| {
-            sqlx::query_as(
+        let subject: Option<(Option<String>, Option<String>, Option<DeliveryId>)> =
+            on_tx!(tx, |c| {
+                sqlx::query_as(
                 "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL,
                     last_error = NULL, attempt_started_at = NULL
                  WHERE id = $3 AND status IN ('in_flight', 'pending')
@@ -415,7 +418,7 @@ impl Store {
             .bind(id)
             .fetch_optional(c)
             .await?
-        });
+            });
         let Some((message_key, kind, subject_id)) = subject else {
             return Ok(false);
         };
@@ -466,7 +469,7 @@ impl Store {
         attempted: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let subject: Option<(Option<String>, Option<i64>)> = on_tx!(tx, |c| {
+        let subject: Option<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
                     attempts = attempts + $2, sent_at = NULL, next_attempt_at = $3,
