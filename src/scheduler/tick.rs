@@ -1,6 +1,6 @@
 //! One scheduler tick, in four steps.
 
-use crate::domain::ids::{DeliveryId, MemberId, RoundId};
+use crate::domain::ids::{DeliveryId, MemberId, ProgramId, RoundId};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -207,7 +207,7 @@ impl Scheduler {
 
     async fn existing_keys(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<HashSet<(String, MemberId)>> {

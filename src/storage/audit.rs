@@ -1,5 +1,6 @@
 //! The audit log: who changed what, when. Never holds answers.
 
+use crate::domain::ids::ProgramId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -11,7 +12,7 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
-    pub program_id: Option<String>,
+    pub program_id: Option<ProgramId>,
     pub subject: Option<String>,
     pub detail: serde_json::Value,
 }
@@ -22,7 +23,7 @@ struct AuditRow {
     at: i64,
     actor: String,
     action: String,
-    program_id: Option<String>,
+    program_id: Option<ProgramId>,
     subject: Option<String>,
     detail: String,
 }
@@ -33,7 +34,7 @@ impl StoreTx {
         at: DateTime<Utc>,
         actor: &str,
         action: &str,
-        program_id: Option<&str>,
+        program_id: Option<&ProgramId>,
         subject: Option<&str>,
         detail: &serde_json::Value,
     ) -> StoreResult<()> {
@@ -61,7 +62,7 @@ impl Store {
     /// Newest first.
     pub async fn audit_entries(
         &self,
-        program_id: Option<&str>,
+        program_id: Option<&ProgramId>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
         let rows: Vec<AuditRow> = on_pool!(self, |p| {

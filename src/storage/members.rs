@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::ids::{DeliveryId, MemberId};
+use crate::domain::ids::{DeliveryId, MemberId, ProgramId};
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
 use crate::domain::state::MemberState;
@@ -14,7 +14,7 @@ use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
     pub id: MemberId,
-    pub program_id: String,
+    pub program_id: ProgramId,
     pub slack_user_id: UserId,
     pub role: String,
     pub source: String,
@@ -82,7 +82,7 @@ pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
 }
 
 impl Store {
-    pub async fn members_of(&self, program_id: &str) -> StoreResult<Vec<MemberRow>> {
+    pub async fn members_of(&self, program_id: &ProgramId) -> StoreResult<Vec<MemberRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE program_id = $1 ORDER BY slack_user_id"
@@ -207,7 +207,7 @@ impl StoreTx {
             MemberControl::Resume => (MemberState::Active, None, "member.resumed"),
             MemberControl::OptOut => (MemberState::OptedOut, None, "member.opted_out"),
         };
-        let programs: Vec<(MemberId, String)> = on_tx!(self, |c| {
+        let programs: Vec<(MemberId, ProgramId)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE members SET state = $1, paused_until = $2, updated_at = $3
                  WHERE slack_user_id = $4 AND state <> 'deactivated'

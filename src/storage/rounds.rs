@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::outbox::OutboxKind;
-use crate::domain::ids::{DeliveryId, MemberId, RoundId};
+use crate::domain::ids::{DeliveryId, MemberId, ProgramId, RoundId};
 use crate::domain::program::Anonymity;
 use crate::domain::state::{Consent, DeliveryState};
 use slack_facts::ids::{ChannelId, MessageTs, UserId};
@@ -45,7 +45,7 @@ pub struct DeliveryRow {
     pub message_ts: Option<MessageTs>,
     pub failure_reason: Option<String>,
     pub answer_revision: i64,
-    pub program_id: String,
+    pub program_id: ProgramId,
     pub survey_id: String,
     pub period_key: String,
     /// The anonymity mode the round opened with (NULL for rounds older than this column).
@@ -97,7 +97,7 @@ pub struct ResponseRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClosedRound {
     pub id: RoundId,
-    pub program_id: String,
+    pub program_id: ProgramId,
     pub survey_id: String,
     pub anonymity: Option<Anonymity>,
     pub anonymity_k: Option<i64>,
@@ -126,7 +126,7 @@ pub struct SealReport {
 /// A new round: where it comes from and the promise it opens with.
 #[derive(Debug, Clone)]
 pub struct NewRound<'a> {
-    pub program_id: &'a str,
+    pub program_id: &'a ProgramId,
     pub survey_id: &'a str,
     pub period_key: &'a str,
     pub origin: &'a str,
@@ -448,7 +448,7 @@ impl StoreTx {
     #[allow(clippy::too_many_arguments)]
     pub async fn upsert_survey_win(
         &mut self,
-        program_id: &str,
+        program_id: &ProgramId,
         round_id: RoundId,
         author_member_id: Option<MemberId>,
         text: &str,
@@ -862,7 +862,7 @@ impl Store {
     /// what the planner must not create again. One query per survey and tick.
     pub async fn planned_keys(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, MemberId)>> {
@@ -924,7 +924,7 @@ impl Store {
     /// An open round of this survey (send-now refuses to start a second one).
     pub async fn open_round(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RoundId>> {
@@ -954,7 +954,7 @@ impl Store {
     /// Failed and skipped deliveries of a program, newest first.
     pub async fn failed_deliveries(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         limit: i64,
     ) -> StoreResult<Vec<FailedDelivery>> {
         Ok(on_pool!(self, |p| {
