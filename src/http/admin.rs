@@ -174,7 +174,7 @@ async fn failures(
             json!({
                 "member": f.member, "survey": f.survey, "period": f.period, "state": f.state,
                 "reason": f.reason,
-                "scheduled_at": crate::storage::from_ms(f.scheduled_at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "scheduled_at": f.scheduled_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             })
         })
         .collect();

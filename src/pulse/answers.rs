@@ -266,7 +266,7 @@ pub async fn queue_closed_notice(
 ) -> StoreResult<()> {
     let now = state.clock.now();
     let tz = member_timezone(program, Some(&d.timezone), None);
-    let text = render::closed_notice(d.closes_at(), tz);
+    let text = render::closed_notice(d.closes_at, tz);
     let Some(channel) = d.channel_id.clone() else {
         return Ok(());
     };

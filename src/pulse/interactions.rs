@@ -159,7 +159,7 @@ fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Interac
     let tz = crate::domain::planning::member_timezone(program, Some(&d.timezone), None);
     InteractionOutcome::ViewErrors(BTreeMap::from([(
         first,
-        render::closed_notice(d.closes_at(), tz),
+        render::closed_notice(d.closes_at, tz),
     )]))
 }
 

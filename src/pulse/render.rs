@@ -151,7 +151,7 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         program,
         survey,
         delivery_id: d.id,
-        closes_at: d.closes_at(),
+        closes_at: d.closes_at,
         timezone: d.timezone.parse().unwrap_or(program.timezone),
         anonymity: round_anonymity(d.round_anonymity, survey.anonymity),
         k: d.round_k

@@ -4,7 +4,7 @@ use crate::domain::ids::ProgramId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, Millis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
@@ -20,7 +20,8 @@ pub struct AuditEntry {
 #[derive(sqlx::FromRow)]
 struct AuditRow {
     id: i64,
-    at: i64,
+    #[sqlx(try_from = "Millis")]
+    at: DateTime<Utc>,
     actor: String,
     action: String,
     program_id: Option<ProgramId>,
@@ -79,7 +80,7 @@ impl Store {
             .into_iter()
             .map(|r| AuditEntry {
                 id: r.id,
-                at: from_ms(r.at),
+                at: r.at,
                 actor: r.actor,
                 action: r.action,
                 program_id: r.program_id,

@@ -9,7 +9,7 @@ use crate::domain::program::Program;
 use crate::domain::state::MemberState;
 use slack_facts::ids::UserId;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, OptMillis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -22,13 +22,15 @@ pub struct MemberRow {
     pub slack_tz: Option<String>,
     pub working_days: Option<String>,
     pub state: MemberState,
-    pub paused_until: Option<i64>,
+    #[sqlx(try_from = "OptMillis")]
+    pub paused_until: Option<DateTime<Utc>>,
     pub slack_deleted: bool,
     pub is_bot: bool,
     pub is_restricted: bool,
     pub status_text: Option<String>,
     pub status_emoji: Option<String>,
-    pub profile_refreshed_at: Option<i64>,
+    #[sqlx(try_from = "OptMillis")]
+    pub profile_refreshed_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, program_id, slack_user_id, role, source, timezone_override, slack_tz, \
@@ -56,8 +58,7 @@ impl MemberRow {
 
     /// Paused right now (a pause with an end date that has passed no longer counts).
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
-        self.state == MemberState::Paused
-            && self.paused_until.is_none_or(|until| from_ms(until) > now)
+        self.state == MemberState::Paused && self.paused_until.is_none_or(|until| until > now)
     }
 }
 

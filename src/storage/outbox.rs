@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::domain::ids::DeliveryId;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Pool, Store, StoreError, StoreResult, StoreTx};
+use super::{
+    on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
+};
 
 /// What a successful or failed send changes besides the outbox row itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,13 +182,18 @@ struct Row {
     target_key: Option<String>,
     status: String,
     attempts: i64,
-    next_attempt_at: i64,
+    #[sqlx(try_from = "Millis")]
+    next_attempt_at: DateTime<Utc>,
     last_error: Option<String>,
     result: Option<String>,
-    created_at: i64,
-    sent_at: Option<i64>,
-    attempt_started_at: Option<i64>,
-    first_attempt_at: Option<i64>,
+    #[sqlx(try_from = "Millis")]
+    created_at: DateTime<Utc>,
+    #[sqlx(try_from = "OptMillis")]
+    sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    attempt_started_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    first_attempt_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
@@ -209,13 +216,13 @@ impl TryFrom<Row> for OutboxRow {
             target_key: r.target_key,
             status: OutboxStatus::parse(&r.status)?,
             attempts: r.attempts,
-            next_attempt_at: from_ms(r.next_attempt_at),
+            next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
             result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
-            created_at: from_ms(r.created_at),
-            sent_at: r.sent_at.map(from_ms),
-            attempt_started_at: r.attempt_started_at.map(from_ms),
-            first_attempt_at: r.first_attempt_at.map(from_ms),
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+            attempt_started_at: r.attempt_started_at,
+            first_attempt_at: r.first_attempt_at,
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::program::Anonymity;
 use crate::domain::state::{Consent, DeliveryState};
 use slack_facts::ids::{ChannelId, MessageTs, UserId};
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, Millis, OptMillis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -32,15 +32,22 @@ pub struct DeliveryRow {
     pub round_id: RoundId,
     pub member_id: MemberId,
     pub state: DeliveryState,
-    pub scheduled_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub scheduled_at: DateTime<Utc>,
     pub local_time: String,
     pub timezone: String,
-    pub closes_at: i64,
-    pub remind_at: Option<i64>,
-    pub sent_at: Option<i64>,
-    pub reminded_at: Option<i64>,
-    pub answered_at: Option<i64>,
-    pub closed_at: Option<i64>,
+    #[sqlx(try_from = "Millis")]
+    pub closes_at: DateTime<Utc>,
+    #[sqlx(try_from = "OptMillis")]
+    pub remind_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub reminded_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub answered_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub closed_at: Option<DateTime<Utc>>,
     pub channel_id: Option<ChannelId>,
     pub message_ts: Option<MessageTs>,
     pub failure_reason: Option<String>,
@@ -56,16 +63,10 @@ pub struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    pub fn closes_at(&self) -> DateTime<Utc> {
-        from_ms(self.closes_at)
-    }
-    pub fn scheduled_at(&self) -> DateTime<Utc> {
-        from_ms(self.scheduled_at)
-    }
     /// Answers are accepted while the window is open and the delivery was not cancelled.
     /// A hint for the UI only: the answer write itself re-checks this, atomically.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        now < self.closes_at() && self.closed_at.is_none() && self.state.is_answerable()
+        now < self.closes_at && self.closed_at.is_none() && self.state.is_answerable()
     }
 }
 
@@ -947,7 +948,8 @@ pub struct FailedDelivery {
     pub period: String,
     pub state: DeliveryState,
     pub reason: Option<String>,
-    pub scheduled_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub scheduled_at: DateTime<Utc>,
 }
 
 impl Store {
