@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::ids::{DeliveryId, MemberId, ProgramId};
+use crate::domain::ids::{MemberId, ProgramId};
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
-use crate::domain::state::MemberState;
+use crate::domain::state::{DeliveryState, MemberState};
 use slack_facts::ids::UserId;
 
 use super::{on_pool, on_tx, to_ms, OptMillis, Store, StoreResult, StoreTx};
@@ -142,25 +142,9 @@ impl Store {
         u: &ProfileUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE members SET slack_tz = $1, slack_deleted = $2, is_bot = $3, is_restricted = $4,
-                    status_text = $5, status_emoji = $6, profile_refreshed_at = $7
-                 WHERE slack_user_id = $8",
-            )
-            .bind(&u.tz)
-            .bind(u.deleted)
-            .bind(u.is_bot)
-            .bind(u.is_restricted)
-            .bind(&u.status_text)
-            .bind(&u.status_emoji)
-            .bind(to_ms(now))
-            .bind(slack_user_id)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        tx.apply_profile_update(slack_user_id, u, now).await?;
+        tx.commit().await
     }
 
     /// Marks a profile as read even when Slack could not tell us more (user_not_found), so
@@ -181,6 +165,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// Why a delivery of a member who opted out is not sent.
+const OPTED_OUT: &str = "opted out";
 
 /// A member's own control over their pulses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,17 +220,9 @@ impl StoreTx {
             )
             .await?;
             if control == MemberControl::OptOut {
-                on_tx!(self, |c| {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
-                         WHERE member_id = $2 AND state = 'scheduled'",
-                    )
-                    .bind(at)
-                    .bind(member_id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                });
+                let which = "member_id = $4 AND state = 'scheduled'";
+                self.mark_unsent(which, member_id.0, DeliveryState::Skipped, OPTED_OUT, now)
+                    .await?;
                 self.cancel_queued_dms(*member_id, now).await?;
             }
         }
@@ -258,34 +237,13 @@ impl StoreTx {
         member_id: MemberId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let at = to_ms(now);
-        let cancelled: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(self, |c| {
-            sqlx::query_as(
-                "UPDATE outbox SET status = 'cancelled', last_error = 'cancelled: member opted out',
-                    lease_until = NULL, leased_by = NULL
-                 WHERE status = 'pending' AND method = 'chat.postMessage'
-                   AND delivery_id IN (SELECT id FROM deliveries WHERE member_id = $1)
-                 RETURNING subject_kind, subject_id",
-            )
-            .bind(member_id)
-            .fetch_all(c)
-            .await?
-        });
-        for (kind, subject_id) in cancelled {
-            let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) else {
-                continue;
-            };
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
-                     WHERE id = $2 AND state = 'queued'",
-                )
-                .bind(at)
-                .bind(delivery_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+        let cancelled = self
+            .cancel_queued_posts("member_id = $1", member_id.0, "cancelled: member opted out")
+            .await?;
+        for delivery_id in cancelled {
+            let which = "id = $4 AND state = 'queued'";
+            self.mark_unsent(which, delivery_id.0, DeliveryState::Skipped, OPTED_OUT, now)
+                .await?;
         }
         Ok(())
     }

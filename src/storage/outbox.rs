@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::domain::ids::DeliveryId;
+use crate::domain::state::DeliveryState;
 
 use super::{
     on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
@@ -31,6 +32,14 @@ impl OutboxSubject {
     fn parts(self) -> (&'static str, i64) {
         match self {
             OutboxSubject::Delivery(id) => ("delivery", id.0),
+        }
+    }
+
+    /// The delivery named by a row's stored `subject_kind` and `subject_id`, if any.
+    fn delivery(kind: Option<&str>, id: Option<DeliveryId>) -> Option<DeliveryId> {
+        match (kind, id) {
+            (Some("delivery"), Some(id)) => Some(id),
+            _ => None,
         }
     }
 }
@@ -276,6 +285,38 @@ impl StoreTx {
     }
 }
 
+impl StoreTx {
+    /// Cancels the pulse DMs and reminders (`chat.postMessage`) still waiting in the outbox
+    /// for the deliveries matching `which`, a fixed condition on `deliveries` whose one
+    /// parameter is `$1` (bound to `key`), keeping `reason`. Rows already in flight are left
+    /// to finish: their call may have reached Slack. Returns the deliveries whose own DM was
+    /// cancelled (never posted).
+    pub(super) async fn cancel_queued_posts(
+        &mut self,
+        which: &'static str,
+        key: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let sql = format!(
+            "UPDATE outbox SET status = 'cancelled', last_error = $2, lease_until = NULL, leased_by = NULL
+             WHERE status = 'pending' AND method = 'chat.postMessage'
+               AND delivery_id IN (SELECT id FROM deliveries WHERE {which})
+             RETURNING subject_kind, subject_id"
+        );
+        let cancelled: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(key)
+                .bind(reason)
+                .fetch_all(c)
+                .await?
+        });
+        Ok(cancelled
+            .into_iter()
+            .filter_map(|(kind, id)| OutboxSubject::delivery(kind.as_deref(), id))
+            .collect())
+    }
+}
+
 impl Store {
     /// Enqueues one message in its own transaction.
     pub async fn enqueue(&self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -446,7 +487,7 @@ impl Store {
                 .rows_affected()
             });
         }
-        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
+        if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
             let (channel, ts) = location.unzip();
             on_tx!(tx, |c| {
                 sqlx::query(
@@ -495,19 +536,10 @@ impl Store {
         let Some((kind, subject_id)) = subject else {
             return Ok(false);
         };
-        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
-            on_tx!(tx, |c| {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'failed', failure_reason = $1, closed_at = $2
-                     WHERE id = $3 AND state IN ('queued', 'scheduled')",
-                )
-                .bind(reason)
-                .bind(to_ms(now))
-                .bind(delivery_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+        if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
+            let which = "id = $4 AND state IN ('queued', 'scheduled')";
+            tx.mark_unsent(which, delivery_id.0, DeliveryState::Failed, reason, now)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -258,19 +258,37 @@ impl StoreTx {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let n = on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'skipped', failure_reason = $1, closed_at = $2
-                 WHERE id = $3 AND state = 'scheduled'",
-            )
-            .bind(reason)
-            .bind(to_ms(now))
-            .bind(delivery_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        let which = "id = $4 AND state = 'scheduled'";
+        let n = self
+            .mark_unsent(which, delivery_id.0, DeliveryState::Skipped, reason, now)
+            .await?;
         Ok(n == 1)
+    }
+
+    /// Closes the deliveries whose DM was never sent as `failed` or `skipped`, keeping the
+    /// reason: those matching `which`, a fixed condition on `deliveries` whose one parameter
+    /// is `$4` (bound to `key`). Returns how many changed.
+    pub(super) async fn mark_unsent(
+        &mut self,
+        which: &'static str,
+        key: i64,
+        state: DeliveryState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "UPDATE deliveries SET state = $1, failure_reason = $2, closed_at = $3 WHERE {which}"
+        );
+        Ok(on_tx!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(state)
+                .bind(reason)
+                .bind(to_ms(now))
+                .bind(key)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Records that a reminder went out; only the first call for a delivery succeeds.
@@ -511,22 +529,10 @@ impl StoreTx {
         if closed.is_empty() {
             return Ok(Vec::new());
         }
-        let cancelled: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(self, |c| {
-            sqlx::query_as(
-                "UPDATE outbox SET status = 'cancelled', last_error = $2, lease_until = NULL, leased_by = NULL
-                 WHERE status = 'pending' AND method = 'chat.postMessage'
-                   AND delivery_id IN (SELECT id FROM deliveries WHERE closed_at = $1)
-                 RETURNING subject_kind, subject_id",
-            )
-            .bind(at)
-            .bind(CANCELLED_AT_CLOSE)
-            .fetch_all(c)
+        let never_posted: std::collections::HashSet<DeliveryId> = self
+            .cancel_queued_posts("closed_at = $1", at, CANCELLED_AT_CLOSE)
             .await?
-        });
-        let never_posted: std::collections::HashSet<DeliveryId> = cancelled
             .into_iter()
-            .filter(|(kind, _)| kind.as_deref() == Some("delivery"))
-            .filter_map(|(_, id)| id)
             .collect();
         if !never_posted.is_empty() {
             on_tx!(self, |c| {
