@@ -62,7 +62,8 @@ row_id!(
     "member id"
 );
 
-/// Defines a text row id: the id a program or survey has in its file.
+/// Defines a text row id: the id a program has in its file (the common string-newtype impls
+/// are `slack_facts::text_newtype!`, which Slack's IDs use too).
 macro_rules! text_id {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
@@ -74,53 +75,7 @@ macro_rules! text_id {
         #[sqlx(transparent)]
         pub struct $name(pub String);
 
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                Self(s)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                Self(s.to_string())
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
+        slack_facts::text_newtype!($name);
     };
 }
 
