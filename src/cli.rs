@@ -1,5 +1,6 @@
 //! The `pulseloop` command line.
 
+use crate::domain::ids::{MemberId, ProgramId};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,7 +147,7 @@ async fn schedule_preview(
     };
     // Members as the running service knows them (Slack time zones, user groups), when its
     // database exists; otherwise as the file says.
-    let stored = match stored_members(&settings.database.url, program_id).await {
+    let stored = match stored_members(&settings.database.url, &program.id).await {
         Ok(rows) => rows,
         Err(reason) => {
             eprintln!("note: {reason}; using the members and time zones from the file");
@@ -159,7 +160,7 @@ async fn schedule_preview(
             .iter()
             .enumerate()
             .map(|(i, m)| PlanMember {
-                member_id: i as i64,
+                member_id: MemberId(i as i64),
                 slack_user_id: m.slack_id.clone().into(),
                 role: m.role,
                 timezone: m.timezone.unwrap_or(program.timezone),
@@ -186,7 +187,7 @@ async fn schedule_preview(
 
 async fn stored_members(
     url: &str,
-    program_id: &str,
+    program_id: &ProgramId,
 ) -> Result<Vec<crate::storage::members::MemberRow>, String> {
     if let Some(path) = url
         .strip_prefix("sqlite://")

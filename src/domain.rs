@@ -7,9 +7,11 @@
 //! - `program`: programs, surveys, questions, roles and anonymity modes, as validated from
 //!   `config/programs/*.toml`, and the anonymity floor;
 //! - `planning`: which member gets which survey when, working hours and out-of-office.
+//! - `ids`: row ids (delivery, round, member, program) as types;
 //! - `state`: the states the store keeps as text (delivery, member, consent), as enums.
 
 pub mod cadence;
+pub mod ids;
 pub mod planning;
 pub mod program;
 pub mod state;

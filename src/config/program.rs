@@ -383,7 +383,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         return Err(ConfigError::file(file, "program is incomplete").into());
     };
     Ok(Program {
-        id,
+        id: id.into(),
         name,
         file: file.to_path_buf(),
         timezone,

@@ -7,12 +7,13 @@ use chrono_tz::Tz;
 use slack_facts::ids::UserId;
 
 use super::cadence::{firings_between, Firing, ScheduleRules, WorkingDays};
+use super::ids::MemberId;
 use super::program::{Program, Role, Survey};
 
 /// A member as the planner needs them.
 #[derive(Debug, Clone)]
 pub struct PlanMember {
-    pub member_id: i64,
+    pub member_id: MemberId,
     pub slack_user_id: UserId,
     pub role: Role,
     pub timezone: Tz,
@@ -22,7 +23,7 @@ pub struct PlanMember {
 /// What the planner reads of a stored member (storage maps its rows to this).
 #[derive(Debug, Clone, Copy)]
 pub struct MemberFacts<'a> {
-    pub member_id: i64,
+    pub member_id: MemberId,
     pub slack_user_id: &'a UserId,
     pub role: &'a str,
     pub timezone_override: Option<&'a str>,

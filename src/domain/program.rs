@@ -1,6 +1,7 @@
 //! Programs, surveys and questions: the validated model a program file becomes (parsing and
 //! validation live in `config::program`). Pure data and the anonymity floor; no I/O.
 
+use super::ids::ProgramId;
 use chrono::{NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -123,7 +124,7 @@ pub enum OutOfOfficePolicy {
 
 #[derive(Debug, Clone)]
 pub struct Program {
-    pub id: String,
+    pub id: ProgramId,
     pub name: String,
     pub file: PathBuf,
     pub timezone: Tz,

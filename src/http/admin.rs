@@ -1,5 +1,6 @@
 //! The admin API under `/api/v1`, behind `Authorization: Bearer $PULSELOOP_ADMIN_TOKEN`.
 
+use crate::domain::ids::ProgramId;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -84,7 +85,7 @@ struct ScheduleQuery {
 
 async fn schedule(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProgramId>,
     Query(q): Query<ScheduleQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let days = match q.days.as_deref() {
@@ -114,7 +115,7 @@ async fn schedule(
 
 async fn send_now(
     State(state): State<AppState>,
-    Path((id, survey_id)): Path<(String, String)>,
+    Path((id, survey_id)): Path<(ProgramId, String)>,
 ) -> ApiResult<Response> {
     let program = state
         .catalog
@@ -133,7 +134,7 @@ async fn send_now(
 
 #[derive(Deserialize)]
 struct AuditQuery {
-    program: Option<String>,
+    program: Option<ProgramId>,
     limit: Option<String>,
 }
 
@@ -153,10 +154,7 @@ async fn audit(
             }
         },
     };
-    let entries = state
-        .store
-        .audit_entries(q.program.as_deref(), limit)
-        .await?;
+    let entries = state.store.audit_entries(q.program.as_ref(), limit).await?;
     Ok(Json(json!(entries)))
 }
 
@@ -164,7 +162,7 @@ async fn audit(
 /// skipped (opted out, deactivated, missed while down), newest first.
 async fn failures(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProgramId>,
 ) -> ApiResult<Json<serde_json::Value>> {
     if state.catalog.program(&id).is_none() {
         return Err(ApiError::NotFound(format!("no program '{id}'")));
@@ -176,7 +174,7 @@ async fn failures(
             json!({
                 "member": f.member, "survey": f.survey, "period": f.period, "state": f.state,
                 "reason": f.reason,
-                "scheduled_at": crate::storage::from_ms(f.scheduled_at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "scheduled_at": f.scheduled_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             })
         })
         .collect();

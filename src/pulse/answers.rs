@@ -2,6 +2,7 @@
 //! delivery and question, so double clicks and Slack retries store one answer; a later
 //! answer replaces the earlier one while the window is open; after it, nothing is stored.
 
+use crate::domain::ids::DeliveryId;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -99,7 +100,7 @@ pub enum Lookup {
 
 pub async fn find_delivery(
     state: &Pulses,
-    delivery_id: i64,
+    delivery_id: DeliveryId,
     user_id: &UserId,
 ) -> StoreResult<Lookup> {
     let d = match state.store.delivery(delivery_id).await {
@@ -109,7 +110,7 @@ pub async fn find_delivery(
     };
     if d.slack_user_id != *user_id {
         tracing::warn!(
-            delivery = delivery_id,
+            delivery = delivery_id.0,
             "a click on someone else's pulse was ignored"
         );
         return Ok(Lookup::NotYours);
@@ -120,7 +121,7 @@ pub async fn find_delivery(
     }
 }
 
-pub async fn answers_of(state: &Pulses, delivery_id: i64) -> StoreResult<Answers> {
+pub async fn answers_of(state: &Pulses, delivery_id: DeliveryId) -> StoreResult<Answers> {
     Ok(state
         .store
         .responses_of_delivery(delivery_id)
@@ -239,7 +240,7 @@ async fn queue_answered_update(
         Ok(message) => message,
         Err(e) => {
             // The answer is stored; only the redrawn DM cannot be made (see check-config).
-            tracing::error!(delivery = d.id, error = %e, "cannot render the answered DM");
+            tracing::error!(delivery = d.id.0, error = %e, "cannot render the answered DM");
             return Ok(());
         }
     };
@@ -265,7 +266,7 @@ pub async fn queue_closed_notice(
 ) -> StoreResult<()> {
     let now = state.clock.now();
     let tz = member_timezone(program, Some(&d.timezone), None);
-    let text = render::closed_notice(d.closes_at(), tz);
+    let text = render::closed_notice(d.closes_at, tz);
     let Some(channel) = d.channel_id.clone() else {
         return Ok(());
     };

@@ -1,6 +1,7 @@
 //! The programs currently in force, as loaded from `config/programs/`. Swapped whole on
 //! reload (SIGHUP), so a reader never sees half a configuration.
 
+use crate::domain::ids::ProgramId;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::program::{Anonymity, Program};
@@ -37,8 +38,8 @@ impl Catalog {
         *current = Arc::new(programs);
     }
 
-    pub fn program(&self, id: &str) -> Option<Arc<Program>> {
-        self.programs().iter().find(|p| p.id == id).cloned()
+    pub fn program(&self, id: &ProgramId) -> Option<Arc<Program>> {
+        self.programs().iter().find(|p| p.id == *id).cloned()
     }
 }
 
@@ -46,7 +47,7 @@ impl Catalog {
 fn weakened(
     before: &[Arc<Program>],
     after: &[Arc<Program>],
-) -> Vec<(String, String, Anonymity, Anonymity)> {
+) -> Vec<(ProgramId, String, Anonymity, Anonymity)> {
     let mut out = Vec::new();
     for new in after {
         let Some(old) = before.iter().find(|p| p.id == new.id) else {
@@ -87,7 +88,7 @@ mod tests {
         assert_eq!(
             found,
             vec![(
-                "p".to_string(),
+                ProgramId::from("p"),
                 "weekly".to_string(),
                 Anonymity::Anonymous,
                 Anonymity::Attributed

@@ -165,7 +165,7 @@ async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
             "• Waiting for you: *{}* in {} — closes {}",
             d.survey_id,
             d.program_id,
-            format_local(d.closes_at(), tz)
+            format_local(d.closes_at, tz)
         ));
     }
     if pending.is_empty() {
@@ -188,7 +188,7 @@ async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
                 Some(until) => format!(
                     "• {}: paused until {}.",
                     program.name,
-                    format_local(crate::storage::from_ms(until), tz)
+                    format_local(until, tz)
                 ),
                 None => format!("• {}: paused (`/pulse resume` to restart).", program.name),
             }),

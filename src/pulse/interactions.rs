@@ -3,6 +3,7 @@
 //! Slack writes go to the outbox, except `views.open`, which must use the click's
 //! `trigger_id` at once.
 
+use crate::domain::ids::DeliveryId;
 use std::collections::BTreeMap;
 
 use super::answers::{self, find_delivery, parse_answer, Lookup, Submission, WinAnswer};
@@ -107,7 +108,7 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
         }
         Ok(None) => Ok(()),
         Err(e) => {
-            tracing::warn!(delivery = d.id, error = %e, "a button carried an invalid answer");
+            tracing::warn!(delivery = d.id.0, error = %e, "a button carried an invalid answer");
             Ok(())
         }
     }
@@ -117,7 +118,7 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
 /// told so (privately) and `None` comes back.
 async fn open_delivery(
     state: &Pulses,
-    delivery_id: i64,
+    delivery_id: DeliveryId,
     user: &UserId,
     action_ts: Option<&str>,
 ) -> ServiceResult<Option<(DeliveryRow, Arc<Program>)>> {
@@ -158,11 +159,15 @@ fn closed_errors(program: &Program, survey: &Survey, d: &DeliveryRow) -> Interac
     let tz = crate::domain::planning::member_timezone(program, Some(&d.timezone), None);
     InteractionOutcome::ViewErrors(BTreeMap::from([(
         first,
-        render::closed_notice(d.closes_at(), tz),
+        render::closed_notice(d.closes_at, tz),
     )]))
 }
 
-async fn open_modal(state: &Pulses, ba: &BlockActions, delivery_id: i64) -> ServiceResult<()> {
+async fn open_modal(
+    state: &Pulses,
+    ba: &BlockActions,
+    delivery_id: DeliveryId,
+) -> ServiceResult<()> {
     let Some((d, program)) = open_delivery(state, delivery_id, &ba.user.id, None).await? else {
         return Ok(());
     };
@@ -176,12 +181,12 @@ async fn open_modal(state: &Pulses, ba: &BlockActions, delivery_id: i64) -> Serv
     let view = match render::survey_modal(&render::dm_context(&program, survey, &d), &prior) {
         Ok(view) => view.to_json(),
         Err(e) => {
-            tracing::error!(delivery = d.id, error = %e, "cannot render the survey modal");
+            tracing::error!(delivery = d.id.0, error = %e, "cannot render the survey modal");
             return Ok(());
         }
     };
     if let Err(e) = state.slack.views_open(trigger, &view).await {
-        tracing::warn!(delivery = d.id, error = %e, "could not open the survey modal");
+        tracing::warn!(delivery = d.id.0, error = %e, "could not open the survey modal");
     }
     Ok(())
 }

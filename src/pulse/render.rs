@@ -5,6 +5,7 @@
 //! they come from `slack::protocol`, which refuses one over Slack's limit (a cut id would not
 //! parse back), so the functions that place ids return a `Result`.
 
+use crate::domain::ids::DeliveryId;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
@@ -88,7 +89,7 @@ pub fn format_local(at: DateTime<Utc>, tz: Tz) -> String {
 pub struct DmContext<'a> {
     pub program: &'a Program,
     pub survey: &'a Survey,
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub closes_at: DateTime<Utc>,
     pub timezone: Tz,
     /// The promise of the delivery's round (the mode it opened with), not today's file.
@@ -150,7 +151,7 @@ pub fn dm_context<'a>(program: &'a Program, survey: &'a Survey, d: &DeliveryRow)
         program,
         survey,
         delivery_id: d.id,
-        closes_at: d.closes_at(),
+        closes_at: d.closes_at,
         timezone: d.timezone.parse().unwrap_or(program.timezone),
         anonymity: round_anonymity(d.round_anonymity, survey.anonymity),
         k: d.round_k

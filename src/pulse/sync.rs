@@ -1,6 +1,7 @@
 //! Applying `config/programs/` to the database (at start and on SIGHUP), and keeping
 //! members' Slack details (time zone, deleted, bot, status) fresh.
 
+use crate::domain::ids::ProgramId;
 use chrono::Duration;
 use serde_json::json;
 
@@ -27,7 +28,7 @@ pub enum SyncError {
 
 /// Reads the programs folder, mirrors it into the database and swaps the catalog.
 /// On a configuration error nothing changes and the previous configuration stays in force.
-pub async fn apply_config(state: &Pulses) -> Result<Vec<(String, SyncReport)>, SyncError> {
+pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>, SyncError> {
     let programs = load_programs(&state.programs_dir)?;
     let mut reports = Vec::new();
     for program in &programs {

@@ -1,5 +1,6 @@
 //! One scheduler tick, in four steps.
 
+use crate::domain::ids::{DeliveryId, MemberId, ProgramId, RoundId};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -206,10 +207,10 @@ impl Scheduler {
 
     async fn existing_keys(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         since: DateTime<Utc>,
-    ) -> StoreResult<HashSet<(String, i64)>> {
+    ) -> StoreResult<HashSet<(String, MemberId)>> {
         let keys = self
             .store
             .planned_keys(program_id, survey_id, since)
@@ -220,8 +221,8 @@ impl Scheduler {
     /// Step 2: hand due DMs to the outbox, unless the member is paused or away (then the
     /// delivery waits) or can no longer be messaged (then it is skipped).
     pub async fn dispatch(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let mut members: HashMap<i64, MemberRow> = HashMap::new();
-        let mut after = 0;
+        let mut members: HashMap<MemberId, MemberRow> = HashMap::new();
+        let mut after = DeliveryId(0);
         loop {
             let due = self.store.due_deliveries(now, after, BATCH).await?;
             let page = due.len();
@@ -239,7 +240,7 @@ impl Scheduler {
         &self,
         d: DeliveryRow,
         now: DateTime<Utc>,
-        members: &mut HashMap<i64, MemberRow>,
+        members: &mut HashMap<MemberId, MemberRow>,
         report: &mut TickReport,
     ) -> StoreResult<()> {
         let member = match members.get(&d.member_id) {
@@ -296,7 +297,7 @@ impl Scheduler {
             Err(e) => {
                 // check-config keeps question keys short and plain, so this needs a file
                 // that bypassed it; the delivery waits for a fixed configuration.
-                tracing::error!(delivery = d.id, error = %e, "cannot render the pulse DM");
+                tracing::error!(delivery = d.id.0, error = %e, "cannot render the pulse DM");
                 return Ok(());
             }
         };
@@ -417,7 +418,7 @@ impl Scheduler {
             );
             if let Some((current, _)) = configured {
                 if current != mode {
-                    tracing::info!(round = round.id, opened_with = mode.as_str(), configured = current.as_str(),
+                    tracing::info!(round = round.id.0, opened_with = mode.as_str(), configured = current.as_str(),
                         "round closed under the anonymity mode it opened with; the configured mode applies to later rounds");
                 }
             }
@@ -495,7 +496,7 @@ impl Scheduler {
 #[derive(Debug, thiserror::Error)]
 pub enum SendNowError {
     #[error("round {round} of survey '{survey}' is still open")]
-    AlreadyOpen { round: i64, survey: String },
+    AlreadyOpen { round: RoundId, survey: String },
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),
 }
@@ -507,7 +508,7 @@ impl Scheduler {
         &self,
         program: &Program,
         survey: &Survey,
-    ) -> Result<(i64, usize), SendNowError> {
+    ) -> Result<(RoundId, usize), SendNowError> {
         let now = self.clock.now();
         let rows = self.store.members_of(&program.id).await?;
         let members: Vec<_> = plan_members(program, &rows)
@@ -538,7 +539,7 @@ impl Scheduler {
             }
             Err(crate::storage::StoreError::Conflict(_)) => {
                 return Err(SendNowError::AlreadyOpen {
-                    round: 0,
+                    round: RoundId(0),
                     survey: survey.id.clone(),
                 })
             }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use slack_facts::block_kit::{MAX_ID, PRIVATE_METADATA_MAX};
 
+use crate::domain::ids::DeliveryId;
 use crate::storage::outbox::{NewOutboxMessage, OutboxKind};
 
 /// Why a protocol string could not be made or read.
@@ -54,11 +55,15 @@ fn check_key(what: &'static str, key: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-fn parse_delivery(what: &'static str, text: &str, id: &str) -> Result<i64, ProtocolError> {
+fn parse_number(what: &'static str, text: &str, n: &str) -> Result<i64, ProtocolError> {
     // Only plain digits: "+4" or " 4" would parse as a number but would not round-trip.
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed(what, text));
     }
+    n.parse().map_err(|_| malformed(what, text))
+}
+
+fn parse_delivery(what: &'static str, text: &str, id: &str) -> Result<DeliveryId, ProtocolError> {
     id.parse().map_err(|_| malformed(what, text))
 }
 
@@ -82,14 +87,14 @@ impl BlockPart {
 /// `pulse:{delivery}:{question key | all | change}`: the block_id of a DM's actions block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulseBlockId {
-    delivery: i64,
+    delivery: DeliveryId,
     part: BlockPart,
 }
 
 impl PulseBlockId {
     const WHAT: &'static str = "pulse block_id";
 
-    pub fn new(delivery: i64, part: BlockPart) -> Result<Self, ProtocolError> {
+    pub fn new(delivery: DeliveryId, part: BlockPart) -> Result<Self, ProtocolError> {
         if let BlockPart::Question(key) = &part {
             check_key(Self::WHAT, key)?;
             if BlockPart::RESERVED.contains(&key.as_str()) {
@@ -104,11 +109,11 @@ impl PulseBlockId {
         Ok(id)
     }
 
-    pub fn question(delivery: i64, key: &str) -> Result<Self, ProtocolError> {
+    pub fn question(delivery: DeliveryId, key: &str) -> Result<Self, ProtocolError> {
         Self::new(delivery, BlockPart::Question(key.to_string()))
     }
 
-    pub fn delivery(&self) -> i64 {
+    pub fn delivery(&self) -> DeliveryId {
         self.delivery
     }
 
@@ -250,7 +255,7 @@ impl FromStr for ModalInputId {
 /// (`{"delivery":42}`), so fields can be added without breaking open modals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModalMetadata {
-    pub delivery: i64,
+    pub delivery: DeliveryId,
 }
 
 impl ModalMetadata {
@@ -276,7 +281,7 @@ impl FromStr for ModalMetadata {
 /// Stored as the outbox's `message_key`/`target_key` and in `slack_messages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKey {
-    Delivery(i64),
+    Delivery(DeliveryId),
 }
 
 impl fmt::Display for MessageKey {
@@ -303,21 +308,24 @@ impl FromStr for MessageKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxKey {
     /// `delivery:{id}:post`: the DM itself.
-    Pulse(i64),
+    Pulse(DeliveryId),
     /// `delivery:{id}:remind`: the reminder in its thread.
-    Reminder(i64),
+    Reminder(DeliveryId),
     /// `delivery:{id}:answer:{revision}`: the DM redrawn after an answer.
-    AnswerUpdate { delivery: i64, revision: i64 },
+    AnswerUpdate { delivery: DeliveryId, revision: i64 },
     /// `delivery:{id}:closed`: the DM redrawn when its window closed.
-    ClosedUpdate(i64),
+    ClosedUpdate(DeliveryId),
     /// `delivery:{id}:late:{action_ts}`: the ephemeral "this pulse closed" for a late click.
-    LateNotice { delivery: i64, action_ts: String },
+    LateNotice {
+        delivery: DeliveryId,
+        action_ts: String,
+    },
 }
 
 impl OutboxKey {
     const WHAT: &'static str = "outbox key";
 
-    pub fn delivery(&self) -> i64 {
+    pub fn delivery(&self) -> DeliveryId {
         match self {
             OutboxKey::Pulse(d)
             | OutboxKey::Reminder(d)
@@ -373,7 +381,7 @@ impl FromStr for OutboxKey {
             None if what == "closed" => OutboxKey::ClosedUpdate(d),
             Some(("answer", rev)) => OutboxKey::AnswerUpdate {
                 delivery: d,
-                revision: parse_delivery(Self::WHAT, text, rev)?,
+                revision: parse_number(Self::WHAT, text, rev)?,
             },
             Some(("late", ts)) if !ts.is_empty() => OutboxKey::LateNotice {
                 delivery: d,
@@ -389,7 +397,7 @@ impl FromStr for OutboxKey {
 /// (`delivery:{id}:{question key}`); sealing an anonymous round blanks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WinAnswerKey {
-    pub delivery: i64,
+    pub delivery: DeliveryId,
     pub question: String,
 }
 
@@ -510,7 +518,7 @@ mod tests {
 
     #[test]
     fn pulse_block_ids_round_trip() {
-        for delivery in [0, 1, 42, i64::MAX] {
+        for delivery in [0, 1, 42, i64::MAX].map(DeliveryId) {
             for key in AWKWARD_KEYS {
                 let id = PulseBlockId::question(delivery, key).unwrap();
                 let text = id.to_string();
@@ -523,11 +531,15 @@ mod tests {
             }
         }
         assert_eq!(
-            PulseBlockId::new(7, BlockPart::All).unwrap().to_string(),
+            PulseBlockId::new(DeliveryId(7), BlockPart::All)
+                .unwrap()
+                .to_string(),
             "pulse:7:all"
         );
         assert_eq!(
-            PulseBlockId::new(7, BlockPart::Change).unwrap().to_string(),
+            PulseBlockId::new(DeliveryId(7), BlockPart::Change)
+                .unwrap()
+                .to_string(),
             "pulse:7:change"
         );
     }
@@ -556,12 +568,12 @@ mod tests {
     fn question_keys_cannot_be_mistaken_for_other_parts() {
         for key in BlockPart::RESERVED {
             assert!(matches!(
-                PulseBlockId::question(1, key),
+                PulseBlockId::question(DeliveryId(1), key),
                 Err(ProtocolError::BadKey { .. })
             ));
         }
-        assert!(PulseBlockId::question(1, "").is_err());
-        assert!(PulseBlockId::question(1, "a:b").is_err());
+        assert!(PulseBlockId::question(DeliveryId(1), "").is_err());
+        assert!(PulseBlockId::question(DeliveryId(1), "a:b").is_err());
         // check-config refuses the same words.
         for key in BlockPart::RESERVED {
             assert!(crate::config::program::RESERVED_QUESTION_KEYS.contains(&key));
@@ -572,12 +584,12 @@ mod tests {
     fn ids_over_slacks_limit_are_refused_not_cut() {
         let prefix = "pulse:1:".len();
         let fits = long_key(MAX_ID - prefix);
-        let id = PulseBlockId::question(1, &fits).unwrap();
+        let id = PulseBlockId::question(DeliveryId(1), &fits).unwrap();
         assert_eq!(id.to_string().chars().count(), MAX_ID);
         assert_eq!(id.to_string().parse::<PulseBlockId>().unwrap(), id);
         let over = long_key(MAX_ID - prefix + 1);
         assert_eq!(
-            PulseBlockId::question(1, &over),
+            PulseBlockId::question(DeliveryId(1), &over),
             Err(ProtocolError::TooLong {
                 what: "pulse block_id",
                 len: MAX_ID + 1,
@@ -587,7 +599,7 @@ mod tests {
         assert!(format!("pulse:1:{over}").parse::<PulseBlockId>().is_err());
         // Characters, not bytes, as Slack counts them.
         let wide = "é".repeat(MAX_ID - prefix);
-        assert!(PulseBlockId::question(1, &wide).is_ok());
+        assert!(PulseBlockId::question(DeliveryId(1), &wide).is_ok());
 
         assert!(ModalInputId::question(&long_key(MAX_ID - 2)).is_ok());
         assert!(ModalInputId::question(&long_key(MAX_ID - 1)).is_err());
@@ -599,7 +611,7 @@ mod tests {
             let key = long_key(n);
             // Every id is either refused or whole: never over the limit, never cut.
             let made = [
-                PulseBlockId::question(3, &key).map(|i| i.to_string()),
+                PulseBlockId::question(DeliveryId(3), &key).map(|i| i.to_string()),
                 ModalInputId::question(&key).map(|i| i.to_string()),
                 ModalInputId::consent(&key).map(|i| i.to_string()),
                 AnswerActionId::button(&key).map(|i| i.to_string()),
@@ -658,14 +670,16 @@ mod tests {
 
     #[test]
     fn modal_metadata_round_trips_as_json() {
-        for delivery in [0, 1, 42, i64::MAX] {
+        for delivery in [0, 1, 42, i64::MAX].map(DeliveryId) {
             let m = ModalMetadata { delivery };
             assert_eq!(m.to_string(), format!("{{\"delivery\":{delivery}}}"));
             assert_eq!(m.to_string().parse::<ModalMetadata>().unwrap(), m);
         }
         assert_eq!(
             r#"{ "delivery": 9, "later": true }"#.parse::<ModalMetadata>().unwrap(),
-            ModalMetadata { delivery: 9 }
+            ModalMetadata {
+                delivery: DeliveryId(9)
+            }
         );
         for text in ["", "{}", "42", r#"{"delivery":"9"}"#, "not json"] {
             assert!(text.parse::<ModalMetadata>().is_err(), "{text:?} parsed");
@@ -682,7 +696,7 @@ mod tests {
 
     #[test]
     fn message_keys_round_trip() {
-        for id in [0, 1, 42, i64::MAX] {
+        for id in [0, 1, 42, i64::MAX].map(DeliveryId) {
             let key = MessageKey::Delivery(id);
             assert_eq!(key.to_string(), format!("delivery:{id}"));
             assert_eq!(key.to_string().parse::<MessageKey>().unwrap(), key);
@@ -694,7 +708,7 @@ mod tests {
 
     #[test]
     fn outbox_keys_round_trip_and_name_their_kind() {
-        for d in [0, 1, 42, i64::MAX] {
+        for d in [0, 1, 42, i64::MAX].map(DeliveryId) {
             let keys = [
                 (
                     OutboxKey::Pulse(d),
@@ -785,7 +799,7 @@ mod tests {
     fn win_answer_keys_round_trip() {
         for key in AWKWARD_KEYS {
             let k = WinAnswerKey {
-                delivery: 5,
+                delivery: DeliveryId(5),
                 question: key.to_string(),
             };
             assert_eq!(k.to_string().parse::<WinAnswerKey>().unwrap(), k);

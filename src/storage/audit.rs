@@ -1,9 +1,10 @@
 //! The audit log: who changed what, when. Never holds answers.
 
+use crate::domain::ids::ProgramId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, Millis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
@@ -11,7 +12,7 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
-    pub program_id: Option<String>,
+    pub program_id: Option<ProgramId>,
     pub subject: Option<String>,
     pub detail: serde_json::Value,
 }
@@ -19,10 +20,11 @@ pub struct AuditEntry {
 #[derive(sqlx::FromRow)]
 struct AuditRow {
     id: i64,
-    at: i64,
+    #[sqlx(try_from = "Millis")]
+    at: DateTime<Utc>,
     actor: String,
     action: String,
-    program_id: Option<String>,
+    program_id: Option<ProgramId>,
     subject: Option<String>,
     detail: String,
 }
@@ -33,7 +35,7 @@ impl StoreTx {
         at: DateTime<Utc>,
         actor: &str,
         action: &str,
-        program_id: Option<&str>,
+        program_id: Option<&ProgramId>,
         subject: Option<&str>,
         detail: &serde_json::Value,
     ) -> StoreResult<()> {
@@ -61,7 +63,7 @@ impl Store {
     /// Newest first.
     pub async fn audit_entries(
         &self,
-        program_id: Option<&str>,
+        program_id: Option<&ProgramId>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
         let rows: Vec<AuditRow> = on_pool!(self, |p| {
@@ -78,7 +80,7 @@ impl Store {
             .into_iter()
             .map(|r| AuditEntry {
                 id: r.id,
-                at: from_ms(r.at),
+                at: r.at,
                 actor: r.actor,
                 action: r.action,
                 program_id: r.program_id,

@@ -3,17 +3,18 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::ids::{MemberId, ProgramId};
 use crate::domain::planning::{plan_member, MemberFacts, PlanMember};
 use crate::domain::program::Program;
-use crate::domain::state::MemberState;
+use crate::domain::state::{DeliveryState, MemberState};
 use slack_facts::ids::UserId;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, OptMillis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
-    pub id: i64,
-    pub program_id: String,
+    pub id: MemberId,
+    pub program_id: ProgramId,
     pub slack_user_id: UserId,
     pub role: String,
     pub source: String,
@@ -21,13 +22,15 @@ pub struct MemberRow {
     pub slack_tz: Option<String>,
     pub working_days: Option<String>,
     pub state: MemberState,
-    pub paused_until: Option<i64>,
+    #[sqlx(try_from = "OptMillis")]
+    pub paused_until: Option<DateTime<Utc>>,
     pub slack_deleted: bool,
     pub is_bot: bool,
     pub is_restricted: bool,
     pub status_text: Option<String>,
     pub status_emoji: Option<String>,
-    pub profile_refreshed_at: Option<i64>,
+    #[sqlx(try_from = "OptMillis")]
+    pub profile_refreshed_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, program_id, slack_user_id, role, source, timezone_override, slack_tz, \
@@ -55,8 +58,7 @@ impl MemberRow {
 
     /// Paused right now (a pause with an end date that has passed no longer counts).
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
-        self.state == MemberState::Paused
-            && self.paused_until.is_none_or(|until| from_ms(until) > now)
+        self.state == MemberState::Paused && self.paused_until.is_none_or(|until| until > now)
     }
 }
 
@@ -81,7 +83,7 @@ pub fn plan_members(program: &Program, rows: &[MemberRow]) -> Vec<PlanMember> {
 }
 
 impl Store {
-    pub async fn members_of(&self, program_id: &str) -> StoreResult<Vec<MemberRow>> {
+    pub async fn members_of(&self, program_id: &ProgramId) -> StoreResult<Vec<MemberRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE program_id = $1 ORDER BY slack_user_id"
@@ -103,7 +105,7 @@ impl Store {
         }))
     }
 
-    pub async fn member(&self, id: i64) -> StoreResult<MemberRow> {
+    pub async fn member(&self, id: MemberId) -> StoreResult<MemberRow> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM members WHERE id = $1"
@@ -140,25 +142,9 @@ impl Store {
         u: &ProfileUpdate,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE members SET slack_tz = $1, slack_deleted = $2, is_bot = $3, is_restricted = $4,
-                    status_text = $5, status_emoji = $6, profile_refreshed_at = $7
-                 WHERE slack_user_id = $8",
-            )
-            .bind(&u.tz)
-            .bind(u.deleted)
-            .bind(u.is_bot)
-            .bind(u.is_restricted)
-            .bind(&u.status_text)
-            .bind(&u.status_emoji)
-            .bind(to_ms(now))
-            .bind(slack_user_id)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        tx.apply_profile_update(slack_user_id, u, now).await?;
+        tx.commit().await
     }
 
     /// Marks a profile as read even when Slack could not tell us more (user_not_found), so
@@ -179,6 +165,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// Why a delivery of a member who opted out is not sent.
+const OPTED_OUT: &str = "opted out";
 
 /// A member's own control over their pulses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +195,7 @@ impl StoreTx {
             MemberControl::Resume => (MemberState::Active, None, "member.resumed"),
             MemberControl::OptOut => (MemberState::OptedOut, None, "member.opted_out"),
         };
-        let programs: Vec<(i64, String)> = on_tx!(self, |c| {
+        let programs: Vec<(MemberId, ProgramId)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE members SET state = $1, paused_until = $2, updated_at = $3
                  WHERE slack_user_id = $4 AND state <> 'deactivated'
@@ -231,17 +220,9 @@ impl StoreTx {
             )
             .await?;
             if control == MemberControl::OptOut {
-                on_tx!(self, |c| {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
-                         WHERE member_id = $2 AND state = 'scheduled'",
-                    )
-                    .bind(at)
-                    .bind(member_id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                });
+                let which = "member_id = $4 AND state = 'scheduled'";
+                self.mark_unsent(which, member_id.0, DeliveryState::Skipped, OPTED_OUT, now)
+                    .await?;
                 self.cancel_queued_dms(*member_id, now).await?;
             }
         }
@@ -251,35 +232,18 @@ impl StoreTx {
     /// Cancels the member's DMs still waiting in the outbox (pulses and reminders a worker
     /// has not started on); a pulse's delivery becomes `skipped`, reason "opted out". Rows
     /// already in flight are left to finish: their call may have reached Slack.
-    async fn cancel_queued_dms(&mut self, member_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        let at = to_ms(now);
-        let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
-            sqlx::query_as(
-                "UPDATE outbox SET status = 'cancelled', last_error = 'cancelled: member opted out',
-                    lease_until = NULL, leased_by = NULL
-                 WHERE status = 'pending' AND method = 'chat.postMessage'
-                   AND delivery_id IN (SELECT id FROM deliveries WHERE member_id = $1)
-                 RETURNING subject_kind, subject_id",
-            )
-            .bind(member_id)
-            .fetch_all(c)
-            .await?
-        });
-        for (kind, subject_id) in cancelled {
-            let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) else {
-                continue;
-            };
-            on_tx!(self, |c| {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'skipped', failure_reason = 'opted out', closed_at = $1
-                     WHERE id = $2 AND state = 'queued'",
-                )
-                .bind(at)
-                .bind(delivery_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+    async fn cancel_queued_dms(
+        &mut self,
+        member_id: MemberId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let cancelled = self
+            .cancel_queued_posts("member_id = $1", member_id.0, "cancelled: member opted out")
+            .await?;
+        for delivery_id in cancelled {
+            let which = "id = $4 AND state = 'queued'";
+            self.mark_unsent(which, delivery_id.0, DeliveryState::Skipped, OPTED_OUT, now)
+                .await?;
         }
         Ok(())
     }

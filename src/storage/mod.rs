@@ -222,12 +222,66 @@ impl StoreTx {
 }
 
 /// Unix milliseconds, the storage form of every instant.
-pub fn to_ms(t: DateTime<Utc>) -> i64 {
+fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
+fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// An instant as the database keeps it: BIGINT Unix milliseconds on both backends. Row
+/// structs decode a column straight into `DateTime<Utc>` with `#[sqlx(try_from = "Millis")]`
+/// (or [`OptMillis`] for a nullable one), so no caller outside storage sees the integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct Millis(i64);
+
+/// A nullable instant column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct OptMillis(Option<i64>);
+
+impl From<DateTime<Utc>> for Millis {
+    fn from(t: DateTime<Utc>) -> Self {
+        Millis(to_ms(t))
+    }
+}
+
+impl From<Millis> for DateTime<Utc> {
+    fn from(m: Millis) -> Self {
+        from_ms(m.0)
+    }
+}
+
+impl From<Option<DateTime<Utc>>> for OptMillis {
+    fn from(t: Option<DateTime<Utc>>) -> Self {
+        OptMillis(t.map(to_ms))
+    }
+}
+
+impl From<OptMillis> for Option<DateTime<Utc>> {
+    fn from(m: OptMillis) -> Self {
+        m.0.map(from_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_carry_an_instant_to_the_millisecond_and_back() {
+        let t = Utc.with_ymd_and_hms(2027, 3, 28, 1, 30, 0).unwrap()
+            + chrono::Duration::milliseconds(7);
+        assert_eq!(Millis::from(t), Millis(t.timestamp_millis()));
+        assert_eq!(DateTime::<Utc>::from(Millis::from(t)), t);
+        assert_eq!(
+            Option::<DateTime<Utc>>::from(OptMillis::from(Some(t))),
+            Some(t)
+        );
+        assert_eq!(Option::<DateTime<Utc>>::from(OptMillis::from(None)), None);
+    }
 }

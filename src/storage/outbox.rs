@@ -14,19 +14,32 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{from_ms, on_pool, on_tx, to_ms, Pool, Store, StoreError, StoreResult, StoreTx};
+use crate::domain::ids::DeliveryId;
+use crate::domain::state::DeliveryState;
+
+use super::{
+    on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
+};
 
 /// What a successful or failed send changes besides the outbox row itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxSubject {
     /// The first DM of a delivery: on success the delivery becomes `sent`, on failure `failed`.
-    Delivery(i64),
+    Delivery(DeliveryId),
 }
 
 impl OutboxSubject {
     fn parts(self) -> (&'static str, i64) {
         match self {
-            OutboxSubject::Delivery(id) => ("delivery", id),
+            OutboxSubject::Delivery(id) => ("delivery", id.0),
+        }
+    }
+
+    /// The delivery named by a row's stored `subject_kind` and `subject_id`, if any.
+    fn delivery(kind: Option<&str>, id: Option<DeliveryId>) -> Option<DeliveryId> {
+        match (kind, id) {
+            (Some("delivery"), Some(id)) => Some(id),
+            _ => None,
         }
     }
 }
@@ -92,7 +105,7 @@ pub struct NewOutboxMessage {
     pub target_key: Option<String>,
     pub subject: Option<OutboxSubject>,
     /// The pulse delivery this write belongs to: sealing an anonymous round blanks them.
-    pub delivery_id: Option<i64>,
+    pub delivery_id: Option<DeliveryId>,
 }
 
 impl NewOutboxMessage {
@@ -178,13 +191,18 @@ struct Row {
     target_key: Option<String>,
     status: String,
     attempts: i64,
-    next_attempt_at: i64,
+    #[sqlx(try_from = "Millis")]
+    next_attempt_at: DateTime<Utc>,
     last_error: Option<String>,
     result: Option<String>,
-    created_at: i64,
-    sent_at: Option<i64>,
-    attempt_started_at: Option<i64>,
-    first_attempt_at: Option<i64>,
+    #[sqlx(try_from = "Millis")]
+    created_at: DateTime<Utc>,
+    #[sqlx(try_from = "OptMillis")]
+    sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    attempt_started_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    first_attempt_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
@@ -207,13 +225,13 @@ impl TryFrom<Row> for OutboxRow {
             target_key: r.target_key,
             status: OutboxStatus::parse(&r.status)?,
             attempts: r.attempts,
-            next_attempt_at: from_ms(r.next_attempt_at),
+            next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
             result: r.result.and_then(|s| serde_json::from_str(&s).ok()),
-            created_at: from_ms(r.created_at),
-            sent_at: r.sent_at.map(from_ms),
-            attempt_started_at: r.attempt_started_at.map(from_ms),
-            first_attempt_at: r.first_attempt_at.map(from_ms),
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+            attempt_started_at: r.attempt_started_at,
+            first_attempt_at: r.first_attempt_at,
         })
     }
 }
@@ -264,6 +282,38 @@ impl StoreTx {
             .rows_affected()
         });
         Ok(n == 1)
+    }
+}
+
+impl StoreTx {
+    /// Cancels the pulse DMs and reminders (`chat.postMessage`) still waiting in the outbox
+    /// for the deliveries matching `which`, a fixed condition on `deliveries` whose one
+    /// parameter is `$1` (bound to `key`), keeping `reason`. Rows already in flight are left
+    /// to finish: their call may have reached Slack. Returns the deliveries whose own DM was
+    /// cancelled (never posted).
+    pub(super) async fn cancel_queued_posts(
+        &mut self,
+        which: &'static str,
+        key: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let sql = format!(
+            "UPDATE outbox SET status = 'cancelled', last_error = $2, lease_until = NULL, leased_by = NULL
+             WHERE status = 'pending' AND method = 'chat.postMessage'
+               AND delivery_id IN (SELECT id FROM deliveries WHERE {which})
+             RETURNING subject_kind, subject_id"
+        );
+        let cancelled: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(key)
+                .bind(reason)
+                .fetch_all(c)
+                .await?
+        });
+        Ok(cancelled
+            .into_iter()
+            .filter_map(|(kind, id)| OutboxSubject::delivery(kind.as_deref(), id))
+            .collect())
     }
 }
 
@@ -403,8 +453,9 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let result_text = result.to_string();
-        let subject: Option<(Option<String>, Option<String>, Option<i64>)> = on_tx!(tx, |c| {
-            sqlx::query_as(
+        let subject: Option<(Option<String>, Option<String>, Option<DeliveryId>)> =
+            on_tx!(tx, |c| {
+                sqlx::query_as(
                 "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL,
                     last_error = NULL, attempt_started_at = NULL
                  WHERE id = $3 AND status IN ('in_flight', 'pending')
@@ -415,7 +466,7 @@ impl Store {
             .bind(id)
             .fetch_optional(c)
             .await?
-        });
+            });
         let Some((message_key, kind, subject_id)) = subject else {
             return Ok(false);
         };
@@ -436,7 +487,7 @@ impl Store {
                 .rows_affected()
             });
         }
-        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
+        if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
             let (channel, ts) = location.unzip();
             on_tx!(tx, |c| {
                 sqlx::query(
@@ -466,7 +517,7 @@ impl Store {
         attempted: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let subject: Option<(Option<String>, Option<i64>)> = on_tx!(tx, |c| {
+        let subject: Option<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
                     attempts = attempts + $2, sent_at = NULL, next_attempt_at = $3,
@@ -485,19 +536,10 @@ impl Store {
         let Some((kind, subject_id)) = subject else {
             return Ok(false);
         };
-        if let (Some("delivery"), Some(delivery_id)) = (kind.as_deref(), subject_id) {
-            on_tx!(tx, |c| {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'failed', failure_reason = $1, closed_at = $2
-                     WHERE id = $3 AND state IN ('queued', 'scheduled')",
-                )
-                .bind(reason)
-                .bind(to_ms(now))
-                .bind(delivery_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+        if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
+            let which = "id = $4 AND state IN ('queued', 'scheduled')";
+            tx.mark_unsent(which, delivery_id.0, DeliveryState::Failed, reason, now)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)

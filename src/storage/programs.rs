@@ -2,6 +2,7 @@
 //! One transaction per program; every change is audited with actor `config`; members
 //! removed from the file are deactivated, never deleted.
 
+use crate::domain::ids::ProgramId;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -39,7 +40,7 @@ pub struct DesiredQuestion {
 
 #[derive(Debug, Clone)]
 pub struct DesiredProgram {
-    pub id: String,
+    pub id: ProgramId,
     pub name: String,
     pub timezone: String,
     pub start_date: String,
@@ -117,7 +118,7 @@ impl StoreTx {
     async fn config_audit(
         &mut self,
         now: DateTime<Utc>,
-        program_id: &str,
+        program_id: &ProgramId,
         a: Audit<'_>,
     ) -> StoreResult<()> {
         self.audit(
@@ -136,7 +137,7 @@ impl StoreTx {
     async fn change(
         &mut self,
         now: DateTime<Utc>,
-        program_id: &str,
+        program_id: &ProgramId,
         sql: &'static str,
         args: &[Arg<'_>],
         audit: Audit<'_>,
@@ -183,7 +184,7 @@ impl StoreTx {
                 start_date = excluded.start_date, settings = excluded.settings,
                 active = TRUE, updated_at = excluded.updated_at",
             &[
-                Arg::Text(&p.id),
+                Arg::Text(p.id.as_str()),
                 Arg::Text(&p.name),
                 Arg::Text(&p.timezone),
                 Arg::Text(&p.start_date),
@@ -192,7 +193,7 @@ impl StoreTx {
             ],
             Audit {
                 action,
-                subject: &p.id,
+                subject: p.id.as_str(),
                 detail: &json!({ "name": p.name, "timezone": p.timezone }),
             },
         )
@@ -241,7 +242,7 @@ impl StoreTx {
                      WHERE program_id = $2 AND slack_user_id = $3",
                     &[
                         Arg::Int(to_ms(now)),
-                        Arg::Text(&p.id),
+                        Arg::Text(p.id.as_str()),
                         Arg::Text(id.as_str()),
                     ],
                     Audit {
@@ -271,7 +272,7 @@ impl StoreTx {
                 working_days, state, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
             &[
-                Arg::Text(&p.id),
+                Arg::Text(p.id.as_str()),
                 Arg::Text(m.slack_user_id.as_str()),
                 Arg::Text(&m.role),
                 Arg::Text(&m.source),
@@ -318,7 +319,7 @@ impl StoreTx {
                 Arg::OptText(m.timezone_override.as_deref()),
                 Arg::OptText(m.working_days.as_deref()),
                 Arg::Int(to_ms(now)),
-                Arg::Text(&p.id),
+                Arg::Text(p.id.as_str()),
                 Arg::Text(m.slack_user_id.as_str()),
             ],
         )
@@ -379,7 +380,7 @@ impl StoreTx {
                  ON CONFLICT (program_id, id) DO UPDATE SET definition = excluded.definition,
                     active = TRUE, updated_at = excluded.updated_at",
                 &[
-                    Arg::Text(&p.id),
+                    Arg::Text(p.id.as_str()),
                     Arg::Text(&s.id),
                     Arg::Text(&definition),
                     Arg::Int(at),
@@ -400,7 +401,7 @@ impl StoreTx {
                     now,
                     &p.id,
                     "UPDATE surveys SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND id = $3",
-                    &[Arg::Int(at), Arg::Text(&p.id), Arg::Text(id)],
+                    &[Arg::Int(at), Arg::Text(p.id.as_str()), Arg::Text(id)],
                     Audit {
                         action: "survey.retired",
                         subject: id,
@@ -418,13 +419,13 @@ impl StoreTx {
     /// from the file is retired, its answers kept.
     async fn sync_questions(
         &mut self,
-        program_id: &str,
+        program_id: &ProgramId,
         s: &DesiredSurvey,
         at: i64,
     ) -> StoreResult<()> {
         self.write(
             "UPDATE questions SET active = FALSE, updated_at = $1 WHERE program_id = $2 AND survey_id = $3",
-            &[Arg::Int(at), Arg::Text(program_id), Arg::Text(&s.id)],
+            &[Arg::Int(at), Arg::Text(program_id.as_str()), Arg::Text(&s.id)],
         )
         .await?;
         for (position, q) in s.questions.iter().enumerate() {
@@ -436,7 +437,7 @@ impl StoreTx {
                     kind = excluded.kind, prompt = excluded.prompt, definition = excluded.definition,
                     active = TRUE, updated_at = excluded.updated_at",
                 &[
-                    Arg::Text(program_id),
+                    Arg::Text(program_id.as_str()),
                     Arg::Text(&s.id),
                     Arg::Text(&q.metric_key),
                     Arg::Int(position as i64),

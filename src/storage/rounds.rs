@@ -7,15 +7,16 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::outbox::OutboxKind;
+use crate::domain::ids::{DeliveryId, MemberId, ProgramId, RoundId};
 use crate::domain::program::Anonymity;
 use crate::domain::state::{Consent, DeliveryState};
 use slack_facts::ids::{ChannelId, MessageTs, UserId};
 
-use super::{from_ms, on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
+use super::{on_pool, on_tx, to_ms, Millis, OptMillis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub member_id: i64,
+    pub member_id: MemberId,
     pub state: DeliveryState,
     pub scheduled_at: DateTime<Utc>,
     pub local_time: String,
@@ -27,24 +28,31 @@ pub struct NewDelivery {
 /// A delivery with what is needed to render and judge it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
-    pub id: i64,
-    pub round_id: i64,
-    pub member_id: i64,
+    pub id: DeliveryId,
+    pub round_id: RoundId,
+    pub member_id: MemberId,
     pub state: DeliveryState,
-    pub scheduled_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub scheduled_at: DateTime<Utc>,
     pub local_time: String,
     pub timezone: String,
-    pub closes_at: i64,
-    pub remind_at: Option<i64>,
-    pub sent_at: Option<i64>,
-    pub reminded_at: Option<i64>,
-    pub answered_at: Option<i64>,
-    pub closed_at: Option<i64>,
+    #[sqlx(try_from = "Millis")]
+    pub closes_at: DateTime<Utc>,
+    #[sqlx(try_from = "OptMillis")]
+    pub remind_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub reminded_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub answered_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "OptMillis")]
+    pub closed_at: Option<DateTime<Utc>>,
     pub channel_id: Option<ChannelId>,
     pub message_ts: Option<MessageTs>,
     pub failure_reason: Option<String>,
     pub answer_revision: i64,
-    pub program_id: String,
+    pub program_id: ProgramId,
     pub survey_id: String,
     pub period_key: String,
     /// The anonymity mode the round opened with (NULL for rounds older than this column).
@@ -55,16 +63,10 @@ pub struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    pub fn closes_at(&self) -> DateTime<Utc> {
-        from_ms(self.closes_at)
-    }
-    pub fn scheduled_at(&self) -> DateTime<Utc> {
-        from_ms(self.scheduled_at)
-    }
     /// Answers are accepted while the window is open and the delivery was not cancelled.
     /// A hint for the UI only: the answer write itself re-checks this, atomically.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        now < self.closes_at() && self.closed_at.is_none() && self.state.is_answerable()
+        now < self.closes_at && self.closed_at.is_none() && self.state.is_answerable()
     }
 }
 
@@ -95,8 +97,8 @@ pub struct ResponseRow {
 /// A round the close step closed, with the promise it opened with.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClosedRound {
-    pub id: i64,
-    pub program_id: String,
+    pub id: RoundId,
+    pub program_id: ProgramId,
     pub survey_id: String,
     pub anonymity: Option<Anonymity>,
     pub anonymity_k: Option<i64>,
@@ -105,7 +107,7 @@ pub struct ClosedRound {
 /// A delivery the close step closed.
 #[derive(Debug, Clone)]
 pub struct ClosedDelivery {
-    pub id: i64,
+    pub id: DeliveryId,
     pub answered: bool,
     /// Its DM was posted (or is being posted right now): it gets a closed-state update.
     pub posted: bool,
@@ -125,7 +127,7 @@ pub struct SealReport {
 /// A new round: where it comes from and the promise it opens with.
 #[derive(Debug, Clone)]
 pub struct NewRound<'a> {
-    pub program_id: &'a str,
+    pub program_id: &'a ProgramId,
     pub survey_id: &'a str,
     pub period_key: &'a str,
     pub origin: &'a str,
@@ -139,8 +141,8 @@ impl StoreTx {
     /// The open round for (program, survey, period), created on first use with the anonymity
     /// mode and threshold in force now; its closing time grows to cover every delivery.
     /// `None` when that round exists but is closed: nothing may join it any more.
-    pub async fn ensure_round(&mut self, r: &NewRound<'_>) -> StoreResult<Option<i64>> {
-        let id: Option<i64> = on_tx!(self, |c| {
+    pub async fn ensure_round(&mut self, r: &NewRound<'_>) -> StoreResult<Option<RoundId>> {
+        let id: Option<RoundId> = on_tx!(self, |c| {
             sqlx::query_scalar(
                 "INSERT INTO rounds (program_id, survey_id, period_key, origin, state, opened_at, closes_at,
                     anonymity, anonymity_k)
@@ -173,7 +175,7 @@ impl StoreTx {
         &mut self,
         r: &NewRound<'_>,
         now: DateTime<Utc>,
-    ) -> StoreResult<Result<i64, i64>> {
+    ) -> StoreResult<Result<RoundId, RoundId>> {
         if let super::TxInner::Postgres(t) = &mut self.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!(
@@ -183,7 +185,7 @@ impl StoreTx {
                 .execute(&mut **t)
                 .await?;
         }
-        let open: Option<i64> = on_tx!(self, |c| {
+        let open: Option<RoundId> = on_tx!(self, |c| {
             sqlx::query_scalar(OPEN_ROUND)
                 .bind(r.program_id)
                 .bind(r.survey_id)
@@ -206,9 +208,9 @@ impl StoreTx {
     /// sealed round.
     pub async fn insert_delivery(
         &mut self,
-        round_id: i64,
+        round_id: RoundId,
         d: &NewDelivery,
-    ) -> StoreResult<Option<i64>> {
+    ) -> StoreResult<Option<RoundId>> {
         let closed_at = (d.state == DeliveryState::Skipped).then(|| to_ms(d.scheduled_at));
         Ok(on_tx!(self, |c| {
             sqlx::query_scalar(
@@ -234,7 +236,11 @@ impl StoreTx {
     }
 
     /// scheduled → queued (the DM is in the outbox). False if someone else got there first.
-    pub async fn mark_queued(&mut self, delivery_id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn mark_queued(
+        &mut self,
+        delivery_id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         self.transition(
             delivery_id,
             DeliveryState::Scheduled,
@@ -248,29 +254,47 @@ impl StoreTx {
     /// scheduled → skipped, with a reason (opted out, deleted in Slack…).
     pub async fn mark_skipped(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let n = on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'skipped', failure_reason = $1, closed_at = $2
-                 WHERE id = $3 AND state = 'scheduled'",
-            )
-            .bind(reason)
-            .bind(to_ms(now))
-            .bind(delivery_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
+        let which = "id = $4 AND state = 'scheduled'";
+        let n = self
+            .mark_unsent(which, delivery_id.0, DeliveryState::Skipped, reason, now)
+            .await?;
         Ok(n == 1)
+    }
+
+    /// Closes the deliveries whose DM was never sent as `failed` or `skipped`, keeping the
+    /// reason: those matching `which`, a fixed condition on `deliveries` whose one parameter
+    /// is `$4` (bound to `key`). Returns how many changed.
+    pub(super) async fn mark_unsent(
+        &mut self,
+        which: &'static str,
+        key: i64,
+        state: DeliveryState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "UPDATE deliveries SET state = $1, failure_reason = $2, closed_at = $3 WHERE {which}"
+        );
+        Ok(on_tx!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(state)
+                .bind(reason)
+                .bind(to_ms(now))
+                .bind(key)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Records that a reminder went out; only the first call for a delivery succeeds.
     pub async fn mark_reminded(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
@@ -295,7 +319,7 @@ impl StoreTx {
     /// closed, write nothing.
     pub async fn claim_answer(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
@@ -316,7 +340,7 @@ impl StoreTx {
     }
 
     /// Next answer revision of a delivery: what keys its DM update (never the answers).
-    pub async fn bump_answer_revision(&mut self, delivery_id: i64) -> StoreResult<i64> {
+    pub async fn bump_answer_revision(&mut self, delivery_id: DeliveryId) -> StoreResult<i64> {
         Ok(on_tx!(self, |c| {
             sqlx::query_scalar(
                 "UPDATE deliveries SET answer_revision = answer_revision + 1 WHERE id = $1
@@ -344,7 +368,7 @@ impl StoreTx {
 
     async fn transition(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         from: DeliveryState,
         to: DeliveryState,
         stamp: &'static str,
@@ -371,8 +395,8 @@ impl StoreTx {
     #[allow(clippy::too_many_arguments)]
     pub async fn upsert_response(
         &mut self,
-        round_id: i64,
-        delivery_id: i64,
+        round_id: RoundId,
+        delivery_id: DeliveryId,
         metric_key: &str,
         role: &str,
         value_number: Option<f64>,
@@ -410,7 +434,7 @@ impl StoreTx {
     /// An optional answer the member emptied; true when there was one.
     pub async fn delete_response(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         metric_key: &str,
     ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
@@ -426,7 +450,7 @@ impl StoreTx {
 
     pub async fn responses_of_delivery(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
     ) -> StoreResult<Vec<ResponseRow>> {
         Ok(on_tx!(self, |c| {
             sqlx::query_as(RESPONSES_OF_DELIVERY)
@@ -443,9 +467,9 @@ impl StoreTx {
     #[allow(clippy::too_many_arguments)]
     pub async fn upsert_survey_win(
         &mut self,
-        program_id: &str,
-        round_id: i64,
-        author_member_id: Option<i64>,
+        program_id: &ProgramId,
+        round_id: RoundId,
+        author_member_id: Option<MemberId>,
         text: &str,
         consent: Consent,
         answer_key: &str,
@@ -486,7 +510,7 @@ impl StoreTx {
         limit: i64,
     ) -> StoreResult<Vec<ClosedDelivery>> {
         let at = to_ms(now);
-        let closed: Vec<(i64, DeliveryState, bool, bool)> = on_tx!(self, |c| {
+        let closed: Vec<(DeliveryId, DeliveryState, bool, bool)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE deliveries SET
                     state = CASE WHEN state = 'answered' THEN 'answered' ELSE 'expired' END,
@@ -505,22 +529,10 @@ impl StoreTx {
         if closed.is_empty() {
             return Ok(Vec::new());
         }
-        let cancelled: Vec<(Option<String>, Option<i64>)> = on_tx!(self, |c| {
-            sqlx::query_as(
-                "UPDATE outbox SET status = 'cancelled', last_error = $2, lease_until = NULL, leased_by = NULL
-                 WHERE status = 'pending' AND method = 'chat.postMessage'
-                   AND delivery_id IN (SELECT id FROM deliveries WHERE closed_at = $1)
-                 RETURNING subject_kind, subject_id",
-            )
-            .bind(at)
-            .bind(CANCELLED_AT_CLOSE)
-            .fetch_all(c)
+        let never_posted: std::collections::HashSet<DeliveryId> = self
+            .cancel_queued_posts("closed_at = $1", at, CANCELLED_AT_CLOSE)
             .await?
-        });
-        let never_posted: std::collections::HashSet<i64> = cancelled
             .into_iter()
-            .filter(|(kind, _)| kind.as_deref() == Some("delivery"))
-            .filter_map(|(_, id)| id)
             .collect();
         if !never_posted.is_empty() {
             on_tx!(self, |c| {
@@ -576,8 +588,8 @@ impl StoreTx {
         Ok(rounds)
     }
 
-    /// Anonymous rounds: after close nothing may tie an answer to a person (PRODUCT.md,
-    /// "Unlinkability"). Set-based, so 10,000 answers seal in one pass:
+    /// Anonymous rounds: after close nothing may tie an answer to a person (docs/anonymity.md,
+    /// "The seal"). Set-based, so 10,000 answers seal in one pass:
     /// * responses are re-inserted in random order with no delivery and the round's opening
     ///   time, and the linked originals deleted (`secure_delete` on SQLite zeroes them);
     ///   a role is kept only when every role group that answered reaches `k` (so no group is
@@ -589,7 +601,7 @@ impl StoreTx {
     ///   what was sent keeps its status but loses its payload and Slack's reply.
     pub async fn seal_round(
         &mut self,
-        round_id: i64,
+        round_id: RoundId,
         k: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<SealReport> {
@@ -620,7 +632,7 @@ impl StoreTx {
 
     /// Who was asked and who answered, as counts, and whether any role group that answered
     /// is below `k` (then every role folds).
-    async fn seal_counts(&mut self, round_id: i64, k: i64) -> StoreResult<(i64, i64, bool)> {
+    async fn seal_counts(&mut self, round_id: RoundId, k: i64) -> StoreResult<(i64, i64, bool)> {
         let by_role: Vec<(String, i64)> = on_tx!(self, |c| {
             sqlx::query_as(
                 "SELECT role, COUNT(DISTINCT delivery_id) FROM responses
@@ -647,7 +659,7 @@ impl StoreTx {
     /// opening time (roles folded if `fold`), then deletes the linked originals.
     async fn unlink_responses(
         &mut self,
-        round_id: i64,
+        round_id: RoundId,
         fold: bool,
         opened_at: i64,
     ) -> StoreResult<u64> {
@@ -678,7 +690,7 @@ impl StoreTx {
 
     /// Deliveries forget who answered: answered/expired become `closed`, and no delivery
     /// keeps an answer or reminder time or an answer revision.
-    async fn unlink_deliveries(&mut self, round_id: i64) -> StoreResult<()> {
+    async fn unlink_deliveries(&mut self, round_id: RoundId) -> StoreResult<()> {
         self.run_for_round(
             "UPDATE deliveries SET state = 'closed', answered_at = NULL, reminded_at = NULL,
                 answer_revision = 0
@@ -697,7 +709,11 @@ impl StoreTx {
 
     /// Wins lose their time; the outbox loses the round's answer updates and reminders, and
     /// what was sent loses its payload and Slack's reply.
-    async fn unlink_wins_and_outbox(&mut self, round_id: i64, opened_at: i64) -> StoreResult<()> {
+    async fn unlink_wins_and_outbox(
+        &mut self,
+        round_id: RoundId,
+        opened_at: i64,
+    ) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query("UPDATE wins SET created_at = $2, answer_key = NULL WHERE round_id = $1")
                 .bind(round_id)
@@ -730,7 +746,7 @@ impl StoreTx {
     /// The round keeps the counts and its seal time; the audit log keeps counts only.
     async fn record_seal(
         &mut self,
-        round_id: i64,
+        round_id: RoundId,
         r: SealReport,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -759,7 +775,7 @@ impl StoreTx {
     }
 
     /// Runs one statement whose only parameter is the round id.
-    async fn run_for_round(&mut self, sql: &'static str, round_id: i64) -> StoreResult<()> {
+    async fn run_for_round(&mut self, sql: &'static str, round_id: RoundId) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query(sql)
                 .bind(round_id)
@@ -796,7 +812,7 @@ impl Store {
 }
 
 impl Store {
-    pub async fn delivery(&self, id: i64) -> StoreResult<DeliveryRow> {
+    pub async fn delivery(&self, id: DeliveryId) -> StoreResult<DeliveryRow> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE d.id = $1"
@@ -813,7 +829,7 @@ impl Store {
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
-        after_id: i64,
+        after_id: DeliveryId,
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
         Ok(on_pool!(self, |p| {
@@ -853,10 +869,10 @@ impl Store {
     /// what the planner must not create again. One query per survey and tick.
     pub async fn planned_keys(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         since: DateTime<Utc>,
-    ) -> StoreResult<Vec<(String, i64)>> {
+    ) -> StoreResult<Vec<(String, MemberId)>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT r.period_key, d.member_id FROM deliveries d JOIN rounds r ON r.id = d.round_id
@@ -889,7 +905,7 @@ impl Store {
         }))
     }
 
-    pub async fn answered_count(&self, round_id: i64) -> StoreResult<i64> {
+    pub async fn answered_count(&self, round_id: RoundId) -> StoreResult<i64> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM deliveries WHERE round_id = $1 AND state = 'answered'",
@@ -900,7 +916,10 @@ impl Store {
         }))
     }
 
-    pub async fn responses_of_delivery(&self, delivery_id: i64) -> StoreResult<Vec<ResponseRow>> {
+    pub async fn responses_of_delivery(
+        &self,
+        delivery_id: DeliveryId,
+    ) -> StoreResult<Vec<ResponseRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(RESPONSES_OF_DELIVERY)
                 .bind(delivery_id)
@@ -912,10 +931,10 @@ impl Store {
     /// An open round of this survey (send-now refuses to start a second one).
     pub async fn open_round(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         survey_id: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<i64>> {
+    ) -> StoreResult<Option<RoundId>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(OPEN_ROUND)
                 .bind(program_id)
@@ -935,14 +954,15 @@ pub struct FailedDelivery {
     pub period: String,
     pub state: DeliveryState,
     pub reason: Option<String>,
-    pub scheduled_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub scheduled_at: DateTime<Utc>,
 }
 
 impl Store {
     /// Failed and skipped deliveries of a program, newest first.
     pub async fn failed_deliveries(
         &self,
-        program_id: &str,
+        program_id: &ProgramId,
         limit: i64,
     ) -> StoreResult<Vec<FailedDelivery>> {
         Ok(on_pool!(self, |p| {

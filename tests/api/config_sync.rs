@@ -33,7 +33,7 @@ fn survey(id: &str, prompt: &str) -> DesiredSurvey {
 
 fn program(members: Vec<DesiredMember>, surveys: Vec<DesiredSurvey>) -> DesiredProgram {
     DesiredProgram {
-        id: "sync-test".to_string(),
+        id: "sync-test".into(),
         name: "Sync test".to_string(),
         timezone: "Europe/Berlin".to_string(),
         start_date: "2027-01-04".to_string(),
@@ -59,7 +59,7 @@ async fn every_config_change_is_written_counted_and_audited_once() {
         let mut entries = app
             .state
             .store
-            .audit_entries(Some("sync-test"), 100)
+            .audit_entries(Some(&"sync-test".into()), 100)
             .await
             .unwrap();
         entries.reverse();

@@ -262,7 +262,11 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
 
     let posted = &app.emulator.dm_messages("U0DROPPD")[0];
     let id = app.count("SELECT MAX(id) FROM deliveries").await;
-    let delivery = app.store.delivery(id).await.unwrap();
+    let delivery = app
+        .store
+        .delivery(pulseloop::domain::ids::DeliveryId(id))
+        .await
+        .unwrap();
     assert_eq!(delivery.state.as_str(), "sent");
     assert_eq!(
         (delivery.channel_id, delivery.message_ts),

@@ -276,7 +276,7 @@ async fn programs_as_code_deactivate_removed_members_and_keep_metric_keys() {
     app.assert_count("SELECT COUNT(*) FROM members WHERE state = 'active'", 2)
         .await;
     assert!(
-        app.state.catalog.program("pilot").is_some(),
+        app.state.catalog.program(&"pilot".into()).is_some(),
         "the previous configuration stays in force"
     );
 }

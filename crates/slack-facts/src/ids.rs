@@ -9,8 +9,6 @@
 //! IDs may grow longer, so no length is fixed. Serde and `From<String>` do not check: what
 //! Slack (or the database) hands over is taken as it is.
 
-use std::fmt;
-
 /// A string that does not have the shape of the ID it was meant to be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a Slack {kind}")]
@@ -33,6 +31,68 @@ fn ts_shape(s: &str) -> bool {
             && micros.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The impls every string newtype of Slack's IDs has (and that a service may give its own
+/// text ids): `as_str`, `into_string`, unchecked `From<String>`/`From<&str>`, `AsRef<str>`,
+/// `Borrow<str>`, `Display` and comparison with `str`. The struct is `$name(String)`.
+#[macro_export]
+macro_rules! text_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            /// Unchecked: for values taken as they were handed over (by Slack, the database).
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            /// Unchecked: for values taken as they were handed over (by Slack, the database).
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
 macro_rules! slack_id {
     ($(#[$m:meta])* $name:ident, $kind:literal, $shape:expr) => {
         $(#[$m])*
@@ -52,64 +112,14 @@ macro_rules! slack_id {
                     Err(InvalidId { kind: $kind, value: s })
                 }
             }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
-        impl From<String> for $name {
-            /// Unchecked: for values Slack or the database handed over.
-            fn from(s: String) -> Self {
-                Self(s)
-            }
-        }
+        $crate::text_newtype!($name);
 
-        impl From<&str> for $name {
-            /// Unchecked: for values Slack or the database handed over.
-            fn from(s: &str) -> Self {
-                Self(s.to_string())
-            }
-        }
-
-        impl std::str::FromStr for $name {
+        impl ::std::str::FromStr for $name {
             type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, InvalidId> {
                 Self::parse(s)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
             }
         }
     };
