@@ -357,6 +357,7 @@ async fn a_click_at_the_closing_instant_or_after_the_seal_stores_nothing() {
 #[tokio::test]
 async fn an_answer_whose_check_ran_before_the_seal_is_refused_inside_the_transaction() {
     use pulseloop::clock::Clock;
+    use pulseloop::domain::ids::{DeliveryId, ProgramId};
     use pulseloop::pulse::answers::{store_answers, AnswerValue, Stored, Submission};
     let app = weekly_anonymous_app(&berlin(&["U0A", "U0B"]), ONE_SCALE).await;
     app.send_monday_pulse().await;
@@ -368,8 +369,8 @@ async fn an_answer_whose_check_ran_before_the_seal_is_refused_inside_the_transac
         )
         .await;
     let pulses = &app.state.pulses;
-    let read_while_open = pulses.store.delivery(id).await.unwrap();
-    let program = pulses.catalog.program("pilot").unwrap();
+    let read_while_open = pulses.store.delivery(DeliveryId(id)).await.unwrap();
+    let program = pulses.catalog.program(&ProgramId::from("pilot")).unwrap();
     let survey = program.survey("weekly").unwrap().clone();
 
     let closes = monday_ten_berlin() + Duration::hours(48);
