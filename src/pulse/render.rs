@@ -6,6 +6,7 @@
 //! parse back), so the functions that place ids return a `Result`.
 
 use crate::domain::ids::DeliveryId;
+use crate::domain::state::Consent;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
@@ -517,7 +518,8 @@ fn choice_input(q: &Question, prior: Option<f64>) -> Value {
 
 /// Under a win question: who may see the win (`consent:{key}`), private unless chosen.
 fn consent_input(q: &Question) -> Result<Value, ProtocolError> {
-    let private = json!({ "text": plain("Keep it private", OPTION_TEXT_MAX), "value": "private" });
+    let option = |text: &str, consent: Consent| json!({ "text": plain(text, OPTION_TEXT_MAX), "value": consent.as_str() });
+    let private = option("Keep it private", Consent::Private);
     Ok(json!({
         "type": "input",
         "block_id": ModalInputId::consent(&q.key)?.to_string(),
@@ -527,8 +529,8 @@ fn consent_input(q: &Question) -> Result<Value, ProtocolError> {
             "type": "radio_buttons",
             "action_id": "value",
             "options": [
-                { "text": plain("Share it with my name", OPTION_TEXT_MAX), "value": "named" },
-                { "text": plain("Share it without my name", OPTION_TEXT_MAX), "value": "anonymous" },
+                option("Share it with my name", Consent::Named),
+                option("Share it without my name", Consent::Anonymous),
                 private,
             ],
             "initial_option": private,
