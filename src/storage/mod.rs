@@ -91,6 +91,9 @@ pub(crate) enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// When this process last pruned expired request signatures (Unix ms), shared by clones:
+    /// pruning is housekeeping, not something every signed request should pay a write for.
+    pub(crate) signatures_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) enum TxInner {
@@ -142,7 +145,10 @@ impl Store {
                 .await?;
             Pool::Postgres(pool)
         };
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            signatures_pruned_at: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
