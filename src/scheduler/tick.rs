@@ -372,27 +372,24 @@ impl Scheduler {
         loop {
             let mut tx = self.store.begin().await?;
             let closed = tx.close_due_deliveries(now, BATCH).await?;
-            for c in &closed {
-                if c.cancelled {
-                    report.cancelled += 1;
-                }
-                if !c.posted {
-                    continue;
-                }
-                let Ok(d) = self.store.delivery(c.id).await else {
-                    continue;
-                };
+            report.cancelled += closed.iter().filter(|c| c.cancelled).count();
+            let posted: Vec<_> = closed.iter().filter(|c| c.posted).map(|c| c.id).collect();
+            let answered: HashSet<_> = closed.iter().filter(|c| c.answered).map(|c| c.id).collect();
+            for d in tx.deliveries(&posted).await? {
                 let Some(program) = self.catalog.program(&d.program_id) else {
                     continue;
                 };
                 let Some(survey) = program.survey(&d.survey_id) else {
                     continue;
                 };
-                let message = render::closed_message(&dm_context(&program, survey, &d), c.answered);
-                let target = MessageKey::Delivery(c.id).to_string();
+                let message = render::closed_message(
+                    &dm_context(&program, survey, &d),
+                    answered.contains(&d.id),
+                );
+                let target = MessageKey::Delivery(d.id).to_string();
                 tx.supersede_pending_updates(&target).await?;
                 let mut update =
-                    OutboxKey::ClosedUpdate(c.id).message("chat.update", message.payload(None));
+                    OutboxKey::ClosedUpdate(d.id).message("chat.update", message.payload(None));
                 update.target_key = Some(target);
                 tx.enqueue(&update, now).await?;
             }

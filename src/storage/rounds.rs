@@ -811,6 +811,28 @@ impl Store {
     }
 }
 
+impl StoreTx {
+    /// These deliveries, read in this transaction with one query (the close step renders a
+    /// closed DM for each of a batch).
+    pub async fn deliveries(&mut self, ids: &[DeliveryId]) -> StoreResult<Vec<DeliveryRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{DELIVERY_SELECT} WHERE d.id IN ({}) ORDER BY d.id",
+            placeholders.join(", ")
+        );
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await?
+        }))
+    }
+}
+
 impl Store {
     pub async fn delivery(&self, id: DeliveryId) -> StoreResult<DeliveryRow> {
         Ok(on_pool!(self, |p| {
