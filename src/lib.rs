@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod http;
 pub mod pulse;

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["storage"],
     &["slack"],
+    &["digest"],
     &["pulse"],
     &["scheduler"],
     &["http"],
