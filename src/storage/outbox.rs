@@ -21,6 +21,10 @@ use super::{
     on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
 };
 
+/// The PostgreSQL channel a commit that queued outbox work notifies (every replica's workers
+/// listen on it).
+pub const NOTIFY_CHANNEL: &str = "pulseloop_outbox";
+
 /// What a successful or failed send changes besides the outbox row itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxSubject {
@@ -281,6 +285,9 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
+        if n == 1 {
+            self.enqueued = true;
+        }
         Ok(n == 1)
     }
 }
@@ -335,15 +342,44 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxRow>> {
+        self.claim_outbox_with_budget(token, now, lease, limit, &[])
+            .await
+    }
+
+    /// Like [`Store::claim_outbox`], but only rows that can be sent now: none of a method in
+    /// `blocked_methods` (this process's limiter has no token for it), and none whose shared
+    /// budget ([`super::rate_budgets`]) for its method, the workspace's posts or its channel
+    /// is not ready. Workers do not claim rows only to give them back.
+    pub async fn claim_outbox_with_budget(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        blocked_methods: &[String],
+    ) -> StoreResult<Vec<OutboxRow>> {
         let now_ms = to_ms(now);
         let until = to_ms(now + lease);
+        let mut filter = String::from(
+            " AND NOT EXISTS (SELECT 1 FROM rate_budgets b WHERE b.ready_ms > $1
+                AND (b.budget_key = 'm:' || outbox.method
+                     OR (outbox.method = 'chat.postMessage'
+                         AND (b.budget_key = 'posts' OR b.budget_key = 'ch:' || outbox.channel_key))))",
+        );
+        if !blocked_methods.is_empty() {
+            let list = (0..blocked_methods.len())
+                .map(|i| format!("${}", i + 5))
+                .collect::<Vec<_>>()
+                .join(", ");
+            filter.push_str(&format!(" AND outbox.method NOT IN ({list})"));
+        }
         let claimed: Vec<Row> = match &self.pool {
             Pool::Postgres(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let sql = format!(
                     "WITH due AS (
                         SELECT id FROM outbox
-                        WHERE (status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)
+                        WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                           OR (status = 'in_flight' AND lease_until <= $1)){filter}
                         ORDER BY next_attempt_at, id
                         LIMIT $2
                         FOR UPDATE SKIP LOCKED)
@@ -355,36 +391,76 @@ impl Store {
                         .map(|c| format!("outbox.{}", c.trim()))
                         .collect::<Vec<_>>()
                         .join(", ")
-                )))
-                .bind(now_ms)
-                .bind(limit)
-                .bind(until)
-                .bind(token)
-                .fetch_all(p)
-                .await?
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now_ms)
+                    .bind(limit)
+                    .bind(until)
+                    .bind(token);
+                for m in blocked_methods {
+                    q = q.bind(m);
+                }
+                q.fetch_all(p).await?
             }
             Pool::Sqlite(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let sql = format!(
                     "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
                      WHERE id IN (
                         SELECT id FROM outbox
-                        WHERE (status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)
+                        WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                           OR (status = 'in_flight' AND lease_until <= $1)){filter}
                         ORDER BY next_attempt_at, id
                         LIMIT $2)
                      RETURNING {COLUMNS}"
-                )))
-                .bind(now_ms)
-                .bind(limit)
-                .bind(until)
-                .bind(token)
-                .fetch_all(p)
-                .await?
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now_ms)
+                    .bind(limit)
+                    .bind(until)
+                    .bind(token);
+                for m in blocked_methods {
+                    q = q.bind(m);
+                }
+                q.fetch_all(p).await?
             }
         };
         let mut claimed = rows(claimed)?;
         claimed.sort_by_key(|r| (r.next_attempt_at, r.id));
         Ok(claimed)
+    }
+
+    /// When the outbox next has something to do: the earliest pending row's time or in-flight
+    /// row's lease end (`None`: nothing queued). Idle workers sleep until then.
+    pub async fn next_outbox_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let next: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT MIN(t) FROM (
+                    SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'pending'
+                    UNION ALL
+                    SELECT MIN(lease_until) AS t FROM outbox WHERE status = 'in_flight'
+                 ) due",
+            )
+            .fetch_one(p)
+            .await?
+        });
+        Ok(next.map(super::from_ms))
+    }
+
+    /// Woken when a transaction of this process that queued outbox work commits.
+    pub fn outbox_wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_wake.clone()
+    }
+
+    /// On PostgreSQL, a listener for commits of any replica that queued outbox work.
+    pub async fn outbox_listener(&self) -> StoreResult<Option<OutboxListener>> {
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok(Some(OutboxListener(listener)))
+            }
+            Pool::Sqlite(_) => Ok(None),
+        }
     }
 
     /// Right before a Slack call that may change something: extends the lease to
@@ -638,5 +714,17 @@ impl Store {
             .await?
         });
         row.map(OutboxRow::try_from).transpose()
+    }
+}
+
+/// Notifications of queued outbox work from every replica (PostgreSQL `LISTEN`).
+pub struct OutboxListener(sqlx::postgres::PgListener);
+
+impl OutboxListener {
+    /// Waits for the next notification (several pending ones count as one).
+    pub async fn recv(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        while self.0.next_buffered().is_some() {}
+        Ok(())
     }
 }

@@ -297,6 +297,17 @@ impl SlackClient {
         self
     }
 
+    /// The post limits this client applies.
+    pub fn limits(&self) -> RateLimitConfig {
+        self.limiter.config()
+    }
+
+    /// Methods this process's limiter would hold back right now (see
+    /// [`RateLimiter::blocked_methods`]).
+    pub fn blocked_methods(&self) -> Vec<String> {
+        self.limiter.blocked_methods(self.clock.now())
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -441,6 +452,44 @@ impl SlackClient {
             }),
             None => Err(SlackError::Decode("no `ok` field".into())),
         }
+    }
+
+    /// Posts `body` to an interaction's `response_url` (no token: the URL is the credential).
+    /// Not a Web API method, so no tier applies; Slack allows 5 uses within 30 minutes.
+    /// Slack answers such a post with a plain `ok` or a JSON envelope; a non-200 status (404
+    /// `expired_url`, say) is an error.
+    #[tracing::instrument(skip_all)]
+    pub async fn respond(&self, url: &str, body: &Value) -> Result<(), SlackError> {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(send_error);
+        let result = match response {
+            Err(e) => Err(e),
+            Ok(response) if response.status().as_u16() == 429 => Err(SlackError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            }),
+            Ok(response) if response.status().is_success() => {
+                let text = response.text().await.unwrap_or_default();
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(v) if v.get("ok") == Some(&Value::Bool(false)) => Err(SlackError::Api {
+                        code: v["error"].as_str().unwrap_or("unknown_error").to_string(),
+                        messages: Vec::new(),
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Ok(response) => Err(SlackError::Http(response.status().as_u16())),
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.code(),
+        };
+        metrics::counter!("slack_response_url_posts_total", "outcome" => outcome).increment(1);
+        result
     }
 
     pub async fn auth_test(&self) -> Result<Value, SlackError> {
