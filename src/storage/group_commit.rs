@@ -266,3 +266,27 @@ pub fn take_deferred_claim() -> Option<SignatureClaim> {
         .ok()
         .flatten()
 }
+
+/// A job made of a closure (for the store's own small writes): `f` is called with the
+/// transaction each time the job runs.
+pub(crate) struct FnJob<F>(F);
+
+/// Wraps a closure as a [`WriteJob`]. The closure clones what its future needs.
+pub(crate) fn job<T, F>(f: F) -> FnJob<F>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, T> + Send + 'static,
+{
+    FnJob(f)
+}
+
+impl<T, F> WriteJob for FnJob<F>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, T> + Send + 'static,
+{
+    type Output = T;
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, T> {
+        (self.0)(tx)
+    }
+}

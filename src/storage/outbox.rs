@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::domain::ids::DeliveryId;
 use crate::domain::state::DeliveryState;
 
+use super::group_commit::job;
 use super::{
     on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
 };
@@ -325,12 +326,14 @@ impl StoreTx {
 }
 
 impl Store {
-    /// Enqueues one message in its own transaction.
+    /// Enqueues one message in its own (grouped) transaction.
     pub async fn enqueue(&self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let added = tx.enqueue(msg, now).await?;
-        tx.commit().await?;
-        Ok(added)
+        let msg = msg.clone();
+        self.write(job(move |tx| {
+            let msg = msg.clone();
+            Box::pin(async move { tx.enqueue(&msg, now).await })
+        }))
+        .await
     }
 
     /// Leases up to `limit` due rows to the claim `token` until `now + lease`. Each claim should
@@ -373,57 +376,57 @@ impl Store {
                 .join(", ");
             filter.push_str(&format!(" AND outbox.method NOT IN ({list})"));
         }
-        let claimed: Vec<Row> = match &self.pool {
-            Pool::Postgres(p) => {
-                let sql = format!(
-                    "WITH due AS (
-                        SELECT id FROM outbox
-                        WHERE ((status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)){filter}
-                        ORDER BY next_attempt_at, id
-                        LIMIT $2
-                        FOR UPDATE SKIP LOCKED)
-                     UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
-                     FROM due WHERE outbox.id = due.id
-                     RETURNING {}",
-                    COLUMNS
-                        .split(", ")
-                        .map(|c| format!("outbox.{}", c.trim()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(now_ms)
-                    .bind(limit)
-                    .bind(until)
-                    .bind(token);
-                for m in blocked_methods {
-                    q = q.bind(m);
-                }
-                q.fetch_all(p).await?
-            }
-            Pool::Sqlite(p) => {
-                let sql = format!(
-                    "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
-                     WHERE id IN (
-                        SELECT id FROM outbox
-                        WHERE ((status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)){filter}
-                        ORDER BY next_attempt_at, id
-                        LIMIT $2)
-                     RETURNING {COLUMNS}"
-                );
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(now_ms)
-                    .bind(limit)
-                    .bind(until)
-                    .bind(token);
-                for m in blocked_methods {
-                    q = q.bind(m);
-                }
-                q.fetch_all(p).await?
-            }
-        };
+        let token = token.to_string();
+        let blocked = blocked_methods.to_vec();
+        let backend = self.backend();
+        let claimed: Vec<Row> = self
+            .write(job(move |tx| {
+                let (token, blocked, filter) = (token.clone(), blocked.clone(), filter.clone());
+                Box::pin(async move {
+                    let sql = match backend {
+                        super::Backend::Postgres => format!(
+                            "WITH due AS (
+                                SELECT id FROM outbox
+                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
+                                ORDER BY next_attempt_at, id
+                                LIMIT $2
+                                FOR UPDATE SKIP LOCKED)
+                             UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                             FROM due WHERE outbox.id = due.id
+                             RETURNING {}",
+                            COLUMNS
+                                .split(", ")
+                                .map(|c| format!("outbox.{}", c.trim()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        super::Backend::Sqlite => format!(
+                            "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                             WHERE id IN (
+                                SELECT id FROM outbox
+                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
+                                ORDER BY next_attempt_at, id
+                                LIMIT $2)
+                             RETURNING {COLUMNS}"
+                        ),
+                    };
+                    let rows: Vec<Row> = on_tx!(tx, |c| {
+                        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                            .bind(now_ms)
+                            .bind(limit)
+                            .bind(until)
+                            .bind(&token);
+                        for m in &blocked {
+                            q = q.bind(m);
+                        }
+                        q.fetch_all(c).await?
+                    });
+                    Ok(rows)
+                })
+            }))
+            .await?;
         let mut claimed = rows(claimed)?;
         claimed.sort_by_key(|r| (r.next_attempt_at, r.id));
         Ok(claimed)
@@ -474,21 +477,29 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET lease_until = $1, attempt_started_at = $2,
-                    first_attempt_at = COALESCE(first_attempt_at, $2)
-                 WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'",
-            )
-            .bind(to_ms(now + lease))
-            .bind(to_ms(now))
-            .bind(id)
-            .bind(token)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let until = to_ms(now + lease);
+        self.write(job(move |tx| {
+            let token = token.clone();
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET lease_until = $1, attempt_started_at = $2,
+                            first_attempt_at = COALESCE(first_attempt_at, $2)
+                         WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'",
+                    )
+                    .bind(until)
+                    .bind(to_ms(now))
+                    .bind(id)
+                    .bind(&token)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Extends the lease to `now + lease` while `token` still holds the row (before a
@@ -500,19 +511,27 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET lease_until = $1
-                 WHERE id = $2 AND leased_by = $3 AND status = 'in_flight'",
-            )
-            .bind(to_ms(now + lease))
-            .bind(id)
-            .bind(token)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let until = to_ms(now + lease);
+        self.write(job(move |tx| {
+            let token = token.clone();
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET lease_until = $1
+                         WHERE id = $2 AND leased_by = $3 AND status = 'in_flight'",
+                    )
+                    .bind(until)
+                    .bind(id)
+                    .bind(&token)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Marks a row sent, remembers where its message landed, clears the attempt mark and
@@ -527,8 +546,28 @@ impl Store {
         result: &serde_json::Value,
         location: Option<(&str, &str)>,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
         let result_text = result.to_string();
+        let location = location.map(|(c, t)| (c.to_string(), t.to_string()));
+        self.write(job(move |tx| {
+            let (result_text, location) = (result_text.clone(), location.clone());
+            Box::pin(async move {
+                let location = location.as_ref().map(|(c, t)| (c.as_str(), t.as_str()));
+                complete_in(tx, id, now, &result_text, location).await
+            })
+        }))
+        .await
+    }
+}
+
+/// The writes of [`Store::complete_outbox`], in its grouped transaction.
+async fn complete_in(
+    tx: &mut StoreTx,
+    id: i64,
+    now: DateTime<Utc>,
+    result_text: &str,
+    location: Option<(&str, &str)>,
+) -> StoreResult<bool> {
+    {
         let subject: Option<(Option<String>, Option<String>, Option<DeliveryId>)> =
             on_tx!(tx, |c| {
                 sqlx::query_as(
@@ -538,7 +577,7 @@ impl Store {
                  RETURNING message_key, subject_kind, subject_id",
             )
             .bind(to_ms(now))
-            .bind(&result_text)
+            .bind(result_text)
             .bind(id)
             .fetch_optional(c)
             .await?
@@ -579,10 +618,11 @@ impl Store {
                 .rows_affected()
             });
         }
-        tx.commit().await?;
         Ok(true)
     }
+}
 
+impl Store {
     /// Fails a leased row for good, keeping the reason; a delivery subject becomes `failed`.
     pub async fn fail_outbox(
         &self,
@@ -592,7 +632,26 @@ impl Store {
         reason: &str,
         attempted: bool,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let token = token.to_string();
+        let reason = reason.to_string();
+        self.write(job(move |tx| {
+            let (token, reason) = (token.clone(), reason.clone());
+            Box::pin(async move { fail_in(tx, id, &token, now, &reason, attempted).await })
+        }))
+        .await
+    }
+}
+
+/// The writes of [`Store::fail_outbox`], in its grouped transaction.
+async fn fail_in(
+    tx: &mut StoreTx,
+    id: i64,
+    token: &str,
+    now: DateTime<Utc>,
+    reason: &str,
+    attempted: bool,
+) -> StoreResult<bool> {
+    {
         let subject: Option<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
@@ -617,9 +676,11 @@ impl Store {
             tx.mark_unsent(which, delivery_id.0, DeliveryState::Failed, reason, now)
                 .await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
+}
+
+impl Store {
 
     /// Puts a leased row back to pending until `next_attempt_at`. `attempted` counts the try
     /// (a 5xx or timeout does; a 429 or waiting for another message does not).
@@ -635,25 +696,33 @@ impl Store {
         attempted: bool,
         known_not_sent: bool,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
-                    next_attempt_at = $1, attempts = attempts + $2,
-                    last_error = COALESCE($3, last_error),
-                    attempt_started_at = CASE WHEN $6 THEN NULL ELSE attempt_started_at END
-                 WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
-            )
-            .bind(to_ms(next_attempt_at))
-            .bind(i64::from(attempted))
-            .bind(error)
-            .bind(id)
-            .bind(token)
-            .bind(known_not_sent)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let error = error.map(str::to_string);
+        self.write(job(move |tx| {
+            let (token, error) = (token.clone(), error.clone());
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
+                            next_attempt_at = $1, attempts = attempts + $2,
+                            last_error = COALESCE($3, last_error),
+                            attempt_started_at = CASE WHEN $6 THEN NULL ELSE attempt_started_at END
+                         WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
+                    )
+                    .bind(to_ms(next_attempt_at))
+                    .bind(i64::from(attempted))
+                    .bind(&error)
+                    .bind(id)
+                    .bind(&token)
+                    .bind(known_not_sent)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Where the message with this key was posted, if it has been.
