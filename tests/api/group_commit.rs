@@ -176,18 +176,21 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
 
 /// The real binary, serving against `db_url`, the emulator and `config_dir`'s programs, with
 /// its outbox and scheduler off (nothing but the answers touches the database).
-struct Served {
-    child: std::process::Child,
-    base_url: String,
+pub(crate) struct Served {
+    pub child: std::process::Child,
+    pub base_url: String,
 }
 
-fn serve_binary(config_dir: &std::path::Path, db_url: &str, slack: &str) -> Served {
+/// Starts the real binary with `settings` as its pulseloop.toml.
+pub(crate) fn serve_binary_with(
+    config_dir: &std::path::Path,
+    db_url: &str,
+    slack: &str,
+    settings: &str,
+) -> Served {
     use std::io::{BufRead, BufReader};
-    std::fs::write(
-        config_dir.join("pulseloop.toml"),
-        "[outbox]\nworkers = 0\n[scheduler]\nenabled = false\n",
-    )
-    .unwrap();
+    std::fs::create_dir_all(config_dir.join("programs")).unwrap();
+    std::fs::write(config_dir.join("pulseloop.toml"), settings).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulseloop"))
         .arg("serve")
         .env("PULSELOOP_CONFIG", config_dir)
@@ -216,6 +219,15 @@ fn serve_binary(config_dir: &std::path::Path, db_url: &str, slack: &str) -> Serv
         child,
         base_url: format!("http://{}", addr.expect("the binary is listening")),
     }
+}
+
+fn serve_binary(config_dir: &std::path::Path, db_url: &str, slack: &str) -> Served {
+    serve_binary_with(
+        config_dir,
+        db_url,
+        slack,
+        "[outbox]\nworkers = 0\n[scheduler]\nenabled = false\n",
+    )
 }
 
 #[tokio::test]

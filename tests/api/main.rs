@@ -20,6 +20,7 @@ mod replays;
 mod response_url;
 mod sandbox;
 mod schedule;
+mod shared_limits;
 mod signature;
 mod slow_clients;
 mod state_checks;

@@ -353,10 +353,16 @@ impl OutboxWorker {
         ready_at: DateTime<Utc>,
         outcome: &mut StepOutcome,
     ) -> StoreResult<()> {
-        self.store
+        if self
+            .store
             .retry_outbox(l.row.id, l.token, ready_at, None, false, false)
-            .await?;
-        outcome.deferred += 1;
+            .await?
+        {
+            outcome.deferred += 1;
+        } else {
+            // Another worker holds the row now (our lease ran out): it is theirs.
+            outcome.lost += 1;
+        }
         Ok(())
     }
 
