@@ -37,7 +37,11 @@ async fn once<F>(state: &AppState, req: &VerifiedSlackRequest, work: F) -> ApiRe
 where
     F: std::future::Future<Output = ApiResult<Response>>,
 {
-    if !state.store.claim_signature_grouped(claim_of(state, req)).await? {
+    if !state
+        .store
+        .claim_signature_grouped(claim_of(state, req))
+        .await?
+    {
         return Ok(replay());
     }
     let result = work.await;

@@ -12,10 +12,10 @@ use crate::domain::planning::member_timezone;
 use crate::domain::program::{Program, Question, QuestionKind, Survey};
 use crate::domain::state::{Consent, DeliveryState};
 use crate::pulse::render;
-use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
-use crate::storage::rounds::DeliveryRow;
 use crate::slack::outbound::response_url;
+use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
 use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
+use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
 

@@ -681,7 +681,6 @@ async fn fail_in(
 }
 
 impl Store {
-
     /// Puts a leased row back to pending until `next_attempt_at`. `attempted` counts the try
     /// (a 5xx or timeout does; a 429 or waiting for another message does not).
     /// `known_not_sent` clears the attempt mark: Slack answered, so this call did not post.

@@ -142,13 +142,18 @@ async fn one_signed_click_arriving_many_times_at_once_is_stored_once() {
             "SELECT COUNT(*) FROM outbox WHERE kind = 'answer_update'",
             1,
         ),
-        ("SELECT COALESCE(MAX(answer_revision), 0) FROM deliveries", 1),
+        (
+            "SELECT COALESCE(MAX(answer_revision), 0) FROM deliveries",
+            1,
+        ),
     ])
     .await;
 }
 
 /// Runs the futures concurrently on this task and collects their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for f in futures {
         set.push(Box::pin(f));
@@ -293,5 +298,9 @@ async fn an_acknowledged_answer_survives_a_sigkill_right_after_the_ack() {
             );
         }
     }
-    assert_eq!(acked_count, members.len(), "every click was acknowledged: {acked:?}");
+    assert_eq!(
+        acked_count,
+        members.len(),
+        "every click was acknowledged: {acked:?}"
+    );
 }

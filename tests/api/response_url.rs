@@ -52,7 +52,11 @@ async fn a_click_updates_the_dm_through_its_response_url_not_chat_update() {
     )
     .await;
     assert_eq!(row.len(), 1);
-    assert_eq!(row[0]["method"], json!("chat.update"), "chat.update stays the fallback");
+    assert_eq!(
+        row[0]["method"],
+        json!("chat.update"),
+        "chat.update stays the fallback"
+    );
     app.drain_outbox().await;
     assert!(shows_answer_in(&app, "U0RU1"));
     assert_eq!(app.first_dm("U0RU1").edits, 1);
@@ -60,12 +64,15 @@ async fn a_click_updates_the_dm_through_its_response_url_not_chat_update() {
         app.emulator.calls_to("chat.update").is_empty(),
         "no Tier 3 call for a click's update"
     );
-    let sent = app
-        .store
-        .outbox_row(&rows(&app.db.url, "SELECT dedupe_key FROM outbox WHERE kind = 'answer_update'").await[0]["dedupe_key"].as_str().unwrap().to_string())
-        .await
+    let key = rows(
+        &app.db.url,
+        "SELECT dedupe_key FROM outbox WHERE kind = 'answer_update'",
+    )
+    .await[0]["dedupe_key"]
+        .as_str()
         .unwrap()
-        .unwrap();
+        .to_owned();
+    let sent = app.store.outbox_row(&key).await.unwrap().unwrap();
     assert_eq!(sent.result, Some(json!({ "via": "response_url" })));
 }
 

@@ -72,7 +72,10 @@ async fn three_replicas_share_one_channel_pace_without_a_429_storm() {
     ok.sort_unstable();
     assert_eq!(emulator.dm_messages(USER).len(), POSTS, "each DM once");
     assert_eq!(ok.len(), POSTS);
-    assert!(limited <= 1, "{limited} answers of 429: the replicas did not share the pace");
+    assert!(
+        limited <= 1,
+        "{limited} answers of 429: the replicas did not share the pace"
+    );
     // Never faster than allowed over any one-second window: 4 a second, plus the one that may
     // sit on the window's edge.
     let mut lo = 0;

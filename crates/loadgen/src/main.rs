@@ -299,7 +299,9 @@ fn top_level_dms(emulator: &Emulator) -> Vec<slack_emulator::EmulatedMessage> {
     emulator
         .messages()
         .into_iter()
-        .filter(|m| m.thread_ts.is_none() && m.ephemeral_for.is_none() && m.channel.starts_with('D'))
+        .filter(|m| {
+            m.thread_ts.is_none() && m.ephemeral_for.is_none() && m.channel.starts_with('D')
+        })
         .collect()
 }
 
@@ -327,10 +329,15 @@ struct Target {
 }
 
 fn targets(emulator: &Emulator) -> Vec<Target> {
+    let user_of: std::collections::HashMap<String, String> = emulator
+        .users()
+        .into_iter()
+        .map(|u| (emulator.dm_channel_for(&u.id), u.id))
+        .collect();
     top_level_dms(emulator)
         .into_iter()
         .filter_map(|m| {
-            let user = emulator_user_of(emulator, &m.channel)?;
+            let user = user_of.get(&m.channel)?.clone();
             let mut buttons = Vec::new();
             for block in m.blocks.as_array()? {
                 for e in block["elements"].as_array().into_iter().flatten() {
@@ -352,14 +359,6 @@ fn targets(emulator: &Emulator) -> Vec<Target> {
             })
         })
         .collect()
-}
-
-fn emulator_user_of(emulator: &Emulator, channel: &str) -> Option<String> {
-    emulator
-        .users()
-        .into_iter()
-        .map(|u| u.id)
-        .find(|u| emulator.dm_channel_for(u) == channel)
 }
 
 #[derive(Default)]
@@ -412,10 +411,7 @@ async fn inbound(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let targets = Arc::new(targets(&emulator));
-    println!(
-        "round of {} open deliveries sent; clicking",
-        targets.len()
-    );
+    println!("round of {} open deliveries sent; clicking", targets.len());
     let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
     let counter = Arc::new(AtomicU64::new(0));
     let mut acked_total = 0u64;
@@ -448,8 +444,7 @@ async fn inbound(
                 let value = (k / targets.len()) % 5;
                 let (block, action, v) = &t.buttons[value];
                 let payload = peer.block_actions(&t.user, &t.channel, &t.ts, action, block, v);
-                let body =
-                    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+                let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
                 let ts = chrono::Utc::now().timestamp().to_string();
                 let sig = slack_facts::signature::compute_signature(
                     SECRET.as_bytes(),
@@ -485,7 +480,8 @@ async fn inbound(
         let mut t = std::mem::take(&mut *tally.lock().unwrap());
         t.latencies_us.sort_unstable();
         let pct = |p: f64| {
-            let i = ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len());
+            let i =
+                ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len());
             t.latencies_us[i - 1] as f64 / 1000.0
         };
         acked_total += t.ok;
@@ -518,7 +514,11 @@ async fn inbound(
         idle_rss as f64 / 1024.0
     );
     if memory_only {
-        println!("memory: idle {:.1} MB (goal <= 20 MB), peak under load {:.1} MB", idle_rss as f64 / 1024.0, peak as f64 / 1024.0);
+        println!(
+            "memory: idle {:.1} MB (goal <= 20 MB), peak under load {:.1} MB",
+            idle_rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
     }
     stop(served);
     emulator.shutdown().await;
@@ -600,7 +600,10 @@ async fn fanout(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let wall = began.elapsed().as_secs_f64();
     let calls = emulator.calls_to("chat.postMessage");
-    let ok: Vec<_> = calls.iter().filter(|c| c.http_status == 200 && c.response["ok"] == true).collect();
+    let ok: Vec<_> = calls
+        .iter()
+        .filter(|c| c.http_status == 200 && c.response["ok"] == true)
+        .collect();
     let limited = calls.iter().filter(|c| c.http_status == 429).count();
     let first = ok.iter().map(|c| c.at).min();
     let last = ok.iter().map(|c| c.at).max();
@@ -609,7 +612,11 @@ async fn fanout(
         _ => 0.0,
     };
     let allowed_per_s = f64::from(per_minute) / 60.0;
-    let achieved = if span > 0.0 { (ok.len() as f64 - 1.0) / span } else { 0.0 };
+    let achieved = if span > 0.0 {
+        (ok.len() as f64 - 1.0) / span
+    } else {
+        0.0
+    };
     let dms = top_level_dms(&emulator);
     let mut per_channel = std::collections::HashMap::new();
     for m in &dms {

@@ -74,7 +74,10 @@ mod tests {
         );
         assert!(early.get(FIELD).is_none(), "the URL is never sent on");
         let mut late = msg.payload.clone();
-        assert_eq!(take(&mut late, t + Duration::minutes(USABLE_FOR_MINUTES)), None);
+        assert_eq!(
+            take(&mut late, t + Duration::minutes(USABLE_FOR_MINUTES)),
+            None
+        );
         assert!(late.get(FIELD).is_none());
         assert_eq!(
             body_of(&json!({ "text": "t", "channel": "C", "ts": "1.2" })),

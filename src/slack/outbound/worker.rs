@@ -20,10 +20,10 @@ use super::client::{
     delivery_key_of, delivery_metadata, posted, ErrorClass, Permit, PostedMessage, SlackClient,
     SlackError,
 };
-use crate::clock::SharedClock;
-use crate::config::settings::OutboxSettings;
 use super::rate_limit::shared_budgets;
 use super::response_url;
+use crate::clock::SharedClock;
+use crate::config::settings::OutboxSettings;
 use crate::storage::outbox::OutboxRow;
 use crate::storage::{Backend, Store, StoreResult};
 
