@@ -287,6 +287,7 @@ async fn send_now(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
             "{base}/api/v1/programs/bench/surveys/weekly/send-now"
         ))
         .bearer_auth(ADMIN)
+        .timeout(Duration::from_secs(300))
         .send()
         .await?;
     if !r.status().is_success() {
