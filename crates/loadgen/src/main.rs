@@ -385,7 +385,8 @@ async fn inbound(
     write_config(
         &config,
         members,
-        "[slack]\nmax_posts_per_minute = 1000000\nrequest_timeout_seconds = 10\n\
+        "[server]\nrequest_timeout_seconds = 120\n\
+         [slack]\nmax_posts_per_minute = 1000000\nrequest_timeout_seconds = 10\n\
          [scheduler]\nenabled = false\n[outbox]\nworkers = 2\n\
          [database]\nmax_connections = 10\n",
     )?;
@@ -560,7 +561,8 @@ async fn fanout(
         &config,
         members,
         &format!(
-            "[slack]\nmax_posts_per_minute = {per_minute}\nposts_per_second_per_channel = 1.0\n\
+            "[server]\nrequest_timeout_seconds = 120\n\
+             [slack]\nmax_posts_per_minute = {per_minute}\nposts_per_second_per_channel = 1.0\n\
              [scheduler]\nenabled = false\n[outbox]\nworkers = 2\nlease_seconds = 10\n"
         ),
     )?;
@@ -573,8 +575,10 @@ async fn fanout(
     for _ in 0..processes {
         served.push(serve(bin, &config, &db.url, &emulator.base_url())?);
     }
-    let http = reqwest::Client::new();
-    send_now(&http, &served[0].base_url).await?;
+    // send-now returns when the round is planned; DMs may start going out before that, so
+    // the watch (and the SIGKILL midway) starts at once.
+    let base = served[0].base_url.clone();
+    let sending = tokio::spawn(async move { send_now(&reqwest::Client::new(), &base).await });
     let began = Instant::now();
     let mut killed = false;
     let mut last_progress = (0, Instant::now());
@@ -597,6 +601,7 @@ async fn fanout(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    sending.await??;
     // Let anything still in flight land (a duplicate would show up now).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let wall = began.elapsed().as_secs_f64();
