@@ -519,7 +519,7 @@ async fn inbound(
         }
     }
     let revisions = db
-        .scalar("SELECT COALESCE(SUM(answer_revision), 0) FROM deliveries")
+        .scalar("SELECT CAST(COALESCE(SUM(answer_revision), 0) AS BIGINT) FROM deliveries")
         .await?;
     println!(
         "stored-before-ack check: {acked_total} clicks acknowledged, {changes} of them changed an answer; {revisions} changes stored: {}",
