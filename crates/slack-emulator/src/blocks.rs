@@ -740,21 +740,37 @@ mod tests {
     fn button_styles_pickers_and_action_ids_are_checked() {
         let mut styled = button("b");
         styled["style"] = json!("primary");
-        assert!(validate_message_blocks(&json!([{ "type": "actions", "elements": [styled.clone()] }])).is_empty());
+        assert!(validate_message_blocks(
+            &json!([{ "type": "actions", "elements": [styled.clone()] }])
+        )
+        .is_empty());
         styled["style"] = json!("green");
         let errors = validate_message_blocks(&json!([{ "type": "actions", "elements": [styled] }]));
         assert_eq!(errors, vec!["[ERROR] must be one of the following values: primary, danger [json-pointer:/blocks/0/elements/0/style]"]);
 
         let picker = |kind: &str, field: &str, v: &str| json!([{ "type": "actions", "elements": [{ "type": kind, "action_id": "p", field: v }] }]);
-        assert!(validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-28")).is_empty());
-        assert!(!validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-30")).is_empty());
-        assert!(!validate_message_blocks(&picker("datepicker", "initial_date", "28/02/2026")).is_empty());
+        assert!(
+            validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-28")).is_empty()
+        );
+        assert!(
+            !validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-30"))
+                .is_empty()
+        );
+        assert!(
+            !validate_message_blocks(&picker("datepicker", "initial_date", "28/02/2026"))
+                .is_empty()
+        );
         assert!(validate_message_blocks(&picker("timepicker", "initial_time", "09:30")).is_empty());
-        assert!(!validate_message_blocks(&picker("timepicker", "initial_time", "9:30am")).is_empty());
+        assert!(
+            !validate_message_blocks(&picker("timepicker", "initial_time", "9:30am")).is_empty()
+        );
 
         let twice = json!([{ "type": "actions", "elements": [button("a"), button("b")] }]);
         let errors = validate_message_blocks(&twice);
-        assert_eq!(errors, vec!["[ERROR] duplicate action_id: a [json-pointer:/blocks/0/elements/1/action_id]"]);
+        assert_eq!(
+            errors,
+            vec!["[ERROR] duplicate action_id: a [json-pointer:/blocks/0/elements/1/action_id]"]
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ fn add_app(w: &mut World, app: &App) {
         }
     }
     if !w.directory.users.contains_key(&app.bot_user_id) {
-        let name = app.name.clone().unwrap_or_else(|| app.app_id.to_lowercase());
+        let name = app
+            .name
+            .clone()
+            .unwrap_or_else(|| app.app_id.to_lowercase());
         let bot = super::model::EmulatedUser::new(&app.bot_user_id, "UTC")
             .handle(&name)
             .named(&name)
@@ -234,11 +237,7 @@ async fn add_workspace(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn add_user(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
+async fn add_user(State(shared): State<Arc<Shared>>, headers: HeaderMap, bytes: Bytes) -> Response {
     guard!(headers, shared);
     let user: WorkspaceUser = parse!(bytes);
     let ws = Workspace {
@@ -683,11 +682,10 @@ async fn send_interaction(
 ) -> Response {
     guard!(headers, shared);
     let request: InteractionRequest = parse!(bytes);
-    let (peer, path) =
-        match destination(&shared, request.app_id.as_deref(), Target::Interactions) {
-            Ok(d) => d,
-            Err(refused) => return refused,
-        };
+    let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Interactions) {
+        Ok(d) => d,
+        Err(refused) => return refused,
+    };
     let payload = match (
         request.payload,
         request.block_actions,
@@ -696,7 +694,14 @@ async fn send_interaction(
         (Some(p), None, None) => p,
         (None, Some(c), None) => {
             let channel = c.channel.unwrap_or_else(|| dm_channel_id(&c.user));
-            peer.block_actions(&c.user, &channel, &c.ts, &c.action_id, &c.block_id, &c.value)
+            peer.block_actions(
+                &c.user,
+                &channel,
+                &c.ts,
+                &c.action_id,
+                &c.block_id,
+                &c.value,
+            )
         }
         (None, None, Some(s)) => {
             let view = if s.view.is_null() { json!({}) } else { s.view };

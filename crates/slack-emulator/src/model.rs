@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use serde_json::Value;
+use std::path::PathBuf;
 
 use super::blocks::ViewKind;
 use super::rate_limit::RateLimits;

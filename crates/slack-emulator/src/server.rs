@@ -340,7 +340,12 @@ fn http_fault(code: u16) -> Outcome {
 
 /// `missing_scope` with `needed` and `provided`, as Slack answers, when the token was granted
 /// scopes (workspace file, `EmulatorConfig::scopes`) and not the one this call needs.
-fn check_scope(w: &World, method: &str, params: &Params, token: Option<&str>) -> Result<(), Outcome> {
+fn check_scope(
+    w: &World,
+    method: &str,
+    params: &Params,
+    token: Option<&str>,
+) -> Result<(), Outcome> {
     let Some(granted) = token.and_then(|t| w.token_scopes.get(t)) else {
         return Ok(());
     };

@@ -246,10 +246,7 @@ impl Workspace {
             ];
             for url in urls.into_iter().flatten() {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!(
-                        "apps.{}: '{url}' is not an http(s) URL",
-                        a.app_id
-                    ));
+                    return Err(format!("apps.{}: '{url}' is not an http(s) URL", a.app_id));
                 }
             }
             let sends = urls.iter().any(|u| u.is_some());
@@ -289,7 +286,11 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.users[0].to_user().tz, "Europe/Paris");
 
-        std::fs::write(&toml_path, "[[users]]\nid = \"U1\"\ntz = \"Mars/Olympus\"\n").expect("w");
+        std::fs::write(
+            &toml_path,
+            "[[users]]\nid = \"U1\"\ntz = \"Mars/Olympus\"\n",
+        )
+        .expect("w");
         let e = Workspace::load(&toml_path).unwrap_err();
         assert!(e.contains("ws.toml") && e.contains("Mars/Olympus"), "{e}");
         std::fs::write(&toml_path, "[[users]]\nid = \"U1\"\ncolour = \"red\"\n").expect("w");

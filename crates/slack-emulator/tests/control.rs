@@ -119,7 +119,10 @@ async fn a_workspace_posted_to_control_brings_members_channels_groups_and_scoped
 
     let listed = json_of(reqwest::Client::new().get(control(&emu, "/workspace"))).await;
     assert_eq!(listed["channels"][0]["name"], "general");
-    assert_eq!(listed["apps"][0]["scopes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        listed["apps"][0]["scopes"].as_array().map(Vec::len),
+        Some(3)
+    );
     assert!(
         listed["apps"][0].get("signing_secret").is_none(),
         "secrets are not echoed"
@@ -149,7 +152,10 @@ async fn trigger_ids_and_oauth_codes_come_from_control() {
         .json()
         .await
         .expect("JSON");
-    let trigger = issued["trigger_id"].as_str().expect("trigger_id").to_string();
+    let trigger = issued["trigger_id"]
+        .as_str()
+        .expect("trigger_id")
+        .to_string();
     let modal = json!({ "type": "modal", "title": { "type": "plain_text", "text": "Hi" },
                         "blocks": [{ "type": "divider" }] })
     .to_string();
@@ -322,10 +328,7 @@ async fn fake_bot(secret: &'static str) -> (String, Received) {
         if headers[SIGNATURE_HEADER].to_str().expect("ascii") != expected {
             return axum::http::StatusCode::UNAUTHORIZED;
         }
-        let ct = headers["content-type"]
-            .to_str()
-            .expect("ascii")
-            .to_string();
+        let ct = headers["content-type"].to_str().expect("ascii").to_string();
         received.lock().expect("lock").push((
             path.to_string(),
             ct,
@@ -333,9 +336,7 @@ async fn fake_bot(secret: &'static str) -> (String, Received) {
         ));
         axum::http::StatusCode::OK
     }
-    let route = |path: &'static str| {
-        post(take).with_state((secret, received.clone(), path))
-    };
+    let route = |path: &'static str| post(take).with_state((secret, received.clone(), path));
     let router = axum::Router::new()
         .route("/slack/events", route("events"))
         .route("/slack/interactions", route("interactions"))
@@ -469,13 +470,7 @@ async fn reset_empties_the_history_restores_members_and_runs_the_hook() {
 #[tokio::test]
 async fn other_sites_cannot_drive_the_control_api() {
     let emu = start(EmulatorConfig::default()).await;
-    api(
-        &emu,
-        DEFAULT_TOKEN,
-        "auth.test",
-        &[],
-    )
-    .await;
+    api(&emu, DEFAULT_TOKEN, "auth.test", &[]).await;
     for (header, value) in [
         ("origin", "http://evil.example"),
         ("sec-fetch-site", "cross-site"),

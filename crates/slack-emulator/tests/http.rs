@@ -47,7 +47,12 @@ async fn call(emu: &Emulator, method: &str, body: Value) -> (u16, Option<String>
             .as_object()
             .map(|o| {
                 o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -55,10 +60,7 @@ async fn call(emu: &Emulator, method: &str, body: Value) -> (u16, Option<String>
     } else {
         request.json(&body)
     };
-    let response = request
-        .send()
-        .await
-        .expect("request reaches the emulator");
+    let response = request.send().await.expect("request reaches the emulator");
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -218,7 +220,10 @@ async fn a_posted_message_can_be_updated() {
     // Slack answers with the blocks as sent, plus the block_id it generated for each.
     let mut answered = posted["message"]["blocks"].clone();
     assert!(answered[0]["block_id"].is_string(), "{answered}");
-    answered[0].as_object_mut().expect("block").remove("block_id");
+    answered[0]
+        .as_object_mut()
+        .expect("block")
+        .remove("block_id");
     assert_eq!(answered, blocks);
 
     let (_, _, updated) = call(

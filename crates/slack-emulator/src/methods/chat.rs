@@ -96,9 +96,7 @@ pub(crate) fn decorate(json: &mut Value, m: &EmulatedMessage, w: &World, install
         .directory
         .user(&install.bot_user_id)
         .map_or_else(|| "bot".to_string(), |u| u.name.clone());
-    let icon = |size: u32| {
-        format!("https://a.slack-edge.com/80588/img/plugins/app/bot_{size}.png")
-    };
+    let icon = |size: u32| format!("https://a.slack-edge.com/80588/img/plugins/app/bot_{size}.png");
     json["bot_profile"] = json!({
         "id": install.bot_id,
         "deleted": false,
@@ -227,7 +225,11 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
     }
     let install = c.install();
     let app_id = c.w.config.app_id.clone();
-    let author = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?.user.clone();
+    let author =
+        c.w.message_mut(&channel, &ts)
+            .ok_or("message_not_found")?
+            .user
+            .clone();
     if author != install.bot_user_id {
         return Err(ApiError::new("cant_update_message"));
     }

@@ -152,7 +152,7 @@ pub(super) fn info(c: &mut Call<'_>) -> Reply {
     let channel = c.p.str("channel").ok_or("channel_not_found")?;
     let channel = c.w.directory.channel_named(&channel).unwrap_or(channel);
     let team_id = c.install().team_id;
-    let created = 1_700_000_000;
+    let created: i64 = 1_700_000_000;
     let latest_ts = |w: &crate::state::World| {
         w.messages
             .iter()
@@ -170,7 +170,11 @@ pub(super) fn info(c: &mut Call<'_>) -> Reply {
         });
         return Ok(fields([("channel", conversation)]));
     }
-    let ch = c.w.directory.channels.get(&channel).ok_or("channel_not_found")?;
+    let ch =
+        c.w.directory
+            .channels
+            .get(&channel)
+            .ok_or("channel_not_found")?;
     let mut conversation = json!({
         "id": channel, "name": ch.name, "is_channel": !ch.is_private, "is_group": ch.is_private,
         "is_im": false, "is_mpim": false, "is_private": ch.is_private, "created": created,
@@ -187,7 +191,10 @@ pub(super) fn info(c: &mut Call<'_>) -> Reply {
     if ch.bot_is_member {
         conversation["last_read"] = json!(latest_ts(c.w));
     }
-    if matches!(c.p.str("include_num_members").as_deref(), Some("true" | "1")) {
+    if matches!(
+        c.p.str("include_num_members").as_deref(),
+        Some("true" | "1")
+    ) {
         conversation["num_members"] = json!(ch.members.len());
     }
     Ok(fields([("channel", conversation)]))
