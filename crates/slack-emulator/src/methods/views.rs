@@ -253,7 +253,7 @@ pub(super) fn publish(c: &mut Call<'_>) -> Reply {
         None => {
             return Err(ApiError::with_messages(
                 "invalid_arguments",
-                vec!["[ERROR] invalid user_id [json-pointer:/user_id]".into()],
+                vec!["invalid `user_id`".into()],
             ))
         }
         Some(u) if u.deleted => return Err(ApiError::new("user_disabled")),
