@@ -120,7 +120,11 @@ scopes = ["chat:write"]
     )
     .await;
     assert_eq!(posted["channel"], "C0GENERAL", "{posted}");
-    let auth = json_of(http.post(format!("{web_api}/auth.test")).bearer_auth("xoxb-file")).await;
+    let auth = json_of(
+        http.post(format!("{web_api}/auth.test"))
+            .bearer_auth("xoxb-file"),
+    )
+    .await;
     assert_eq!(auth["team_id"], "T0FILE");
     let scoped = json_of(
         http.post(format!("{web_api}/users.info"))
@@ -143,6 +147,9 @@ scopes = ["chat:write"]
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("workspace.toml") && err.contains("Nowhere/Land"), "{err}");
+    assert!(
+        err.contains("workspace.toml") && err.contains("Nowhere/Land"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -347,7 +347,11 @@ async fn views_publish_names_unknown_and_deactivated_users_as_slack_does() {
     )
     .await;
     assert_eq!(unknown["error"], "invalid_arguments");
-    assert_eq!(messages_of(&unknown), "[\"invalid `user_id`\"]", "the spec's example");
+    assert_eq!(
+        messages_of(&unknown),
+        "[\"invalid `user_id`\"]",
+        "the spec's example"
+    );
     let gone = json_call(
         &emu,
         "views.publish",
