@@ -60,9 +60,9 @@ fn bad_request(detail: impl Into<String>) -> Response {
 }
 
 /// The body as `T`, or a 400 naming what is wrong. An empty body reads as `{}`.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("the JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Box::new(bad_request(format!("the JSON body: {e}"))))
 }
 
 /// Browsers on another site must not drive the control API (no login, like the sandbox).
@@ -97,7 +97,7 @@ macro_rules! parse {
     ($bytes:expr) => {
         match body(&$bytes) {
             Ok(v) => v,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     };
 }
@@ -487,7 +487,7 @@ async fn set_limits(
 ) -> Response {
     guard!(headers, shared);
     let limits: RateLimits = parse!(bytes);
-    if limits.per_channel.values().any(|r| !(*r > 0.0)) {
+    if limits.per_channel.values().any(|r| r.is_nan() || *r <= 0.0) {
         return bad_request("per_channel rates must be positive posts per second");
     }
     let mut w = shared.world();
@@ -546,7 +546,7 @@ fn destination(
     shared: &Arc<Shared>,
     app_id: Option<&str>,
     target: Target,
-) -> Result<(SlackPeer, String), Response> {
+) -> Result<(SlackPeer, String), Box<Response>> {
     let w = shared.world();
     let app = w
         .apps
@@ -559,11 +559,11 @@ fn destination(
         return Ok((SlackPeer::new(shared.clone(), &url, &secret), String::new()));
     }
     if app_id.is_some() {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::NOT_FOUND,
             "app_not_found",
             "no app with that app_id and a request URL",
-        ));
+        )));
     }
     match &w.sandbox_bot {
         Some((base, secret)) => {
@@ -574,11 +574,11 @@ fn destination(
             };
             Ok((SlackPeer::new(shared.clone(), base, secret), path.into()))
         }
-        None => Err(refuse(
+        None => Err(Box::new(refuse(
             StatusCode::CONFLICT,
             "no_bot",
             "no app has a request URL (workspace file `apps`), and no bot is connected",
-        )),
+        ))),
     }
 }
 
@@ -621,7 +621,7 @@ async fn send_event(
     }
     let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Events) {
         Ok(d) => d,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let is_envelope = matches!(
         request.event["type"].as_str(),
@@ -684,7 +684,7 @@ async fn send_interaction(
     let request: InteractionRequest = parse!(bytes);
     let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Interactions) {
         Ok(d) => d,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let payload = match (
         request.payload,
@@ -755,7 +755,7 @@ async fn send_command(
     }
     let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Commands) {
         Ok(d) => d,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let channel = request
         .channel
