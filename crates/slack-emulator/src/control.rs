@@ -65,22 +65,31 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response
     serde_json::from_slice(bytes).map_err(|e| Box::new(bad_request(format!("the JSON body: {e}"))))
 }
 
-/// Browsers on another site must not drive the control API (no login, like the sandbox).
+/// Browsers on another site must not drive the control API (no login, like the sandbox): a
+/// browser's `Sec-Fetch-Site` must say same-origin, and its `Origin` must be the host it
+/// asked, which must be this emulator's address or a loopback name (so a DNS-rebound name
+/// is refused too). Clients that send neither header (curl, tests) are not browsers.
 fn cross_site(headers: &HeaderMap, shared: &Shared) -> Option<Response> {
-    let own = format!("http://{}", shared.addr);
-    let site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none");
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|o| o == own);
-    (!(matches!(site, "same-origin" | "none") && origin_ok)).then(|| {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let site_ok = header("sec-fetch-site").is_none_or(|s| matches!(s, "same-origin" | "none"));
+    let origin_ok = header("origin").is_none_or(|origin| {
+        let Some(host) = header("host") else {
+            return false;
+        };
+        let asked = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        let loopback = host.eq_ignore_ascii_case(&shared.addr.to_string())
+            || ["localhost:", "127.0.0.1:", "[::1]:"]
+                .iter()
+                .any(|p| host.to_ascii_lowercase().starts_with(p));
+        loopback && asked.is_some_and(|a| a.eq_ignore_ascii_case(host))
+    });
+    (!(site_ok && origin_ok)).then(|| {
         refuse(
             StatusCode::FORBIDDEN,
             "cross_site",
-            "the control API only answers this origin",
+            "the control API only answers its own origin",
         )
     })
 }

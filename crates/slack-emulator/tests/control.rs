@@ -484,6 +484,34 @@ async fn other_sites_cannot_drive_the_control_api() {
         assert_eq!(refused.status(), 403, "{header}");
     }
     assert_eq!(emu.calls().len(), 1, "nothing was reset");
+    // A rebound name that points here is still another site.
+    let rebound = reqwest::Client::new()
+        .post(control(&emu, "/calls"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(rebound.status(), 405, "POST /calls is not a route");
+    let rebound = reqwest::Client::new()
+        .post(control(&emu, "/reset"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(rebound.status(), 403);
+    // The page itself (same origin) may.
+    let own = format!("http://{}", emu.addr());
+    let same = reqwest::Client::new()
+        .post(control(&emu, "/reset"))
+        .header("origin", own)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(same.status(), 200);
+    assert!(emu.calls().is_empty(), "the page's reset went through");
 }
 
 #[tokio::test]
