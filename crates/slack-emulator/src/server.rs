@@ -381,7 +381,8 @@ fn check_rate(
         if c.starts_with(['U', 'W']) {
             directory::dm_channel_id(&c)
         } else {
-            c
+            // `#name` shares the bucket of the channel it names.
+            w.directory.channel_named(&c).unwrap_or(c)
         }
     });
     let token = token.unwrap_or_default();
