@@ -555,7 +555,7 @@ fn destination(
     shared: &Arc<Shared>,
     app_id: Option<&str>,
     target: Target,
-) -> Result<(SlackPeer, String), Box<Response>> {
+) -> Result<(SlackPeer, String, Option<App>), Box<Response>> {
     let w = shared.world();
     let app = w
         .apps
@@ -565,7 +565,11 @@ fn destination(
     if let Some(app) = app {
         let url = app.url_for(target).unwrap_or_default();
         let secret = app.signing_secret.clone().unwrap_or_default();
-        return Ok((SlackPeer::new(shared.clone(), &url, &secret), String::new()));
+        return Ok((
+            SlackPeer::new(shared.clone(), &url, &secret),
+            String::new(),
+            Some(app.clone()),
+        ));
     }
     if app_id.is_some() {
         return Err(Box::new(refuse(
@@ -581,7 +585,11 @@ fn destination(
                 Target::Interactions => "/slack/interactions",
                 Target::Commands => "/slack/commands",
             };
-            Ok((SlackPeer::new(shared.clone(), base, secret), path.into()))
+            Ok((
+                SlackPeer::new(shared.clone(), base, secret),
+                path.into(),
+                None,
+            ))
         }
         None => Err(Box::new(refuse(
             StatusCode::CONFLICT,
@@ -628,7 +636,7 @@ async fn send_event(
     if !request.event.is_object() || request.event.get("type").is_none() {
         return bad_request("\"event\" must be an object with a \"type\"");
     }
-    let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Events) {
+    let (peer, path, app) = match destination(&shared, request.app_id.as_deref(), Target::Events) {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
@@ -642,7 +650,13 @@ async fn send_event(
         let id = request
             .event_id
             .unwrap_or_else(|| format!("Ev{:010X}", fastrand::u64(..1 << 40)));
-        peer.event_callback(&id, request.event)
+        let mut envelope = peer.event_callback(&id, request.event);
+        // The envelope names the app it is for, and that app's bot.
+        if let Some(app) = &app {
+            envelope["api_app_id"] = json!(app.app_id);
+            envelope["authorizations"][0]["user_id"] = json!(app.bot_user_id);
+        }
+        envelope
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     relay(
@@ -691,10 +705,11 @@ async fn send_interaction(
 ) -> Response {
     guard!(headers, shared);
     let request: InteractionRequest = parse!(bytes);
-    let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Interactions) {
-        Ok(d) => d,
-        Err(refused) => return *refused,
-    };
+    let (peer, path, app) =
+        match destination(&shared, request.app_id.as_deref(), Target::Interactions) {
+            Ok(d) => d,
+            Err(refused) => return *refused,
+        };
     let payload = match (
         request.payload,
         request.block_actions,
@@ -722,6 +737,10 @@ async fn send_interaction(
             )
         }
     };
+    let mut payload = payload;
+    if let (Some(app), true) = (&app, payload.get("api_app_id").is_some()) {
+        payload["api_app_id"] = json!(app.app_id);
+    }
     let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
     relay(
         peer.send_signed(
@@ -762,7 +781,8 @@ async fn send_command(
     if !request.command.starts_with('/') {
         return bad_request("\"command\" must start with '/'");
     }
-    let (peer, path) = match destination(&shared, request.app_id.as_deref(), Target::Commands) {
+    let (peer, path, app) = match destination(&shared, request.app_id.as_deref(), Target::Commands)
+    {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
@@ -773,6 +793,9 @@ async fn send_command(
     for (k, v) in fields.iter_mut() {
         if k == "command" {
             *v = request.command.clone();
+        }
+        if let (Some(app), "api_app_id") = (&app, k.as_str()) {
+            *v = app.app_id.clone();
         }
     }
     let form = serde_urlencoded::to_string(&fields).unwrap_or_default();

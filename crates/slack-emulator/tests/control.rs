@@ -398,6 +398,11 @@ async fn events_interactions_and_commands_reach_the_bot_signed() {
         ("events", Some("event_callback"))
     );
     assert_eq!(envelope["event"]["text"], "hi");
+    assert_eq!(
+        envelope["api_app_id"], "A0APP",
+        "the envelope names the app"
+    );
+    assert_eq!(envelope["authorizations"][0]["user_id"], "U0HELPER");
     let form: Vec<(String, String)> = serde_urlencoded::from_str(&got[1].2).expect("form");
     let payload: Value = serde_json::from_str(&form[0].1).expect("payload");
     assert_eq!(got[1].0, "interactions");
@@ -406,6 +411,8 @@ async fn events_interactions_and_commands_reach_the_bot_signed() {
     let command: Vec<(String, String)> = serde_urlencoded::from_str(&got[2].2).expect("form");
     assert!(command.contains(&("command".into(), "/helper".into())));
     assert!(command.contains(&("text".into(), "status".into())));
+    assert!(command.contains(&("api_app_id".into(), "A0APP".into())));
+    assert_eq!(payload["api_app_id"], "A0APP");
 
     let neither = post_json(&control(&emu, "/send/interaction"), json!({})).await;
     assert_eq!(neither.status(), 400);
