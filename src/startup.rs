@@ -58,6 +58,7 @@ impl Application {
                 &format!("http://{addr}"),
                 state.signing_secret.expose_secret(),
             );
+            reset_with_the_sandbox(emulator, &state);
         }
         Ok(Self {
             listener,
@@ -354,12 +355,80 @@ fn seed_sandbox(emulator: &Emulator, settings: &Settings) {
     }
 }
 
-/// Starts the emulator as a sandbox workspace and points the settings at it.
+/// The token anyone else may use against the sandbox (an SDK, curl): it has its own rate
+/// budget, so outside calls never slow pulseloop's scheduler down, and the reverse.
+pub const SANDBOX_OUTSIDE_TOKEN: &str = "xoxb-sandbox";
+
+/// The sandbox workspace's state file, beside the SQLite database: `data/pulseloop.db` keeps
+/// its DMs, views and members' states in `data/pulseloop.sandbox.json`. `None` for an
+/// in-memory database.
+pub fn sandbox_state_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") || path.starts_with("file::memory:") {
+        return None;
+    }
+    Some(std::path::Path::new(path).with_extension("sandbox.json"))
+}
+
+/// `POST /_control/reset` (the page's "Reset sandbox") empties pulseloop's database too, then
+/// applies the configuration again, so the page and the database start over together.
+fn reset_with_the_sandbox(emulator: &Emulator, state: &AppState) {
+    let store = state.store.clone();
+    let pulses = state.pulses.clone();
+    emulator.on_reset(move || {
+        let store = store.clone();
+        let pulses = pulses.clone();
+        async move {
+            let tables = store
+                .wipe_sandbox_data()
+                .await
+                .map_err(|e| format!("cannot empty the sandbox database: {e}"))?;
+            crate::pulse::sync::apply_config(&pulses)
+                .await
+                .map_err(|e| format!("cannot apply config/programs again: {e}"))?;
+            tracing::info!(
+                tables,
+                "sandbox reset: the workspace and the database were emptied"
+            );
+            Ok(())
+        }
+    });
+}
+
+/// Starts the emulator as a sandbox workspace and points the settings at it. pulseloop's token
+/// is its own (random); outside clients use [`SANDBOX_OUTSIDE_TOKEN`].
 async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
-    let config = EmulatorConfig::default();
+    let config = EmulatorConfig {
+        bot_token: format!("xoxb-pulseloop-{}", uuid::Uuid::new_v4().simple()),
+        state_file: sandbox_state_file(&settings.database.url),
+        ..EmulatorConfig::default()
+    };
     let emulator = Emulator::start(config.clone())
         .await
         .context("cannot start the sandbox Slack emulator")?;
+    let outside = slack_emulator::workspace::App {
+        app_id: config.app_id.clone(),
+        name: Some("pulseloop".into()),
+        bot_user_id: config.bot_user_id.clone(),
+        bot_id: config.bot_id.clone(),
+        token: SANDBOX_OUTSIDE_TOKEN.into(),
+        scopes: None,
+        signing_secret: None,
+        request_url: None,
+        events_url: None,
+        interactivity_url: None,
+        commands_url: None,
+        client_id: None,
+        client_secret: None,
+    };
+    emulator
+        .load_workspace(&slack_emulator::Workspace {
+            apps: vec![outside],
+            ..Default::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot set up the sandbox workspace: {e}"))?;
     seed_sandbox(&emulator, settings);
     settings.slack.api_base_url = emulator.base_url();
     settings.slack.sandbox = true;

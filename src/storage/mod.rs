@@ -11,6 +11,7 @@ pub mod members;
 pub mod outbox;
 pub mod programs;
 pub mod rounds;
+mod wipe;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

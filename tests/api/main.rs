@@ -17,6 +17,7 @@ mod protocol;
 pub mod pulses;
 mod replays;
 mod sandbox;
+mod sandbox_state;
 mod schedule;
 mod signature;
 mod slow_clients;

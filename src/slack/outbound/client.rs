@@ -203,6 +203,8 @@ const FORM_METHODS: &[&str] = &[
     "users.list",
     "usergroups.users.list",
     "files.getUploadURLExternal",
+    "conversations.history",
+    "conversations.replies",
 ];
 
 /// A client for one workspace token. Clones share its limiter: the process builds one client
