@@ -119,14 +119,10 @@ pub(crate) fn mrkdwn(text: &str, viewer: &Viewer) -> String {
 }
 
 fn starts_with(chars: &[char], at: usize, pattern: &str) -> bool {
-    let mut i = at;
-    for p in pattern.chars() {
-        if chars.get(i) != Some(&p) {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    pattern
+        .chars()
+        .enumerate()
+        .all(|(k, p)| chars.get(at + k) == Some(&p))
 }
 
 fn find(chars: &[char], from: usize, pattern: &str) -> Option<usize> {
@@ -422,10 +418,10 @@ fn closing(items: &[Item], open: usize, mark: char) -> Option<usize> {
     for j in open + 2..items.len() {
         match &items[j] {
             Item::Ch('\n') => return None,
-            Item::Ch(c) if *c == mark => {
-                if !is_space(items.get(j - 1)) && !is_word(items.get(j + 1)) {
-                    return Some(j);
-                }
+            Item::Ch(c)
+                if *c == mark && !is_space(items.get(j - 1)) && !is_word(items.get(j + 1)) =>
+            {
+                return Some(j);
             }
             _ => {}
         }
