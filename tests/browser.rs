@@ -135,7 +135,7 @@ async fn start_driver(driver: &Path) -> Driver {
 async fn open_browser(driver: &Driver, chromium: Option<&Path>) -> Client {
     let mut options = json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=900,1100", "--hide-scrollbars", "--force-device-scale-factor=1"],
+                 "--window-size=900,2400", "--hide-scrollbars", "--force-device-scale-factor=1"],
     });
     if let Some(chromium) = chromium {
         options["binary"] = json!(chromium.to_string_lossy());
@@ -495,9 +495,14 @@ async fn a_reminder_is_drawn_in_the_thread_of_its_pulse_and_commands_answer_ephe
         "the reminder is not a message of its own: {thread}"
     );
     assert_eq!(top[0]["count"], "1 reply", "{thread}");
+    let reply = top[0]["replies"][0].as_str().unwrap();
     assert!(
-        top[0]["replies"][0].as_str().unwrap().contains("reminder"),
+        reply.contains("reminder"),
         "the reminder sits under the pulse it reminds of: {thread}"
+    );
+    assert!(
+        reply.contains("Tue, Jan 5 at 10:00 AM"),
+        "a reply on another day says which day, in Ada's zone: {thread}"
     );
     screenshot(&c, &ada, "sandbox-thread.png").await;
 

@@ -460,3 +460,119 @@ pub(crate) fn state_values(view: &Value, entered: &HashMap<String, Vec<String>>)
     }
     Value::Object(values)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn viewer() -> Viewer {
+        Viewer::at(
+            chrono_tz::Europe::Berlin,
+            Utc.with_ymd_and_hms(2027, 1, 4, 9, 0, 0).unwrap(),
+        )
+    }
+
+    fn view() -> Value {
+        let options = |vals: &[&str]| -> Vec<Value> {
+            vals.iter()
+                .map(|v| json!({ "text": { "type": "plain_text", "text": v }, "value": v }))
+                .collect()
+        };
+        json!({
+            "type": "modal",
+            "title": { "type": "plain_text", "text": "Weekly pulse" },
+            "submit": { "type": "plain_text", "text": "Send" },
+            "blocks": [
+                { "type": "context", "elements": [{ "type": "mrkdwn", "text": ":lock: *Anonymous*" }] },
+                { "type": "input", "block_id": "q:a", "label": { "type": "plain_text", "text": "Scale" },
+                  "hint": { "type": "plain_text", "text": "1 = low, 5 = high" },
+                  "element": { "type": "radio_buttons", "action_id": "value", "options": options(&["1", "2", "3"]) } },
+                { "type": "input", "block_id": "q:b", "label": { "type": "plain_text", "text": "Pick" },
+                  "element": { "type": "static_select", "action_id": "value", "options": options(&["x", "y"]),
+                               "initial_option": options(&["y"])[0] } },
+                { "type": "input", "block_id": "q:c", "optional": true, "label": { "type": "plain_text", "text": "Tags" },
+                  "element": { "type": "checkboxes", "action_id": "tags", "options": options(&["p", "q"]) } },
+                { "type": "input", "block_id": "q:d", "optional": true, "label": { "type": "plain_text", "text": "Comment" },
+                  "element": { "type": "plain_text_input", "action_id": "value", "multiline": true } },
+            ],
+        })
+    }
+
+    #[test]
+    fn a_modal_draws_every_element_as_slack_does() {
+        let html = modal("V1", "U1", &view(), None, &viewer());
+        assert_eq!(html.matches("type=radio").count(), 3, "radios stay radios");
+        assert!(html.contains("<select name=\"q:b\">"));
+        assert!(
+            html.contains("<option value=\"y\" selected>"),
+            "the initial option"
+        );
+        assert_eq!(html.matches("type=checkbox").count(), 2);
+        assert!(
+            html.contains("<textarea name=\"q:d\""),
+            "multiline is a textarea"
+        );
+        assert_eq!(html.matches("(optional)").count(), 2);
+        assert!(html.contains("<div class=hint>1 = low, 5 = high</div>"));
+        assert!(html.contains(">Cancel</button>") && html.contains(">Send</button>"));
+        assert!(
+            html.contains("🔒") && html.contains("<b>Anonymous</b>"),
+            "context lines"
+        );
+        assert!(!html.contains("field-error"));
+    }
+
+    #[test]
+    fn errors_show_next_to_their_field_and_what_was_chosen_stays() {
+        let mut state = ModalState::default();
+        state.values.insert("q:a".into(), vec!["2".into()]);
+        state
+            .values
+            .insert("q:c".into(), vec!["p".into(), "q".into()]);
+        state.values.insert("q:d".into(), vec!["<b>hi</b>".into()]);
+        state
+            .errors
+            .insert("q:b".into(), "Please choose an answer.".into());
+        let html = modal("V1", "U1", &view(), Some(&state), &viewer());
+        let field_b = html.split("data-block=\"q:b\"").nth(1).unwrap();
+        let field_b = field_b.split("data-block=").next().unwrap();
+        assert!(field_b.contains("Please choose an answer."), "{field_b}");
+        assert!(html.contains("<div class=\"input has-error\" data-block=\"q:b\">"));
+        assert!(
+            html.contains("value=\"2\" checked"),
+            "the chosen radio is kept"
+        );
+        assert!(html.contains("value=\"p\" checked") && html.contains("value=\"q\" checked"));
+        assert!(
+            html.contains("&lt;b&gt;hi&lt;/b&gt;</textarea>"),
+            "typed text kept, escaped"
+        );
+    }
+
+    #[test]
+    fn state_values_have_slacks_shape_per_element() {
+        let mut entered = HashMap::new();
+        entered.insert("q:a".to_string(), vec!["3".to_string()]);
+        entered.insert("q:c".to_string(), vec!["p".to_string(), "q".to_string()]);
+        entered.insert("q:d".to_string(), vec!["fine".to_string()]);
+        let values = state_values(&view(), &entered);
+        assert_eq!(values["q:a"]["value"]["type"], "radio_buttons");
+        assert_eq!(values["q:a"]["value"]["selected_option"]["value"], "3");
+        assert_eq!(
+            values["q:a"]["value"]["selected_option"]["text"]["text"],
+            "3"
+        );
+        assert_eq!(
+            values["q:b"]["value"]["selected_option"],
+            Value::Null,
+            "nothing chosen"
+        );
+        assert_eq!(
+            values["q:c"]["tags"]["selected_options"][1]["value"], "q",
+            "keyed by action_id"
+        );
+        assert_eq!(values["q:d"]["value"]["value"], "fine");
+    }
+}

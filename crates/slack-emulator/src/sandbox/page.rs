@@ -208,7 +208,14 @@ fn messages(w: &World, user: &EmulatedUser, viewer: &Viewer) -> String {
                 last_day = Some(day);
             }
         }
-        out.push_str(&message(w, user, m, viewer, replies.get(m.ts.as_str())));
+        out.push_str(&message(
+            w,
+            user,
+            m,
+            viewer,
+            replies.get(m.ts.as_str()),
+            None,
+        ));
     }
     out.push_str("</div>");
     out
@@ -220,6 +227,7 @@ fn message(
     m: &EmulatedMessage,
     viewer: &Viewer,
     replies: Option<&Vec<&EmulatedMessage>>,
+    parent_day: Option<chrono::NaiveDate>,
 ) -> String {
     let (author, badge) = if m.user == SLACKBOT {
         ("Slackbot".to_string(), "")
@@ -236,11 +244,15 @@ fn message(
     let time = ts_instant(&m.ts)
         .map(|t| {
             let local = t.with_timezone(&viewer.tz);
+            // A reply on another day than its parent says which day, as Slack's threads do.
+            let shown = match parent_day {
+                Some(day) if day != local.date_naive() => local.format("%a, %b %-d at %-I:%M %p"),
+                _ => local.format("%-I:%M %p"),
+            };
             format!(
-                "<time datetime=\"{}\" title=\"{}\">{}</time>",
+                "<time datetime=\"{}\" title=\"{}\">{shown}</time>",
                 t.to_rfc3339(),
                 local.format("%A, %B %-d, %Y at %H:%M:%S %Z"),
-                local.format("%-I:%M %p")
             )
         })
         .unwrap_or_default();
@@ -280,8 +292,9 @@ fn message(
             "<div class=thread><div class=thread-count>{n} {}</div>",
             if n == 1 { "reply" } else { "replies" }
         ));
+        let day = ts_instant(&m.ts).map(|t| t.with_timezone(&viewer.tz).date_naive());
         for r in replies {
-            out.push_str(&message(w, user, r, viewer, None));
+            out.push_str(&message(w, user, r, viewer, None, day));
         }
         out.push_str("</div>");
     }
@@ -398,3 +411,83 @@ const SCRIPT: &str = r#"<script>
   poll();
 })();
 </script>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EmulatorConfig;
+    use serde_json::Value;
+
+    fn world() -> World {
+        let mut w = World::new(EmulatorConfig::default(), "127.0.0.1:1".parse().unwrap());
+        let ada = EmulatedUser::new("U0ADA", "America/New_York").named("Ada Lovelace");
+        w.directory.users.insert(ada.id.clone(), ada);
+        w
+    }
+
+    fn msg(ts: &str, thread_ts: Option<&str>, text: &str) -> EmulatedMessage {
+        EmulatedMessage {
+            channel: dm_channel_id("U0ADA"),
+            ts: ts.into(),
+            thread_ts: thread_ts.map(str::to_string),
+            user: "U0PULSEBOT".into(),
+            text: text.into(),
+            blocks: Value::Null,
+            edits: 0,
+            ephemeral_for: None,
+            files: Vec::new(),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn replies_sit_under_their_parent_with_times_in_the_members_zone() {
+        let mut w = world();
+        // 2027-01-04 15:00 UTC = 10:00 in New York; the reply a day later.
+        w.messages.push(msg("1799074800.000100", None, "*Pulse* A"));
+        w.messages.push(msg("1799074900.000100", None, "Pulse B"));
+        w.messages.push(msg(
+            "1799161200.000100",
+            Some("1799074800.000100"),
+            "reminder for A",
+        ));
+        let html = page(&w, None);
+        let a = html.find("<b>Pulse</b> A").unwrap();
+        let reply = html.find("reminder for A").unwrap();
+        let b = html.find("Pulse B").unwrap();
+        assert!(
+            a < reply && reply < b,
+            "the reply is drawn under A, before B"
+        );
+        assert!(html.contains("1 reply"));
+        assert!(html.contains(">10:00 AM</time>"), "New York time");
+        assert!(
+            html.contains(">Tue, Jan 5 at 10:00 AM</time>"),
+            "a reply on another day"
+        );
+        assert!(html.contains("Monday, January 4"), "a day divider");
+    }
+
+    #[test]
+    fn edits_ephemerals_and_the_version() {
+        let mut w = world();
+        w.messages.push(msg("1799074800.000100", None, "hello"));
+        let before = version(&w);
+        w.messages[0].edits = 2;
+        let mut eph = msg("1799074801.000100", None, "only you");
+        eph.ephemeral_for = Some("U0ADA".into());
+        w.messages.push(eph);
+        let mut other = msg("1799074802.000100", None, "someone else's");
+        other.ephemeral_for = Some("U0OTHER".into());
+        w.messages.push(other);
+        assert_ne!(version(&w), before, "the page's version follows changes");
+        let html = page(&w, None);
+        assert!(html.contains("<span class=edited>(edited)</span>"));
+        assert!(!html.contains("times)"));
+        assert!(html.contains("Only visible to you"));
+        assert!(
+            !html.contains("someone else"),
+            "another member's ephemeral is not shown"
+        );
+    }
+}
