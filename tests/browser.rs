@@ -6,7 +6,7 @@
 //! (`.ci/run` installs it). `PULSELOOP_SANDBOX_SCREENSHOTS=docs/images` writes the README's
 //! screenshots (sandbox-dm.png, sandbox-modal.png, sandbox-thread.png).
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "api/helpers.rs"]
 mod helpers;
 
@@ -119,17 +119,21 @@ async fn start_driver(driver: &Path) -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once, so a failure below still stops it.
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{url}/status")).send().await {
+        if let Ok(r) = http.get(format!("{}/status", driver.url)).send().await {
             if r.status().is_success() {
-                return Driver { child, url };
+                return driver;
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("chromedriver did not come up on {url}");
+    panic!("chromedriver did not come up on {}", driver.url);
 }
 
 async fn open_browser(driver: &Driver, chromium: Option<&Path>) -> Client {

@@ -229,6 +229,13 @@ pub(crate) fn modal(
         esc(view_id),
         esc(user)
     );
+    // An error not tied to a field (the app did not answer): at the top, as Slack shows it.
+    if let Some(general) = state.and_then(|st| st.errors.get("")) {
+        out.push_str(&format!(
+            "<div class=field-error role=alert>{}</div>",
+            plain(general, true)
+        ));
+    }
     let no_click = MessageRef {
         user,
         channel: "",
@@ -549,6 +556,13 @@ mod tests {
             html.contains("&lt;b&gt;hi&lt;/b&gt;</textarea>"),
             "typed text kept, escaped"
         );
+        assert_eq!(html.matches("role=alert").count(), 1);
+        state
+            .errors
+            .insert(String::new(), "We had some trouble connecting.".into());
+        let html = modal("V1", "U1", &view(), Some(&state), &viewer());
+        assert!(html
+            .contains("<div class=field-error role=alert>We had some trouble connecting.</div>"));
     }
 
     #[test]
