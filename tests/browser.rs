@@ -99,7 +99,10 @@ fn browser_or_skip(test: &str) -> Option<(PathBuf, Option<PathBuf>)> {
              (.ci/run installs Debian's chromium and chromium-driver)"
         ),
         None => {
-            eprintln!(
+            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED {test}: chromedriver is not installed (apt-get install -y chromium chromium-driver); \
                  the sandbox page was NOT tested in a browser"
             );
@@ -555,6 +558,32 @@ async fn a_reminder_is_drawn_in_the_thread_of_its_pulse_and_commands_answer_ephe
     assert!(
         !reply.to_string().contains("failed"),
         "the bot took the signed command: {reply}"
+    );
+
+    // A plain line is a DM from Ada to the bot, delivered as a signed message.im event.
+    let input = c
+        .find(Locator::Css(&format!(
+            "{ada} form.composer input[name=text]"
+        )))
+        .await
+        .unwrap();
+    input.send_keys("thanks & bye <3\n").await.unwrap();
+    wait_until(
+        &c,
+        &format!(
+            r#"return [...document.querySelectorAll('{ada} .msgs > .msg')]
+                 .some(m => m.querySelector('.author').textContent === 'Ada Lovelace'
+                   && m.querySelector('.msg-body').textContent === 'thanks & bye <3');"#
+        ),
+        "Ada's own message in the DM, as typed",
+    )
+    .await;
+    let stored = app.emulator.dm_messages(ADA);
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.user == ADA && m.text == "thanks &amp; bye &lt;3"),
+        "stored with Slack's escaping, as Slack sends it: {stored:#?}"
     );
     c.close().await.unwrap();
 }
