@@ -38,6 +38,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(sandbox::page))
         .route("/sandbox/click", post(sandbox::click))
         .route("/sandbox/submit", post(sandbox::submit))
+        .route("/sandbox/close", post(sandbox::close))
+        .route("/sandbox/compose", post(sandbox::compose))
+        .route("/sandbox/version", get(sandbox::version))
         .merge(control::routes())
         .with_state(shared)
 }
