@@ -31,10 +31,19 @@ impl Application {
     /// Connects and migrates the database, binds the listener (port 0 picks a free one) and,
     /// without a bot token, starts the sandbox Slack. Nothing runs until `run_until_stopped`.
     pub async fn build(mut settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        crate::config::check::require_folder(&settings.config_dir).map_err(anyhow::Error::msg)?;
         if settings.is_sandbox() {
             sandbox_refuses_settings(&settings)?;
         }
         let store = open_store(&settings).await?;
+        let first_start = store
+            .record_first_start(clock.now())
+            .await
+            .context("cannot record the first start")?;
+        tracing::info!(
+            first_start = %first_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "firings before the first start are never caught up"
+        );
         let sandbox = if settings.is_sandbox() {
             Some(open_sandbox(&store, &mut settings).await?)
         } else {
@@ -53,6 +62,7 @@ impl Application {
         crate::pulse::sync::apply_config(&state.pulses)
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
+        log_loaded_programs(&state).await;
         if let Some(emulator) = &sandbox {
             emulator.connect_bot(
                 &format!("http://{addr}"),
@@ -236,6 +246,46 @@ fn app_state(
         signing_secret,
         metrics: crate::telemetry::metrics_handle(),
     })
+}
+
+/// The start log: one line per program loaded, with its surveys and member counts, and a
+/// warning when there is none (the folder has no program file).
+async fn log_loaded_programs(state: &AppState) {
+    let programs = state.catalog.programs();
+    if programs.is_empty() {
+        tracing::warn!(
+            folder = %state.settings.programs_dir().display(),
+            "no program is configured: nothing will be sent. Add a file to this folder and send SIGHUP"
+        );
+        return;
+    }
+    for program in programs.iter() {
+        let rows = state
+            .store
+            .members_of(&program.id)
+            .await
+            .unwrap_or_default();
+        let active = rows
+            .iter()
+            .filter(|m| m.state != crate::domain::state::MemberState::Deactivated)
+            .count();
+        let reachable = crate::storage::members::plan_members(program, &rows).len();
+        let problems = rows.iter().filter(|m| m.slack_problem.is_some()).count();
+        let surveys: Vec<String> = program
+            .surveys
+            .iter()
+            .map(|s| format!("{} ({})", s.id, s.cadence.source()))
+            .collect();
+        tracing::info!(
+            program = %program.id,
+            name = %program.name,
+            surveys = %surveys.join(", "),
+            members = active,
+            reachable,
+            member_problems = problems,
+            "program loaded"
+        );
+    }
 }
 
 /// `kill -HUP` re-reads config/programs; a broken file leaves the running configuration as it was.

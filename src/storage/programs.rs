@@ -452,3 +452,34 @@ impl StoreTx {
         Ok(())
     }
 }
+
+impl super::Store {
+    /// Records `now` as the instant the service first ran against this database, unless one
+    /// is recorded already (another replica, an earlier start); returns the recorded one.
+    /// The planner opens no round for a firing before it (issue 11, item 1).
+    pub async fn record_first_start(&self, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+        let at: super::Millis = super::on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO service_facts (name, at) VALUES ('first_start', $1)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(to_ms(now))
+            .execute(p)
+            .await?;
+            sqlx::query_scalar("SELECT at FROM service_facts WHERE name = 'first_start'")
+                .fetch_one(p)
+                .await?
+        });
+        Ok(at.into())
+    }
+
+    /// When the service first ran against this database (`None` before its first start).
+    pub async fn first_start(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<super::Millis> = super::on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT at FROM service_facts WHERE name = 'first_start'")
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(at.map(Into::into))
+    }
+}
