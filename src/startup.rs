@@ -36,6 +36,11 @@ impl Application {
             sandbox_refuses_settings(&settings)?;
         }
         let store = open_store(&settings).await?;
+        let sandbox = if settings.is_sandbox() {
+            Some(open_sandbox(&store, &mut settings).await?)
+        } else {
+            None
+        };
         let first_start = store
             .record_first_start(clock.now())
             .await
@@ -44,11 +49,6 @@ impl Application {
             first_start = %first_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "firings before the first start are never caught up"
         );
-        let sandbox = if settings.is_sandbox() {
-            Some(open_sandbox(&store, &mut settings).await?)
-        } else {
-            None
-        };
         let (slack, signing_secret) = slack_client(&settings, &clock)?;
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;

@@ -21,3 +21,4 @@ mod schedule;
 mod signature;
 mod slow_clients;
 mod state_checks;
+mod walkthrough;
