@@ -163,7 +163,13 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
                 redact_url(&settings.database.url)
             )
         })?;
-    store.migrate().await.context("database migration failed")?;
+    let applied = store
+        .migrate_reporting()
+        .await
+        .context("database migration failed")?;
+    for migration in &applied {
+        tracing::info!(%migration, "database migration applied");
+    }
     Ok(store)
 }
 
@@ -325,12 +331,8 @@ fn sandbox_refuses_settings(settings: &Settings) -> anyhow::Result<()> {
             redact_url(url)
         );
     }
-    let bind: SocketAddr = settings
-        .server
-        .bind
-        .parse()
-        .with_context(|| format!("'{}' is not an address", settings.server.bind))?;
-    if !bind.ip().is_loopback() {
+    let bind = &settings.server.bind;
+    if !settings.binds_loopback() {
         anyhow::bail!(
             "refusing to start the sandbox (no SLACK_BOT_TOKEN is set) on {bind}: other machines \
              could reach it. Bind a loopback address (PULSELOOP_BIND=127.0.0.1:3000), or set \

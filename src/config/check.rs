@@ -47,6 +47,9 @@ pub fn run(config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> ExitCode 
         );
         return ExitCode::FAILURE;
     }
+    for warning in programs.iter().flat_map(super::program::warnings) {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "check-config: {} is valid: {} program{}",
         config_dir.display(),

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use crate::scheduler::preview::preview;
+use crate::scheduler::preview::{preview_bounded, MAX_API_ROWS, MAX_DAYS};
 use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -95,10 +95,10 @@ async fn schedule(
     let days = match q.days.as_deref() {
         None => 14,
         Some(d) => match d.parse::<u32>() {
-            Ok(n) if (1..=366).contains(&n) => n,
+            Ok(n) if (1..=MAX_DAYS).contains(&n) => n,
             _ => {
                 return Err(ApiError::BadRequest(format!(
-                    "days must be a whole number from 1 to 366, not '{d}'"
+                    "days must be a whole number from 1 to {MAX_DAYS}, not '{d}'"
                 )))
             }
         },
@@ -108,12 +108,14 @@ async fn schedule(
         .program(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
     let rows = state.store.members_of(&id).await?;
-    let entries = preview(
+    let entries = preview_bounded(
         &program,
         &plan_members(&program, &rows),
         state.clock.now(),
         days,
-    );
+        MAX_API_ROWS,
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Json(json!(entries)))
 }
 

@@ -30,6 +30,9 @@ pub enum SyncError {
 /// On a configuration error nothing changes and the previous configuration stays in force.
 pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>, SyncError> {
     let programs = load_programs(&state.programs_dir)?;
+    for warning in programs.iter().flat_map(crate::config::program::warnings) {
+        tracing::warn!(problem = %warning, "configuration warning");
+    }
     let mut reports = Vec::new();
     for program in &programs {
         let desired = desired_program(state, program).await?;
@@ -37,7 +40,7 @@ pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
         if report != SyncReport::default() {
-            tracing::info!(program = %program.id, ?report, "configuration applied");
+            report.log(&program.id, "configuration applied");
         }
         reports.push((program.id.clone(), report));
     }
@@ -164,7 +167,7 @@ pub async fn resync_usergroups(state: &Pulses) -> Result<usize, SyncError> {
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
         if report != SyncReport::default() {
-            tracing::info!(program = %program.id, ?report, "user groups re-read");
+            report.log(&program.id, "user groups re-read");
             changed += 1;
         }
     }

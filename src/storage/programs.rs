@@ -60,6 +60,22 @@ pub struct SyncReport {
     pub surveys_changed: usize,
 }
 
+impl SyncReport {
+    /// One structured log line, a field per count.
+    pub fn log(&self, program: &ProgramId, message: &'static str) {
+        tracing::info!(
+            program = %program,
+            program_changed = self.program_changed,
+            members_added = self.members_added,
+            members_updated = self.members_updated,
+            members_deactivated = self.members_deactivated,
+            members_reactivated = self.members_reactivated,
+            surveys_changed = self.surveys_changed,
+            "{message}"
+        );
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ExistingMember {
     slack_user_id: UserId,

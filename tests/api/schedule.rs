@@ -208,6 +208,7 @@ prompt = "Good week?"
 id = "daily"
 audience = ["participant"]
 cadence = "0 9 * * *"
+window_hours = 24
 [[surveys.questions]]
 key = "d"
 kind = "scale"
