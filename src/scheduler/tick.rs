@@ -132,6 +132,7 @@ impl Scheduler {
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
         report.record_metrics();
+        report.log();
         Ok(report)
     }
 
@@ -600,7 +601,7 @@ impl Scheduler {
                 break;
             }
             match self.tick().await {
-                Ok(r) => r.log(),
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "scheduler tick failed"),
             }
             tokio::select! {
@@ -615,7 +616,9 @@ impl Scheduler {
     /// `profile_refresh_hours`, until shutdown.
     async fn refresh_directory(self, mut shutdown: watch::Receiver<bool>) {
         let max_age = Duration::hours(self.settings.profile_refresh_hours as i64);
-        let mut last_refresh: Option<DateTime<Utc>> = None;
+        // Start-up has just read the user groups and every profile (`apply_config`): the
+        // first pass is an hour from now, so nobody is asked about twice at start.
+        let mut last_refresh: Option<DateTime<Utc>> = Some(self.clock.now());
         loop {
             if *shutdown.borrow() {
                 break;

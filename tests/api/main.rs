@@ -11,6 +11,7 @@ mod events;
 mod helpers;
 mod limiter;
 mod members;
+mod operator;
 mod ops;
 mod outbox;
 mod protocol;
