@@ -35,12 +35,16 @@ impl Application {
         if settings.is_sandbox() {
             sandbox_refuses_settings(&settings)?;
         }
-        let store = open_store(&settings).await?;
+        let (store, migrations) = open_store(&settings).await?;
         let sandbox = if settings.is_sandbox() {
             Some(open_sandbox(&store, &mut settings).await?)
         } else {
             None
         };
+        // After the sandbox's warning, which must be the first line a newcomer reads.
+        for migration in &migrations {
+            tracing::info!(%migration, "database migration applied");
+        }
         let first_start = store
             .record_first_start(clock.now())
             .await
@@ -153,8 +157,8 @@ impl Application {
     }
 }
 
-/// Step of `build`: the database, connected and migrated.
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// Step of `build`: the database, connected and migrated, with the migrations applied now.
+async fn open_store(settings: &Settings) -> anyhow::Result<(Store, Vec<String>)> {
     let store = Store::connect(&settings.database.url, settings.database.max_connections)
         .await
         .with_context(|| {
@@ -167,10 +171,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .migrate_reporting()
         .await
         .context("database migration failed")?;
-    for migration in &applied {
-        tracing::info!(%migration, "database migration applied");
-    }
-    Ok(store)
+    Ok((store, applied))
 }
 
 /// Step of `build`: the sandbox Slack, once the database is known to be safe for it; says

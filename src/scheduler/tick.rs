@@ -357,14 +357,7 @@ impl Scheduler {
             return Ok(());
         };
         if !member.can_receive() {
-            let reason = if member.slack_deleted {
-                "deactivated in Slack"
-            } else if member.is_bot {
-                "a bot"
-            } else {
-                "not an active member"
-            };
-            self.skip(&d, reason, now).await?;
+            self.skip(&d, why_not_receiving(&member), now).await?;
             report.skipped += 1;
             return Ok(());
         }
@@ -404,7 +397,7 @@ impl Scheduler {
             }
         }
         if !member.can_receive() {
-            self.skip(&d, "deactivated in Slack", now).await?;
+            self.skip(&d, why_not_receiving(&member), now).await?;
             report.skipped += 1;
             return Ok(());
         }
@@ -636,6 +629,19 @@ impl Scheduler {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+}
+
+/// Why a member cannot be sent a DM, as `GET …/failures` shows it.
+fn why_not_receiving(member: &MemberRow) -> &'static str {
+    if member.slack_problem.as_deref() == Some("user_not_found") {
+        "Slack does not know this member (user_not_found); see GET …/member-problems"
+    } else if member.slack_deleted {
+        "deactivated in Slack"
+    } else if member.is_bot {
+        "a bot"
+    } else {
+        "not an active member"
     }
 }
 

@@ -36,7 +36,12 @@ pub async fn logged<T>(fut: impl Future<Output = T>) -> (T, Vec<Value>) {
         .with_max_level(tracing::Level::INFO)
         .with_writer(sink.clone())
         .finish();
+    // With a single live subscriber tracing caches a callsite's interest from whichever
+    // thread hits it first (another test's, with none: "never"). A second live dispatcher
+    // (registering it also rebuilds every cached interest) makes it ask all live ones.
+    let second = tracing::Dispatch::new(tracing_subscriber::registry());
     let out = fut.with_subscriber(subscriber).await;
+    drop(second);
     let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
     let lines = text
         .lines()
