@@ -382,13 +382,21 @@ async fn business_events_are_one_structured_line_each_without_answer_values() {
     assert_eq!(stored[0]["event"], "answer_stored");
     assert_eq!(stored[0]["questions"], 1);
     assert_eq!(stored[0]["survey"], "weekly");
-    let text = serde_json::to_string(&logs).unwrap();
+    let without_time: Vec<Value> = logs
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.as_object_mut().unwrap().remove("timestamp");
+            l
+        })
+        .collect();
+    let text = serde_json::to_string(&without_time).unwrap();
     assert!(
         !text.contains("U0AMY"),
         "who answered is not logged: {text}"
     );
     assert!(
-        !text.contains("\"4\"") && !text.contains(":4"),
+        !text.contains("\"4\"") && !text.contains(":4") && !text.contains("answer:"),
         "no answer value: {text}"
     );
 
