@@ -215,6 +215,19 @@ pub async fn store_answers(
         queue_answered_update(&mut tx, d, program, survey, now).await?;
     }
     tx.commit().await?;
+    // Counts only: never a value, and neither the member nor the delivery (an anonymous
+    // round's log must not tell who answered).
+    tracing::info!(
+        event = "answer_stored",
+        program = %program.id,
+        survey = %survey.id,
+        round_id = d.round_id.0,
+        questions = submission.values.len(),
+        cleared = submission.cleared.len(),
+        wins = submission.wins.len(),
+        changed,
+        "answer stored"
+    );
     Ok(Stored::Yes)
 }
 

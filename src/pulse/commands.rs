@@ -42,7 +42,9 @@ pub fn ephemeral(text: impl Into<String>) -> CommandReply {
 
 pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<CommandReply> {
     let user = &command.user_id;
-    match PulseCommand::parse(&command.text) {
+    let parsed = PulseCommand::parse(&command.text);
+    tracing::info!(event = "command", member = %user, command = command_name(&parsed), "/pulse command");
+    match parsed {
         PulseCommand::Help => Ok(ephemeral(HELP)),
         PulseCommand::Unknown { input, problem } => {
             let lead = match problem {
@@ -148,7 +150,26 @@ async fn control(state: &Pulses, user: &UserId, control: MemberControl) -> Servi
         .apply_member_control(user, control, state.clock.now())
         .await?;
     tx.commit().await?;
+    let event = match control {
+        MemberControl::Pause { .. } => "pause",
+        MemberControl::Resume => "resume",
+        MemberControl::OptOut => "opt_out",
+    };
+    tracing::info!(event, member = %user, memberships = n, source = "command", "member control applied");
     Ok(n)
+}
+
+/// The subcommand's name for the log (never the free text typed).
+fn command_name(c: &PulseCommand) -> &'static str {
+    match c {
+        PulseCommand::Help => "help",
+        PulseCommand::Status => "status",
+        PulseCommand::Pause { .. } => "pause",
+        PulseCommand::Resume => "resume",
+        PulseCommand::OptOut { confirmed: false } => "optout",
+        PulseCommand::OptOut { confirmed: true } => "optout_confirm",
+        PulseCommand::Unknown { .. } => "unknown",
+    }
 }
 
 async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {

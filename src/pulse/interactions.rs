@@ -56,9 +56,11 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
         let now = state.clock.now();
         let mut tx = state.store.begin().await?;
-        tx.apply_member_control(user, MemberControl::OptOut, now)
+        let n = tx
+            .apply_member_control(user, MemberControl::OptOut, now)
             .await?;
         tx.commit().await?;
+        tracing::info!(event = "opt_out", member = %user, memberships = n, source = "button", "member opted out");
         return Ok(());
     }
     if action.action_id == render::ACTION_OPEN_MODAL {

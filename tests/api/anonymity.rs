@@ -642,6 +642,10 @@ async fn adversary_run(swap: Swap) -> (String, Vec<String>, Vec<String>) {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // With a single live subscriber tracing caches a callsite's interest from whichever
+    // thread hits it first (another test's, with no subscriber: "never", and the line is
+    // lost here). A second live dispatcher makes it ask every live subscriber instead.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
 
     let mut members = berlin(&["U0X1", "U0X2", "U0X3", "U0X4", "U0X5", "U0X6"]);
     members[0].1 = "leader";

@@ -163,6 +163,15 @@ async fn a_restart_keeps_the_dms_on_the_page_and_reset_empties_both() {
         1,
         "the configuration is applied again"
     );
+    assert_eq!(
+        count(
+            &second.db_url,
+            "SELECT COUNT(*) FROM service_facts WHERE name = 'first_start'"
+        )
+        .await,
+        1,
+        "the reset records a new first start, or the scheduler would skip every firing"
+    );
     assert!(
         (200..300).contains(&second.send_now().await),
         "send-now works again at once"

@@ -58,6 +58,10 @@ pub enum SlackEvent {
     UserChange {
         user: crate::slack::outbound::client::SlackUser,
     },
+    /// A user's status changed (vacation on or off): sent with the same user object.
+    UserStatusChanged {
+        user: crate::slack::outbound::client::SlackUser,
+    },
     #[serde(other)]
     Other,
 }
@@ -71,6 +75,7 @@ impl SlackEvent {
             SlackEvent::TokensRevoked { .. } => "tokens_revoked",
             SlackEvent::MemberJoinedChannel { .. } => "member_joined_channel",
             SlackEvent::UserChange { .. } => "user_change",
+            SlackEvent::UserStatusChanged { .. } => "user_status_changed",
             SlackEvent::Other => "other",
         }
     }
