@@ -23,11 +23,14 @@ async fn the_binary_serves_the_web_api_with_the_given_token() {
         .spawn()
         .expect("start slack-emulator");
     let stdout = child.stdout.take().expect("stdout");
-    let web_api = BufReader::new(stdout)
-        .lines()
+    let mut lines = BufReader::new(stdout).lines();
+    let web_api = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix("web_api = ").map(String::from))
         .expect("the binary prints its web_api address");
+    // Keep reading what else it prints: a closed pipe would make its next line fail.
+    std::thread::spawn(move || lines.for_each(drop));
     slack_emulator::install_crypto_provider();
     let http = reqwest::Client::new();
     let ok = json_of(
@@ -111,6 +114,7 @@ scopes = ["chat:write"]
     let control = lines
         .find_map(|l| l.strip_prefix("control = ").map(String::from))
         .expect("the binary prints its control address");
+    std::thread::spawn(move || lines.for_each(drop));
     slack_emulator::install_crypto_provider();
     let http = reqwest::Client::new();
     let posted = json_of(
