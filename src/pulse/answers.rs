@@ -170,8 +170,24 @@ pub async fn store_answers(
     now: DateTime<Utc>,
 ) -> ServiceResult<Stored> {
     let mut tx = state.store.begin().await?;
+    let stored = store_answers_in(&mut tx, d, program, survey, submission, now).await?;
+    if stored == Stored::Yes {
+        tx.commit().await?;
+    }
+    Ok(stored)
+}
+
+/// [`store_answers`] inside the caller's transaction (a typed DM is stored in the transaction
+/// that records its event id). Nothing is written when it answers [`Stored::Closed`].
+pub async fn store_answers_in(
+    tx: &mut StoreTx,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    now: DateTime<Utc>,
+) -> ServiceResult<Stored> {
     if !tx.claim_answer(d.id, now).await? {
-        drop(tx);
         return Ok(Stored::Closed);
     }
     let mut changed = d.state != DeliveryState::Answered;
@@ -212,9 +228,8 @@ pub async fn store_answers(
             .await?;
     }
     if changed {
-        queue_answered_update(&mut tx, d, program, survey, now).await?;
+        queue_answered_update(tx, d, program, survey, now).await?;
     }
-    tx.commit().await?;
     Ok(Stored::Yes)
 }
 
