@@ -239,7 +239,7 @@ async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
                 .filter_map(|s| {
                     member_firings(&program, s, pm, from, from + Duration::days(120))
                         .into_iter()
-                        .find(|f| f.utc >= from)
+                        .find(|f| f.utc >= from && f.utc > now)
                         .map(|f| (f.utc, s.name.clone()))
                 })
                 .min_by_key(|(at, _)| *at)

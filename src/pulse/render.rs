@@ -531,7 +531,7 @@ pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> SlackM
 /// The reply to a number typed in the bot's DM and taken as an answer.
 pub fn typed_answer_taken(prompt: &str, said: &str) -> String {
     format!(
-        ":white_check_mark: Taken: *{}* for “{}”. The pulse above shows it; type another number to change it.",
+        ":white_check_mark: Taken: *{}* for “{}”. The pulse above shows your answer.",
         escape(said),
         escape(prompt)
     )
