@@ -250,8 +250,18 @@ async fn queue_answered_update(
         .into_iter()
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
-    let message = match render::answered_message(&render::dm_context(program, survey, d), &answers)
-    {
+    let mut consents = BTreeMap::new();
+    for q in survey.questions.iter().filter(|q| q.kind == QuestionKind::Win) {
+        let key = WinAnswerKey {
+            delivery: d.id,
+            question: q.key.clone(),
+        };
+        if let Some(consent) = tx.win_consent(&key.to_string()).await? {
+            consents.insert(q.key.clone(), consent);
+        }
+    }
+    let ctx = render::dm_context(program, survey, d);
+    let message = match render::answered_message(&ctx, &answers, &consents) {
         Ok(message) => message,
         Err(e) => {
             // The answer is stored; only the redrawn DM cannot be made (see check-config).

@@ -428,9 +428,11 @@ impl Progress {
 /// After an answer: whether the pulse is done (every required question answered), what was
 /// answered, and while the window is open a "Change answer" button, plus "Answer the rest"
 /// when required questions remain or "Add more (optional)" when only optional ones do.
+/// A win's line repeats how it will be shared (`consents`, by question key).
 pub fn answered_message(
     ctx: &DmContext,
     answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
+    consents: &BTreeMap<String, Consent>,
 ) -> Result<SlackMessage, ProtocolError> {
     let progress = Progress::of(ctx.survey, answers);
     let lines: Vec<String> = ctx
@@ -439,7 +441,11 @@ pub fn answered_message(
         .iter()
         .filter_map(|q| {
             let (number, text) = answers.get(&q.key)?;
-            answer_line(q, *number, text.as_deref())
+            let line = answer_line(q, *number, text.as_deref())?;
+            Some(match consents.get(&q.key) {
+                Some(consent) => format!("{line}\n{}", sharing_sentence(*consent)),
+                None => line,
+            })
         })
         .collect();
     let mut summary = progress.headline();
@@ -685,4 +691,82 @@ fn consent_input(q: &Question) -> Result<Value, ProtocolError> {
             "initial_option": private,
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn question(kind: QuestionKind, required: bool, key: &str) -> Question {
+        Question {
+            key: key.into(),
+            kind,
+            prompt: format!("{key}?"),
+            low_label: Some("Low".into()),
+            high_label: Some("High".into()),
+            options: vec!["A".into(), "B".into()],
+            required,
+        }
+    }
+
+    #[test]
+    fn answers_read_back_in_words() {
+        let scale = question(QuestionKind::Scale, true, "s");
+        assert_eq!(describe_answer(&scale, Some(4.0), None), "4 out of 5");
+        assert_eq!(describe_answer(&scale, Some(5.0), None), "5 out of 5 (High)");
+        assert_eq!(describe_answer(&scale, Some(1.0), None), "1 out of 5 (Low)");
+        let enps = question(QuestionKind::Enps, true, "e");
+        assert_eq!(describe_answer(&enps, Some(9.0), None), "9 out of 10");
+        let choice = question(QuestionKind::Choice, true, "c");
+        assert_eq!(describe_answer(&choice, Some(1.0), None), "B");
+        let yes_no = question(QuestionKind::YesNo, true, "y");
+        assert_eq!(describe_answer(&yes_no, Some(0.0), None), "No");
+        assert_eq!(
+            answer_line(&scale, Some(3.0), None).unwrap(),
+            "• s? — *3 out of 5*"
+        );
+    }
+
+    #[test]
+    fn a_pause_ends_at_the_end_of_the_day_it_names() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // "until 2027-01-15" is stored as 16 Jan 00:00 Berlin.
+        let stored = Utc.with_ymd_and_hms(2027, 1, 15, 23, 0, 0).unwrap();
+        assert_eq!(pause_end(stored, tz), "the end of Fri 15 Jan 2027");
+    }
+
+    #[test]
+    fn only_required_questions_count_as_missing() {
+        let survey_of = |questions: Vec<Question>| Survey {
+            id: "s".into(),
+            name: "S".into(),
+            audience: vec![],
+            cadence: crate::domain::cadence::Cadence::parse("0 10 * * MON").unwrap(),
+            every_weeks: 1,
+            window_hours: 48,
+            remind_after_hours: None,
+            anonymity: Anonymity::Anonymous,
+            questions,
+        };
+        let survey = survey_of(vec![
+            question(QuestionKind::Scale, true, "a"),
+            question(QuestionKind::Text, false, "b"),
+            question(QuestionKind::Win, false, "c"),
+        ]);
+        let answers = BTreeMap::from([("a".to_string(), (Some(3.0), None))]);
+        let p = Progress::of(&survey, &answers);
+        assert!(p.done());
+        assert_eq!(p.optional_left, 2);
+        assert_eq!(p.headline(), ":white_check_mark: *Done.* Thank you, your answer is in.");
+        let none = Progress::of(&survey, &BTreeMap::new());
+        assert!(!none.done());
+        assert_eq!(
+            none.headline(),
+            ":hourglass_flowing_sand: *Saved, not finished yet:* 1 more question to answer."
+        );
+        // A survey of optional questions only is done after any answer.
+        let optional = survey_of(vec![question(QuestionKind::Text, false, "b")]);
+        assert!(Progress::of(&optional, &BTreeMap::new()).done());
+    }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::rounds::{DeliveryRow, DELIVERY_SELECT};
-use super::{on_pool, to_ms, Millis, Store, StoreResult};
+use super::{on_pool, on_tx, to_ms, Millis, Store, StoreResult, StoreTx};
 use crate::domain::ids::{ProgramId, RoundId};
 use crate::domain::program::Anonymity;
 use crate::domain::state::Consent;
@@ -123,6 +123,19 @@ impl Store {
             .bind(program_id)
             .fetch_optional(p)
             .await?
+        }))
+    }
+}
+
+impl StoreTx {
+    /// How the author of a win typed into a survey chose to share it, by the win's answer key
+    /// (`delivery:{id}:{question}`, which exists only while the round is open).
+    pub async fn win_consent(&mut self, answer_key: &str) -> StoreResult<Option<Consent>> {
+        Ok(on_tx!(self, |c| {
+            sqlx::query_scalar("SELECT consent FROM wins WHERE answer_key = $1")
+                .bind(answer_key)
+                .fetch_optional(c)
+                .await?
         }))
     }
 }

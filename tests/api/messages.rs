@@ -392,3 +392,44 @@ async fn anything_else_typed_to_the_bot_gets_help() {
         .collect();
     assert_eq!(stranger, vec![render::dm_help(true)]);
 }
+
+const SCALE_AND_WIN: &str = r#"[[surveys.questions]]
+key = "coaching_value"
+kind = "scale"
+prompt = "How valuable was coaching this week?"
+[[surveys.questions]]
+key = "small_win"
+kind = "win"
+prompt = "Share a small win (optional)"
+"#;
+
+#[tokio::test]
+async fn the_dm_repeats_how_a_win_will_be_shared() {
+    let app = pilot(SCALE_AND_WIN, "anonymity = \"confidential\"").await;
+    click_on(&app, "U0AMY", &app.first_dm("U0AMY"), "open_modal").await;
+    let mut view = app.emulator.views().pop().expect("the modal opened").view;
+    view["state"] = json!({ "values": {
+        "q:coaching_value": { "value": { "type": "radio_buttons", "selected_option": { "value": "4" } } },
+        "q:small_win": { "value": { "type": "plain_text_input", "value": "Closed the hiring loop" } },
+        "consent:small_win": { "value": { "type": "radio_buttons", "selected_option": { "value": "anonymous" } } },
+    } });
+    let submitted = app.peer.view_submission("U0AMY", &view);
+    assert_eq!(app.send_interaction(&submitted).await.status(), 200);
+    app.drain_outbox().await;
+    let shown = texts(&app.first_dm("U0AMY").blocks);
+    assert!(
+        shown.contains(
+            "• Share a small win (optional) — *“Closed the hiring loop”*\n\
+             :tada: Your win will be shared with the program team without your name."
+        ),
+        "{shown}"
+    );
+    assert_eq!(
+        render::sharing_sentence(pulseloop::domain::state::Consent::Named),
+        ":tada: Your win will be shared with the program team with your name on it."
+    );
+    assert_eq!(
+        render::sharing_sentence(pulseloop::domain::state::Consent::Private),
+        ":lock: Your win stays private: nobody else sees it."
+    );
+}
