@@ -93,53 +93,64 @@ async fn direct_message(
 ) -> ServiceResult<()> {
     let now = state.clock.now();
     let number = text.trim();
-    let is_number = !number.is_empty() && number.len() <= 3 && number.bytes().all(|b| b.is_ascii_digit());
-    if is_number {
-        let open = state.store.open_deliveries_of(user, now).await?;
-        for d in &open {
-            let Some(program) = state.catalog.program(&d.program_id) else {
-                continue;
-            };
-            let Some(survey) = program.survey(&d.survey_id) else {
-                continue;
-            };
-            let prior = answers::answers_of(state, d.id).await?;
-            let Some(q) = current_question(survey, &prior) else {
-                continue;
-            };
-            if !matches!(q.kind, QuestionKind::Scale | QuestionKind::Enps) {
-                continue;
-            }
-            let key = OutboxKey::TypedReply {
-                delivery: d.id,
-                message_ts: ts.to_string(),
-            };
-            let reply = match parse_answer(q, Some(number)) {
-                Ok(Some(value)) => {
-                    let said = render::describe_answer(q, value.number, None);
-                    let submission = Submission {
-                        values: vec![(q.key.clone(), value)],
-                        ..Submission::default()
-                    };
-                    match answers::store_answers_in(tx, d, &program, survey, &submission, now)
-                        .await?
-                    {
-                        Stored::Yes => render::typed_answer_taken(&q.prompt, &said),
-                        Stored::Closed => continue,
-                    }
-                }
-                _ => render::typed_answer_refused(q, number),
-            };
-            tx.enqueue(&dm(key.message("chat.postMessage", json!({})), user, &reply), now)
-                .await?;
-            tracing::info!(delivery = d.id.0, "a number typed in the DM was handled as an answer");
-            return Ok(());
+    let is_number =
+        !number.is_empty() && number.len() <= 3 && number.bytes().all(|b| b.is_ascii_digit());
+    let open = if is_number {
+        state.store.open_deliveries_of(user, now).await?
+    } else {
+        Vec::new()
+    };
+    for d in &open {
+        let Some(program) = state.catalog.program(&d.program_id) else {
+            continue;
+        };
+        let Some(survey) = program.survey(&d.survey_id) else {
+            continue;
+        };
+        let prior = answers::answers_of(state, d.id).await?;
+        let Some(q) = current_question(survey, &prior) else {
+            continue;
+        };
+        if !matches!(q.kind, QuestionKind::Scale | QuestionKind::Enps) {
+            continue;
         }
+        let reply = match parse_answer(q, Some(number)) {
+            Ok(Some(value)) => {
+                let said = render::describe_answer(q, value.number, None);
+                let submission = Submission {
+                    values: vec![(q.key.clone(), value)],
+                    ..Submission::default()
+                };
+                match answers::store_answers_in(tx, d, &program, survey, &submission, now).await? {
+                    Stored::Yes => render::typed_answer_taken(&q.prompt, &said),
+                    Stored::Closed => continue,
+                }
+            }
+            _ => render::typed_answer_refused(q, number),
+        };
+        let key = OutboxKey::TypedReply {
+            delivery: d.id,
+            message_ts: ts.to_string(),
+        };
+        tx.enqueue(&dm(key.message("chat.postMessage", json!({})), user, &reply), now)
+            .await?;
+        // No ids here: a log line must not tell who answered an anonymous pulse.
+        tracing::debug!("a number typed in the bot's DM was handled as an answer");
+        return Ok(());
     }
-    let key = format!("im:{user}:{ts}");
+    // A number that answers nothing still says something about open pulses (their current
+    // question is not a number, perhaps because it was answered): keyed to one of them, so
+    // the seal deletes it. Other text gets the same help whatever was answered.
     let help = render::dm_help(is_number);
-    tx.enqueue(&dm(NewOutboxMessage::new(key, "chat.postMessage", json!({})), user, &help), now)
-        .await?;
+    let row = match open.first() {
+        Some(d) => OutboxKey::TypedReply {
+            delivery: d.id,
+            message_ts: ts.to_string(),
+        }
+        .message("chat.postMessage", json!({})),
+        None => NewOutboxMessage::new(format!("im:{user}:{ts}"), "chat.postMessage", json!({})),
+    };
+    tx.enqueue(&dm(row, user, &help), now).await?;
     Ok(())
 }
 

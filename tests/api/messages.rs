@@ -354,11 +354,19 @@ async fn a_number_typed_to_the_bot_answers_the_open_pulse_once() {
     let shown = texts(&app.first_dm("U0AMY").blocks);
     assert!(shown.contains("*Done.*"), "{shown}");
 
-    // What the replies said is an answer update: the seal deletes it.
+    // Now the current question is the optional comment: a number answers nothing, and the
+    // help says so. That reply too tells something about what was answered.
+    app.send_event(&typed(&app, "EvTYPED5", "U0AMY", "5")).await;
+    drain_later(&app).await;
+    assert_eq!(replies(&app, "U0AMY")[3], render::dm_help(true));
+    app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
+
+    // What the replies said is an answer update: the seal deletes every one.
     app.run_at(monday_ten_berlin() + Duration::hours(49)).await;
     app.assert_counts(&[
         ("SELECT COUNT(*) FROM rounds WHERE sealed_at IS NOT NULL", 1),
         ("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:typed:%'", 0),
+        ("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'im:%'", 0),
     ])
     .await;
 }
