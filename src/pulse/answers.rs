@@ -251,7 +251,11 @@ async fn queue_answered_update(
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
     let mut consents = BTreeMap::new();
-    for q in survey.questions.iter().filter(|q| q.kind == QuestionKind::Win) {
+    for q in survey
+        .questions
+        .iter()
+        .filter(|q| q.kind == QuestionKind::Win)
+    {
         let key = WinAnswerKey {
             delivery: d.id,
             question: q.key.clone(),

@@ -27,13 +27,15 @@ pub async fn handle(
                 .await?;
         }
         SlackEvent::AppHomeOpened {
-            user, tab, event_ts, ..
+            user,
+            tab,
+            event_ts,
+            ..
         } => {
             // The Messages tab opens this event too; only the Home tab is ours to draw.
             if tab.as_deref().is_none_or(|t| t == "home") {
-                let nonce = event_ts.unwrap_or_else(|| {
-                    state.clock.now().timestamp_micros().to_string()
-                });
+                let nonce =
+                    event_ts.unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
                 super::home::queue_publish(state, tx, &user, &nonce).await?;
             }
         }
@@ -132,8 +134,11 @@ async fn direct_message(
             delivery: d.id,
             message_ts: ts.to_string(),
         };
-        tx.enqueue(&dm(key.message("chat.postMessage", json!({})), user, &reply), now)
-            .await?;
+        tx.enqueue(
+            &dm(key.message("chat.postMessage", json!({})), user, &reply),
+            now,
+        )
+        .await?;
         // No ids here: a log line must not tell who answered an anonymous pulse.
         tracing::debug!("a number typed in the bot's DM was handled as an answer");
         return Ok(());

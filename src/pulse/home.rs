@@ -66,7 +66,11 @@ pub async fn publish_now(state: &Pulses, user: &UserId, nonce: &str) -> ServiceR
     Ok(())
 }
 
-async fn publish_row(state: &Pulses, user: &UserId, nonce: &str) -> ServiceResult<NewOutboxMessage> {
+async fn publish_row(
+    state: &Pulses,
+    user: &UserId,
+    nonce: &str,
+) -> ServiceResult<NewOutboxMessage> {
     let view = home_view(state, user).await?;
     let mut row = NewOutboxMessage::new(
         format!("home:{user}:{nonce}"),
@@ -211,7 +215,10 @@ fn standing_blocks(
         resume["style"] = json!("primary");
         buttons.push(resume);
     }
-    if member_of.iter().any(|(m, _)| m.state != MemberState::OptedOut) {
+    if member_of
+        .iter()
+        .any(|(m, _)| m.state != MemberState::OptedOut)
+    {
         let mut optout = button(HomeAction::OptOut, "Opt out", "optout");
         optout["style"] = json!("danger");
         optout["confirm"] = json!({
@@ -249,7 +256,11 @@ fn open_blocks(state: &Pulses, open: &[DeliveryRow]) -> Vec<Value> {
         let anonymity = round_anonymity(d.round_anonymity, survey.anonymity);
         let answered = d.state == crate::domain::state::DeliveryState::Answered;
         let (note, label, primary) = match anonymity {
-            Anonymity::Anonymous => ("You can answer or change your answer until then.", "Answer or change", true),
+            Anonymity::Anonymous => (
+                "You can answer or change your answer until then.",
+                "Answer or change",
+                true,
+            ),
             _ if answered => ("You answered.", "Change answer", false),
             _ => ("Not answered yet.", "Answer", true),
         };
@@ -306,13 +317,19 @@ fn answer_blocks(state: &Pulses, answers: &[OwnAnswer], tz: Tz) -> Vec<Value> {
         )];
         for q in &survey.questions {
             if let Some(a) = list.iter().find(|a| a.metric_key == q.key) {
-                lines.extend(render::answer_line(q, a.value_number, a.value_text.as_deref()));
+                lines.extend(render::answer_line(
+                    q,
+                    a.value_number,
+                    a.value_text.as_deref(),
+                ));
             }
         }
         blocks.push(section(&lines.join("\n")));
     }
     if rounds.is_empty() {
-        blocks.push(section("No answers to confidential or attributed pulses yet."));
+        blocks.push(section(
+            "No answers to confidential or attributed pulses yet.",
+        ));
         return blocks;
     }
     let trend = trend_lines(state, answers);
@@ -330,7 +347,11 @@ fn trend_lines(state: &Pulses, answers: &[OwnAnswer]) -> Vec<String> {
     for a in answers {
         if let Some(v) = a.value_number {
             series
-                .entry((a.program_id.clone(), a.survey_id.clone(), a.metric_key.clone()))
+                .entry((
+                    a.program_id.clone(),
+                    a.survey_id.clone(),
+                    a.metric_key.clone(),
+                ))
                 .or_default()
                 .push(v);
         }
@@ -402,7 +423,9 @@ fn win_blocks(state: &Pulses, wins: &[OwnWin]) -> Vec<Value> {
     }
     vec![
         section(&lines.join("\n")),
-        context("Wins you shared without your name are not listed: nothing stored links them to you."),
+        context(
+            "Wins you shared without your name are not listed: nothing stored links them to you.",
+        ),
     ]
 }
 
@@ -441,7 +464,11 @@ fn owner_blocks(program: &Program, digest: Option<&LatestDigest>) -> Vec<Value> 
             blocks.push(section(&lines.join("\n")));
         }
     }
-    let mut preview = button(HomeAction::PreviewDigest, "Preview digest", program.id.as_str());
+    let mut preview = button(
+        HomeAction::PreviewDigest,
+        "Preview digest",
+        program.id.as_str(),
+    );
     preview["style"] = json!("primary");
     blocks.push(json!({ "type": "actions", "elements": [preview] }));
     blocks.push(json!({ "type": "divider" }));
@@ -454,7 +481,10 @@ fn digest_headline(content: &Value, k: u32) -> Vec<String> {
     let mut lines = Vec::new();
     let p = &content["participation"];
     if let (Some(asked), Some(answered)) = (p["asked"].as_i64(), p["answered"].as_i64()) {
-        let rate = p["rate"].as_f64().map(|r| format!(" ({:.0} %)", r * 100.0)).unwrap_or_default();
+        let rate = p["rate"]
+            .as_f64()
+            .map(|r| format!(" ({:.0} %)", r * 100.0))
+            .unwrap_or_default();
         lines.push(format!("• Participation: {answered} of {asked}{rate}"));
     }
     let metrics = content["metrics"].as_array().cloned().unwrap_or_default();
@@ -479,7 +509,10 @@ fn digest_headline(content: &Value, k: u32) -> Vec<String> {
         lines.push(line);
     }
     if metrics.len() > MAX_DIGEST_METRICS {
-        lines.push(format!("• and {} more in the digest", metrics.len() - MAX_DIGEST_METRICS));
+        lines.push(format!(
+            "• and {} more in the digest",
+            metrics.len() - MAX_DIGEST_METRICS
+        ));
     }
     let e = &content["enps"];
     if e.is_object() {

@@ -714,7 +714,10 @@ mod tests {
     fn answers_read_back_in_words() {
         let scale = question(QuestionKind::Scale, true, "s");
         assert_eq!(describe_answer(&scale, Some(4.0), None), "4 out of 5");
-        assert_eq!(describe_answer(&scale, Some(5.0), None), "5 out of 5 (High)");
+        assert_eq!(
+            describe_answer(&scale, Some(5.0), None),
+            "5 out of 5 (High)"
+        );
         assert_eq!(describe_answer(&scale, Some(1.0), None), "1 out of 5 (Low)");
         let enps = question(QuestionKind::Enps, true, "e");
         assert_eq!(describe_answer(&enps, Some(9.0), None), "9 out of 10");
@@ -758,7 +761,10 @@ mod tests {
         let p = Progress::of(&survey, &answers);
         assert!(p.done());
         assert_eq!(p.optional_left, 2);
-        assert_eq!(p.headline(), ":white_check_mark: *Done.* Thank you, your answer is in.");
+        assert_eq!(
+            p.headline(),
+            ":white_check_mark: *Done.* Thank you, your answer is in."
+        );
         let none = Progress::of(&survey, &BTreeMap::new());
         assert!(!none.done());
         assert_eq!(

@@ -130,18 +130,51 @@ async fn a_members_home_shows_only_their_own_answers() {
     app.send_monday_pulse().await;
     crate::messages::drain_later(&app).await;
     // Confidential: Ann works on delegation, Ben on strategy. Anonymous: Lighthouse, Harbour.
-    click_on(&app, "U0ANN", &dm_of(&app, "U0ANN", "Focus check"), "answer:0").await;
-    click_on(&app, "U0BEN", &dm_of(&app, "U0BEN", "Focus check"), "answer:1").await;
-    click_on(&app, "U0ANN", &dm_of(&app, "U0ANN", "Mood pulse"), "answer:0").await;
-    click_on(&app, "U0BEN", &dm_of(&app, "U0BEN", "Mood pulse"), "answer:1").await;
+    click_on(
+        &app,
+        "U0ANN",
+        &dm_of(&app, "U0ANN", "Focus check"),
+        "answer:0",
+    )
+    .await;
+    click_on(
+        &app,
+        "U0BEN",
+        &dm_of(&app, "U0BEN", "Focus check"),
+        "answer:1",
+    )
+    .await;
+    click_on(
+        &app,
+        "U0ANN",
+        &dm_of(&app, "U0ANN", "Mood pulse"),
+        "answer:0",
+    )
+    .await;
+    click_on(
+        &app,
+        "U0BEN",
+        &dm_of(&app, "U0BEN", "Mood pulse"),
+        "answer:1",
+    )
+    .await;
     app.drain_outbox().await;
 
     // While the rounds are open: Ann's own confidential answer, never Ben's, never an
     // anonymous answer (not even her own), and the anonymous pulse reads as it would unanswered.
     let ann = texts(&open_home(&app, "U0ANN", "EvHOME1").await);
-    assert!(ann.contains("• What did you work on? — *Delegation*"), "{ann}");
-    assert!(!ann.contains("Strategy") && !ann.contains("Lighthouse") && !ann.contains("Harbour"), "{ann}");
-    assert!(ann.contains("*Focus check* (Pilot Program), closes Wed 6 Jan, 10:00 CET\nYou answered."), "{ann}");
+    assert!(
+        ann.contains("• What did you work on? — *Delegation*"),
+        "{ann}"
+    );
+    assert!(
+        !ann.contains("Strategy") && !ann.contains("Lighthouse") && !ann.contains("Harbour"),
+        "{ann}"
+    );
+    assert!(
+        ann.contains("*Focus check* (Pilot Program), closes Wed 6 Jan, 10:00 CET\nYou answered."),
+        "{ann}"
+    );
     assert!(ann.contains("*Mood pulse* (Pilot Program), closes Wed 6 Jan, 10:00 CET\nYou can answer or change your answer until then."), "{ann}");
     assert!(ann.contains("Answer or change"), "{ann}");
     // The answer button opens the survey modal.
@@ -157,8 +190,14 @@ async fn a_members_home_shows_only_their_own_answers() {
 
     let ann = texts(&open_home(&app, "U0ANN", "EvHOME2").await);
     let ben = texts(&open_home(&app, "U0BEN", "EvHOME3").await);
-    assert!(ann.contains("*Focus check*, Mon 4 Jan 2027\n• What did you work on? — *Delegation*"), "{ann}");
-    assert!(ben.contains("*Focus check*, Mon 4 Jan 2027\n• What did you work on? — *Strategy*"), "{ben}");
+    assert!(
+        ann.contains("*Focus check*, Mon 4 Jan 2027\n• What did you work on? — *Delegation*"),
+        "{ann}"
+    );
+    assert!(
+        ben.contains("*Focus check*, Mon 4 Jan 2027\n• What did you work on? — *Strategy*"),
+        "{ben}"
+    );
     for (who, home, others) in [
         ("Ann", &ann, ["Strategy", "Lighthouse", "Harbour"]),
         ("Ben", &ben, ["Delegation", "Lighthouse", "Harbour"]),
@@ -166,8 +205,14 @@ async fn a_members_home_shows_only_their_own_answers() {
         for word in others {
             assert!(!home.contains(word), "{who}'s home shows {word}: {home}");
         }
-        assert!(home.contains("Nothing is waiting for you right now."), "{home}");
-        assert!(home.contains("Answers to anonymous pulses are never shown"), "{home}");
+        assert!(
+            home.contains("Nothing is waiting for you right now."),
+            "{home}"
+        );
+        assert!(
+            home.contains("Answers to anonymous pulses are never shown"),
+            "{home}"
+        );
     }
     // The publishes went through the outbox, one per opening.
     app.assert_count(
@@ -182,11 +227,24 @@ async fn the_home_says_what_we_collect_in_the_words_of_every_dm_and_offers_the_c
     let app = app().await;
     let home = open_home(&app, "U0ANN", "EvHOME1").await;
     let shown = texts(&home);
-    assert!(shown.contains("*What we collect and who sees it*"), "{shown}");
-    for mode in [Anonymity::Anonymous, Anonymity::Confidential, Anonymity::Attributed] {
-        assert!(shown.contains(&render::anonymity_statement(mode, 3)), "{shown}");
+    assert!(
+        shown.contains("*What we collect and who sees it*"),
+        "{shown}"
+    );
+    for mode in [
+        Anonymity::Anonymous,
+        Anonymity::Confidential,
+        Anonymity::Attributed,
+    ] {
+        assert!(
+            shown.contains(&render::anonymity_statement(mode, 3)),
+            "{shown}"
+        );
     }
-    assert!(shown.contains("*Pilot Program*: you get its pulses."), "{shown}");
+    assert!(
+        shown.contains("*Pilot Program*: you get its pulses."),
+        "{shown}"
+    );
     assert!(shown.contains("No wins yet."), "{shown}");
     for action in ["home_pause", "home_optout"] {
         crate::messages::find_action(&home["blocks"], action);
@@ -196,7 +254,9 @@ async fn the_home_says_what_we_collect_in_the_words_of_every_dm_and_offers_the_c
     assert!(blocks.contains("\"confirm\":{"), "{blocks}");
 
     // Pause from the tab: stored, and the tab redrawn with Resume.
-    let r = app.send_interaction(&home_click("U0ANN", "home_pause", "pause", 1)).await;
+    let r = app
+        .send_interaction(&home_click("U0ANN", "home_pause", "pause", 1))
+        .await;
     assert_eq!(r.status(), 200);
     app.drain_outbox().await;
     app.assert_count(
@@ -209,8 +269,10 @@ async fn the_home_says_what_we_collect_in_the_words_of_every_dm_and_offers_the_c
     crate::messages::find_action(&home["blocks"], "home_resume");
 
     // Resume, then opt out.
-    app.send_interaction(&home_click("U0ANN", "home_resume", "resume", 2)).await;
-    app.send_interaction(&home_click("U0ANN", "home_optout", "optout", 3)).await;
+    app.send_interaction(&home_click("U0ANN", "home_resume", "resume", 2))
+        .await;
+    app.send_interaction(&home_click("U0ANN", "home_optout", "optout", 3))
+        .await;
     app.drain_outbox().await;
     app.assert_count(
         "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0ANN' AND state = 'opted_out'",
@@ -226,7 +288,10 @@ async fn an_owner_sees_the_last_digest_and_can_ask_for_a_preview() {
     let shown = texts(&open_home(&app, "U0OWN", "EvOWN1").await);
     assert!(shown.contains("Pilot Program: program owner"), "{shown}");
     assert!(shown.contains("*Pilot Program*: No digest yet."), "{shown}");
-    assert!(!shown.contains("Your pulses"), "the owner is not a member: {shown}");
+    assert!(
+        !shown.contains("Your pulses"),
+        "the owner is not a member: {shown}"
+    );
 
     // Mon 28 Dec 2026 00:00 to Mon 4 Jan 2027 00:00, Berlin.
     exec(
@@ -254,11 +319,17 @@ async fn an_owner_sees_the_last_digest_and_can_ask_for_a_preview() {
 
     // The preview is not wired yet: the owner is told so by DM. A member who forges the
     // click is refused.
-    app.send_interaction(&home_click("U0OWN", "digest_preview", "pilot", 1)).await;
-    app.send_interaction(&home_click("U0ANN", "digest_preview", "pilot", 2)).await;
+    app.send_interaction(&home_click("U0OWN", "digest_preview", "pilot", 1))
+        .await;
+    app.send_interaction(&home_click("U0ANN", "digest_preview", "pilot", 2))
+        .await;
     app.drain_outbox().await;
     let said = |user: &str| -> Vec<String> {
-        app.emulator.dm_messages(user).into_iter().map(|m| m.text).collect()
+        app.emulator
+            .dm_messages(user)
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
     };
     assert_eq!(said("U0OWN"), vec![home::DIGEST_PREVIEW_NOT_YET]);
     assert_eq!(said("U0ANN"), vec![home::DIGEST_PREVIEW_REFUSED]);
@@ -268,11 +339,30 @@ async fn an_owner_sees_the_last_digest_and_can_ask_for_a_preview() {
 async fn a_member_sees_their_own_trend_and_wins() {
     let app = app().await;
     for (week, focus, energy) in [(0, "answer:0", "answer:2"), (1, "answer:2", "answer:4")] {
-        app.run_at(monday_ten_berlin() + Duration::weeks(week)).await;
+        app.run_at(monday_ten_berlin() + Duration::weeks(week))
+            .await;
         crate::messages::drain_later(&app).await;
-        click_on(&app, "U0ANN", &dm_of_latest(&app, "U0ANN", "Focus check"), focus).await;
-        click_on(&app, "U0ANN", &dm_of_latest(&app, "U0ANN", "Energy check"), energy).await;
-        click_on(&app, "U0BEN", &dm_of_latest(&app, "U0BEN", "Energy check"), "answer:5").await;
+        click_on(
+            &app,
+            "U0ANN",
+            &dm_of_latest(&app, "U0ANN", "Focus check"),
+            focus,
+        )
+        .await;
+        click_on(
+            &app,
+            "U0ANN",
+            &dm_of_latest(&app, "U0ANN", "Energy check"),
+            energy,
+        )
+        .await;
+        click_on(
+            &app,
+            "U0BEN",
+            &dm_of_latest(&app, "U0BEN", "Energy check"),
+            "answer:5",
+        )
+        .await;
         app.drain_outbox().await;
     }
     exec(
@@ -296,7 +386,10 @@ async fn a_member_sees_their_own_trend_and_wins() {
         "{ann}"
     );
     let ben = texts(&open_home(&app, "U0BEN", "EvTREND2").await);
-    assert!(ben.contains("• How is your energy? ██ latest: *5 out of 5* (2 pulses)"), "{ben}");
+    assert!(
+        ben.contains("• How is your energy? ██ latest: *5 out of 5* (2 pulses)"),
+        "{ben}"
+    );
     assert!(!ben.contains("hiring loop") && !ben.contains("▃▆"), "{ben}");
     assert!(ben.contains("No wins yet."), "{ben}");
 }
@@ -306,7 +399,6 @@ fn dm_of_latest(app: &TestApp, user: &str, survey: &str) -> EmulatedMessage {
     app.emulator
         .dm_messages(user)
         .into_iter()
-        .filter(|m| m.thread_ts.is_none() && texts(&m.blocks).contains(survey))
-        .next_back()
+        .rfind(|m| m.thread_ts.is_none() && texts(&m.blocks).contains(survey))
         .unwrap_or_else(|| panic!("no {survey} DM for {user}"))
 }

@@ -34,7 +34,8 @@ pub fn texts(v: &Value) -> String {
 /// The block_id, action_id and value of the first element whose action_id starts with `prefix`.
 pub fn find_action(blocks: &Value, prefix: &str) -> (String, String, String) {
     for block in blocks.as_array().into_iter().flatten() {
-        let mut elements: Vec<&Value> = block["elements"].as_array().into_iter().flatten().collect();
+        let mut elements: Vec<&Value> =
+            block["elements"].as_array().into_iter().flatten().collect();
         elements.extend(block.get("accessory"));
         for e in elements {
             let id = e["action_id"].as_str().unwrap_or("");
@@ -143,10 +144,17 @@ async fn one_click_on_a_one_click_pulse_says_done_and_offers_the_rest_as_optiona
     assert!(shown.contains("1 optional question is left, if you want to add something."));
     assert!(shown.contains("Add more (optional)"), "{shown}");
     assert!(shown.contains("Change answer"), "{shown}");
-    assert!(!shown.contains("(1/2)") && !shown.contains("Answer the rest"), "{shown}");
+    assert!(
+        !shown.contains("(1/2)") && !shown.contains("Answer the rest"),
+        "{shown}"
+    );
     assert!(!shown.contains("week?: "), "no clumsy punctuation: {shown}");
-    assert!(dm.text.starts_with("Done: your answer is in for Pilot Program"), "{}", dm.text);
-
+    assert!(
+        dm.text
+            .starts_with("Done: your answer is in for Pilot Program"),
+        "{}",
+        dm.text
+    );
 }
 
 #[tokio::test]
@@ -158,7 +166,9 @@ async fn optional_questions_never_count_as_missing() {
     let shown = texts(&app.first_dm("U0AMY").blocks);
     // Two required, one answered: one left (the optional comment is not counted).
     assert!(
-        shown.contains(":hourglass_flowing_sand: *Saved, not finished yet:* 1 more question to answer."),
+        shown.contains(
+            ":hourglass_flowing_sand: *Saved, not finished yet:* 1 more question to answer."
+        ),
         "{shown}"
     );
     assert!(shown.contains("Answer the last question"), "{shown}");
@@ -179,7 +189,10 @@ async fn the_dm_names_the_program_once_and_makes_the_promise_of_its_mode() {
         let dm = app.first_dm("U0AMY");
         let shown = texts(&dm.blocks);
         assert_eq!(shown.matches("Pilot Program").count(), 1, "{shown}");
-        assert!(shown.contains(&render::anonymity_statement(mode, 3)), "{shown}");
+        assert!(
+            shown.contains(&render::anonymity_statement(mode, 3)),
+            "{shown}"
+        );
         // The same words after an answer, and in the modal.
         click_on(&app, "U0AMY", &dm, "answer:2").await;
         app.drain_outbox().await;
@@ -194,7 +207,8 @@ async fn the_dm_names_the_program_once_and_makes_the_promise_of_its_mode() {
 
 #[test]
 fn the_wording_per_mode_is_the_one_in_the_readme() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert_eq!(
         render::anonymity_statement(Anonymity::Anonymous, 5),
         ":lock: Anonymous: when this pulse closes, your answers are unlinked from your name for good. \
@@ -210,7 +224,11 @@ fn the_wording_per_mode_is_the_one_in_the_readme() {
         ":bust_in_silhouette: Attributed: the program team sees your name next to your answers, \
          and your comments word for word."
     );
-    for mode in [Anonymity::Anonymous, Anonymity::Confidential, Anonymity::Attributed] {
+    for mode in [
+        Anonymity::Anonymous,
+        Anonymity::Confidential,
+        Anonymity::Attributed,
+    ] {
         let text = render::anonymity_statement(mode, 5);
         let words = text.split_once(' ').unwrap().1; // without the emoji shortcode
         assert!(readme.contains(words), "README lacks: {words}");
@@ -345,7 +363,8 @@ async fn a_number_typed_to_the_bot_answers_the_open_pulse_once() {
     assert_eq!(replies(&app, "U0AMY").len(), 2, "the retry replied nothing");
 
     // The next number answers the next required question: then the pulse is done.
-    app.send_event(&typed(&app, "EvTYPED10", "U0AMY", "10")).await;
+    app.send_event(&typed(&app, "EvTYPED10", "U0AMY", "10"))
+        .await;
     drain_later(&app).await;
     assert_eq!(
         replies(&app, "U0AMY")[2],
@@ -365,8 +384,14 @@ async fn a_number_typed_to_the_bot_answers_the_open_pulse_once() {
     app.run_at(monday_ten_berlin() + Duration::hours(49)).await;
     app.assert_counts(&[
         ("SELECT COUNT(*) FROM rounds WHERE sealed_at IS NOT NULL", 1),
-        ("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:typed:%'", 0),
-        ("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'im:%'", 0),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE '%:typed:%'",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'im:%'",
+            0,
+        ),
     ])
     .await;
 }
@@ -377,21 +402,27 @@ async fn anything_else_typed_to_the_bot_gets_help() {
     app.send_event(&typed(&app, "EvHELLO", "U0AMY", "hello, what is this?"))
         .await;
     drain_later(&app).await;
-    assert_eq!(
-        replies(&app, "U0AMY"),
-        vec![render::dm_help(false)],
-    );
+    assert_eq!(replies(&app, "U0AMY"), vec![render::dm_help(false)],);
     let help = render::dm_help(false);
-    assert!(help.starts_with("Hi! I only understand a few things here.\n• Type a number"), "{help}");
+    assert!(
+        help.starts_with("Hi! I only understand a few things here.\n• Type a number"),
+        "{help}"
+    );
     assert!(help.contains("`/pulse status`"));
     // A stranger's DM gets the same help, and the bot never answers itself.
     app.add_user("U0STRANGER", "Europe/Berlin");
-    app.send_event(&typed(&app, "EvSTRANGER", "U0STRANGER", "4")).await;
+    app.send_event(&typed(&app, "EvSTRANGER", "U0STRANGER", "4"))
+        .await;
     let mut own = app.peer.message_im("U0AMY", "echo");
     own["bot_id"] = json!("B0BOT");
-    app.send_event(&app.peer.event_callback("EvECHO", own)).await;
+    app.send_event(&app.peer.event_callback("EvECHO", own))
+        .await;
     drain_later(&app).await;
-    assert_eq!(replies(&app, "U0AMY").len(), 1, "no reply to the bot's own message");
+    assert_eq!(
+        replies(&app, "U0AMY").len(),
+        1,
+        "no reply to the bot's own message"
+    );
     let stranger: Vec<String> = app
         .emulator
         .dm_messages("U0STRANGER")
