@@ -170,8 +170,36 @@ pub async fn store_answers(
     now: DateTime<Utc>,
 ) -> ServiceResult<Stored> {
     let mut tx = state.store.begin().await?;
+    let stored = store_answers_in(&mut tx, d, program, survey, submission, now).await?;
+    if stored == Stored::Yes {
+        tx.commit().await?;
+        // Counts only: never a value, and neither the member nor the delivery (an anonymous
+        // round's log must not tell who answered).
+        tracing::info!(
+            event = "answer_stored",
+            program = %program.id,
+            survey = %survey.id,
+            round_id = d.round_id.0,
+            questions = submission.values.len(),
+            cleared = submission.cleared.len(),
+            wins = submission.wins.len(),
+            "answer stored"
+        );
+    }
+    Ok(stored)
+}
+
+/// [`store_answers`] inside the caller's transaction (a typed DM is stored in the transaction
+/// that records its event id). Nothing is written when it answers [`Stored::Closed`].
+pub async fn store_answers_in(
+    tx: &mut StoreTx,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    now: DateTime<Utc>,
+) -> ServiceResult<Stored> {
     if !tx.claim_answer(d.id, now).await? {
-        drop(tx);
         return Ok(Stored::Closed);
     }
     let mut changed = d.state != DeliveryState::Answered;
@@ -212,22 +240,8 @@ pub async fn store_answers(
             .await?;
     }
     if changed {
-        queue_answered_update(&mut tx, d, program, survey, now).await?;
+        queue_answered_update(tx, d, program, survey, now).await?;
     }
-    tx.commit().await?;
-    // Counts only: never a value, and neither the member nor the delivery (an anonymous
-    // round's log must not tell who answered).
-    tracing::info!(
-        event = "answer_stored",
-        program = %program.id,
-        survey = %survey.id,
-        round_id = d.round_id.0,
-        questions = submission.values.len(),
-        cleared = submission.cleared.len(),
-        wins = submission.wins.len(),
-        changed,
-        "answer stored"
-    );
     Ok(Stored::Yes)
 }
 
@@ -248,8 +262,22 @@ async fn queue_answered_update(
         .into_iter()
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
-    let message = match render::answered_message(&render::dm_context(program, survey, d), &answers)
+    let mut consents = BTreeMap::new();
+    for q in survey
+        .questions
+        .iter()
+        .filter(|q| q.kind == QuestionKind::Win)
     {
+        let key = WinAnswerKey {
+            delivery: d.id,
+            question: q.key.clone(),
+        };
+        if let Some(consent) = tx.win_consent(&key.to_string()).await? {
+            consents.insert(q.key.clone(), consent);
+        }
+    }
+    let ctx = render::dm_context(program, survey, d);
+    let message = match render::answered_message(&ctx, &answers, &consents) {
         Ok(message) => message,
         Err(e) => {
             // The answer is stored; only the redrawn DM cannot be made (see check-config).

@@ -14,7 +14,7 @@ use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::slack::protocol::{
-    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId,
+    AnswerActionId, BlockPart, HomeAction, ModalInputId, ModalMetadata, PulseBlockId,
 };
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
@@ -54,14 +54,13 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = &ba.user.id;
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
-        let now = state.clock.now();
-        let mut tx = state.store.begin().await?;
-        let n = tx
-            .apply_member_control(user, MemberControl::OptOut, now)
-            .await?;
-        tx.commit().await?;
+        let n = apply_control(state, user, MemberControl::OptOut).await?;
         tracing::info!(event = "opt_out", member = %user, memberships = n, source = "button", "member opted out");
+        confirm_in_place(state, ba, &super::commands::optout_reply(n)).await;
         return Ok(());
+    }
+    if let Ok(home_action) = action.action_id.parse::<HomeAction>() {
+        return on_home_action(state, ba, action, home_action).await;
     }
     if action.action_id == render::ACTION_OPEN_MODAL {
         let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
@@ -114,6 +113,98 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
             Ok(())
         }
     }
+}
+
+async fn apply_control(
+    state: &Pulses,
+    user: &UserId,
+    control: MemberControl,
+) -> ServiceResult<u64> {
+    let mut tx = state.store.begin().await?;
+    let n = tx
+        .apply_member_control(user, control, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Replaces the message that held the clicked button (the ephemeral "Opt out of all
+/// pulses?") with `text`, through the click's `response_url`; a click on the Home tab redraws
+/// the tab instead.
+async fn confirm_in_place(state: &Pulses, ba: &BlockActions, text: &str) {
+    if is_home(ba) {
+        republish_home(state, ba).await;
+        return;
+    }
+    let Some(url) = ba.response_url.as_deref() else {
+        return;
+    };
+    let body = serde_json::json!({ "replace_original": true, "text": text });
+    if let Err(e) = state.slack.respond(url, &body).await {
+        tracing::warn!(error = %e, "could not confirm the click in place");
+    }
+}
+
+fn is_home(ba: &BlockActions) -> bool {
+    ba.view.as_ref().and_then(|v| v.kind.as_deref()) == Some("home")
+}
+
+/// Queues the clicking member's Home tab again (after a control changed it).
+async fn republish_home(state: &Pulses, ba: &BlockActions) {
+    let nonce = ba
+        .actions
+        .first()
+        .and_then(|a| a.action_ts.clone())
+        .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
+    if let Err(e) = super::home::publish_now(state, &ba.user.id, &nonce).await {
+        tracing::warn!(error = %e, "could not queue the Home tab");
+    }
+}
+
+/// A button of the App Home tab: pause, resume, opt out (Slack asked to confirm), or an
+/// owner's "Preview digest".
+async fn on_home_action(
+    state: &Pulses,
+    ba: &BlockActions,
+    action: &Action,
+    home_action: HomeAction,
+) -> ServiceResult<()> {
+    let user = &ba.user.id;
+    let control = match home_action {
+        HomeAction::Pause => MemberControl::Pause { until: None },
+        HomeAction::Resume => MemberControl::Resume,
+        HomeAction::OptOut => MemberControl::OptOut,
+        HomeAction::PreviewDigest => return preview_digest(state, ba, action).await,
+    };
+    apply_control(state, user, control).await?;
+    republish_home(state, ba).await;
+    Ok(())
+}
+
+/// "Preview digest": owners only. The preview itself is wired where the digest is built;
+/// until then the owner is told plainly, by DM (a Home tab has no channel for an ephemeral).
+async fn preview_digest(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
+    let user = &ba.user.id;
+    let program = action
+        .value
+        .as_deref()
+        .map(|v| crate::domain::ids::ProgramId(v.to_string()))
+        .and_then(|id| state.catalog.program(&id));
+    let is_owner = program
+        .as_ref()
+        .is_some_and(|p| p.owners.iter().any(|o| o == user.as_str()));
+    let text = if is_owner {
+        super::home::DIGEST_PREVIEW_NOT_YET
+    } else {
+        super::home::DIGEST_PREVIEW_REFUSED
+    };
+    let nonce = action
+        .action_ts
+        .clone()
+        .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
+    let row = super::home::dm_row(user, format!("digest-preview:{user}:{nonce}"), text);
+    state.store.enqueue(&row, state.clock.now()).await?;
+    Ok(())
 }
 
 /// The member's own delivery, if its window is still open; after it closes the member is

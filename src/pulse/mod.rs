@@ -8,6 +8,7 @@ pub mod answers;
 pub mod catalog;
 pub mod commands;
 pub mod events;
+pub mod home;
 pub mod interactions;
 pub mod render;
 pub mod sync;

@@ -277,6 +277,56 @@ impl FromStr for ModalMetadata {
     }
 }
 
+/// The action_ids of the App Home tab's buttons (and the owner's "Preview digest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeAction {
+    /// `home_pause`: pause every pulse until `/pulse resume` (or the Resume button).
+    Pause,
+    /// `home_resume`: start again, also after opting out.
+    Resume,
+    /// `home_optout`: opt out (Slack asks for confirmation first: the button carries a
+    /// `confirm` dialog).
+    OptOut,
+    /// `digest_preview`: an owner asks for a preview of the program's digest; the value is
+    /// the program id.
+    PreviewDigest,
+}
+
+impl HomeAction {
+    const WHAT: &'static str = "home action_id";
+    pub const ALL: [HomeAction; 4] = [
+        HomeAction::Pause,
+        HomeAction::Resume,
+        HomeAction::OptOut,
+        HomeAction::PreviewDigest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HomeAction::Pause => "home_pause",
+            HomeAction::Resume => "home_resume",
+            HomeAction::OptOut => "home_optout",
+            HomeAction::PreviewDigest => "digest_preview",
+        }
+    }
+}
+
+impl fmt::Display for HomeAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HomeAction {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| malformed(Self::WHAT, text))
+    }
+}
+
 /// A posted message that later rows update or reply to: `delivery:{id}` is a delivery's DM.
 /// Stored as the outbox's `message_key`/`target_key` and in `slack_messages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +370,13 @@ pub enum OutboxKey {
         delivery: DeliveryId,
         action_ts: String,
     },
+    /// `delivery:{id}:typed:{message_ts}`: the reply to a number typed in the bot's DM while
+    /// this delivery was open. It says what was taken (or why not), so it is an answer update
+    /// by kind: the seal deletes it, whatever its status.
+    TypedReply {
+        delivery: DeliveryId,
+        message_ts: String,
+    },
 }
 
 impl OutboxKey {
@@ -331,7 +388,8 @@ impl OutboxKey {
             | OutboxKey::Reminder(d)
             | OutboxKey::ClosedUpdate(d)
             | OutboxKey::AnswerUpdate { delivery: d, .. }
-            | OutboxKey::LateNotice { delivery: d, .. } => *d,
+            | OutboxKey::LateNotice { delivery: d, .. }
+            | OutboxKey::TypedReply { delivery: d, .. } => *d,
         }
     }
 
@@ -340,7 +398,9 @@ impl OutboxKey {
         match self {
             OutboxKey::Pulse(_) => OutboxKind::Pulse,
             OutboxKey::Reminder(_) => OutboxKind::Reminder,
-            OutboxKey::AnswerUpdate { .. } => OutboxKind::AnswerUpdate,
+            OutboxKey::AnswerUpdate { .. } | OutboxKey::TypedReply { .. } => {
+                OutboxKind::AnswerUpdate
+            }
             OutboxKey::ClosedUpdate(_) => OutboxKind::ClosedUpdate,
             OutboxKey::LateNotice { .. } => OutboxKind::LateNotice,
         }
@@ -364,6 +424,9 @@ impl fmt::Display for OutboxKey {
             OutboxKey::AnswerUpdate { revision, .. } => write!(f, "delivery:{d}:answer:{revision}"),
             OutboxKey::ClosedUpdate(_) => write!(f, "delivery:{d}:closed"),
             OutboxKey::LateNotice { action_ts, .. } => write!(f, "delivery:{d}:late:{action_ts}"),
+            OutboxKey::TypedReply { message_ts, .. } => {
+                write!(f, "delivery:{d}:typed:{message_ts}")
+            }
         }
     }
 }
@@ -386,6 +449,10 @@ impl FromStr for OutboxKey {
             Some(("late", ts)) if !ts.is_empty() => OutboxKey::LateNotice {
                 delivery: d,
                 action_ts: ts.to_string(),
+            },
+            Some(("typed", ts)) if !ts.is_empty() => OutboxKey::TypedReply {
+                delivery: d,
+                message_ts: ts.to_string(),
             },
             _ => return Err(bad()),
         };
@@ -741,6 +808,14 @@ mod tests {
                     format!("delivery:{d}:late:1700000000.123456"),
                     OutboxKind::LateNotice,
                 ),
+                (
+                    OutboxKey::TypedReply {
+                        delivery: d,
+                        message_ts: "1700000000.000200".into(),
+                    },
+                    format!("delivery:{d}:typed:1700000000.000200"),
+                    OutboxKind::AnswerUpdate,
+                ),
             ];
             for (key, text, kind) in keys {
                 assert_eq!(key.to_string(), text);
@@ -793,6 +868,17 @@ mod tests {
             plain.ephemeral_payload("D1", "U1"),
             json!({ "channel": "D1", "user": "U1", "text": "ping" })
         );
+    }
+
+    #[test]
+    fn home_actions_round_trip() {
+        for a in HomeAction::ALL {
+            assert_eq!(a.to_string().parse::<HomeAction>().unwrap(), a);
+        }
+        assert_eq!(HomeAction::PreviewDigest.to_string(), "digest_preview");
+        for text in ["", "home", "home_", "open_modal", "answer:1", "Home_pause"] {
+            assert!(text.parse::<HomeAction>().is_err(), "{text:?} parsed");
+        }
     }
 
     #[test]

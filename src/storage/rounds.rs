@@ -73,7 +73,7 @@ impl DeliveryRow {
 const RESPONSES_OF_DELIVERY: &str =
     "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key";
 
-const DELIVERY_SELECT: &str =
+pub(super) const DELIVERY_SELECT: &str =
     "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
         d.timezone, d.closes_at, d.remind_at, d.sent_at, d.reminded_at, d.answered_at, d.closed_at,
         d.channel_id, d.message_ts, d.failure_reason, d.answer_revision, r.program_id, r.survey_id,

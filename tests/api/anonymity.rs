@@ -166,7 +166,10 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     let updates = app.emulator.calls_to("chat.update");
     assert_eq!(updates.len(), 3, "A, B and A again each update the DM");
     let last = app.emulator.dm_messages("U0REV")[0].blocks.to_string();
-    assert!(last.contains("*2*"), "the DM shows what is stored: {last}");
+    assert!(
+        last.contains("*2 out of 5*"),
+        "the DM shows what is stored: {last}"
+    );
 
     // Keys carry a revision, nothing derived from the answers.
     let keys = rows(
@@ -199,7 +202,7 @@ async fn answer_updates_are_keyed_by_revision_and_a_newer_one_supersedes_the_pen
     app.drain_outbox().await;
     assert_eq!(app.emulator.calls_to("chat.update").len(), 4);
     let last = app.emulator.dm_messages("U0REV")[0].blocks.to_string();
-    assert!(last.contains("*1*"), "{last}");
+    assert!(last.contains("*1 out of 5*"), "{last}");
 
     // At the seal every answer update goes, whatever its status.
     app.advance(Duration::hours(49));

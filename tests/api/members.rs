@@ -58,7 +58,7 @@ async fn a_pause_with_an_end_date_ends_by_itself() {
         reply["text"]
             .as_str()
             .unwrap()
-            .contains("Paused until the end of 2027-01-03"),
+            .contains("Paused until the end of Sun 3 Jan 2027."),
         "{reply}"
     );
     let bad = command(&app, "U0P1", "pause until someday").await;
@@ -136,7 +136,7 @@ async fn status_lists_what_is_pending_and_the_next_pulse() {
         after["text"]
             .as_str()
             .unwrap()
-            .contains("Waiting for you: *weekly*"),
+            .contains("Waiting for you: *Weekly pulse* (Pilot Program)"),
         "{after}"
     );
     let stranger = command(&app, "U0NOBODY", "status").await;

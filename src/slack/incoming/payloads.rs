@@ -36,6 +36,7 @@ pub enum SlackEvent {
         user: UserId,
         channel: Option<ChannelId>,
         tab: Option<String>,
+        event_ts: Option<String>,
     },
     Message {
         user: Option<UserId>,
@@ -44,6 +45,7 @@ pub enum SlackEvent {
         channel_type: Option<String>,
         bot_id: Option<String>,
         subtype: Option<String>,
+        ts: Option<String>,
     },
     AppUninstalled {},
     TokensRevoked {
@@ -172,6 +174,9 @@ pub struct SelectedOption {
 #[derive(Debug, Clone, Deserialize)]
 pub struct View {
     pub id: Option<String>,
+    /// `modal` or `home` (a click on the App Home tab carries its view).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     pub callback_id: Option<String>,
     pub private_metadata: Option<String>,
     pub hash: Option<String>,

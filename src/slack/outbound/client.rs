@@ -537,6 +537,47 @@ impl SlackClient {
             .await
     }
 
+    /// Answers an interaction through its `response_url` (outside the Web API tiers: no
+    /// permit). Only Slack's own hooks host, or the host of the configured API base (the
+    /// emulator), is ever called: the URL comes from a payload, and a signed payload is still
+    /// no reason to post elsewhere. Bounded by the interactive patience, since someone waits.
+    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
+        if !self.is_response_url(response_url) {
+            return Err(SlackError::Api {
+                code: "invalid_response_url".into(),
+                messages: vec![],
+            });
+        }
+        let response = self
+            .http
+            .post(response_url)
+            .timeout(self.patience.interactive)
+            .json(body)
+            .send()
+            .await
+            .map_err(send_error)?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            429 => Err(SlackError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            }),
+            status => Err(SlackError::Http(status)),
+        }
+    }
+
+    /// `https://hooks.slack.com/…`, or a URL on the same origin as the API base.
+    fn is_response_url(&self, url: &str) -> bool {
+        let origin = |u: &str| -> Option<String> {
+            let (scheme, rest) = u.split_once("://")?;
+            let host = rest.split('/').next()?;
+            Some(format!("{scheme}://{host}/"))
+        };
+        match origin(url) {
+            Some(o) => o == "https://hooks.slack.com/" || origin(&self.base_url) == Some(o),
+            None => false,
+        }
+    }
+
     /// Uploads a file with Slack's two-step flow and shares it into `channel`.
     pub async fn upload_file(
         &self,
