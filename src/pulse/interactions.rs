@@ -14,7 +14,8 @@ use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::slack::protocol::{
-    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId,
+    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId, WinConsentAction,
+    ACTION_REPLY_TO_COMMENT, CELEBRATE_WIN_CALLBACK, REPLY_MODAL_CALLBACK,
 };
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
@@ -40,7 +41,17 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
         }
         Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
         Interaction::ViewClosed(_) => Ok(InteractionOutcome::Ack),
-        Interaction::Shortcut(s) | Interaction::MessageAction(s) => {
+        Interaction::MessageAction(a)
+            if a.callback_id.as_deref() == Some(CELEBRATE_WIN_CALLBACK) =>
+        {
+            super::wins::on_shortcut(state, &a).await?;
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::MessageAction(a) => {
+            tracing::debug!(callback = ?a.callback_id, "message shortcut ignored");
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::Shortcut(s) => {
             tracing::debug!(callback = ?s.callback_id, "shortcut ignored");
             Ok(InteractionOutcome::Ack)
         }
@@ -60,6 +71,12 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
             .await?;
         tx.commit().await?;
         return Ok(());
+    }
+    if let Ok(choice) = action.action_id.parse::<WinConsentAction>() {
+        return super::wins::on_consent(state, ba, choice, action.block_id.as_deref()).await;
+    }
+    if action.action_id == ACTION_REPLY_TO_COMMENT {
+        return super::relay::on_reply_button(state, ba, action.value.as_deref()).await;
     }
     if action.action_id == render::ACTION_OPEN_MODAL {
         let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
@@ -192,6 +209,9 @@ async fn open_modal(
 }
 
 async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<InteractionOutcome> {
+    if vs.view.callback_id.as_deref() == Some(REPLY_MODAL_CALLBACK) {
+        return super::relay::on_reply_submission(state, &vs).await;
+    }
     if vs.view.callback_id.as_deref() != Some(render::MODAL_CALLBACK) {
         return Ok(InteractionOutcome::Ack);
     }

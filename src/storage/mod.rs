@@ -5,12 +5,15 @@
 //! through the [`on_pool!`]/[`on_tx!`] macros, which expand the same code once per backend.
 //! Callers see domain types and [`StoreError`], never sqlx types.
 
+pub mod actions;
 pub mod audit;
 pub mod events;
 pub mod members;
 pub mod outbox;
 pub mod programs;
+pub mod relay;
 pub mod rounds;
+pub mod wins;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

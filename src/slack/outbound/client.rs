@@ -577,6 +577,40 @@ impl SlackClient {
     }
 }
 
+impl SlackClient {
+    /// Replies through an interaction's `response_url` (outside the Web API tiers), at once
+    /// and not through the outbox: used where a stored row would tie an anonymous choice to
+    /// the person who made it. Only Slack's hooks host (or the configured API's own host, as
+    /// the emulator hands out) is called, so a forged payload cannot aim us elsewhere.
+    pub async fn respond(&self, response_url: &str, payload: &Value) -> Result<(), SlackError> {
+        if !self.is_response_url(response_url) {
+            return Err(SlackError::Decode("not a Slack response_url".into()));
+        }
+        let response = self
+            .http
+            .post(response_url)
+            .timeout(self.patience.interactive.max(Duration::from_secs(1)))
+            .json(payload)
+            .send()
+            .await
+            .map_err(send_error)?;
+        if !response.status().is_success() {
+            return Err(SlackError::Http(response.status().as_u16()));
+        }
+        Ok(())
+    }
+
+    fn is_response_url(&self, url: &str) -> bool {
+        let origin = |u: &str| -> Option<String> {
+            let (scheme, rest) = u.split_once("://")?;
+            let host = rest.split('/').next()?;
+            Some(format!("{scheme}://{host}/"))
+        };
+        url.starts_with("https://hooks.slack.com/")
+            || matches!((origin(url), origin(&self.base_url)), (Some(a), Some(b)) if a == b)
+    }
+}
+
 /// The `event_type` of the message metadata every post from the outbox carries.
 pub const DELIVERY_EVENT_TYPE: &str = "pulseloop_delivery";
 
