@@ -145,6 +145,8 @@ pub struct Submission {
     /// Optional questions the member emptied.
     pub cleared: Vec<String>,
     pub wins: Vec<WinAnswer>,
+    /// Comment questions whose author allows the owners to reply (the modal's checkbox).
+    pub allow_reply: Vec<String>,
 }
 
 /// What became of a submission.
@@ -176,6 +178,11 @@ pub async fn store_answers(
     }
     let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
+        let is_comment = survey
+            .question(key)
+            .is_some_and(|q| q.kind == QuestionKind::Text);
+        let allow_reply =
+            is_comment && state.relay.is_some() && submission.allow_reply.contains(key);
         changed |= tx
             .upsert_response(
                 d.round_id,
@@ -184,12 +191,20 @@ pub async fn store_answers(
                 &d.role,
                 v.number,
                 v.text.as_deref(),
-                false,
+                allow_reply,
                 now,
             )
             .await?;
+        if is_comment {
+            let author = d.slack_user_id.as_ref();
+            let keys = state.relay.as_ref();
+            super::relay::attach(&mut tx, keys, d.id, d.round_id, key, author, allow_reply).await?;
+        }
     }
     for key in &submission.cleared {
+        let keys = state.relay.as_ref();
+        let author = d.slack_user_id.as_ref();
+        super::relay::attach(&mut tx, keys, d.id, d.round_id, key, author, false).await?;
         changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {

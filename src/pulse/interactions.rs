@@ -195,7 +195,19 @@ async fn open_modal(
         return Ok(());
     };
     let prior = answers::answers_of(state, d.id).await?;
-    let view = match render::survey_modal(&render::dm_context(&program, survey, &d), &prior) {
+    let allowed = match state.relay {
+        Some(_) => Some(state.store.replies_allowed(d.id).await?),
+        None => None,
+    };
+    let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior).and_then(
+        |mut view| {
+            if let Some(allowed) = &allowed {
+                super::relay::add_reply_choices(&mut view.blocks, survey, allowed)?;
+            }
+            Ok(view)
+        },
+    );
+    let view = match view {
         Ok(view) => view.to_json(),
         Err(e) => {
             tracing::error!(delivery = d.id.0, error = %e, "cannot render the survey modal");
@@ -254,6 +266,17 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
             continue;
         };
         let block = block.to_string();
+        if q.kind == QuestionKind::Text {
+            let ticked = ModalInputId::allow_reply(&q.key)
+                .ok()
+                .and_then(|id| values.get(&id.to_string()))
+                .and_then(|actions| actions.values().next())
+                .and_then(|v| v.selected_options.as_ref())
+                .is_some_and(|o| o.iter().any(|o| o.value == super::relay::ALLOW_REPLY_VALUE));
+            if ticked {
+                submission.allow_reply.push(q.key.clone());
+            }
+        }
         match parse_answer(q, value_of(&block).as_deref()) {
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {

@@ -22,9 +22,11 @@ use std::collections::BTreeMap;
 use super::interactions::InteractionOutcome;
 use super::{Pulses, ServiceResult};
 use crate::domain::ids::{DeliveryId, RoundId};
+use crate::domain::program::{QuestionKind, Survey};
 use crate::slack::incoming::payloads::{BlockActions, ViewSubmission};
 use crate::slack::protocol::{
-    ReplyHandle, ReplyModalMetadata, REPLY_INPUT_BLOCK, REPLY_MODAL_CALLBACK,
+    ModalInputId, ProtocolError, ReplyHandle, ReplyModalMetadata, REPLY_INPUT_BLOCK,
+    REPLY_MODAL_CALLBACK,
 };
 use crate::storage::{StoreResult, StoreTx};
 
@@ -149,6 +151,53 @@ pub async fn attach(
         }
     }
 }
+
+/// Under each comment question of the survey modal: "the program owners may reply", ticked
+/// when the member allowed it before (`allowed`). Only offered when the relay can work.
+pub fn add_reply_choices(
+    blocks: &mut Vec<Value>,
+    survey: &Survey,
+    allowed: &[String],
+) -> Result<(), ProtocolError> {
+    let max = slack_facts::block_kit::MAX_VIEW_BLOCKS;
+    for q in survey
+        .questions
+        .iter()
+        .filter(|q| q.kind == QuestionKind::Text)
+    {
+        let question = ModalInputId::question(&q.key)?.to_string();
+        let Some(at) = blocks.iter().position(|b| b["block_id"] == json!(question)) else {
+            continue;
+        };
+        if blocks.len() >= max {
+            break;
+        }
+        let option = json!({
+            "text": { "type": "plain_text", "text": "A program owner may reply to my comment" },
+            "description": { "type": "plain_text", "text": "Relayed to you by DM. They never learn who you are." },
+            "value": ALLOW_REPLY_VALUE,
+        });
+        let mut element =
+            json!({ "type": "checkboxes", "action_id": "value", "options": [option] });
+        if allowed.contains(&q.key) {
+            element["initial_options"] = json!([option]);
+        }
+        blocks.insert(
+            at + 1,
+            json!({
+                "type": "input",
+                "block_id": ModalInputId::allow_reply(&q.key)?.to_string(),
+                "label": { "type": "plain_text", "text": "Replies" },
+                "optional": true,
+                "element": element,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// The value of the ticked "may reply" box.
+pub const ALLOW_REPLY_VALUE: &str = "allow";
 
 /// Why a reply cannot be relayed, in words for the owner.
 fn refusal(reason: Refusal) -> &'static str {

@@ -203,11 +203,13 @@ impl FromStr for AnswerActionId {
 }
 
 /// The block_id of a modal input: `q:{key}` for a question, `consent:{key}` for the "who may
-/// see this win" choice under a win question.
+/// see this win" choice under a win question, `reply:{key}` for "the owners may reply" under
+/// a comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModalInputId {
     Question(String),
     Consent(String),
+    AllowReply(String),
 }
 
 impl ModalInputId {
@@ -221,8 +223,14 @@ impl ModalInputId {
         Self::checked(Self::Consent(key.to_string()))
     }
 
+    pub fn allow_reply(key: &str) -> Result<Self, ProtocolError> {
+        Self::checked(Self::AllowReply(key.to_string()))
+    }
+
     fn checked(id: Self) -> Result<Self, ProtocolError> {
-        let (ModalInputId::Question(key) | ModalInputId::Consent(key)) = &id;
+        let (ModalInputId::Question(key)
+        | ModalInputId::Consent(key)
+        | ModalInputId::AllowReply(key)) = &id;
         check_key(Self::WHAT, key)?;
         within(Self::WHAT, &id.to_string(), MAX_ID)?;
         Ok(id)
@@ -234,6 +242,7 @@ impl fmt::Display for ModalInputId {
         match self {
             ModalInputId::Question(key) => write!(f, "q:{key}"),
             ModalInputId::Consent(key) => write!(f, "consent:{key}"),
+            ModalInputId::AllowReply(key) => write!(f, "reply:{key}"),
         }
     }
 }
@@ -245,6 +254,8 @@ impl FromStr for ModalInputId {
             Self::question(key)
         } else if let Some(key) = text.strip_prefix("consent:") {
             Self::consent(key)
+        } else if let Some(key) = text.strip_prefix("reply:") {
+            Self::allow_reply(key)
         } else {
             Err(malformed(Self::WHAT, text))
         }

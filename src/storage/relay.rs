@@ -100,6 +100,19 @@ impl StoreTx {
 }
 
 impl Store {
+    /// The questions of a delivery whose answers allow replies.
+    pub async fn replies_allowed(&self, delivery_id: DeliveryId) -> StoreResult<Vec<String>> {
+        Ok(on_pool!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT metric_key FROM responses WHERE delivery_id = $1 AND allow_reply
+                 ORDER BY metric_key",
+            )
+            .bind(delivery_id)
+            .fetch_all(c)
+            .await?
+        }))
+    }
+
     /// The comment that carries `handle` (any round, sealed or not).
     pub async fn comment_by_handle(&self, handle: &str) -> StoreResult<Option<HandledComment>> {
         Ok(on_pool!(self, |p| {
