@@ -632,6 +632,18 @@ impl From<ReplyHandle> for String {
     }
 }
 
+/// The "Reply" button the digest puts beside an anonymous comment whose author allowed
+/// replies (`Store::reply_handle_of_response` gives the handle): an accessory or an actions
+/// element. It carries only the handle.
+pub fn reply_button(handle: &ReplyHandle) -> serde_json::Value {
+    serde_json::json!({
+        "type": "button",
+        "action_id": ACTION_REPLY_TO_COMMENT,
+        "value": handle.as_str(),
+        "text": { "type": "plain_text", "text": "Reply" },
+    })
+}
+
 /// The reply modal's `private_metadata`: `{"handle":"…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplyModalMetadata {
