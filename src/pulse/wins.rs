@@ -119,7 +119,7 @@ fn consent_blocks(program: &Program, request: &WinRequest, asked_by: Option<&str
         Some(by) => format!("<@{by}> would like to celebrate your message as a small win in *{}*. Nothing is posted unless you agree.", escape(&program.name)),
         None => format!("Your small win for *{}*:", escape(&program.name)),
     };
-    let quote = format!(">{}", escape(&request.text).replace('\n', "\n>"));
+    let quote = quote(&request.text);
     let button = |action: WinConsentAction, label: &str| {
         json!({ "type": "button", "action_id": action.to_string(), "value": request.token,
                 "text": { "type": "plain_text", "text": label } })
@@ -146,6 +146,25 @@ fn consent_blocks(program: &Program, request: &WinRequest, asked_by: Option<&str
             "*With my name*: posted in {ch} with your name. *Anonymously*: posted in {ch} with no name; pulseloop keeps nothing that ties it to you. *Private*: kept for you only, posted nowhere.",
             ch = channels_text(program)) }] }),
     ]
+}
+
+/// The text as a quote that fits one section block (escaping can lengthen it: `&` is 5
+/// characters once escaped).
+fn quote(text: &str) -> String {
+    let max = slack_facts::block_kit::SECTION_TEXT_MAX - 1;
+    let quoted = format!(">{}", escape(text).replace('\n', "\n>"));
+    if quoted.chars().count() <= max {
+        return quoted;
+    }
+    let mut cut: String = quoted.chars().take(max - 1).collect();
+    // Never end inside an escape such as `&amp;`.
+    if let Some(amp) = cut.rfind('&') {
+        if !cut[amp..].contains(';') {
+            cut.truncate(amp);
+        }
+    }
+    cut.push('…');
+    cut
 }
 
 /// The shortcut "Celebrate as a small win" on someone's message: the message's author is
@@ -354,4 +373,26 @@ pub async fn queue_round_shoutouts(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_win_quote_fits_a_section_however_much_escaping_it_needs() {
+        assert_eq!(quote("a <b>\nc"), ">a &lt;b&gt;\n>c");
+        let worst = quote(&"&".repeat(WIN_TEXT_MAX));
+        assert!(worst.chars().count() < slack_facts::block_kit::SECTION_TEXT_MAX);
+        assert!(worst.ends_with("&amp;…"), "{}", &worst[worst.len() - 12..]);
+    }
+
+    #[test]
+    fn win_text_limits_are_stated() {
+        assert!(check_text("  ").unwrap_err().contains("needs a few words"));
+        assert_eq!(check_text(" ok ").unwrap(), "ok");
+        let long = "é".repeat(WIN_TEXT_MAX + 1);
+        assert!(check_text(&long).unwrap_err().contains("1001 characters"));
+        assert!(check_text(&"é".repeat(WIN_TEXT_MAX)).is_ok());
+    }
 }

@@ -451,3 +451,101 @@ async fn a_database_copy_after_the_seal_cannot_tell_whose_comment_takes_replies_
         assert_eq!(dms_containing(app, other, "Noted, thank you"), 0, "{other}");
     }
 }
+
+/// `user` opens the survey modal from their DM (the first or the "Change answer" button).
+async fn open_modal(app: &TestApp, user: &str) -> Value {
+    app.drain_outbox().await;
+    let dm = app.first_dm(user);
+    let (block_id, value) = dm
+        .blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| {
+            b["elements"]
+                .as_array()?
+                .iter()
+                .find(|e| e["action_id"] == "open_modal")
+                .map(|e| {
+                    (
+                        b["block_id"].as_str().unwrap_or("").to_string(),
+                        e["value"].as_str().unwrap().to_string(),
+                    )
+                })
+        })
+        .unwrap_or_else(|| panic!("no modal button in {}", dm.blocks));
+    let click = app
+        .peer
+        .block_actions(user, &dm.channel, &dm.ts, "open_modal", &block_id, &value);
+    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    app.emulator
+        .views()
+        .pop()
+        .expect("Slack accepted the modal")
+        .view
+}
+
+fn reply_box(view: &Value) -> Option<Value> {
+    view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == "reply:comment")
+        .cloned()
+}
+
+#[tokio::test]
+async fn the_survey_modal_offers_replies_under_comments_and_remembers_the_choice() {
+    let app = loop_app(&["U0AMY", "U0BEN", "U0CAT"], "anonymous", SCALE_COMMENT_WIN).await;
+    at(&app, monday(4)).await;
+    let view = open_modal(&app, "U0AMY").await;
+    let ids: Vec<&str> = view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["block_id"].as_str())
+        .collect();
+    let at_comment = ids.iter().position(|i| *i == "q:comment").unwrap();
+    assert_eq!(
+        ids[at_comment + 1],
+        "reply:comment",
+        "right under the comment: {ids:?}"
+    );
+    assert_eq!(
+        ids.iter().filter(|i| i.starts_with("reply:")).count(),
+        1,
+        "only under comments"
+    );
+    let unticked = reply_box(&view).unwrap();
+    assert_eq!(unticked["element"]["type"], "checkboxes");
+    assert!(unticked["element"].get("initial_options").is_none());
+
+    submit_survey(&app, "U0AMY", "more role play", true, None).await;
+    let again = open_modal(&app, "U0AMY").await;
+    assert_eq!(
+        reply_box(&again).unwrap()["element"]["initial_options"][0]["value"],
+        "allow"
+    );
+}
+
+#[tokio::test]
+async fn without_the_server_secret_replies_are_not_offered_and_no_handle_is_made() {
+    let app = TestAppBuilder::default()
+        .user("U0AMY", "Europe/Berlin")
+        .program(
+            "pilot.toml",
+            &crate::wins::loop_program(&["U0AMY"], "anonymous", SCALE_COMMENT_WIN),
+        )
+        .spawn()
+        .await;
+    at(&app, monday(4)).await;
+    assert!(reply_box(&open_modal(&app, "U0AMY").await).is_none());
+    submit_survey(&app, "U0AMY", "more role play", true, None).await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM responses WHERE allow_reply OR reply_handle IS NOT NULL",
+        0,
+    )
+    .await;
+    app.assert_count("SELECT COUNT(*) FROM reply_mailboxes", 0)
+        .await;
+}
