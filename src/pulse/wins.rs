@@ -253,7 +253,7 @@ pub async fn on_consent(
         confirm(
             state,
             ba,
-            "This win was already answered; nothing more was done.",
+            "This win was already answered, or waited more than 7 days and was forgotten; nothing more was done.",
         )
         .await;
         return Ok(());

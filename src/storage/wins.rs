@@ -9,6 +9,9 @@ use super::{on_pool, on_tx, to_ms, Store, StoreResult, StoreTx};
 use crate::domain::ids::{MemberId, ProgramId, RoundId};
 use crate::domain::state::Consent;
 
+/// How long a win waits for its author's answer before it is forgotten.
+pub const WIN_REQUEST_DAYS: i64 = 7;
+
 /// Where a waiting win came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WinOrigin {
@@ -57,11 +60,32 @@ pub struct WinToShout {
 }
 
 impl StoreTx {
+    /// Stores a request, after deleting the requests nobody answered within
+    /// [`WIN_REQUEST_DAYS`] (and the DMs that asked for them): a request names its author
+    /// beside the text, so it is not kept longer than the question is worth asking.
     pub async fn create_win_request(
         &mut self,
         request: &WinRequest,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let expired = to_ms(now - chrono::Duration::days(WIN_REQUEST_DAYS));
+        on_tx!(self, |c| {
+            sqlx::query(
+                "DELETE FROM outbox WHERE dedupe_key IN
+                    (SELECT 'winask:' || token FROM win_requests WHERE created_at < $1)",
+            )
+            .bind(expired)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        on_tx!(self, |c| {
+            sqlx::query("DELETE FROM win_requests WHERE created_at < $1")
+                .bind(expired)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
         on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO win_requests (token, program_id, member_id, text, origin, created_at)

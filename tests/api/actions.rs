@@ -284,6 +284,20 @@ async fn an_owner_reply_reaches_the_comment_author_after_the_seal_and_nobody_els
     for u in ["U0BEN", "U0CAT", OWNER] {
         assert_eq!(dms_containing(&app, u, "We will add role play"), 0, "{u}");
     }
+    // What the digest calls for a shown comment: the handle only where replies are allowed.
+    for r in rows(
+        &app.db.url,
+        "SELECT id, reply_handle FROM responses WHERE metric_key = 'comment'",
+    )
+    .await
+    {
+        let id = r["id"].as_i64().unwrap();
+        let got = app.store.reply_handle_of_response(id).await.unwrap();
+        assert_eq!(
+            got.map(Value::from).unwrap_or(Value::Null),
+            r["reply_handle"]
+        );
+    }
     let dm = app
         .emulator
         .dm_messages("U0AMY")

@@ -631,3 +631,46 @@ async fn survey_wins_are_shouted_out_once_when_their_round_closes_private_ones_n
     );
     assert!(!posts.iter().any(|p| p.contains("Slept")), "{posts:?}");
 }
+
+#[tokio::test]
+async fn an_unanswered_request_is_forgotten_after_a_week_with_the_dm_that_asked() {
+    let app = loop_app(&["U0AMY", "U0BEN", "U0CAT"], "anonymous", SCALE_COMMENT_WIN).await;
+    app.send_interaction(&shortcut(&app, "U0FAN", Some("U0AMY"), "Old news"))
+        .await;
+    app.drain_outbox().await;
+    let ask = app.first_dm("U0AMY");
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM win_requests", 1),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'winask:%'",
+            1,
+        ),
+    ])
+    .await;
+    app.advance(Duration::days(8));
+    command(&app, "U0BEN", "win A fresh one").await;
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM win_requests", 1),
+        (
+            "SELECT COUNT(*) FROM win_requests WHERE text = 'Old news'",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'winask:%'",
+            0,
+        ),
+    ])
+    .await;
+    click_consent(
+        &app,
+        "U0AMY",
+        &ask.channel,
+        &ask.ts,
+        &ask.blocks,
+        "win_consent:named",
+    )
+    .await;
+    app.drain_outbox().await;
+    assert!(sponsor_posts(&app).is_empty());
+    assert!(app.first_dm("U0AMY").text.contains("was forgotten"));
+}
