@@ -33,6 +33,9 @@ use crate::storage::{StoreResult, StoreTx};
 /// Recipients are padded to this many bytes before sealing, so every mailbox row has the
 /// same length whoever it reaches (Slack ids are 9–11 characters; 32 leaves room).
 const PADDED_RECIPIENT: usize = 32;
+/// How long a comment can be replied to, counted from its round's opening: older mailboxes
+/// are deleted (a reply to such a comment is refused like one whose author said no).
+pub const MAILBOX_DAYS: i64 = 90;
 /// The longest reply an owner may send.
 pub const REPLY_MAX: usize = 2000;
 
@@ -138,6 +141,9 @@ pub async fn attach(
             };
             // The round's opening time, as the sealed responses carry: never the answer's.
             let opened_at = tx.round_opened_at(round).await?;
+            // Mailboxes are not kept forever: those of rounds long past go now.
+            let days_ms = MAILBOX_DAYS * 24 * 3600 * 1000;
+            tx.prune_mailboxes(opened_at - days_ms).await?;
             tx.put_mailbox(&keys.lookup(&handle), &sealed, opened_at)
                 .await?;
             tx.set_reply_handle(delivery, metric_key, Some(handle.as_str()))

@@ -87,6 +87,17 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Deletes mailboxes made for rounds opened before `before_ms` (Unix milliseconds).
+    pub async fn prune_mailboxes(&mut self, before_ms: i64) -> StoreResult<u64> {
+        Ok(on_tx!(self, |c| {
+            sqlx::query("DELETE FROM reply_mailboxes WHERE created_at < $1")
+                .bind(before_ms)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     pub async fn delete_mailbox(&mut self, lookup: &str) -> StoreResult<()> {
         on_tx!(self, |c| {
             sqlx::query("DELETE FROM reply_mailboxes WHERE lookup = $1")

@@ -563,3 +563,25 @@ async fn without_the_server_secret_replies_are_not_offered_and_no_handle_is_made
     app.assert_count("SELECT COUNT(*) FROM reply_mailboxes", 0)
         .await;
 }
+
+#[tokio::test]
+async fn a_mailbox_older_than_ninety_days_is_deleted_and_its_comment_takes_no_reply() {
+    let app = loop_app(&["U0AMY", "U0BEN", "U0CAT"], "anonymous", SCALE_COMMENT_WIN).await;
+    at(&app, monday(4)).await;
+    submit_survey(&app, "U0AMY", "first comment", true, None).await;
+    at(&app, monday(4) + Duration::hours(49)).await;
+    let old = handles(&app).await;
+    // Fourteen weeks later another comment allows replies: the old mailbox goes.
+    let later = monday(4) + Duration::weeks(14);
+    at(&app, later).await;
+    submit_survey(&app, "U0BEN", "second comment", true, None).await;
+    app.assert_count("SELECT COUNT(*) FROM reply_mailboxes", 1)
+        .await;
+    at(&app, later + Duration::hours(49)).await;
+    let refused = send_reply(&app, OWNER, &old[0], "Too late?").await;
+    assert!(
+        refused.to_string().contains("did not allow replies"),
+        "{refused}"
+    );
+    assert_eq!(dms_containing(&app, "U0AMY", "Too late?"), 0);
+}
