@@ -242,6 +242,11 @@ fn app_state(
         catalog: catalog.clone(),
         programs_dir: settings.programs_dir(),
         profile_refresh: chrono::Duration::hours(settings.scheduler.profile_refresh_hours as i64),
+        relay: settings
+            .admin
+            .encryption_key
+            .as_ref()
+            .map(crate::pulse::relay::RelayKeys::from_secret),
     };
     let scheduler = Scheduler::new(pulses.clone(), settings.scheduler.clone());
     AppState::new(AppInner {

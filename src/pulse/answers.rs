@@ -145,6 +145,8 @@ pub struct Submission {
     /// Optional questions the member emptied.
     pub cleared: Vec<String>,
     pub wins: Vec<WinAnswer>,
+    /// Comment questions whose author allows the owners to reply (the modal's checkbox).
+    pub allow_reply: Vec<String>,
 }
 
 /// What became of a submission.
@@ -170,7 +172,8 @@ pub async fn store_answers(
     now: DateTime<Utc>,
 ) -> ServiceResult<Stored> {
     let mut tx = state.store.begin().await?;
-    let stored = store_answers_in(&mut tx, d, program, survey, submission, now).await?;
+    let relay = state.relay.as_ref();
+    let stored = store_answers_in(&mut tx, relay, d, program, survey, submission, now).await?;
     if stored == Stored::Yes {
         tx.commit().await?;
         // Counts only: never a value, and neither the member nor the delivery (an anonymous
@@ -191,8 +194,10 @@ pub async fn store_answers(
 
 /// [`store_answers`] inside the caller's transaction (a typed DM is stored in the transaction
 /// that records its event id). Nothing is written when it answers [`Stored::Closed`].
+/// `relay` is the reply relay's keys (`None`: replies to comments are not offered).
 pub async fn store_answers_in(
     tx: &mut StoreTx,
+    relay: Option<&super::relay::RelayKeys>,
     d: &DeliveryRow,
     program: &Program,
     survey: &Survey,
@@ -204,6 +209,11 @@ pub async fn store_answers_in(
     }
     let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
+        let is_comment = survey
+            .question(key)
+            .is_some_and(|q| q.kind == QuestionKind::Text);
+        let allow_reply =
+            is_comment && relay.is_some() && submission.allow_reply.contains(key);
         changed |= tx
             .upsert_response(
                 d.round_id,
@@ -212,12 +222,18 @@ pub async fn store_answers_in(
                 &d.role,
                 v.number,
                 v.text.as_deref(),
-                false,
+                allow_reply,
                 now,
             )
             .await?;
+        if is_comment {
+            let author = d.slack_user_id.as_ref();
+            super::relay::attach(tx, relay, d.id, d.round_id, key, author, allow_reply).await?;
+        }
     }
     for key in &submission.cleared {
+        let author = d.slack_user_id.as_ref();
+        super::relay::attach(tx, relay, d.id, d.round_id, key, author, false).await?;
         changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {

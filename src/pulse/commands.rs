@@ -20,7 +20,9 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse status` — what is waiting for you, and when the next pulse comes\n\
 • `/pulse pause` or `/pulse pause until 2027-03-31` — stop pulses for a while\n\
 • `/pulse resume` — start again (also after opting out)\n\
-• `/pulse optout` — leave the program's pulses (asks you to confirm)";
+• `/pulse optout` — leave the program's pulses (asks you to confirm)\n\
+• `/pulse win <text>` — share a small win (you choose: with your name, anonymously or private)\n\
+• `/pulse action <text>` — owners: tell the people who answered what the program changed";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,8 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
             Ok(ephemeral(format!("{lead}{HELP}")))
         }
         PulseCommand::Status => status(state, user).await,
+        PulseCommand::Win { text } => super::wins::command(state, &command, &text).await,
+        PulseCommand::Action { text } => super::actions::command(state, &command, &text).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -182,6 +186,8 @@ fn command_name(c: &PulseCommand) -> &'static str {
         PulseCommand::Resume => "resume",
         PulseCommand::OptOut { confirmed: false } => "optout",
         PulseCommand::OptOut { confirmed: true } => "optout_confirm",
+        PulseCommand::Win { .. } => "win",
+        PulseCommand::Action { .. } => "action",
         PulseCommand::Unknown { .. } => "unknown",
     }
 }

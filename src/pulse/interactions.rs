@@ -15,6 +15,7 @@ use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::slack::protocol::{
     AnswerActionId, BlockPart, HomeAction, ModalInputId, ModalMetadata, PulseBlockId,
+    WinConsentAction, ACTION_REPLY_TO_COMMENT, CELEBRATE_WIN_CALLBACK, REPLY_MODAL_CALLBACK,
 };
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
@@ -40,7 +41,17 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
         }
         Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
         Interaction::ViewClosed(_) => Ok(InteractionOutcome::Ack),
-        Interaction::Shortcut(s) | Interaction::MessageAction(s) => {
+        Interaction::MessageAction(a)
+            if a.callback_id.as_deref() == Some(CELEBRATE_WIN_CALLBACK) =>
+        {
+            super::wins::on_shortcut(state, &a).await?;
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::MessageAction(a) => {
+            tracing::debug!(callback = ?a.callback_id, "message shortcut ignored");
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::Shortcut(s) => {
             tracing::debug!(callback = ?s.callback_id, "shortcut ignored");
             Ok(InteractionOutcome::Ack)
         }
@@ -61,6 +72,12 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
     }
     if let Ok(home_action) = action.action_id.parse::<HomeAction>() {
         return on_home_action(state, ba, action, home_action).await;
+    }
+    if let Ok(choice) = action.action_id.parse::<WinConsentAction>() {
+        return super::wins::on_consent(state, ba, choice, action.block_id.as_deref()).await;
+    }
+    if action.action_id == ACTION_REPLY_TO_COMMENT {
+        return super::relay::on_reply_button(state, ba, action.value.as_deref()).await;
     }
     if action.action_id == render::ACTION_OPEN_MODAL {
         let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
@@ -271,7 +288,19 @@ async fn open_modal(
         return Ok(());
     };
     let prior = answers::answers_of(state, d.id).await?;
-    let view = match render::survey_modal(&render::dm_context(&program, survey, &d), &prior) {
+    let allowed = match state.relay {
+        Some(_) => Some(state.store.replies_allowed(d.id).await?),
+        None => None,
+    };
+    let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior).and_then(
+        |mut view| {
+            if let Some(allowed) = &allowed {
+                super::relay::add_reply_choices(&mut view.blocks, survey, allowed)?;
+            }
+            Ok(view)
+        },
+    );
+    let view = match view {
         Ok(view) => view.to_json(),
         Err(e) => {
             tracing::error!(delivery = d.id.0, error = %e, "cannot render the survey modal");
@@ -285,6 +314,9 @@ async fn open_modal(
 }
 
 async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<InteractionOutcome> {
+    if vs.view.callback_id.as_deref() == Some(REPLY_MODAL_CALLBACK) {
+        return super::relay::on_reply_submission(state, &vs).await;
+    }
     if vs.view.callback_id.as_deref() != Some(render::MODAL_CALLBACK) {
         return Ok(InteractionOutcome::Ack);
     }
@@ -327,6 +359,17 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
             continue;
         };
         let block = block.to_string();
+        if q.kind == QuestionKind::Text {
+            let ticked = ModalInputId::allow_reply(&q.key)
+                .ok()
+                .and_then(|id| values.get(&id.to_string()))
+                .and_then(|actions| actions.values().next())
+                .and_then(|v| v.selected_options.as_ref())
+                .is_some_and(|o| o.iter().any(|o| o.value == super::relay::ALLOW_REPLY_VALUE));
+            if ticked {
+                submission.allow_reply.push(q.key.clone());
+            }
+        }
         match parse_answer(q, value_of(&block).as_deref()) {
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {

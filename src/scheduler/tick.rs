@@ -570,6 +570,9 @@ impl Scheduler {
                 tx.seal_round(round.id, k, now).await?;
                 sealed += 1;
             }
+            // Wins typed into the round, final now, go to the sponsor channels.
+            crate::pulse::wins::queue_round_shoutouts(&mut tx, &self.catalog, round.id, now)
+                .await?;
         }
         report.rounds_closed += rounds.len();
         report.sealed += sealed;

@@ -5,14 +5,17 @@
 //! through the [`on_pool!`]/[`on_tx!`] macros, which expand the same code once per backend.
 //! Callers see domain types and [`StoreError`], never sqlx types.
 
+pub mod actions;
 pub mod audit;
 pub mod events;
 pub mod home;
 pub mod members;
 pub mod outbox;
 pub mod programs;
+pub mod relay;
 pub mod rounds;
 mod wipe;
+pub mod wins;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

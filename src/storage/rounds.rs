@@ -711,9 +711,9 @@ impl StoreTx {
         let answers = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
-                    allow_reply, created_at, updated_at)
+                    allow_reply, reply_handle, created_at, updated_at)
                  SELECT round_id, NULL, metric_key, CASE WHEN $2 THEN $3 ELSE role END, value_number,
-                    value_text, allow_reply, $4, $4
+                    value_text, allow_reply, reply_handle, $4, $4
                  FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL
                  ORDER BY random()",
             )

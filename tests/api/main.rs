@@ -2,6 +2,7 @@
 //! over HTTP on 127.0.0.1. Run on SQLite by default; on PostgreSQL with
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
+mod actions;
 mod anonymity;
 mod cli;
 mod config_sync;
@@ -26,3 +27,4 @@ mod signature;
 mod slow_clients;
 mod state_checks;
 mod walkthrough;
+mod wins;
