@@ -2,6 +2,7 @@
 
 use crate::domain::ids::{MemberId, ProgramId};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,7 +38,12 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Validate the configuration folder; one line per problem, exit code 1 if any.
-    CheckConfig,
+    CheckConfig {
+        /// Also ask Slack (users.info, with SLACK_BOT_TOKEN) whether every member in the
+        /// files exists.
+        #[arg(long)]
+        online: bool,
+    },
     /// Look at the schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -51,7 +57,7 @@ pub enum ScheduleCommand {
         #[arg(long)]
         program: String,
         /// How many days ahead, from now.
-        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::scheduler::preview::MAX_DAYS)))]
         days: u32,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -63,7 +69,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     crate::telemetry::init_logging();
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
-        Command::CheckConfig => crate::config::check::run(&cli.config, &env),
+        Command::CheckConfig { online } => {
+            let offline = crate::config::check::run(&cli.config, &env);
+            if !online || offline != ExitCode::SUCCESS {
+                return offline;
+            }
+            check_members_online(&cli.config, &env).await
+        }
         Command::Migrate => {
             let settings = match Settings::load(&cli.config, &env) {
                 Ok(s) => s,
@@ -77,9 +89,16 @@ pub async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match store.migrate().await {
-                Ok(n) => {
-                    println!("database at {url} is up to date ({n} migrations)");
+            match store.migrate_reporting().await {
+                Ok(applied) => {
+                    for m in &applied {
+                        println!("applied {m}");
+                    }
+                    let total = store.migrations_known();
+                    println!(
+                        "database at {url} is up to date ({total} migrations); {} applied now",
+                        applied.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -170,18 +189,123 @@ async fn schedule_preview(
     } else {
         crate::storage::members::plan_members(program, &stored)
     };
-    let entries = crate::scheduler::preview::preview(program, &members, chrono::Utc::now(), days);
-    if json {
-        match serde_json::to_string_pretty(&entries) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+    // As the API: members Slack does not know are not scheduled, and said so.
+    for row in stored.iter().filter(|m| m.slack_problem.is_some()) {
+        eprintln!(
+            "note: {} is not scheduled: Slack answered {} for this member (see GET /api/v1/programs/{}/member-problems)",
+            row.slack_user_id,
+            row.slack_problem.as_deref().unwrap_or_default(),
+            program.id
+        );
+    }
+    let entries = match crate::scheduler::preview::preview_bounded(
+        program,
+        &members,
+        chrono::Utc::now(),
+        days,
+        crate::scheduler::preview::MAX_CLI_ROWS,
+    ) {
+        Ok(entries) => entries,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &entries)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        crate::scheduler::preview::write_table(&mut out, &entries)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`… | head`): what it wanted was printed.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the preview: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `check-config --online`: asks Slack (users.info) about every member named in the files,
+/// one line per member Slack does not know, exit code 1 if any.
+async fn check_members_online(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> ExitCode {
+    let settings = match Settings::load(config, env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
+    };
+    let Some(token) = settings.slack.bot_token.clone() else {
+        eprintln!("error: check-config --online asks Slack about each member: set SLACK_BOT_TOKEN");
+        return ExitCode::FAILURE;
+    };
+    let programs = match crate::config::program::load_programs(&settings.programs_dir()) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let slack = match crate::slack::outbound::SlackClient::new(
+        &settings.slack.api_base_url,
+        token,
+        std::time::Duration::from_secs(settings.slack.request_timeout_seconds),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut known: std::collections::HashMap<String, Result<(), String>> = Default::default();
+    let mut problems = 0;
+    let mut checked = 0;
+    for program in &programs {
+        for (i, m) in program.members.iter().enumerate() {
+            let verdict = match known.get(&m.slack_id) {
+                Some(v) => v.clone(),
+                None => {
+                    let user: slack_facts::ids::UserId = m.slack_id.clone().into();
+                    let v = match slack.users_info(&user).await {
+                        Ok(u) if u.deleted => Err("deactivated in Slack".to_string()),
+                        Ok(_) => Ok(()),
+                        Err(crate::slack::outbound::SlackError::Api { code, .. }) => {
+                            Err(format!("Slack answers {code}"))
+                        }
+                        Err(e) => {
+                            eprintln!("error: cannot ask Slack about {}: {e}", m.slack_id);
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    checked += 1;
+                    known.insert(m.slack_id.clone(), v.clone());
+                    v
+                }
+            };
+            if let Err(why) = verdict {
+                problems += 1;
+                eprintln!(
+                    "{}: members[{i}].slack_id: '{}': {why}; no pulses would reach this member",
+                    program.file.display(),
+                    m.slack_id
+                );
             }
         }
-    } else {
-        print!("{}", crate::scheduler::preview::render_table(&entries));
     }
+    if problems > 0 {
+        eprintln!(
+            "check-config --online: {problems} member problem{} found",
+            if problems == 1 { "" } else { "s" }
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("check-config --online: Slack knows all {checked} members");
     ExitCode::SUCCESS
 }
 

@@ -31,15 +31,28 @@ impl Application {
     /// Connects and migrates the database, binds the listener (port 0 picks a free one) and,
     /// without a bot token, starts the sandbox Slack. Nothing runs until `run_until_stopped`.
     pub async fn build(mut settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        crate::config::check::require_folder(&settings.config_dir).map_err(anyhow::Error::msg)?;
         if settings.is_sandbox() {
             sandbox_refuses_settings(&settings)?;
         }
-        let store = open_store(&settings).await?;
+        let (store, migrations) = open_store(&settings).await?;
         let sandbox = if settings.is_sandbox() {
             Some(open_sandbox(&store, &mut settings).await?)
         } else {
             None
         };
+        // After the sandbox's warning, which must be the first line a newcomer reads.
+        for migration in &migrations {
+            tracing::info!(%migration, "database migration applied");
+        }
+        let first_start = store
+            .record_first_start(clock.now())
+            .await
+            .context("cannot record the first start")?;
+        tracing::info!(
+            first_start = %first_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "firings before the first start are never caught up"
+        );
         let (slack, signing_secret) = slack_client(&settings, &clock)?;
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;
@@ -53,11 +66,13 @@ impl Application {
         crate::pulse::sync::apply_config(&state.pulses)
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
+        log_loaded_programs(&state).await;
         if let Some(emulator) = &sandbox {
             emulator.connect_bot(
                 &format!("http://{addr}"),
                 state.signing_secret.expose_secret(),
             );
+            reset_with_the_sandbox(emulator, &state);
         }
         Ok(Self {
             listener,
@@ -143,8 +158,8 @@ impl Application {
     }
 }
 
-/// Step of `build`: the database, connected and migrated.
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// Step of `build`: the database, connected and migrated, with the migrations applied now.
+async fn open_store(settings: &Settings) -> anyhow::Result<(Store, Vec<String>)> {
     let store = Store::connect(&settings.database.url, settings.database.max_connections)
         .await
         .with_context(|| {
@@ -153,8 +168,11 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
                 redact_url(&settings.database.url)
             )
         })?;
-    store.migrate().await.context("database migration failed")?;
-    Ok(store)
+    let applied = store
+        .migrate_reporting()
+        .await
+        .context("database migration failed")?;
+    Ok((store, applied))
 }
 
 /// Step of `build`: the sandbox Slack, once the database is known to be safe for it; says
@@ -224,6 +242,11 @@ fn app_state(
         catalog: catalog.clone(),
         programs_dir: settings.programs_dir(),
         profile_refresh: chrono::Duration::hours(settings.scheduler.profile_refresh_hours as i64),
+        relay: settings
+            .admin
+            .encryption_key
+            .as_ref()
+            .map(crate::pulse::relay::RelayKeys::from_secret),
     };
     let scheduler = Scheduler::new(pulses.clone(), settings.scheduler.clone());
     AppState::new(AppInner {
@@ -236,6 +259,46 @@ fn app_state(
         signing_secret,
         metrics: crate::telemetry::metrics_handle(),
     })
+}
+
+/// The start log: one line per program loaded, with its surveys and member counts, and a
+/// warning when there is none (the folder has no program file).
+async fn log_loaded_programs(state: &AppState) {
+    let programs = state.catalog.programs();
+    if programs.is_empty() {
+        tracing::warn!(
+            folder = %state.settings.programs_dir().display(),
+            "no program is configured: nothing will be sent. Add a file to this folder and send SIGHUP"
+        );
+        return;
+    }
+    for program in programs.iter() {
+        let rows = state
+            .store
+            .members_of(&program.id)
+            .await
+            .unwrap_or_default();
+        let active = rows
+            .iter()
+            .filter(|m| m.state != crate::domain::state::MemberState::Deactivated)
+            .count();
+        let reachable = crate::storage::members::plan_members(program, &rows).len();
+        let problems = rows.iter().filter(|m| m.slack_problem.is_some()).count();
+        let surveys: Vec<String> = program
+            .surveys
+            .iter()
+            .map(|s| format!("{} ({})", s.id, s.cadence.source()))
+            .collect();
+        tracing::info!(
+            program = %program.id,
+            name = %program.name,
+            surveys = %surveys.join(", "),
+            members = active,
+            reachable,
+            member_problems = problems,
+            "program loaded"
+        );
+    }
 }
 
 /// `kill -HUP` re-reads config/programs; a broken file leaves the running configuration as it was.
@@ -275,12 +338,8 @@ fn sandbox_refuses_settings(settings: &Settings) -> anyhow::Result<()> {
             redact_url(url)
         );
     }
-    let bind: SocketAddr = settings
-        .server
-        .bind
-        .parse()
-        .with_context(|| format!("'{}' is not an address", settings.server.bind))?;
-    if !bind.ip().is_loopback() {
+    let bind = &settings.server.bind;
+    if !settings.binds_loopback() {
         anyhow::bail!(
             "refusing to start the sandbox (no SLACK_BOT_TOKEN is set) on {bind}: other machines \
              could reach it. Bind a loopback address (PULSELOOP_BIND=127.0.0.1:3000), or set \
@@ -354,12 +413,88 @@ fn seed_sandbox(emulator: &Emulator, settings: &Settings) {
     }
 }
 
-/// Starts the emulator as a sandbox workspace and points the settings at it.
+/// The token anyone else may use against the sandbox (an SDK, curl): it has its own rate
+/// budget, so outside calls never slow pulseloop's scheduler down, and the reverse.
+pub const SANDBOX_OUTSIDE_TOKEN: &str = "xoxb-sandbox";
+
+/// The sandbox workspace's state file, beside the SQLite database: `data/pulseloop.db` keeps
+/// its DMs, views and members' states in `data/pulseloop.sandbox.json`. `None` for an
+/// in-memory database.
+pub fn sandbox_state_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") || path.starts_with("file::memory:") {
+        return None;
+    }
+    Some(std::path::Path::new(path).with_extension("sandbox.json"))
+}
+
+/// `POST /_control/reset` (the page's "Reset sandbox") empties pulseloop's database too, then
+/// applies the configuration again, so the page and the database start over together.
+fn reset_with_the_sandbox(emulator: &Emulator, state: &AppState) {
+    let store = state.store.clone();
+    let pulses = state.pulses.clone();
+    let clock = state.clock.clone();
+    emulator.on_reset(move || {
+        let store = store.clone();
+        let pulses = pulses.clone();
+        let clock = clock.clone();
+        async move {
+            let tables = store
+                .wipe_sandbox_data()
+                .await
+                .map_err(|e| format!("cannot empty the sandbox database: {e}"))?;
+            // The wipe took the first start with it; without one, every firing would count as
+            // "before the service first ran" and the scheduler would never open a round.
+            store
+                .record_first_start(clock.now())
+                .await
+                .map_err(|e| format!("cannot record the sandbox's new start: {e}"))?;
+            crate::pulse::sync::apply_config(&pulses)
+                .await
+                .map_err(|e| format!("cannot apply config/programs again: {e}"))?;
+            tracing::info!(
+                tables,
+                "sandbox reset: the workspace and the database were emptied"
+            );
+            Ok(())
+        }
+    });
+}
+
+/// Starts the emulator as a sandbox workspace and points the settings at it. pulseloop's token
+/// is its own (random); outside clients use [`SANDBOX_OUTSIDE_TOKEN`].
 async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
-    let config = EmulatorConfig::default();
+    let config = EmulatorConfig {
+        bot_token: format!("xoxb-pulseloop-{}", uuid::Uuid::new_v4().simple()),
+        state_file: sandbox_state_file(&settings.database.url),
+        ..EmulatorConfig::default()
+    };
     let emulator = Emulator::start(config.clone())
         .await
         .context("cannot start the sandbox Slack emulator")?;
+    let outside = slack_emulator::workspace::App {
+        app_id: config.app_id.clone(),
+        name: Some("pulseloop".into()),
+        bot_user_id: config.bot_user_id.clone(),
+        bot_id: config.bot_id.clone(),
+        token: SANDBOX_OUTSIDE_TOKEN.into(),
+        scopes: None,
+        signing_secret: None,
+        request_url: None,
+        events_url: None,
+        interactivity_url: None,
+        commands_url: None,
+        client_id: None,
+        client_secret: None,
+    };
+    emulator
+        .load_workspace(&slack_emulator::Workspace {
+            apps: vec![outside],
+            ..Default::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot set up the sandbox workspace: {e}"))?;
     seed_sandbox(&emulator, settings);
     settings.slack.api_base_url = emulator.base_url();
     settings.slack.sandbox = true;

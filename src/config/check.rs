@@ -6,13 +6,23 @@ use std::process::ExitCode;
 use super::program::load_programs;
 use super::settings::Settings;
 
-pub fn run(config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
-    let mut problems = Vec::new();
-    if !config_dir.is_dir() {
-        eprintln!(
+/// The configuration folder must exist: `check-config` and `serve` refuse a missing one
+/// with this same sentence (a typo in `--config` must not start a service with no programs).
+pub fn require_folder(config_dir: &Path) -> Result<(), String> {
+    if config_dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
             "{}: the configuration folder does not exist",
             config_dir.display()
-        );
+        ))
+    }
+}
+
+pub fn run(config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
+    let mut problems = Vec::new();
+    if let Err(message) = require_folder(config_dir) {
+        eprintln!("{message}");
         return ExitCode::FAILURE;
     }
     if let Err(e) = Settings::load(config_dir, env) {
@@ -36,6 +46,9 @@ pub fn run(config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> ExitCode 
             config_dir.display()
         );
         return ExitCode::FAILURE;
+    }
+    for warning in programs.iter().flat_map(super::program::warnings) {
+        eprintln!("warning: {warning}");
     }
     println!(
         "check-config: {} is valid: {} program{}",

@@ -608,6 +608,9 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
     let cadence = c.cadence(&format!("{at}.cadence"), &s.cadence);
     let every_weeks = c.count(&format!("{at}.every_weeks"), s.every_weeks, 1, 1, 52);
     let (window_hours, remind_after_hours) = window(c, &at, s);
+    if let Some(cadence) = &cadence {
+        rounds_fit_their_window(c, &at, cadence, window_hours, every_weeks);
+    }
     let anonymity = parse_choice(c, &format!("{at}.anonymity"), &s.anonymity);
     let questions = questions(c, &at, &s.questions);
     Some(Survey {
@@ -621,6 +624,55 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
         anonymity,
         questions,
     })
+}
+
+/// A survey's round stays open `window_hours`; a cadence that fires again sooner would open
+/// rounds faster than they close (a per-second cadence queued thousands of DMs in one tick),
+/// so it is refused with the gap it has.
+fn rounds_fit_their_window(
+    c: &mut Check,
+    at: &str,
+    cadence: &Cadence,
+    window_hours: u32,
+    every_weeks: u32,
+) {
+    let window = chrono::Duration::hours(i64::from(window_hours));
+    if let Some(gap) = cadence.gap_shorter_than(window, every_weeks > 1) {
+        c.err(
+            format!("{at}.cadence"),
+            format!(
+                "'{}' fires again after {}, but a round stays open {window_hours} hours \
+                 (window_hours): fire at most once per window, or shorten window_hours to at \
+                 most the time between firings",
+                cadence.source(),
+                crate::domain::cadence::describe_gap(gap)
+            ),
+        );
+    }
+}
+
+/// What is valid but surely not meant: a cadence that never fires (`0 9 30 FEB *`).
+/// `check-config` prints these as warnings and the service logs them; neither refuses.
+pub fn warnings(program: &Program) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, s) in program.surveys.iter().enumerate() {
+        if !s.cadence.fires_ever() {
+            out.push(format!(
+                "{}: surveys[{i}].cadence: '{}' never fires (no date matches it): survey '{}' will never be sent",
+                program.file.display(),
+                s.cadence.source(),
+                s.id
+            ));
+        }
+    }
+    if !program.digest.cadence.fires_ever() {
+        out.push(format!(
+            "{}: digest.cadence: '{}' never fires (no date matches it): no digest will be posted",
+            program.file.display(),
+            program.digest.cadence.source()
+        ));
+    }
+    out
 }
 
 /// A survey's `audience`: roles, each once; everyone when absent.

@@ -25,6 +25,10 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub scheduler: SchedulerSettings,
     pub admin: AdminSettings,
+    /// Which environment variable set a field (`database.url` → `DATABASE_URL`), so an error
+    /// names the source of the bad value, not the file it did not come from.
+    #[serde(skip)]
+    pub from_env: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +148,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             scheduler: SchedulerSettings::default(),
             admin: AdminSettings::default(),
+            from_env: Default::default(),
         }
     }
 }
@@ -231,6 +236,15 @@ impl Settings {
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let secret = |name: &str| get(name).map(SecretString::from);
+        for (var, field) in [
+            ("DATABASE_URL", "database.url"),
+            ("SLACK_API_BASE_URL", "slack.api_base_url"),
+            ("PULSELOOP_BIND", "server.bind"),
+        ] {
+            if get(var).is_some() {
+                self.from_env.insert(field.to_string(), var.to_string());
+            }
+        }
         if let Some(v) = get("DATABASE_URL") {
             self.database.url = v;
         }
@@ -255,12 +269,20 @@ impl Settings {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let field = |f: &str, msg: String| Err(ConfigError::field(path, f, msg));
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+        // A value from the environment is blamed on its variable, not on the file.
+        let field = |f: &str, msg: String| {
+            Err(match self.from_env.get(f) {
+                Some(var) => {
+                    ConfigError::field(Path::new(&format!("environment variable {var}")), f, msg)
+                }
+                None => ConfigError::field(path, f, msg),
+            })
+        };
+        if !is_bind_address(&self.server.bind) {
             return field(
                 "server.bind",
                 format!(
-                    "'{}' is not an address like 127.0.0.1:3000",
+                    "'{}' is not an address like 127.0.0.1:3000 or localhost:3000",
                     self.server.bind
                 ),
             );
@@ -281,7 +303,10 @@ impl Settings {
         {
             return field(
                 "database.url",
-                "must start with sqlite: or postgres://".to_string(),
+                format!(
+                    "must start with sqlite: or postgres://, not '{}'",
+                    redact_url(url)
+                ),
             );
         }
         if !(self.slack.api_base_url.starts_with("http://")
@@ -313,6 +338,11 @@ impl Settings {
         Ok(())
     }
 
+    /// True when the listen address is a loopback one (127.0.0.1, ::1, localhost).
+    pub fn binds_loopback(&self) -> bool {
+        bind_is_loopback(&self.server.bind)
+    }
+
     /// True when no bot token is configured: `serve` then runs against the built-in sandbox.
     pub fn is_sandbox(&self) -> bool {
         self.slack.bot_token.is_none()
@@ -320,6 +350,23 @@ impl Settings {
 
     pub fn programs_dir(&self) -> PathBuf {
         self.config_dir.join("programs")
+    }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`: what `server.bind` accepts (no other host
+/// names: a bind address must not depend on DNS).
+pub fn is_bind_address(bind: &str) -> bool {
+    bind.parse::<std::net::SocketAddr>().is_ok()
+        || bind
+            .strip_prefix("localhost:")
+            .is_some_and(|port| port.parse::<u16>().is_ok())
+}
+
+/// A bind address only this machine can reach.
+pub fn bind_is_loopback(bind: &str) -> bool {
+    match bind.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => bind.starts_with("localhost:"),
     }
 }
 

@@ -18,11 +18,13 @@
 mod dst;
 mod expr;
 mod rules;
+mod spacing;
 mod weekdays;
 
 pub use dst::resolve_local;
 pub use expr::{Cadence, CadenceError, FieldKind};
 pub use rules::{firings_between, Firing, NonWorkingDayPolicy, ScheduleRules};
+pub use spacing::describe_gap;
 pub use weekdays::WorkingDays;
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-use crate::scheduler::preview::preview;
+use crate::scheduler::preview::{preview_bounded, MAX_API_ROWS, MAX_DAYS};
 use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -22,6 +22,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/programs", get(list_programs))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/programs/{id}/failures", get(failures))
+        .route(
+            "/api/v1/programs/{id}/member-problems",
+            get(member_problems),
+        )
         .route("/api/v1/programs/{id}/schedule", get(schedule))
         .route(
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
@@ -91,10 +95,10 @@ async fn schedule(
     let days = match q.days.as_deref() {
         None => 14,
         Some(d) => match d.parse::<u32>() {
-            Ok(n) if (1..=366).contains(&n) => n,
+            Ok(n) if (1..=MAX_DAYS).contains(&n) => n,
             _ => {
                 return Err(ApiError::BadRequest(format!(
-                    "days must be a whole number from 1 to 366, not '{d}'"
+                    "days must be a whole number from 1 to {MAX_DAYS}, not '{d}'"
                 )))
             }
         },
@@ -104,12 +108,14 @@ async fn schedule(
         .program(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
     let rows = state.store.members_of(&id).await?;
-    let entries = preview(
+    let entries = preview_bounded(
         &program,
         &plan_members(&program, &rows),
         state.clock.now(),
         days,
-    );
+        MAX_API_ROWS,
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Json(json!(entries)))
 }
 
@@ -124,10 +130,14 @@ async fn send_now(
     let survey = program
         .survey(&survey_id)
         .ok_or_else(|| ApiError::NotFound(format!("no survey '{survey_id}' in program '{id}'")))?;
-    let (round, deliveries) = state.scheduler.send_now(&program, survey).await?;
+    let sent = state.scheduler.send_now(&program, survey).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "round": round.to_string(), "deliveries": deliveries })),
+        Json(json!({
+            "round": sent.round.to_string(),
+            "number": sent.number,
+            "deliveries": sent.deliveries,
+        })),
     )
         .into_response())
 }
@@ -175,6 +185,29 @@ async fn failures(
                 "member": f.member, "survey": f.survey, "period": f.period, "state": f.state,
                 "reason": f.reason,
                 "scheduled_at": f.scheduled_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    Ok(Json(json!(rows)))
+}
+
+/// Members Slack could not tell us about (`user_not_found`: a wrong or deleted Slack ID):
+/// they get no pulses until Slack knows them again (re-checked on every reload).
+async fn member_problems(
+    State(state): State<AppState>,
+    Path(id): Path<ProgramId>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if state.catalog.program(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no program '{id}'")));
+    }
+    let rows = state.store.member_problems(&id).await?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|p| {
+            json!({
+                "member": p.member, "role": p.role, "source": p.source, "problem": p.problem,
+                "checked_at": p.checked_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "effect": "no pulses are sent to this member",
             })
         })
         .collect();

@@ -92,9 +92,9 @@ impl From<ServiceError> for ApiError {
 impl From<SendNowError> for ApiError {
     fn from(e: SendNowError) -> Self {
         match e {
-            SendNowError::AlreadyOpen { round, survey } => ApiError::Conflict(format!(
-                "round {round} of survey '{survey}' is still open; wait until it closes"
-            )),
+            e @ SendNowError::AlreadyOpen { .. } => {
+                ApiError::Conflict(format!("{e}; wait until it closes"))
+            }
             SendNowError::Store(e) => e.into(),
         }
     }

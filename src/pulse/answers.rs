@@ -148,6 +148,8 @@ pub struct Submission {
     /// Optional questions the member emptied.
     pub cleared: Vec<String>,
     pub wins: Vec<WinAnswer>,
+    /// Comment questions whose author allows the owners to reply (the modal's checkbox).
+    pub allow_reply: Vec<String>,
 }
 
 /// What became of a submission.
@@ -194,22 +196,37 @@ pub async fn store_answers_via(
 ) -> ServiceResult<Stored> {
     // The job owns its inputs: the program in force (shared, not copied) when it is the one
     // given, which it is unless the configuration was reloaded a moment ago.
-    let program = match state.catalog.program(&program.id) {
+    let in_force = match state.catalog.program(&program.id) {
         Some(p) if p.survey(&survey.id).is_some() => p,
         _ => std::sync::Arc::new(program.clone()),
     };
     let job = AnswerJob {
         delivery: d.clone(),
-        program,
+        program: in_force,
         survey_id: survey.id.clone(),
         submission: submission.clone(),
+        relay: state.relay.clone(),
         response_url: response_url.map(str::to_string),
         claim: take_deferred_claim(),
         now,
     };
     let written = state.store.write(job).await?;
     Ok(match written {
-        Written::Stored => Stored::Yes,
+        Written::Stored => {
+            // Counts only: never a value, and neither the member nor the delivery (an
+            // anonymous round's log must not tell who answered).
+            tracing::info!(
+                event = "answer_stored",
+                program = %program.id,
+                survey = %survey.id,
+                round_id = d.round_id.0,
+                questions = submission.values.len(),
+                cleared = submission.cleared.len(),
+                wins = submission.wins.len(),
+                "answer stored"
+            );
+            Stored::Yes
+        }
         Written::Closed => Stored::Closed,
         Written::Replay => {
             metrics::counter!("slack_replays_ignored_total").increment(1);
@@ -219,6 +236,26 @@ pub async fn store_answers_via(
             Stored::Yes
         }
     })
+}
+
+/// [`store_answers`] inside the caller's transaction (a typed DM is stored in the transaction
+/// that records its event id). Nothing is written when it answers [`Stored::Closed`].
+/// `relay` is the reply relay's keys (`None`: replies to comments are not offered).
+///
+/// It does not go through the group-commit writer: the caller's transaction is the write.
+/// On SQLite the caller must not call a Store-level write (one that goes through the writer)
+/// while `tx` is open: `tx` holds the write lock the writer waits for.
+pub async fn store_answers_in(
+    tx: &mut StoreTx,
+    relay: Option<&super::relay::RelayKeys>,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    now: DateTime<Utc>,
+) -> ServiceResult<Stored> {
+    let stored = write_answers(tx, relay, d, program, survey, submission, None, now).await?;
+    Ok(if stored { Stored::Yes } else { Stored::Closed })
 }
 
 /// What an answer's grouped write did.
@@ -235,6 +272,7 @@ struct AnswerJob {
     program: std::sync::Arc<Program>,
     survey_id: String,
     submission: Submission,
+    relay: Option<super::relay::RelayKeys>,
     response_url: Option<String>,
     claim: Option<SignatureClaim>,
     now: DateTime<Utc>,
@@ -255,6 +293,7 @@ impl WriteJob for AnswerJob {
             };
             let stored = write_answers(
                 tx,
+                self.relay.as_ref(),
                 &self.delivery,
                 &self.program,
                 survey,
@@ -273,8 +312,10 @@ impl WriteJob for AnswerJob {
 }
 
 /// The writes of one answer inside a transaction; `false` when the pulse had closed.
+#[allow(clippy::too_many_arguments)]
 async fn write_answers(
     tx: &mut StoreTx,
+    relay: Option<&super::relay::RelayKeys>,
     d: &DeliveryRow,
     program: &Program,
     survey: &Survey,
@@ -287,6 +328,11 @@ async fn write_answers(
     }
     let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
+        let is_comment = survey
+            .question(key)
+            .is_some_and(|q| q.kind == QuestionKind::Text);
+        let allow_reply =
+            is_comment && relay.is_some() && submission.allow_reply.contains(key);
         changed |= tx
             .upsert_response(
                 d.round_id,
@@ -295,12 +341,18 @@ async fn write_answers(
                 &d.role,
                 v.number,
                 v.text.as_deref(),
-                false,
+                allow_reply,
                 now,
             )
             .await?;
+        if is_comment {
+            let author = d.slack_user_id.as_ref();
+            super::relay::attach(tx, relay, d.id, d.round_id, key, author, allow_reply).await?;
+        }
     }
     for key in &submission.cleared {
+        let author = d.slack_user_id.as_ref();
+        super::relay::attach(tx, relay, d.id, d.round_id, key, author, false).await?;
         changed |= tx.delete_response(d.id, key).await?;
     }
     for win in &submission.wins {
@@ -351,8 +403,22 @@ async fn queue_answered_update(
         .into_iter()
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
         .collect();
-    let message = match render::answered_message(&render::dm_context(program, survey, d), &answers)
+    let mut consents = BTreeMap::new();
+    for q in survey
+        .questions
+        .iter()
+        .filter(|q| q.kind == QuestionKind::Win)
     {
+        let key = WinAnswerKey {
+            delivery: d.id,
+            question: q.key.clone(),
+        };
+        if let Some(consent) = tx.win_consent(&key.to_string()).await? {
+            consents.insert(q.key.clone(), consent);
+        }
+    }
+    let ctx = render::dm_context(program, survey, d);
+    let message = match render::answered_message(&ctx, &answers, &consents) {
         Ok(message) => message,
         Err(e) => {
             // The answer is stored; only the redrawn DM cannot be made (see check-config).

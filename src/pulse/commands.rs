@@ -20,7 +20,9 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse status` — what is waiting for you, and when the next pulse comes\n\
 • `/pulse pause` or `/pulse pause until 2027-03-31` — stop pulses for a while\n\
 • `/pulse resume` — start again (also after opting out)\n\
-• `/pulse optout` — leave the program's pulses (asks you to confirm)";
+• `/pulse optout` — leave the program's pulses (asks you to confirm)\n\
+• `/pulse win <text>` — share a small win (you choose: with your name, anonymously or private)\n\
+• `/pulse action <text>` — owners: tell the people who answered what the program changed";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +44,9 @@ pub fn ephemeral(text: impl Into<String>) -> CommandReply {
 
 pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<CommandReply> {
     let user = &command.user_id;
-    match PulseCommand::parse(&command.text) {
+    let parsed = PulseCommand::parse(&command.text);
+    tracing::info!(event = "command", member = %user, command = command_name(&parsed), "/pulse command");
+    match parsed {
         PulseCommand::Help => Ok(ephemeral(HELP)),
         PulseCommand::Unknown { input, problem } => {
             let lead = match problem {
@@ -52,6 +56,8 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
             Ok(ephemeral(format!("{lead}{HELP}")))
         }
         PulseCommand::Status => status(state, user).await,
+        PulseCommand::Win { text } => super::wins::command(state, &command, &text).await,
+        PulseCommand::Action { text } => super::actions::command(state, &command, &text).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -70,8 +76,8 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
                 None => None,
             };
             control(state, user, MemberControl::Pause { until: until_at }).await?;
-            Ok(ephemeral(match until {
-                Some(date) => format!(":double_vertical_bar: Paused until the end of {date}. Pulses start again on their own after that; `/pulse resume` restarts them sooner."),
+            Ok(ephemeral(match until_at {
+                Some(at) => format!(":double_vertical_bar: Paused until {}. Pulses start again on their own after that; `/pulse resume` restarts them sooner.", render::pause_end(at, tz)),
                 None => ":double_vertical_bar: Paused. No pulses until you type `/pulse resume`.".to_string(),
             }))
         }
@@ -105,14 +111,28 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
             Ok(if n == 0 {
                 not_a_member()
             } else {
-                ephemeral("You have opted out. No more pulses will come; `/pulse resume` brings you back.")
+                ephemeral(optout_reply(n))
             })
         }
     }
 }
 
+/// What an opt-out (typed, or the "Yes, opt me out" button) answers; `changed` memberships.
+pub fn optout_reply(changed: u64) -> String {
+    if changed == 0 {
+        NOT_A_MEMBER.to_string()
+    } else {
+        OPTED_OUT.to_string()
+    }
+}
+
+pub const OPTED_OUT: &str =
+    ":wave: You have opted out. No more pulses will come; `/pulse resume` brings you back.";
+const NOT_A_MEMBER: &str =
+    "You are not a member of any pulseloop program. Ask your program owner to add you.";
+
 fn not_a_member() -> CommandReply {
-    ephemeral("You are not a member of any pulseloop program. Ask your program owner to add you.")
+    ephemeral(NOT_A_MEMBER)
 }
 
 async fn active_memberships(state: &Pulses, user: &UserId) -> ServiceResult<Vec<MemberRow>> {
@@ -148,9 +168,33 @@ async fn control(state: &Pulses, user: &UserId, control: MemberControl) -> Servi
         .apply_member_control(user, control, state.clock.now())
         .await?;
     tx.commit().await?;
+    let event = match control {
+        MemberControl::Pause { .. } => "pause",
+        MemberControl::Resume => "resume",
+        MemberControl::OptOut => "opt_out",
+    };
+    tracing::info!(event, member = %user, memberships = n, source = "command", "member control applied");
     Ok(n)
 }
 
+/// The subcommand's name for the log (never the free text typed).
+fn command_name(c: &PulseCommand) -> &'static str {
+    match c {
+        PulseCommand::Help => "help",
+        PulseCommand::Status => "status",
+        PulseCommand::Pause { .. } => "pause",
+        PulseCommand::Resume => "resume",
+        PulseCommand::OptOut { confirmed: false } => "optout",
+        PulseCommand::OptOut { confirmed: true } => "optout_confirm",
+        PulseCommand::Win { .. } => "win",
+        PulseCommand::Action { .. } => "action",
+        PulseCommand::Unknown { .. } => "unknown",
+    }
+}
+
+/// `/pulse status`: what waits for the member, and per program their standing and the next
+/// pulse. Names only (program and survey names, never ids); a pause is honoured (no pulse is
+/// announced before it ends) and its end reads as the confirmation said it.
 async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
     let now = state.clock.now();
     let memberships = active_memberships(state, user).await?;
@@ -161,62 +205,80 @@ async fn status(state: &Pulses, user: &UserId) -> ServiceResult<CommandReply> {
     let pending = state.store.pending_deliveries_of(user, now).await?;
     for d in &pending {
         let tz = d.timezone.parse().unwrap_or(Tz::UTC);
+        let (program, survey) = match state.catalog.program(&d.program_id) {
+            Some(p) => {
+                let survey = p
+                    .survey(&d.survey_id)
+                    .map_or_else(|| "a pulse".to_string(), |s| s.name.clone());
+                (p.name.clone(), survey)
+            }
+            None => continue,
+        };
         lines.push(format!(
-            "• Waiting for you: *{}* in {} — closes {}",
-            d.survey_id,
-            d.program_id,
+            "• Waiting for you: *{}* ({}), closes {}",
+            render::escape(&survey),
+            render::escape(&program),
             format_local(d.closes_at, tz)
         ));
     }
-    if pending.is_empty() {
+    if lines.is_empty() {
         lines.push("• Nothing is waiting for you right now.".to_string());
     }
     for m in &memberships {
         let Some(program) = state.catalog.program(&m.program_id) else {
             continue;
         };
+        let name = render::escape(&program.name);
         let tz = zone_of(state, m);
-        match m.state {
+        // Pulses may come again from this instant (None: not before `/pulse resume`).
+        let from = match m.state {
             MemberState::OptedOut => {
                 lines.push(format!(
-                    "• {}: you opted out (`/pulse resume` to come back).",
-                    program.name
+                    "• {name}: you opted out (`/pulse resume` to come back)."
                 ));
                 continue;
             }
-            MemberState::Paused if m.is_paused(now) => lines.push(match m.paused_until {
-                Some(until) => format!(
-                    "• {}: paused until {}.",
-                    program.name,
-                    format_local(until, tz)
-                ),
-                None => format!("• {}: paused (`/pulse resume` to restart).", program.name),
-            }),
-            _ => {}
-        }
+            MemberState::Paused if m.is_paused(now) => match m.paused_until {
+                Some(until) => {
+                    lines.push(format!(
+                        "• {name}: paused until {}.",
+                        render::pause_end(until, tz)
+                    ));
+                    Some(until.max(now))
+                }
+                None => {
+                    lines.push(format!(
+                        "• {name}: paused, no pulses until you type `/pulse resume`."
+                    ));
+                    None
+                }
+            },
+            _ => Some(now),
+        };
+        let Some(from) = from else {
+            continue;
+        };
         let plan = plan_members(&program, std::slice::from_ref(m));
         let next = plan.first().and_then(|pm| {
             program
                 .surveys
                 .iter()
                 .filter_map(|s| {
-                    member_firings(&program, s, pm, now, now + Duration::days(120))
+                    member_firings(&program, s, pm, from, from + Duration::days(120))
                         .into_iter()
-                        .next()
+                        .find(|f| f.utc >= from && f.utc > now)
                         .map(|f| (f.utc, s.name.clone()))
                 })
                 .min_by_key(|(at, _)| *at)
         });
         match next {
             Some((at, survey)) => lines.push(format!(
-                "• {}: next pulse *{}* on {}.",
-                program.name,
-                survey,
+                "• {name}: next pulse *{}* on {}.",
+                render::escape(&survey),
                 format_local(at, tz)
             )),
             None => lines.push(format!(
-                "• {}: no pulse is planned in the next 120 days.",
-                program.name
+                "• {name}: no pulse is planned in the next 120 days."
             )),
         }
     }

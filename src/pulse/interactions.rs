@@ -14,7 +14,8 @@ use crate::domain::program::{Program, QuestionKind, Survey};
 use crate::domain::state::Consent;
 use crate::slack::incoming::payloads::{Action, BlockActions, Interaction, ViewSubmission};
 use crate::slack::protocol::{
-    AnswerActionId, BlockPart, ModalInputId, ModalMetadata, PulseBlockId,
+    AnswerActionId, BlockPart, HomeAction, ModalInputId, ModalMetadata, PulseBlockId,
+    WinConsentAction, ACTION_REPLY_TO_COMMENT, CELEBRATE_WIN_CALLBACK, REPLY_MODAL_CALLBACK,
 };
 use crate::storage::members::MemberControl;
 use crate::storage::rounds::DeliveryRow;
@@ -40,7 +41,17 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
         }
         Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
         Interaction::ViewClosed(_) => Ok(InteractionOutcome::Ack),
-        Interaction::Shortcut(s) | Interaction::MessageAction(s) => {
+        Interaction::MessageAction(a)
+            if a.callback_id.as_deref() == Some(CELEBRATE_WIN_CALLBACK) =>
+        {
+            super::wins::on_shortcut(state, &a).await?;
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::MessageAction(a) => {
+            tracing::debug!(callback = ?a.callback_id, "message shortcut ignored");
+            Ok(InteractionOutcome::Ack)
+        }
+        Interaction::Shortcut(s) => {
             tracing::debug!(callback = ?s.callback_id, "shortcut ignored");
             Ok(InteractionOutcome::Ack)
         }
@@ -54,12 +65,19 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = &ba.user.id;
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
-        let now = state.clock.now();
-        let mut tx = state.store.begin().await?;
-        tx.apply_member_control(user, MemberControl::OptOut, now)
-            .await?;
-        tx.commit().await?;
+        let n = apply_control(state, user, MemberControl::OptOut).await?;
+        tracing::info!(event = "opt_out", member = %user, memberships = n, source = "button", "member opted out");
+        confirm_in_place(state, ba, &super::commands::optout_reply(n)).await;
         return Ok(());
+    }
+    if let Ok(home_action) = action.action_id.parse::<HomeAction>() {
+        return on_home_action(state, ba, action, home_action).await;
+    }
+    if let Ok(choice) = action.action_id.parse::<WinConsentAction>() {
+        return super::wins::on_consent(state, ba, choice, action.block_id.as_deref()).await;
+    }
+    if action.action_id == ACTION_REPLY_TO_COMMENT {
+        return super::relay::on_reply_button(state, ba, action.value.as_deref()).await;
     }
     if action.action_id == render::ACTION_OPEN_MODAL {
         let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
@@ -115,6 +133,98 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
             Ok(())
         }
     }
+}
+
+async fn apply_control(
+    state: &Pulses,
+    user: &UserId,
+    control: MemberControl,
+) -> ServiceResult<u64> {
+    let mut tx = state.store.begin().await?;
+    let n = tx
+        .apply_member_control(user, control, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Replaces the message that held the clicked button (the ephemeral "Opt out of all
+/// pulses?") with `text`, through the click's `response_url`; a click on the Home tab redraws
+/// the tab instead.
+async fn confirm_in_place(state: &Pulses, ba: &BlockActions, text: &str) {
+    if is_home(ba) {
+        republish_home(state, ba).await;
+        return;
+    }
+    let Some(url) = ba.response_url.as_deref() else {
+        return;
+    };
+    let body = serde_json::json!({ "replace_original": true, "text": text });
+    if let Err(e) = state.slack.respond(url, &body).await {
+        tracing::warn!(error = %e, "could not confirm the click in place");
+    }
+}
+
+fn is_home(ba: &BlockActions) -> bool {
+    ba.view.as_ref().and_then(|v| v.kind.as_deref()) == Some("home")
+}
+
+/// Queues the clicking member's Home tab again (after a control changed it).
+async fn republish_home(state: &Pulses, ba: &BlockActions) {
+    let nonce = ba
+        .actions
+        .first()
+        .and_then(|a| a.action_ts.clone())
+        .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
+    if let Err(e) = super::home::publish_now(state, &ba.user.id, &nonce).await {
+        tracing::warn!(error = %e, "could not queue the Home tab");
+    }
+}
+
+/// A button of the App Home tab: pause, resume, opt out (Slack asked to confirm), or an
+/// owner's "Preview digest".
+async fn on_home_action(
+    state: &Pulses,
+    ba: &BlockActions,
+    action: &Action,
+    home_action: HomeAction,
+) -> ServiceResult<()> {
+    let user = &ba.user.id;
+    let control = match home_action {
+        HomeAction::Pause => MemberControl::Pause { until: None },
+        HomeAction::Resume => MemberControl::Resume,
+        HomeAction::OptOut => MemberControl::OptOut,
+        HomeAction::PreviewDigest => return preview_digest(state, ba, action).await,
+    };
+    apply_control(state, user, control).await?;
+    republish_home(state, ba).await;
+    Ok(())
+}
+
+/// "Preview digest": owners only. The preview itself is wired where the digest is built;
+/// until then the owner is told plainly, by DM (a Home tab has no channel for an ephemeral).
+async fn preview_digest(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
+    let user = &ba.user.id;
+    let program = action
+        .value
+        .as_deref()
+        .map(|v| crate::domain::ids::ProgramId(v.to_string()))
+        .and_then(|id| state.catalog.program(&id));
+    let is_owner = program
+        .as_ref()
+        .is_some_and(|p| p.owners.iter().any(|o| o == user.as_str()));
+    let text = if is_owner {
+        super::home::DIGEST_PREVIEW_NOT_YET
+    } else {
+        super::home::DIGEST_PREVIEW_REFUSED
+    };
+    let nonce = action
+        .action_ts
+        .clone()
+        .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
+    let row = super::home::dm_row(user, format!("digest-preview:{user}:{nonce}"), text);
+    state.store.enqueue(&row, state.clock.now()).await?;
+    Ok(())
 }
 
 /// The member's own delivery, if its window is still open; after it closes the member is
@@ -181,7 +291,19 @@ async fn open_modal(
         return Ok(());
     };
     let prior = answers::answers_of(state, d.id).await?;
-    let view = match render::survey_modal(&render::dm_context(&program, survey, &d), &prior) {
+    let allowed = match state.relay {
+        Some(_) => Some(state.store.replies_allowed(d.id).await?),
+        None => None,
+    };
+    let view = render::survey_modal(&render::dm_context(&program, survey, &d), &prior).and_then(
+        |mut view| {
+            if let Some(allowed) = &allowed {
+                super::relay::add_reply_choices(&mut view.blocks, survey, allowed)?;
+            }
+            Ok(view)
+        },
+    );
+    let view = match view {
         Ok(view) => view.to_json(),
         Err(e) => {
             tracing::error!(delivery = d.id.0, error = %e, "cannot render the survey modal");
@@ -195,6 +317,9 @@ async fn open_modal(
 }
 
 async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<InteractionOutcome> {
+    if vs.view.callback_id.as_deref() == Some(REPLY_MODAL_CALLBACK) {
+        return super::relay::on_reply_submission(state, &vs).await;
+    }
     if vs.view.callback_id.as_deref() != Some(render::MODAL_CALLBACK) {
         return Ok(InteractionOutcome::Ack);
     }
@@ -237,6 +362,17 @@ async fn on_submission(state: &Pulses, vs: ViewSubmission) -> ServiceResult<Inte
             continue;
         };
         let block = block.to_string();
+        if q.kind == QuestionKind::Text {
+            let ticked = ModalInputId::allow_reply(&q.key)
+                .ok()
+                .and_then(|id| values.get(&id.to_string()))
+                .and_then(|actions| actions.values().next())
+                .and_then(|v| v.selected_options.as_ref())
+                .is_some_and(|o| o.iter().any(|o| o.value == super::relay::ALLOW_REPLY_VALUE));
+            if ticked {
+                submission.allow_reply.push(q.key.clone());
+            }
+        }
         match parse_answer(q, value_of(&block).as_deref()) {
             Ok(Some(v)) => {
                 if q.kind == QuestionKind::Win {

@@ -4,13 +4,17 @@
 //! results ([`interactions::InteractionOutcome`], [`commands::CommandReply`]) and errors
 //! ([`ServiceError`]); `http` turns those into responses in one place.
 
+pub mod actions;
 pub mod answers;
 pub mod catalog;
 pub mod commands;
 pub mod events;
+pub mod home;
 pub mod interactions;
+pub mod relay;
 pub mod render;
 pub mod sync;
+pub mod wins;
 
 use std::path::PathBuf;
 
@@ -31,6 +35,9 @@ pub struct Pulses {
     pub programs_dir: PathBuf,
     /// Member details from Slack are refreshed when older than this.
     pub profile_refresh: chrono::Duration,
+    /// The reply relay's keys, from the server secret; `None` (no secret configured) means
+    /// comments cannot be replied to.
+    pub relay: Option<relay::RelayKeys>,
 }
 
 /// Why a pulse service could not do its work. The HTTP layer maps it (http/error.rs).

@@ -62,22 +62,50 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Plainly, who will see what: every DM says it.
+/// Plainly, who will see what: the ONE wording per anonymity mode. The DM, the survey modal,
+/// App Home and the README's privacy section all say exactly this (the README copies it with
+/// `k` = 5). One audience, "the program team" (the program's owners and sponsors), and each
+/// line says whether comment text is shown word for word.
 pub fn anonymity_statement(mode: Anonymity, k: u32) -> String {
     match mode {
         Anonymity::Anonymous => format!(
-            ":lock: Anonymous: your answers are unlinked from your name when this pulse closes; \
-             sponsors only see totals of {k} or more people."
+            ":lock: Anonymous: when this pulse closes, your answers are unlinked from your name for good. \
+             The program team sees totals of {k} or more people, and comments word for word but never with your name."
         ),
         Anonymity::Confidential => format!(
-            ":closed_lock_with_key: Confidential: only you see your own answers; \
-             the program sees totals of {k} or more people."
+            ":closed_lock_with_key: Confidential: only you see your own answers. \
+             The program team sees totals of {k} or more people, never your comments."
         ),
         Anonymity::Attributed => {
-            ":bust_in_silhouette: Attributed: program owners see your name next to your answers."
+            ":bust_in_silhouette: Attributed: the program team sees your name next to your answers, \
+             and your comments word for word."
                 .to_string()
         }
     }
+}
+
+/// What happens to a win, repeated back to its author right after they chose.
+pub fn sharing_sentence(consent: Consent) -> &'static str {
+    match consent {
+        Consent::Named => {
+            ":tada: Your win will be shared with the program team with your name on it."
+        }
+        Consent::Anonymous => {
+            ":tada: Your win will be shared with the program team without your name."
+        }
+        Consent::Private => ":lock: Your win stays private: nobody else sees it.",
+    }
+}
+
+/// The end of a pause, as the confirmation and `/pulse status` both say it: a pause "until
+/// 2027-01-15" is stored as the first instant after that local day, and read back as "the end
+/// of Fri 15 Jan 2027".
+pub fn pause_end(until: DateTime<Utc>, tz: Tz) -> String {
+    let last_moment = until - chrono::Duration::seconds(1);
+    format!(
+        "the end of {}",
+        last_moment.with_timezone(&tz).format("%a %-d %b %Y")
+    )
 }
 
 pub fn format_local(at: DateTime<Utc>, tz: Tz) -> String {
@@ -109,7 +137,7 @@ impl DmContext<'_> {
             "type": "context",
             "elements": [
                 mrkdwn(&anonymity_statement(self.anonymity, self.k), CONTEXT_TEXT_MAX),
-                mrkdwn(&format!("*{}* · {}", escape(&self.program.name), when), CONTEXT_TEXT_MAX),
+                mrkdwn(&when, CONTEXT_TEXT_MAX),
             ]
         })
     }
@@ -186,25 +214,37 @@ pub fn choices(q: &Question) -> Vec<(String, String)> {
     }
 }
 
-/// How an answer reads back to its author.
+/// How an answer reads back to its author: "4 out of 5", "8 out of 10", "Yes", an option's
+/// label, or the text in quotes.
 pub fn describe_answer(q: &Question, number: Option<f64>, text: Option<&str>) -> String {
-    match q.kind {
-        QuestionKind::Text | QuestionKind::Win => text
+    match (q.kind, number) {
+        (QuestionKind::Text | QuestionKind::Win, _) => text
             .map(|t| format!("“{}”", truncate(t, 200)))
             .unwrap_or_default(),
-        _ => {
-            let value = match (q.kind, number) {
-                (QuestionKind::YesNo, Some(n)) => if n >= 1.0 { "yes" } else { "no" }.to_string(),
-                (_, Some(n)) => format!("{}", n as i64),
-                (_, None) => return String::new(),
+        (QuestionKind::Scale, Some(n)) => {
+            let label = match (n as i64, &q.low_label, &q.high_label) {
+                (1, Some(low), _) => format!(" ({low})"),
+                (5, _, Some(high)) => format!(" ({high})"),
+                _ => String::new(),
             };
-            choices(q)
-                .into_iter()
-                .find(|(v, _)| *v == value)
-                .map(|(_, label)| label)
-                .unwrap_or(value)
+            format!("{} out of 5{label}", n as i64)
         }
+        (QuestionKind::Enps, Some(n)) => format!("{} out of 10", n as i64),
+        (QuestionKind::YesNo, Some(n)) => if n >= 1.0 { "Yes" } else { "No" }.to_string(),
+        (QuestionKind::Choice, Some(n)) => q
+            .options
+            .get(n as usize)
+            .cloned()
+            .unwrap_or_else(|| (n as i64).to_string()),
+        (_, None) => String::new(),
     }
+}
+
+/// One answered question as the DM and App Home list it: the prompt, a dash, the answer in
+/// bold (never "week?: *4*").
+pub fn answer_line(q: &Question, number: Option<f64>, text: Option<&str>) -> Option<String> {
+    let said = describe_answer(q, number, text);
+    (!said.is_empty()).then(|| format!("• {} — *{}*", escape(&q.prompt), escape(&said)))
 }
 
 /// A question's inline answer elements (buttons or a menu) for the DM.
@@ -336,40 +376,116 @@ pub fn open_message(ctx: &DmContext) -> Result<SlackMessage, ProtocolError> {
     })
 }
 
-/// After an answer: what was answered, and a button to change it while the window is open.
+/// Where a member stands after an answer. Only required questions count: optional ones are
+/// never missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Required questions answered, of `required`.
+    pub answered_required: usize,
+    pub required: usize,
+    /// Optional questions not answered yet (offered, never asked for).
+    pub optional_left: usize,
+}
+
+impl Progress {
+    pub fn of(survey: &Survey, answers: &BTreeMap<String, (Option<f64>, Option<String>)>) -> Self {
+        let answered = |key: &str| {
+            answers
+                .get(key)
+                .is_some_and(|(n, t)| n.is_some() || t.as_deref().is_some_and(|t| !t.is_empty()))
+        };
+        let required: Vec<&Question> = survey.questions.iter().filter(|q| q.required).collect();
+        Progress {
+            answered_required: required.iter().filter(|q| answered(&q.key)).count(),
+            required: required.len(),
+            optional_left: survey
+                .questions
+                .iter()
+                .filter(|q| !q.required && !answered(&q.key))
+                .count(),
+        }
+    }
+
+    /// Every required question is answered: the pulse is done.
+    pub fn done(&self) -> bool {
+        self.answered_required >= self.required
+    }
+
+    /// The sentence at the top of the answered DM.
+    pub fn headline(&self) -> String {
+        if self.done() {
+            ":white_check_mark: *Done.* Thank you, your answer is in.".to_string()
+        } else {
+            let left = self.required - self.answered_required;
+            let questions = if left == 1 { "question" } else { "questions" };
+            format!(
+                ":hourglass_flowing_sand: *Saved, not finished yet:* {left} more {questions} to answer."
+            )
+        }
+    }
+}
+
+/// After an answer: whether the pulse is done (every required question answered), what was
+/// answered, and while the window is open a "Change answer" button, plus "Answer the rest"
+/// when required questions remain or "Add more (optional)" when only optional ones do.
+/// A win's line repeats how it will be shared (`consents`, by question key).
 pub fn answered_message(
     ctx: &DmContext,
     answers: &BTreeMap<String, (Option<f64>, Option<String>)>,
+    consents: &BTreeMap<String, Consent>,
 ) -> Result<SlackMessage, ProtocolError> {
-    let mut lines = Vec::new();
-    for q in &ctx.survey.questions {
-        if let Some((number, text)) = answers.get(&q.key) {
-            let said = describe_answer(q, *number, text.as_deref());
-            if !said.is_empty() {
-                lines.push(format!("• {}: *{}*", escape(&q.prompt), escape(&said)));
-            }
-        }
+    let progress = Progress::of(ctx.survey, answers);
+    let lines: Vec<String> = ctx
+        .survey
+        .questions
+        .iter()
+        .filter_map(|q| {
+            let (number, text) = answers.get(&q.key)?;
+            let line = answer_line(q, *number, text.as_deref())?;
+            Some(match consents.get(&q.key) {
+                Some(consent) => format!("{line}\n{}", sharing_sentence(*consent)),
+                None => line,
+            })
+        })
+        .collect();
+    let mut summary = progress.headline();
+    if !lines.is_empty() {
+        summary.push('\n');
+        summary.push_str(&lines.join("\n"));
     }
-    let answered = lines.len();
-    let total = ctx.survey.questions.len();
-    let mut summary = format!(
-        ":white_check_mark: Thanks, your answer is in ({answered}/{total}).\n{}",
-        lines.join("\n")
-    );
-    summary = truncate(&summary, SECTION_MAX);
-    let label = if answered < total {
-        "Answer the rest or change"
-    } else {
-        "Change answer"
-    };
-    let blocks = vec![
+    let mut blocks = vec![
         ctx.intro(),
         json!({ "type": "section", "text": mrkdwn(&summary, SECTION_MAX) }),
-        ctx.open_modal_block(BlockPart::Change, label, false)?,
-        ctx.context_block(false),
     ];
+    if !progress.done() {
+        let left = progress.required - progress.answered_required;
+        let label = if left == 1 {
+            "Answer the last question".to_string()
+        } else {
+            format!("Answer the other {left}")
+        };
+        blocks.push(ctx.open_modal_block(BlockPart::All, &label, true)?);
+    } else if progress.optional_left > 0 {
+        let more = if progress.optional_left == 1 {
+            "1 optional question is left, if you want to add something.".to_string()
+        } else {
+            format!(
+                "{} optional questions are left, if you want to add something.",
+                progress.optional_left
+            )
+        };
+        blocks.push(json!({ "type": "context", "elements": [mrkdwn(&more, CONTEXT_TEXT_MAX)] }));
+        blocks.push(ctx.open_modal_block(BlockPart::All, "Add more (optional)", false)?);
+    }
+    blocks.push(ctx.open_modal_block(BlockPart::Change, "Change answer", false)?);
+    blocks.push(ctx.context_block(false));
+    let lead = if progress.done() {
+        "Done: your answer is in for"
+    } else {
+        "Saved, not finished: your pulse from"
+    };
     Ok(SlackMessage {
-        text: fallback_text(ctx, "You answered the pulse from"),
+        text: fallback_text(ctx, lead),
         blocks,
     })
 }
@@ -416,6 +532,45 @@ pub fn reminder_message(ctx: &DmContext, answered_so_far: Option<i64>) -> SlackM
         text: truncate(&text, FALLBACK_MAX),
         blocks: Vec::new(),
     }
+}
+
+/// The reply to a number typed in the bot's DM and taken as an answer.
+pub fn typed_answer_taken(prompt: &str, said: &str) -> String {
+    format!(
+        ":white_check_mark: Taken: *{}* for “{}”. The pulse above shows your answer.",
+        escape(said),
+        escape(prompt)
+    )
+}
+
+/// The reply to a typed number that does not answer the current question.
+pub fn typed_answer_refused(q: &Question, typed: &str) -> String {
+    let range = match q.kind {
+        QuestionKind::Enps => "0 to 10",
+        _ => "1 to 5",
+    };
+    format!(
+        "“{}” is not an answer to “{}”: type a number from {range}, or use the buttons in the pulse above.",
+        escape(typed),
+        escape(&q.prompt)
+    )
+}
+
+/// The reply to anything else typed in the bot's DM.
+pub fn dm_help(was_number: bool) -> String {
+    let lead = if was_number {
+        "No pulse waiting for you takes a number right now."
+    } else {
+        "Hi! I only understand a few things here."
+    };
+    format!(
+        "{lead}\n\
+         • Type a number to answer the question a pulse is waiting on (1 to 5, or 0 to 10).\n\
+         • `/pulse status`: what is waiting for you, and when the next pulse comes\n\
+         • `/pulse pause`, `/pulse resume`, `/pulse optout`: your controls\n\
+         • `/pulse help`: everything else\n\
+         Your answers, your wins and what we keep are in this app's Home tab."
+    )
 }
 
 /// An ephemeral note for a click that came after the window closed.
@@ -536,4 +691,88 @@ fn consent_input(q: &Question) -> Result<Value, ProtocolError> {
             "initial_option": private,
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn question(kind: QuestionKind, required: bool, key: &str) -> Question {
+        Question {
+            key: key.into(),
+            kind,
+            prompt: format!("{key}?"),
+            low_label: Some("Low".into()),
+            high_label: Some("High".into()),
+            options: vec!["A".into(), "B".into()],
+            required,
+        }
+    }
+
+    #[test]
+    fn answers_read_back_in_words() {
+        let scale = question(QuestionKind::Scale, true, "s");
+        assert_eq!(describe_answer(&scale, Some(4.0), None), "4 out of 5");
+        assert_eq!(
+            describe_answer(&scale, Some(5.0), None),
+            "5 out of 5 (High)"
+        );
+        assert_eq!(describe_answer(&scale, Some(1.0), None), "1 out of 5 (Low)");
+        let enps = question(QuestionKind::Enps, true, "e");
+        assert_eq!(describe_answer(&enps, Some(9.0), None), "9 out of 10");
+        let choice = question(QuestionKind::Choice, true, "c");
+        assert_eq!(describe_answer(&choice, Some(1.0), None), "B");
+        let yes_no = question(QuestionKind::YesNo, true, "y");
+        assert_eq!(describe_answer(&yes_no, Some(0.0), None), "No");
+        assert_eq!(
+            answer_line(&scale, Some(3.0), None).unwrap(),
+            "• s? — *3 out of 5*"
+        );
+    }
+
+    #[test]
+    fn a_pause_ends_at_the_end_of_the_day_it_names() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // "until 2027-01-15" is stored as 16 Jan 00:00 Berlin.
+        let stored = Utc.with_ymd_and_hms(2027, 1, 15, 23, 0, 0).unwrap();
+        assert_eq!(pause_end(stored, tz), "the end of Fri 15 Jan 2027");
+    }
+
+    #[test]
+    fn only_required_questions_count_as_missing() {
+        let survey_of = |questions: Vec<Question>| Survey {
+            id: "s".into(),
+            name: "S".into(),
+            audience: vec![],
+            cadence: crate::domain::cadence::Cadence::parse("0 10 * * MON").unwrap(),
+            every_weeks: 1,
+            window_hours: 48,
+            remind_after_hours: None,
+            anonymity: Anonymity::Anonymous,
+            questions,
+        };
+        let survey = survey_of(vec![
+            question(QuestionKind::Scale, true, "a"),
+            question(QuestionKind::Text, false, "b"),
+            question(QuestionKind::Win, false, "c"),
+        ]);
+        let answers = BTreeMap::from([("a".to_string(), (Some(3.0), None))]);
+        let p = Progress::of(&survey, &answers);
+        assert!(p.done());
+        assert_eq!(p.optional_left, 2);
+        assert_eq!(
+            p.headline(),
+            ":white_check_mark: *Done.* Thank you, your answer is in."
+        );
+        let none = Progress::of(&survey, &BTreeMap::new());
+        assert!(!none.done());
+        assert_eq!(
+            none.headline(),
+            ":hourglass_flowing_sand: *Saved, not finished yet:* 1 more question to answer."
+        );
+        // A survey of optional questions only is done after any answer.
+        let optional = survey_of(vec![question(QuestionKind::Text, false, "b")]);
+        assert!(Progress::of(&optional, &BTreeMap::new()).done());
+    }
 }

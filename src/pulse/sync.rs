@@ -30,6 +30,9 @@ pub enum SyncError {
 /// On a configuration error nothing changes and the previous configuration stays in force.
 pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>, SyncError> {
     let programs = load_programs(&state.programs_dir)?;
+    for warning in programs.iter().flat_map(crate::config::program::warnings) {
+        tracing::warn!(problem = %warning, "configuration warning");
+    }
     let mut reports = Vec::new();
     for program in &programs {
         let desired = desired_program(state, program).await?;
@@ -37,14 +40,115 @@ pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
         if report != SyncReport::default() {
-            tracing::info!(program = %program.id, ?report, "configuration applied");
+            report.log(&program.id, "configuration applied");
         }
         reports.push((program.id.clone(), report));
     }
     state.catalog.replace(programs);
+    let started = state.clock.now();
     // First sight of new members (and anyone not read for a day).
     refresh_profiles(state, state.profile_refresh).await;
+    // Members Slack did not know last time are asked again on every reload: an ID fixed in
+    // Slack (or a typo fixed in the file) should not wait for the daily refresh. Those the
+    // refresh just read are not asked twice.
+    recheck_problem_members(state, started).await;
     Ok(reports)
+}
+
+/// Re-reads every member whose last users.info answered an error (`user_not_found`).
+/// Returns how many are still unknown to Slack.
+pub async fn recheck_problem_members(
+    state: &Pulses,
+    checked_before: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let users = match state.store.users_with_problems(checked_before).await {
+        Ok(users) => users,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list members with a Slack problem");
+            return 0;
+        }
+    };
+    let mut still = 0;
+    for user in users.iter().take(BULK_REFRESH_THRESHOLD) {
+        match fetch_profile(state, user).await {
+            Fetched::Stored => {}
+            Fetched::NotFound => still += 1,
+            Fetched::Limited => break,
+            Fetched::Failed => {}
+        }
+    }
+    still
+}
+
+/// What one users.info call came to.
+enum Fetched {
+    Stored,
+    NotFound,
+    Limited,
+    Failed,
+}
+
+/// One users.info call, stored: the profile, or the member marked unknown to Slack (and
+/// logged, so an operator sees a wrong Slack ID instead of a member who silently vanishes).
+async fn fetch_profile(state: &Pulses, user_id: &UserId) -> Fetched {
+    let now = state.clock.now();
+    let stored = match state.slack.users_info(user_id).await {
+        Ok(user) => state
+            .store
+            .update_profile(user_id, &profile_of(&user), now)
+            .await
+            .map(|()| Fetched::Stored),
+        Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
+            log_unknown_member(state, user_id).await;
+            state
+                .store
+                .mark_profile_missing(user_id, now)
+                .await
+                .map(|()| Fetched::NotFound)
+        }
+        Err(e @ (SlackError::RateLimited { .. } | SlackError::LocallyLimited { .. })) => {
+            tracing::info!(error = %e, "users.info rate limited; the rest waits for the next refresh");
+            return Fetched::Limited;
+        }
+        Err(e) => {
+            tracing::warn!(user = %user_id, error = %e, "users.info failed");
+            return Fetched::Failed;
+        }
+    };
+    stored.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not store a profile");
+        Fetched::Failed
+    })
+}
+
+/// The warning an operator needs: which member, in which programs, and what to do.
+async fn log_unknown_member(state: &Pulses, user_id: &UserId) {
+    let programs: Vec<String> = state
+        .store
+        .memberships_of(user_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.state != MemberState::Deactivated)
+        .map(|m| m.program_id.to_string())
+        .collect();
+    tracing::warn!(
+        member = %user_id,
+        programs = %programs.join(","),
+        problem = "user_not_found",
+        "Slack does not know this member: no pulses are sent to them. Check the slack_id in the \
+         program file; it is checked again on every reload (SIGHUP) and listed by \
+         GET /api/v1/programs/{{id}}/member-problems"
+    );
+}
+
+/// Re-reads one member's Slack profile now (a held member's status). True when something
+/// was stored (the profile, or that Slack does not know them).
+pub async fn refresh_profile(state: &Pulses, user_id: &UserId) -> bool {
+    matches!(
+        fetch_profile(state, user_id).await,
+        Fetched::Stored | Fetched::NotFound
+    )
 }
 
 /// Re-reads Slack user groups for programs that use them, so people who join or leave a
@@ -63,7 +167,7 @@ pub async fn resync_usergroups(state: &Pulses) -> Result<usize, SyncError> {
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
         if report != SyncReport::default() {
-            tracing::info!(program = %program.id, ?report, "user groups re-read");
+            report.log(&program.id, "user groups re-read");
             changed += 1;
         }
     }
@@ -208,28 +312,10 @@ pub async fn refresh_profiles(state: &Pulses, max_age: Duration) -> usize {
     }
     let mut refreshed = 0;
     for user_id in stale.iter().take(BULK_REFRESH_THRESHOLD) {
-        let result = match state.slack.users_info(user_id).await {
-            Ok(user) => {
-                state
-                    .store
-                    .update_profile(user_id, &profile_of(&user), now)
-                    .await
-            }
-            Err(SlackError::Api { code, .. }) if code == "user_not_found" => {
-                state.store.mark_profile_missing(user_id, now).await
-            }
-            Err(e @ (SlackError::RateLimited { .. } | SlackError::LocallyLimited { .. })) => {
-                tracing::info!(error = %e, "users.info rate limited; the rest waits for the next refresh");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(user = %user_id, error = %e, "users.info failed");
-                continue;
-            }
-        };
-        match result {
-            Ok(()) => refreshed += 1,
-            Err(e) => tracing::warn!(error = %e, "could not store a profile"),
+        match fetch_profile(state, user_id).await {
+            Fetched::Stored | Fetched::NotFound => refreshed += 1,
+            Fetched::Limited => break,
+            Fetched::Failed => {}
         }
     }
     refreshed
@@ -249,7 +335,10 @@ async fn apply_user_list(state: &Pulses, stale: &[UserId], users: Vec<SlackUser>
                     .update_profile(user_id, &profile_of(user), now)
                     .await
             }
-            None => state.store.mark_profile_missing(user_id, now).await,
+            None => {
+                log_unknown_member(state, user_id).await;
+                state.store.mark_profile_missing(user_id, now).await
+            }
         };
         match result {
             Ok(()) => refreshed += 1,

@@ -8,4 +8,4 @@
 pub mod preview;
 mod tick;
 
-pub use tick::{Scheduler, SendNowError, TickReport};
+pub use tick::{Scheduler, SendNowError, SentNow, TickReport};

@@ -17,6 +17,25 @@ pub struct PreviewEntry {
     pub timezone: String,
 }
 
+/// The most days ahead a preview covers (the API and the CLI).
+pub const MAX_DAYS: u32 = 366;
+
+/// The most rows `GET …/schedule` answers; beyond it, fewer days must be asked for.
+pub const MAX_API_ROWS: usize = 20_000;
+
+/// The most rows `pulseloop schedule preview` prints.
+pub const MAX_CLI_ROWS: usize = 500_000;
+
+/// A preview with more rows than allowed: nothing is returned (the caller asks for fewer days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the schedule for the next {days} days has more than {max_rows} deliveries; ask for fewer days"
+)]
+pub struct TooManyRows {
+    pub days: u32,
+    pub max_rows: usize,
+}
+
 /// Deliveries in [now, now + days), ordered by UTC time, then member, then survey.
 /// Planned times only: pauses and Slack status are ignored (docs/cadence.md).
 pub fn preview(
@@ -25,11 +44,27 @@ pub fn preview(
     now: DateTime<Utc>,
     days: u32,
 ) -> Vec<PreviewEntry> {
+    preview_bounded(program, members, now, days, usize::MAX).unwrap_or_default()
+}
+
+/// [`preview`], stopping as soon as it would exceed `max_rows` rows: the memory it holds is
+/// bounded by `max_rows`, whatever the cadences and the number of members.
+pub fn preview_bounded(
+    program: &Program,
+    members: &[PlanMember],
+    now: DateTime<Utc>,
+    days: u32,
+    max_rows: usize,
+) -> Result<Vec<PreviewEntry>, TooManyRows> {
     let to = now + Duration::days(i64::from(days));
     let mut rows: Vec<(DateTime<Utc>, PreviewEntry)> = Vec::new();
     for survey in &program.surveys {
         for member in members {
-            for firing in member_firings(program, survey, member, now, to) {
+            let firings = member_firings(program, survey, member, now, to);
+            if rows.len().saturating_add(firings.len()) > max_rows {
+                return Err(TooManyRows { days, max_rows });
+            }
+            for firing in firings {
                 rows.push((
                     firing.utc,
                     PreviewEntry {
@@ -44,21 +79,31 @@ pub fn preview(
         }
     }
     rows.sort_by(|a, b| (a.0, &a.1.member, &a.1.survey).cmp(&(b.0, &b.1.member, &b.1.survey)));
-    rows.into_iter().map(|(_, e)| e).collect()
+    Ok(rows.into_iter().map(|(_, e)| e).collect())
 }
 
 /// A fixed-width table for terminals.
 pub fn render_table(entries: &[PreviewEntry]) -> String {
-    let mut out = format!(
-        "{:<22} {:<26} {:<22} {:<14} {}\n",
-        "UTC", "LOCAL", "ZONE", "MEMBER", "SURVEY"
-    );
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_table(&mut out, entries);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The table, written row by row (the CLI streams it to standard output, where a reader
+/// such as `head` may stop reading: the caller sees that as a `BrokenPipe` error).
+pub fn write_table(out: &mut impl std::io::Write, entries: &[PreviewEntry]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<22} {:<26} {:<22} {:<14} SURVEY",
+        "UTC", "LOCAL", "ZONE", "MEMBER"
+    )?;
     for e in entries {
-        out.push_str(&format!(
-            "{:<22} {:<26} {:<22} {:<14} {}\n",
+        writeln!(
+            out,
+            "{:<22} {:<26} {:<22} {:<14} {}",
             e.utc, e.local_time, e.timezone, e.member, e.survey
-        ));
+        )?;
     }
-    out.push_str(&format!("{} deliveries\n", entries.len()));
-    out
+    writeln!(out, "{} deliveries", entries.len())
 }

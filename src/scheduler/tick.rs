@@ -17,7 +17,7 @@ use crate::pulse::Pulses;
 use crate::slack::protocol::{MessageKey, OutboxKey};
 use crate::storage::members::{plan_members, MemberControl, MemberRow};
 use crate::storage::outbox::OutboxSubject;
-use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound};
+use crate::storage::rounds::{DeliveryRow, NewDelivery, NewRound, OpenRound};
 use crate::storage::{Store, StoreResult};
 
 const BATCH: i64 = 500;
@@ -40,6 +40,15 @@ pub struct TickReport {
     pub late_dropped: usize,
     /// Pulses and reminders still queued when their window closed, cancelled.
     pub cancelled: usize,
+    /// Firings before the service first ran against this database: no round is opened for
+    /// them (a first start never catches up the past).
+    pub before_first_start: usize,
+    /// Late DMs (caught up after downtime or a hold) waiting for the member's working hours.
+    pub waiting_for_hours: usize,
+    /// Rounds this tick opened (each is logged with its survey, number and members).
+    pub rounds_opened: usize,
+    /// Held members whose Slack status was read again (users.info) before their window ran out.
+    pub status_rechecked: usize,
 }
 
 impl TickReport {
@@ -58,7 +67,39 @@ impl TickReport {
         }
         metrics::gauge!("scheduler_held_deliveries").set(self.held as f64);
     }
+
+    /// One structured log line with a field per count (nothing when the tick did nothing).
+    pub fn log(&self) {
+        if *self == TickReport::default() {
+            return;
+        }
+        tracing::info!(
+            planned = self.planned,
+            skipped = self.skipped,
+            queued = self.queued,
+            held = self.held,
+            waiting_for_hours = self.waiting_for_hours,
+            reminded = self.reminded,
+            closed = self.closed,
+            rounds_opened = self.rounds_opened,
+            rounds_closed = self.rounds_closed,
+            sealed = self.sealed,
+            late_dropped = self.late_dropped,
+            cancelled = self.cancelled,
+            before_first_start = self.before_first_start,
+            status_rechecked = self.status_rechecked,
+            "scheduler tick"
+        );
+    }
 }
+
+/// How many held members' Slack status one tick re-reads with users.info (Tier 4, about 100 a
+/// minute: a tick every 30 s stays well within it, beside the outbox's other calls).
+const STATUS_RECHECKS_PER_TICK: usize = 20;
+
+/// A held member's status is re-read when the stored one is older than this, so someone back
+/// from vacation gets the pulse held for them within the hour, not at the daily refresh.
+const HELD_STATUS_MAX_AGE_MINUTES: i64 = 30;
 
 /// The scheduler service: what it reads and writes, and its settings; nothing of HTTP.
 #[derive(Clone)]
@@ -91,19 +132,22 @@ impl Scheduler {
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
         report.record_metrics();
+        report.log();
         Ok(report)
     }
 
     /// Step 1: create rounds and deliveries for firings whose time has come (looking back one
     /// window, so firings missed while the service was down are still caught).
     pub async fn plan(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
-        let grace = Duration::seconds((self.settings.tick_seconds as i64 * 2).max(300));
+        let grace = self.grace();
+        // Before the first start is recorded (a scheduler run outside `serve`), now counts.
+        let first_start = self.store.first_start().await?.unwrap_or(now);
         for program in self.catalog.programs().iter() {
             let rows = self.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
             for survey in &program.surveys {
                 let pending = self
-                    .new_firings(program, survey, &members, now, grace)
+                    .new_firings(program, survey, &members, now, grace, first_start, report)
                     .await?;
                 if !pending.is_empty() {
                     self.open_deliveries(program, survey, &members, &pending, now, report)
@@ -114,8 +158,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// How late a firing may be handled and still count as on time (a tick or two).
+    fn grace(&self) -> Duration {
+        Duration::seconds((self.settings.tick_seconds as i64 * 2).max(300))
+    }
+
     /// The firings of one survey within the last window that have no delivery yet, each as
     /// the delivery it becomes (skipped when it is late and the program skips misfires).
+    /// Firings before `first_start` are left alone: they happened before the service ever
+    /// ran here, so nobody expects them (issue 11, item 1).
+    #[allow(clippy::too_many_arguments)]
     async fn new_firings(
         &self,
         program: &Program,
@@ -123,6 +175,8 @@ impl Scheduler {
         members: &[PlanMember],
         now: DateTime<Utc>,
         grace: Duration,
+        first_start: DateTime<Utc>,
+        report: &mut TickReport,
     ) -> StoreResult<Vec<Pending>> {
         let window = Duration::hours(i64::from(survey.window_hours));
         let from = now - window;
@@ -133,6 +187,10 @@ impl Scheduler {
             {
                 let period = firing.period_key();
                 if existing.contains(&(period.clone(), member.member_id)) {
+                    continue;
+                }
+                if firing.utc < first_start {
+                    report.before_first_start += 1;
                     continue;
                 }
                 let late = firing.utc < now - grace;
@@ -171,6 +229,12 @@ impl Scheduler {
         report: &mut TickReport,
     ) -> StoreResult<()> {
         let round_closes = round_closing_times(program, survey, members, pending, now);
+        // Rounds this call created, with the members it gave a delivery, for the log.
+        let mut opened: Vec<(i64, RoundId, String, Vec<String>)> = Vec::new();
+        let slack_ids: HashMap<MemberId, &str> = members
+            .iter()
+            .map(|m| (m.member_id, m.slack_user_id.as_str()))
+            .collect();
         let mut tx = self.store.begin().await?;
         for (period, at, delivery) in pending {
             let closes_at = round_closes
@@ -188,7 +252,7 @@ impl Scheduler {
                 anonymity: survey.anonymity,
                 k: i64::from(program.anonymity_threshold),
             };
-            let Some(round_id) = tx.ensure_round(&round).await? else {
+            let Some(opened_round) = tx.ensure_round(&round).await? else {
                 // The round of this period already closed (a firing later than every
                 // firing foreseen when it opened): it is not joined, ever.
                 tracing::debug!(program = %program.id, survey = %survey.id, %period,
@@ -196,13 +260,42 @@ impl Scheduler {
                 report.late_dropped += 1;
                 continue;
             };
+            let round_id = opened_round.id;
+            if opened_round.created {
+                opened.push((opened_round.number, round_id, period.clone(), Vec::new()));
+            }
             match tx.insert_delivery(round_id, delivery).await? {
                 Some(_) if delivery.state == DeliveryState::Skipped => report.skipped += 1,
-                Some(_) => report.planned += 1,
+                Some(_) => {
+                    report.planned += 1;
+                    if let Some((.., who)) = opened.iter_mut().find(|o| o.1 == round_id) {
+                        who.push(
+                            slack_ids.get(&delivery.member_id).map_or_else(
+                                || delivery.member_id.0.to_string(),
+                                |s| s.to_string(),
+                            ),
+                        );
+                    }
+                }
                 None => {}
             }
         }
-        tx.commit().await
+        tx.commit().await?;
+        for (number, round_id, period, who) in opened {
+            report.rounds_opened += 1;
+            tracing::info!(
+                program = %program.id,
+                survey = %survey.id,
+                round = number,
+                round_id = round_id.0,
+                period = %period,
+                origin = "schedule",
+                members = who.len(),
+                member_ids = %who.join(","),
+                "round opened"
+            );
+        }
+        Ok(())
     }
 
     async fn existing_keys(
@@ -243,7 +336,7 @@ impl Scheduler {
         members: &mut HashMap<MemberId, MemberRow>,
         report: &mut TickReport,
     ) -> StoreResult<()> {
-        let member = match members.get(&d.member_id) {
+        let mut member = match members.get(&d.member_id) {
             Some(m) => m.clone(),
             None => {
                 let m = self.store.member(d.member_id).await?;
@@ -264,17 +357,14 @@ impl Scheduler {
             return Ok(());
         };
         if !member.can_receive() {
-            let reason = if member.slack_deleted {
-                "deactivated in Slack"
-            } else if member.is_bot {
-                "a bot"
-            } else {
-                "not an active member"
-            };
-            self.skip(&d, reason, now).await?;
+            self.skip(&d, why_not_receiving(&member), now).await?;
             report.skipped += 1;
             return Ok(());
         }
+        let away = |m: &MemberRow| {
+            program.out_of_office == OutOfOfficePolicy::Wait
+                && is_out_of_office(m.status_text.as_deref(), m.status_emoji.as_deref())
+        };
         if member.state == MemberState::Paused && !member.is_paused(now) {
             // The pause has run out: resume them on the spot.
             let mut tx = self.store.begin().await?;
@@ -282,15 +372,45 @@ impl Scheduler {
                 .await?;
             tx.commit().await?;
             members.remove(&d.member_id);
-        } else if member.is_paused(now)
-            || (program.out_of_office == OutOfOfficePolicy::Wait
-                && is_out_of_office(
-                    member.status_text.as_deref(),
-                    member.status_emoji.as_deref(),
-                ))
-        {
+        } else if member.is_paused(now) {
             report.held += 1;
             return Ok(());
+        } else if away(&member) {
+            // Held for an away status: read it again from Slack when ours is not fresh, so
+            // someone back from vacation gets this pulse within the hour (issue 11, item 5).
+            match self.recheck_status(&member, now, report).await? {
+                Some(fresh) if !away(&fresh) => {
+                    tracing::info!(member = %fresh.slack_user_id, delivery = d.id.0,
+                        "status no longer away: the held pulse is sent");
+                    members.insert(d.member_id, fresh.clone());
+                    member = fresh;
+                }
+                Some(fresh) => {
+                    members.insert(d.member_id, fresh);
+                    report.held += 1;
+                    return Ok(());
+                }
+                None => {
+                    report.held += 1;
+                    return Ok(());
+                }
+            }
+        }
+        if !member.can_receive() {
+            self.skip(&d, why_not_receiving(&member), now).await?;
+            report.skipped += 1;
+            return Ok(());
+        }
+        // A late DM (caught up after downtime, or released from a hold) waits for the
+        // member's working hours, as reminders do: nobody gets a pulse at 01:00 because the
+        // service came back at 01:00 (issue 11, item 2).
+        if now - d.scheduled_at > self.grace() {
+            if let Some(pm) = plan_members(&program, std::slice::from_ref(&member)).pop() {
+                if !within_working_hours(&program, &pm, now) {
+                    report.waiting_for_hours += 1;
+                    return Ok(());
+                }
+            }
         }
         let message = match render::open_message(&dm_context(&program, survey, &d)) {
             Ok(message) => message,
@@ -315,6 +435,28 @@ impl Scheduler {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Re-reads a held member's Slack profile with users.info when the stored one is older
+    /// than [`HELD_STATUS_MAX_AGE_MINUTES`], at most [`STATUS_RECHECKS_PER_TICK`] a tick.
+    /// Returns the member as stored afterwards, or `None` when nothing was re-read.
+    async fn recheck_status(
+        &self,
+        member: &MemberRow,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> StoreResult<Option<MemberRow>> {
+        let fresh_enough = member
+            .profile_refreshed_at
+            .is_some_and(|t| now - t < Duration::minutes(HELD_STATUS_MAX_AGE_MINUTES));
+        if fresh_enough || report.status_rechecked >= STATUS_RECHECKS_PER_TICK {
+            return Ok(None);
+        }
+        report.status_rechecked += 1;
+        if !crate::pulse::sync::refresh_profile(&self.pulses, &member.slack_user_id).await {
+            return Ok(None);
+        }
+        Ok(Some(self.store.member(member.id).await?))
     }
 
     async fn skip(&self, d: &DeliveryRow, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
@@ -428,6 +570,9 @@ impl Scheduler {
                 tx.seal_round(round.id, k, now).await?;
                 sealed += 1;
             }
+            // Wins typed into the round, final now, go to the sponsor channels.
+            crate::pulse::wins::queue_round_shoutouts(&mut tx, &self.catalog, round.id, now)
+                .await?;
         }
         report.rounds_closed += rounds.len();
         report.sealed += sealed;
@@ -452,7 +597,6 @@ impl Scheduler {
                 break;
             }
             match self.tick().await {
-                Ok(r) if r != TickReport::default() => tracing::info!(?r, "scheduler tick"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "scheduler tick failed"),
             }
@@ -468,7 +612,9 @@ impl Scheduler {
     /// `profile_refresh_hours`, until shutdown.
     async fn refresh_directory(self, mut shutdown: watch::Receiver<bool>) {
         let max_age = Duration::hours(self.settings.profile_refresh_hours as i64);
-        let mut last_refresh: Option<DateTime<Utc>> = None;
+        // Start-up has just read the user groups and every profile (`apply_config`): the
+        // first pass is an hour from now, so nobody is asked about twice at start.
+        let mut last_refresh: Option<DateTime<Utc>> = Some(self.clock.now());
         loop {
             if *shutdown.borrow() {
                 break;
@@ -489,13 +635,40 @@ impl Scheduler {
     }
 }
 
+/// Why a member cannot be sent a DM, as `GET …/failures` shows it.
+fn why_not_receiving(member: &MemberRow) -> &'static str {
+    if member.slack_problem.as_deref() == Some("user_not_found") {
+        "Slack does not know this member (user_not_found); see GET …/member-problems"
+    } else if member.slack_deleted {
+        "deactivated in Slack"
+    } else if member.is_bot {
+        "a bot"
+    } else {
+        "not an active member"
+    }
+}
+
 /// Why a send-now did not start a round.
 #[derive(Debug, thiserror::Error)]
 pub enum SendNowError {
-    #[error("round {round} of survey '{survey}' is still open")]
-    AlreadyOpen { round: RoundId, survey: String },
+    /// `round.number` is the survey's own round number (what people read).
+    #[error("round {} of survey '{survey}' is still open (opened {}, closes {})",
+        round.number,
+        round.opened_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        round.closes_at.to_rfc3339_opts(SecondsFormat::Secs, true))]
+    AlreadyOpen { round: OpenRound, survey: String },
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),
+}
+
+/// What a send-now started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentNow {
+    /// The round's id (the API's identifier).
+    pub round: RoundId,
+    /// The round's number within its survey (1 for its first round).
+    pub number: i64,
+    pub deliveries: usize,
 }
 
 impl Scheduler {
@@ -505,7 +678,7 @@ impl Scheduler {
         &self,
         program: &Program,
         survey: &Survey,
-    ) -> Result<(RoundId, usize), SendNowError> {
+    ) -> Result<SentNow, SendNowError> {
         let now = self.clock.now();
         let rows = self.store.members_of(&program.id).await?;
         let members: Vec<_> = plan_members(program, &rows)
@@ -526,8 +699,8 @@ impl Scheduler {
             k: i64::from(program.anonymity_threshold),
         };
         // The open-round check and the insert are one atomic step (see open_send_now_round).
-        let round_id = match tx.open_send_now_round(&round, now).await {
-            Ok(Ok(id)) => id,
+        let opened = match tx.open_send_now_round(&round, now).await {
+            Ok(Ok(opened)) => opened,
             Ok(Err(round)) => {
                 return Err(SendNowError::AlreadyOpen {
                     round,
@@ -536,7 +709,12 @@ impl Scheduler {
             }
             Err(crate::storage::StoreError::Conflict(_)) => {
                 return Err(SendNowError::AlreadyOpen {
-                    round: RoundId(0),
+                    round: OpenRound {
+                        id: RoundId(0),
+                        number: 0,
+                        opened_at: now,
+                        closes_at: now + window,
+                    },
                     survey: survey.id.clone(),
                 })
             }
@@ -557,7 +735,7 @@ impl Scheduler {
                     .remind_after_hours
                     .map(|h| now + Duration::hours(i64::from(h))),
             };
-            if tx.insert_delivery(round_id, &delivery).await?.is_some() {
+            if tx.insert_delivery(opened.id, &delivery).await?.is_some() {
                 created += 1;
             }
         }
@@ -567,13 +745,36 @@ impl Scheduler {
             "survey.send_now",
             Some(&program.id),
             Some(&survey.id),
-            &json!({ "round": round_id, "deliveries": created }),
+            &json!({ "round": opened.id, "number": opened.number, "deliveries": created }),
         )
         .await?;
         tx.commit().await?;
+        tracing::info!(
+            program = %program.id,
+            survey = %survey.id,
+            round = opened.number,
+            round_id = opened.id.0,
+            origin = "send_now",
+            members = created,
+            "round opened"
+        );
         let mut report = TickReport::default();
         self.dispatch(now, &mut report).await?;
-        Ok((round_id, created))
+        tracing::info!(
+            event = "send_now",
+            program = %program.id,
+            survey = %survey.id,
+            round = opened.number,
+            deliveries = created,
+            queued = report.queued,
+            held = report.held,
+            "send-now started a round"
+        );
+        Ok(SentNow {
+            round: opened.id,
+            number: opened.number,
+            deliveries: created,
+        })
     }
 }
 

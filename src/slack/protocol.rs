@@ -203,11 +203,13 @@ impl FromStr for AnswerActionId {
 }
 
 /// The block_id of a modal input: `q:{key}` for a question, `consent:{key}` for the "who may
-/// see this win" choice under a win question.
+/// see this win" choice under a win question, `reply:{key}` for "the owners may reply" under
+/// a comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModalInputId {
     Question(String),
     Consent(String),
+    AllowReply(String),
 }
 
 impl ModalInputId {
@@ -221,8 +223,14 @@ impl ModalInputId {
         Self::checked(Self::Consent(key.to_string()))
     }
 
+    pub fn allow_reply(key: &str) -> Result<Self, ProtocolError> {
+        Self::checked(Self::AllowReply(key.to_string()))
+    }
+
     fn checked(id: Self) -> Result<Self, ProtocolError> {
-        let (ModalInputId::Question(key) | ModalInputId::Consent(key)) = &id;
+        let (ModalInputId::Question(key)
+        | ModalInputId::Consent(key)
+        | ModalInputId::AllowReply(key)) = &id;
         check_key(Self::WHAT, key)?;
         within(Self::WHAT, &id.to_string(), MAX_ID)?;
         Ok(id)
@@ -234,6 +242,7 @@ impl fmt::Display for ModalInputId {
         match self {
             ModalInputId::Question(key) => write!(f, "q:{key}"),
             ModalInputId::Consent(key) => write!(f, "consent:{key}"),
+            ModalInputId::AllowReply(key) => write!(f, "reply:{key}"),
         }
     }
 }
@@ -245,6 +254,8 @@ impl FromStr for ModalInputId {
             Self::question(key)
         } else if let Some(key) = text.strip_prefix("consent:") {
             Self::consent(key)
+        } else if let Some(key) = text.strip_prefix("reply:") {
+            Self::allow_reply(key)
         } else {
             Err(malformed(Self::WHAT, text))
         }
@@ -274,6 +285,56 @@ impl FromStr for ModalMetadata {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         within(Self::WHAT, text, PRIVATE_METADATA_MAX)?;
         serde_json::from_str(text).map_err(|_| malformed(Self::WHAT, text))
+    }
+}
+
+/// The action_ids of the App Home tab's buttons (and the owner's "Preview digest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeAction {
+    /// `home_pause`: pause every pulse until `/pulse resume` (or the Resume button).
+    Pause,
+    /// `home_resume`: start again, also after opting out.
+    Resume,
+    /// `home_optout`: opt out (Slack asks for confirmation first: the button carries a
+    /// `confirm` dialog).
+    OptOut,
+    /// `digest_preview`: an owner asks for a preview of the program's digest; the value is
+    /// the program id.
+    PreviewDigest,
+}
+
+impl HomeAction {
+    const WHAT: &'static str = "home action_id";
+    pub const ALL: [HomeAction; 4] = [
+        HomeAction::Pause,
+        HomeAction::Resume,
+        HomeAction::OptOut,
+        HomeAction::PreviewDigest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HomeAction::Pause => "home_pause",
+            HomeAction::Resume => "home_resume",
+            HomeAction::OptOut => "home_optout",
+            HomeAction::PreviewDigest => "digest_preview",
+        }
+    }
+}
+
+impl fmt::Display for HomeAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HomeAction {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| malformed(Self::WHAT, text))
     }
 }
 
@@ -320,6 +381,13 @@ pub enum OutboxKey {
         delivery: DeliveryId,
         action_ts: String,
     },
+    /// `delivery:{id}:typed:{message_ts}`: the reply to a number typed in the bot's DM while
+    /// this delivery was open. It says what was taken (or why not), so it is an answer update
+    /// by kind: the seal deletes it, whatever its status.
+    TypedReply {
+        delivery: DeliveryId,
+        message_ts: String,
+    },
 }
 
 impl OutboxKey {
@@ -331,7 +399,8 @@ impl OutboxKey {
             | OutboxKey::Reminder(d)
             | OutboxKey::ClosedUpdate(d)
             | OutboxKey::AnswerUpdate { delivery: d, .. }
-            | OutboxKey::LateNotice { delivery: d, .. } => *d,
+            | OutboxKey::LateNotice { delivery: d, .. }
+            | OutboxKey::TypedReply { delivery: d, .. } => *d,
         }
     }
 
@@ -340,7 +409,9 @@ impl OutboxKey {
         match self {
             OutboxKey::Pulse(_) => OutboxKind::Pulse,
             OutboxKey::Reminder(_) => OutboxKind::Reminder,
-            OutboxKey::AnswerUpdate { .. } => OutboxKind::AnswerUpdate,
+            OutboxKey::AnswerUpdate { .. } | OutboxKey::TypedReply { .. } => {
+                OutboxKind::AnswerUpdate
+            }
             OutboxKey::ClosedUpdate(_) => OutboxKind::ClosedUpdate,
             OutboxKey::LateNotice { .. } => OutboxKind::LateNotice,
         }
@@ -364,6 +435,9 @@ impl fmt::Display for OutboxKey {
             OutboxKey::AnswerUpdate { revision, .. } => write!(f, "delivery:{d}:answer:{revision}"),
             OutboxKey::ClosedUpdate(_) => write!(f, "delivery:{d}:closed"),
             OutboxKey::LateNotice { action_ts, .. } => write!(f, "delivery:{d}:late:{action_ts}"),
+            OutboxKey::TypedReply { message_ts, .. } => {
+                write!(f, "delivery:{d}:typed:{message_ts}")
+            }
         }
     }
 }
@@ -386,6 +460,10 @@ impl FromStr for OutboxKey {
             Some(("late", ts)) if !ts.is_empty() => OutboxKey::LateNotice {
                 delivery: d,
                 action_ts: ts.to_string(),
+            },
+            Some(("typed", ts)) if !ts.is_empty() => OutboxKey::TypedReply {
+                delivery: d,
+                message_ts: ts.to_string(),
             },
             _ => return Err(bad()),
         };
@@ -478,6 +556,205 @@ impl ModalView {
             "close": self.close,
             "blocks": self.blocks,
         })
+    }
+}
+
+/// A random token: 32 lowercase hex digits (128 bits), as the win consent buttons and the
+/// comment reply handles carry it. Checked on the way back in, so no other text reaches SQL.
+fn check_token(what: &'static str, text: &str, token: &str) -> Result<(), ProtocolError> {
+    if token.len() == 32
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        Ok(())
+    } else {
+        Err(malformed(what, text))
+    }
+}
+
+/// A new random token for [`WinConsentBlockId`] or [`ReplyHandle`].
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The callback_id of the message shortcut "Celebrate as a small win".
+pub const CELEBRATE_WIN_CALLBACK: &str = "celebrate_win";
+
+/// What the author of a win answers to "how may we share it?": the `action_id` of each
+/// button is `win_consent:{named|anonymous|private|decline}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinConsentAction {
+    Share(crate::domain::state::Consent),
+    /// Only offered when someone else picked the author's message (the shortcut).
+    Decline,
+}
+
+impl fmt::Display for WinConsentAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WinConsentAction::Share(c) => write!(f, "win_consent:{}", c.as_str()),
+            WinConsentAction::Decline => f.write_str("win_consent:decline"),
+        }
+    }
+}
+
+impl FromStr for WinConsentAction {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const WHAT: &str = "win consent action_id";
+        match text.strip_prefix("win_consent:") {
+            Some("decline") => Ok(WinConsentAction::Decline),
+            Some(c) => c
+                .parse()
+                .map(WinConsentAction::Share)
+                .map_err(|_| malformed(WHAT, text)),
+            None => Err(malformed(WHAT, text)),
+        }
+    }
+}
+
+/// `win:{token}`: the block_id of the consent buttons; the token names the waiting request
+/// (`win_requests`), nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinConsentBlockId {
+    pub token: String,
+}
+
+impl fmt::Display for WinConsentBlockId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "win:{}", self.token)
+    }
+}
+
+impl FromStr for WinConsentBlockId {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const WHAT: &str = "win consent block_id";
+        let token = text
+            .strip_prefix("win:")
+            .ok_or_else(|| malformed(WHAT, text))?;
+        check_token(WHAT, text, token)?;
+        Ok(Self {
+            token: token.to_string(),
+        })
+    }
+}
+
+/// The action_id of the digest's "Reply" button under an anonymous comment; its `value` is
+/// the comment's [`ReplyHandle`].
+pub const ACTION_REPLY_TO_COMMENT: &str = "reply_to_comment";
+/// The callback_id of the reply modal.
+pub const REPLY_MODAL_CALLBACK: &str = "reply_to_comment";
+/// The block_id of the reply modal's text input.
+pub const REPLY_INPUT_BLOCK: &str = "reply";
+
+/// The opaque handle of a comment whose author allowed replies: 32 hex digits, random. It is
+/// stored on the comment's response row and travels in the digest's button; it names no
+/// person (docs/anonymity.md, "Replies to anonymous comments").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReplyHandle(String);
+
+impl ReplyHandle {
+    pub fn new() -> Self {
+        Self(new_token())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ReplyHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ReplyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ReplyHandle {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        check_token("comment reply handle", text, text)?;
+        Ok(Self(text.to_string()))
+    }
+}
+
+impl TryFrom<String> for ReplyHandle {
+    type Error = ProtocolError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ReplyHandle> for String {
+    fn from(h: ReplyHandle) -> String {
+        h.0
+    }
+}
+
+/// The "Reply" button the digest puts beside an anonymous comment whose author allowed
+/// replies (`Store::reply_handle_of_response` gives the handle): an accessory or an actions
+/// element. It carries only the handle.
+pub fn reply_button(handle: &ReplyHandle) -> serde_json::Value {
+    serde_json::json!({
+        "type": "button",
+        "action_id": ACTION_REPLY_TO_COMMENT,
+        "value": handle.as_str(),
+        "text": { "type": "plain_text", "text": "Reply" },
+    })
+}
+
+/// The reply modal's `private_metadata`: `{"handle":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplyModalMetadata {
+    pub handle: ReplyHandle,
+}
+
+impl fmt::Display for ReplyModalMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
+    }
+}
+
+impl FromStr for ReplyModalMetadata {
+    type Err = ProtocolError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const WHAT: &str = "reply modal private_metadata";
+        within(WHAT, text, PRIVATE_METADATA_MAX)?;
+        serde_json::from_str(text).map_err(|_| malformed(WHAT, text))
+    }
+}
+
+/// Dedupe keys of the outbox rows about wins, actions and replies. None names a member of an
+/// anonymous win: a shoutout is keyed by the win's row id and the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopKey {
+    /// `win:{id}:shoutout:{channel}`
+    Shoutout { win: i64, channel: String },
+    /// `winask:{token}`: the DM asking a message's author for consent (the shortcut).
+    ConsentAsk { token: String },
+    /// `action:{id}:member:{member}`: the "you said, we did" DM.
+    ActionDm { action: i64, member: i64 },
+    /// `relay:{token}`: a reply relayed to a comment's author (a fresh random token).
+    Relay { token: String },
+}
+
+impl fmt::Display for LoopKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoopKey::Shoutout { win, channel } => write!(f, "win:{win}:shoutout:{channel}"),
+            LoopKey::ConsentAsk { token } => write!(f, "winask:{token}"),
+            LoopKey::ActionDm { action, member } => write!(f, "action:{action}:member:{member}"),
+            LoopKey::Relay { token } => write!(f, "relay:{token}"),
+        }
     }
 }
 
@@ -741,6 +1018,14 @@ mod tests {
                     format!("delivery:{d}:late:1700000000.123456"),
                     OutboxKind::LateNotice,
                 ),
+                (
+                    OutboxKey::TypedReply {
+                        delivery: d,
+                        message_ts: "1700000000.000200".into(),
+                    },
+                    format!("delivery:{d}:typed:1700000000.000200"),
+                    OutboxKind::AnswerUpdate,
+                ),
             ];
             for (key, text, kind) in keys {
                 assert_eq!(key.to_string(), text);
@@ -796,6 +1081,17 @@ mod tests {
     }
 
     #[test]
+    fn home_actions_round_trip() {
+        for a in HomeAction::ALL {
+            assert_eq!(a.to_string().parse::<HomeAction>().unwrap(), a);
+        }
+        assert_eq!(HomeAction::PreviewDigest.to_string(), "digest_preview");
+        for text in ["", "home", "home_", "open_modal", "answer:1", "Home_pause"] {
+            assert!(text.parse::<HomeAction>().is_err(), "{text:?} parsed");
+        }
+    }
+
+    #[test]
     fn win_answer_keys_round_trip() {
         for key in AWKWARD_KEYS {
             let k = WinAnswerKey {
@@ -805,5 +1101,39 @@ mod tests {
             assert_eq!(k.to_string().parse::<WinAnswerKey>().unwrap(), k);
         }
         assert!("delivery:5:".parse::<WinAnswerKey>().is_err());
+    }
+
+    #[test]
+    fn loop_ids_round_trip_and_refuse_other_text() {
+        use crate::domain::state::Consent;
+        for a in [
+            WinConsentAction::Share(Consent::Named),
+            WinConsentAction::Share(Consent::Anonymous),
+            WinConsentAction::Share(Consent::Private),
+            WinConsentAction::Decline,
+        ] {
+            assert_eq!(a.to_string().parse::<WinConsentAction>(), Ok(a));
+        }
+        assert!("win_consent:loud".parse::<WinConsentAction>().is_err());
+        let token = new_token();
+        let block = WinConsentBlockId {
+            token: token.clone(),
+        };
+        assert_eq!(block.to_string().parse::<WinConsentBlockId>(), Ok(block));
+        for bad in [
+            "win:",
+            "win:xyz",
+            "win:' OR 1=1 --",
+            &format!("win:{}", token.to_uppercase()),
+        ] {
+            assert!(bad.parse::<WinConsentBlockId>().is_err(), "{bad}");
+        }
+        let handle = ReplyHandle::new();
+        let meta = ReplyModalMetadata {
+            handle: handle.clone(),
+        };
+        assert_eq!(meta.to_string().parse::<ReplyModalMetadata>(), Ok(meta));
+        assert!(r#"{"handle":"U0ALICE"}"#.parse::<ReplyModalMetadata>().is_err());
+        assert_eq!(handle.as_str().parse::<ReplyHandle>(), Ok(handle));
     }
 }

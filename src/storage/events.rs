@@ -52,7 +52,7 @@ impl StoreTx {
         on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE members SET slack_tz = $1, slack_deleted = $2, is_bot = $3, is_restricted = $4,
-                    status_text = $5, status_emoji = $6, profile_refreshed_at = $7
+                    status_text = $5, status_emoji = $6, profile_refreshed_at = $7, slack_problem = NULL
                  WHERE slack_user_id = $8",
             )
             .bind(&u.tz)

@@ -31,11 +31,26 @@ pub struct MemberRow {
     pub status_emoji: Option<String>,
     #[sqlx(try_from = "OptMillis")]
     pub profile_refreshed_at: Option<DateTime<Utc>>,
+    /// Why Slack could not tell us about this member (`user_not_found`), until it can again.
+    pub slack_problem: Option<String>,
 }
 
 const COLUMNS: &str = "id, program_id, slack_user_id, role, source, timezone_override, slack_tz, \
     working_days, state, paused_until, slack_deleted, is_bot, is_restricted, status_text, \
-    status_emoji, profile_refreshed_at";
+    status_emoji, profile_refreshed_at, slack_problem";
+
+/// A member Slack could not tell us about, for the operator (issue 11, item 7).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct MemberProblem {
+    pub member: UserId,
+    pub role: String,
+    pub source: String,
+    /// Slack's error, e.g. `user_not_found`.
+    pub problem: String,
+    /// When Slack last said so.
+    #[sqlx(try_from = "OptMillis")]
+    pub checked_at: Option<DateTime<Utc>>,
+}
 
 /// What users.info told us.
 #[derive(Debug, Clone)]
@@ -148,14 +163,15 @@ impl Store {
     }
 
     /// Marks a profile as read even when Slack could not tell us more (user_not_found), so
-    /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged.
+    /// the refresh does not hammer Slack; `deleted` makes sure they are never messaged, and
+    /// `slack_problem` keeps the reason for the operator until Slack knows them again.
     pub async fn mark_profile_missing(
         &self,
         slack_user_id: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(self, |p| {
-            sqlx::query("UPDATE members SET slack_deleted = TRUE, profile_refreshed_at = $1 WHERE slack_user_id = $2")
+            sqlx::query("UPDATE members SET slack_deleted = TRUE, slack_problem = 'user_not_found', profile_refreshed_at = $1 WHERE slack_user_id = $2")
                 .bind(to_ms(now))
                 .bind(slack_user_id)
                 .execute(p)
@@ -246,5 +262,42 @@ impl StoreTx {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Members of a program Slack could not tell us about (not deactivated ones), by id.
+    pub async fn member_problems(&self, program_id: &ProgramId) -> StoreResult<Vec<MemberProblem>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT slack_user_id AS member, role, source, slack_problem AS problem,
+                        profile_refreshed_at AS checked_at
+                 FROM members
+                 WHERE program_id = $1 AND slack_problem IS NOT NULL AND state <> 'deactivated'
+                 ORDER BY slack_user_id",
+            )
+            .bind(program_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Slack users with a problem in any program, last checked before `checked_before`:
+    /// re-read on every reload (not twice in one).
+    pub async fn users_with_problems(
+        &self,
+        checked_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<UserId>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT slack_user_id FROM members
+                 WHERE slack_problem IS NOT NULL AND state <> 'deactivated'
+                   AND (profile_refreshed_at IS NULL OR profile_refreshed_at < $1)
+                 ORDER BY slack_user_id",
+            )
+            .bind(to_ms(checked_before))
+            .fetch_all(p)
+            .await?
+        }))
     }
 }

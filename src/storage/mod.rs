@@ -5,14 +5,19 @@
 //! through the [`on_pool!`]/[`on_tx!`] macros, which expand the same code once per backend.
 //! Callers see domain types and [`StoreError`], never sqlx types.
 
+pub mod actions;
 pub mod audit;
 pub mod events;
 pub mod group_commit;
+pub mod home;
 pub mod members;
 pub mod outbox;
 pub mod programs;
 pub mod rate_budgets;
+pub mod relay;
 pub mod rounds;
+mod wipe;
+pub mod wins;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -119,6 +124,37 @@ pub struct StoreTx {
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
+/// How long the first connection to PostgreSQL may take before start-up gives up.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection before the pool is built, so an unreachable server is reported at once
+/// and by its address ("connection refused at db:5432"), not as a pool timeout 15 s later.
+async fn first_connect(options: &PgConnectOptions) -> StoreResult<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let target = format!("{}:{}", options.get_host(), options.get_port());
+    let unreachable = |what: String| {
+        StoreError::Database(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            what,
+        )))
+    };
+    match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(unreachable(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => format!("connection refused at {target}"),
+            _ => format!("cannot reach {target}: {e}"),
+        })),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(unreachable(format!(
+            "no answer from {target} within {} s",
+            FIRST_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -151,6 +187,7 @@ impl Store {
             Pool::Sqlite(pool)
         } else {
             let options = PgConnectOptions::from_str(url)?;
+            first_connect(&options).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(15))
@@ -166,6 +203,29 @@ impl Store {
         };
         store.group = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
+    }
+
+    /// Applies pending migrations and names each one it applied ("20261202000500
+    /// first_start_and_round_numbers"); empty when the database was up to date.
+    pub async fn migrate_reporting(&self) -> StoreResult<Vec<String>> {
+        let before: Vec<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(p)
+                .await
+                .unwrap_or_default()
+        });
+        self.migrate().await?;
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
+    /// How many migrations this build knows.
+    pub fn migrations_known(&self) -> usize {
+        self.migrator().iter().count()
     }
 
     pub fn backend(&self) -> Backend {

@@ -60,6 +60,22 @@ pub struct SyncReport {
     pub surveys_changed: usize,
 }
 
+impl SyncReport {
+    /// One structured log line, a field per count.
+    pub fn log(&self, program: &ProgramId, message: &'static str) {
+        tracing::info!(
+            program = %program,
+            program_changed = self.program_changed,
+            members_added = self.members_added,
+            members_updated = self.members_updated,
+            members_deactivated = self.members_deactivated,
+            members_reactivated = self.members_reactivated,
+            surveys_changed = self.surveys_changed,
+            "{message}"
+        );
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ExistingMember {
     slack_user_id: UserId,
@@ -450,5 +466,36 @@ impl StoreTx {
             .await?;
         }
         Ok(())
+    }
+}
+
+impl super::Store {
+    /// Records `now` as the instant the service first ran against this database, unless one
+    /// is recorded already (another replica, an earlier start); returns the recorded one.
+    /// The planner opens no round for a firing before it (issue 11, item 1).
+    pub async fn record_first_start(&self, now: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+        let at: super::Millis = super::on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO service_facts (name, at) VALUES ('first_start', $1)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(to_ms(now))
+            .execute(p)
+            .await?;
+            sqlx::query_scalar("SELECT at FROM service_facts WHERE name = 'first_start'")
+                .fetch_one(p)
+                .await?
+        });
+        Ok(at.into())
+    }
+
+    /// When the service first ran against this database (`None` before its first start).
+    pub async fn first_start(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<super::Millis> = super::on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT at FROM service_facts WHERE name = 'first_start'")
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(at.map(Into::into))
     }
 }

@@ -73,7 +73,7 @@ impl DeliveryRow {
 const RESPONSES_OF_DELIVERY: &str =
     "SELECT metric_key, value_number, value_text FROM responses WHERE delivery_id = $1 ORDER BY metric_key";
 
-const DELIVERY_SELECT: &str =
+pub(super) const DELIVERY_SELECT: &str =
     "SELECT d.id, d.round_id, d.member_id, d.state, d.scheduled_at, d.local_time,
         d.timezone, d.closes_at, d.remind_at, d.sent_at, d.reminded_at, d.answered_at, d.closed_at,
         d.channel_id, d.message_ts, d.failure_reason, d.answer_revision, r.program_id, r.survey_id,
@@ -124,6 +124,27 @@ pub struct SealReport {
     pub roles_folded: bool,
 }
 
+/// A round the planner or send-now opened or joined: its id (the API's), its number within
+/// its survey (what people read) and whether this call created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenedRound {
+    pub id: RoundId,
+    pub number: i64,
+    pub created: bool,
+}
+
+/// An open round of a survey, as send-now reports it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OpenRound {
+    pub id: RoundId,
+    /// Its number within its survey (0 only for a round older than numbering).
+    pub number: i64,
+    #[sqlx(try_from = "Millis")]
+    pub opened_at: DateTime<Utc>,
+    #[sqlx(try_from = "Millis")]
+    pub closes_at: DateTime<Utc>,
+}
+
 /// A new round: where it comes from and the promise it opens with.
 #[derive(Debug, Clone)]
 pub struct NewRound<'a> {
@@ -139,19 +160,39 @@ pub struct NewRound<'a> {
 
 impl StoreTx {
     /// The open round for (program, survey, period), created on first use with the anonymity
-    /// mode and threshold in force now; its closing time grows to cover every delivery.
-    /// `None` when that round exists but is closed: nothing may join it any more.
-    pub async fn ensure_round(&mut self, r: &NewRound<'_>) -> StoreResult<Option<RoundId>> {
-        let id: Option<RoundId> = on_tx!(self, |c| {
+    /// mode and threshold in force now and the survey's next round number; its closing time
+    /// grows to cover every delivery. `None` when that round exists but is closed: nothing
+    /// may join it any more.
+    pub async fn ensure_round(&mut self, r: &NewRound<'_>) -> StoreResult<Option<OpenedRound>> {
+        // Round numbers are MAX + 1 per survey: two replicas opening rounds of one survey at
+        // once take turns (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+        if let super::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("pulseloop:rounds:{}:{}", r.program_id, r.survey_id))
+                .execute(&mut **t)
+                .await?;
+        }
+        let existing: Option<RoundId> = on_tx!(self, |c| {
             sqlx::query_scalar(
+                "SELECT id FROM rounds WHERE program_id = $1 AND survey_id = $2 AND period_key = $3",
+            )
+            .bind(r.program_id)
+            .bind(r.survey_id)
+            .bind(r.period_key)
+            .fetch_optional(c)
+            .await?
+        });
+        let row: Option<(RoundId, Option<i64>)> = on_tx!(self, |c| {
+            sqlx::query_as(
                 "INSERT INTO rounds (program_id, survey_id, period_key, origin, state, opened_at, closes_at,
-                    anonymity, anonymity_k)
-                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8)
+                    anonymity, anonymity_k, number)
+                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8,
+                    (SELECT COALESCE(MAX(number), 0) + 1 FROM rounds WHERE program_id = $1 AND survey_id = $2))
                  ON CONFLICT (program_id, survey_id, period_key) DO UPDATE SET
                     opened_at = CASE WHEN rounds.opened_at > excluded.opened_at THEN excluded.opened_at ELSE rounds.opened_at END,
                     closes_at = CASE WHEN rounds.closes_at < excluded.closes_at THEN excluded.closes_at ELSE rounds.closes_at END
                  WHERE rounds.state = 'open' AND rounds.sealed_at IS NULL
-                 RETURNING id",
+                 RETURNING id, number",
             )
             .bind(r.program_id)
             .bind(r.survey_id)
@@ -164,18 +205,22 @@ impl StoreTx {
             .fetch_optional(c)
             .await?
         });
-        Ok(id)
+        Ok(row.map(|(id, number)| OpenedRound {
+            id,
+            number: number.unwrap_or(0),
+            created: existing.is_none(),
+        }))
     }
 
     /// Send-now: opens a round unless one of this survey is open, atomically. Two concurrent
     /// calls serialise on the write lock (SQLite's `BEGIN IMMEDIATE`) or on a transaction-
     /// scoped advisory lock per survey (PostgreSQL), and the second sees the first's round.
-    /// `Err(id)` names the round that is still open.
+    /// `Err(round)` names the round that is still open.
     pub async fn open_send_now_round(
         &mut self,
         r: &NewRound<'_>,
         now: DateTime<Utc>,
-    ) -> StoreResult<Result<RoundId, RoundId>> {
+    ) -> StoreResult<Result<OpenedRound, OpenRound>> {
         if let super::TxInner::Postgres(t) = &mut self.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!(
@@ -185,8 +230,8 @@ impl StoreTx {
                 .execute(&mut **t)
                 .await?;
         }
-        let open: Option<RoundId> = on_tx!(self, |c| {
-            sqlx::query_scalar(OPEN_ROUND)
+        let open: Option<OpenRound> = on_tx!(self, |c| {
+            sqlx::query_as(OPEN_ROUND)
                 .bind(r.program_id)
                 .bind(r.survey_id)
                 .bind(to_ms(now))
@@ -197,7 +242,7 @@ impl StoreTx {
             return Ok(Err(open));
         }
         match self.ensure_round(r).await? {
-            Some(id) => Ok(Ok(id)),
+            Some(round) => Ok(Ok(round)),
             // Same survey, same millisecond, and already closed: report it as the open one.
             None => Err(super::StoreError::Conflict("round already closed".into())),
         }
@@ -666,9 +711,9 @@ impl StoreTx {
         let answers = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
-                    allow_reply, created_at, updated_at)
+                    allow_reply, reply_handle, created_at, updated_at)
                  SELECT round_id, NULL, metric_key, CASE WHEN $2 THEN $3 ELSE role END, value_number,
-                    value_text, allow_reply, $4, $4
+                    value_text, allow_reply, reply_handle, $4, $4
                  FROM responses WHERE round_id = $1 AND delivery_id IS NOT NULL
                  ORDER BY random()",
             )
@@ -788,7 +833,8 @@ impl StoreTx {
 }
 
 const OPEN_ROUND: &str =
-    "SELECT id FROM rounds WHERE program_id = $1 AND survey_id = $2 AND state = 'open'
+    "SELECT id, COALESCE(number, 0) AS number, opened_at, closes_at FROM rounds
+     WHERE program_id = $1 AND survey_id = $2 AND state = 'open'
        AND closes_at > $3 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.round_id = rounds.id)
      ORDER BY opened_at DESC LIMIT 1";
 
@@ -868,7 +914,10 @@ impl Store {
         }))
     }
 
-    /// Sent, unanswered, not yet reminded, reminder time reached, window open.
+    /// Sent, unanswered, not yet reminded, reminder time reached, window open. The reminder
+    /// time counts from when the DM was actually sent: a DM sent late (after downtime, a
+    /// hold, a wait for working hours) gets its reminder as long after the send as the survey
+    /// says (`remind_at - scheduled_at`), never seconds later.
     pub async fn deliveries_to_remind(
         &self,
         now: DateTime<Utc>,
@@ -878,6 +927,7 @@ impl Store {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{DELIVERY_SELECT} WHERE d.state = 'sent' AND d.reminded_at IS NULL
                    AND d.remind_at IS NOT NULL AND d.remind_at <= $1 AND d.closes_at > $1
+                   AND d.sent_at IS NOT NULL AND d.sent_at + (d.remind_at - d.scheduled_at) <= $1
                  ORDER BY d.remind_at, d.id LIMIT $2"
             )))
             .bind(to_ms(now))
@@ -956,9 +1006,9 @@ impl Store {
         program_id: &ProgramId,
         survey_id: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<RoundId>> {
+    ) -> StoreResult<Option<OpenRound>> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_scalar(OPEN_ROUND)
+            sqlx::query_as(OPEN_ROUND)
                 .bind(program_id)
                 .bind(survey_id)
                 .bind(to_ms(now))

@@ -257,7 +257,8 @@ async fn a_pulse_posted_then_dropped_is_adopted_not_sent_twice() {
     assert_eq!(app.emulator.calls_to("chat.postMessage").len(), 1);
     let history = app.emulator.calls_to("conversations.history");
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].params["include_all_metadata"], true);
+    // conversations.history reads only a form (Slack's spec): booleans go as "true".
+    assert_eq!(history[0].params["include_all_metadata"], "true");
     assert!(history[0].params["oldest"].is_string(), "a bounded look-up");
 
     let posted = &app.emulator.dm_messages("U0DROPPD")[0];

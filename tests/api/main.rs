@@ -2,6 +2,7 @@
 //! over HTTP on 127.0.0.1. Run on SQLite by default; on PostgreSQL with
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
+mod actions;
 mod anonymity;
 mod cli;
 mod config_sync;
@@ -10,8 +11,11 @@ mod emulator_limits;
 mod events;
 mod group_commit;
 mod helpers;
+mod home;
 mod limiter;
 mod members;
+mod messages;
+mod operator;
 mod ops;
 mod outbox;
 mod protocol;
@@ -19,8 +23,11 @@ pub mod pulses;
 mod replays;
 mod response_url;
 mod sandbox;
+mod sandbox_state;
 mod schedule;
 mod shared_limits;
 mod signature;
 mod slow_clients;
 mod state_checks;
+mod walkthrough;
+mod wins;

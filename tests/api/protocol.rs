@@ -16,6 +16,8 @@ fn dm_of(app: &TestApp, user: &str) -> (String, String, String) {
         .as_array()
         .unwrap()
         .iter()
+        // Slack gives every block a block_id; the pulse's own is on its actions block.
+        .filter(|b| b["type"] == "actions")
         .find_map(|b| b["block_id"].as_str().map(str::to_string))
         .expect("an actions block");
     (m.channel, m.ts, block_id)

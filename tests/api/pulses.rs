@@ -154,7 +154,9 @@ async fn the_dm_states_anonymity_program_and_closing_time() {
     assert_eq!(msg.channel, "D0AMY");
     let blocks = msg.blocks.to_string();
     assert!(
-        blocks.contains("Anonymous: your answers are unlinked from your name"),
+        blocks.contains(
+            "Anonymous: when this pulse closes, your answers are unlinked from your name"
+        ),
         "{blocks}"
     );
     assert!(blocks.contains("Pilot Program"));

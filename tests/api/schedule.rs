@@ -44,6 +44,15 @@ fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
 }
 
+/// Working hours all day, so a DM sent late goes out at once in every zone.
+fn all_day(toml: &str) -> String {
+    toml.replacen(
+        "holidays = [",
+        "working_hours = [\"00:00\", \"23:59\"]\nholidays = [",
+        1,
+    )
+}
+
 async fn world_app(toml: &str, now: DateTime<Utc>) -> TestApp {
     let mut app = TestAppBuilder::default();
     for (id, tz) in ZONES {
@@ -199,6 +208,7 @@ prompt = "Good week?"
 id = "daily"
 audience = ["participant"]
 cadence = "0 9 * * *"
+window_hours = 24
 [[surveys.questions]]
 key = "d"
 kind = "scale"
@@ -292,11 +302,14 @@ async fn the_schedule_api_checks_its_input() {
 
 #[tokio::test]
 async fn two_ticks_at_once_create_one_delivery_each() {
+    // First started before the firings; the catch-up at 18:00 UTC is sent at once (working
+    // hours all day: late DMs wait for them).
     let app = world_app(
-        &world_program("2027-03-01", WEEKLY_NINE, ""),
-        utc(2027, 3, 1, 18, 0),
+        &all_day(&world_program("2027-03-01", WEEKLY_NINE, "")),
+        utc(2027, 2, 28, 0, 0),
     )
     .await;
+    app.clock.set(utc(2027, 3, 1, 18, 0));
     let (a, b) = tokio::join!(app.tick(), app.tick());
     assert_eq!(a.planned + b.planned, 5);
     let (c, d) = tokio::join!(app.tick(), app.tick());
@@ -313,11 +326,12 @@ async fn two_app_instances_on_one_database_send_one_dm_each() {
     for (id, tz) in ZONES {
         emulator.add_user(EmulatedUser::new(id, tz));
     }
-    let clock = ManualClock::new(utc(2027, 3, 1, 18, 0));
-    let toml = world_program("2027-03-01", WEEKLY_NINE, "");
+    let clock = ManualClock::new(utc(2027, 2, 28, 0, 0));
+    let toml = all_day(&world_program("2027-03-01", WEEKLY_NINE, ""));
     let (a, b) =
         spawn_two(|| TestAppBuilder::sharing(&db, &emulator, &clock).program("w.toml", &toml))
             .await;
+    clock.set(utc(2027, 3, 1, 18, 0));
     for _ in 0..3 {
         let _ = tokio::join!(a.tick(), b.tick(), a.drain_outbox(), b.drain_outbox());
     }
@@ -398,9 +412,12 @@ async fn send_now_starts_one_round_and_refuses_a_second() {
 
 #[tokio::test]
 async fn after_downtime_a_missed_firing_is_sent_late_or_skipped_as_configured() {
-    // The service was down at 09:00 Monday in every zone and comes back on Tuesday 00:00 UTC.
+    // The service first ran on Sunday, was down at 09:00 Monday in every zone and comes
+    // back on Tuesday 00:00 UTC.
+    let first = utc(2027, 2, 28, 0, 0);
     let back = utc(2027, 3, 2, 0, 0);
-    let late = world_app(&world_program("2027-03-01", WEEKLY_NINE, ""), back).await;
+    let late = world_app(&world_program("2027-03-01", WEEKLY_NINE, ""), first).await;
+    late.clock.set(back);
     let report = late.tick().await;
     late.drain_outbox().await;
     // Every zone's Monday 09:00 has passed (Los Angeles last, at 17:00 UTC), and all five
@@ -408,8 +425,9 @@ async fn after_downtime_a_missed_firing_is_sent_late_or_skipped_as_configured() 
     assert_eq!(report.planned, 5);
     assert_eq!(
         late.emulator.calls_to("chat.postMessage").len(),
-        5,
-        "send_late: sent as soon as possible"
+        2,
+        "send_late: sent as soon as each member's working hours allow (Los Angeles at 16:00, \
+         Auckland at 13:00; the others are asleep)"
     );
 
     let toml = world_program("2027-03-01", WEEKLY_NINE, "").replacen(
@@ -417,7 +435,8 @@ async fn after_downtime_a_missed_firing_is_sent_late_or_skipped_as_configured() 
         "misfire = \"skip\"\nholidays = [",
         1,
     );
-    let skip = world_app(&toml, back).await;
+    let skip = world_app(&toml, first).await;
+    skip.clock.set(back);
     let report = skip.tick().await;
     skip.drain_outbox().await;
     assert_eq!(report.skipped, 5);

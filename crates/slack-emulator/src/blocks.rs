@@ -12,7 +12,7 @@ use slack_facts::block_kit::*;
 pub use slack_facts::block_kit::{MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS};
 
 /// Which kind of view a payload must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ViewKind {
     Modal,
@@ -24,6 +24,25 @@ impl ViewKind {
         match self {
             ViewKind::Modal => "modal",
             ViewKind::Home => "home",
+        }
+    }
+}
+
+/// Gives every block without a `block_id` a generated one, as Slack does when it stores a
+/// message or view (short random ids such as `"aB3x9"`).
+pub fn fill_block_ids(blocks: &mut Value) {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let Some(items) = blocks.as_array_mut() else {
+        return;
+    };
+    for block in items {
+        if let Some(obj) = block.as_object_mut() {
+            if obj.get("block_id").is_none_or(Value::is_null) {
+                let id: String = (0..5)
+                    .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+                    .collect();
+                obj.insert("block_id".into(), Value::String(id));
+            }
         }
     }
 }
@@ -155,16 +174,19 @@ const UNCHECKED_ELEMENTS: &[&str] = &[
     "multi_conversations_select",
     "channels_select",
     "multi_channels_select",
-    "datepicker",
-    "timepicker",
-    "datetimepicker",
     "email_text_input",
     "url_text_input",
     "number_input",
     "rich_text_input",
     "file_input",
     "workflow_button",
+    "feedback_buttons",
+    "icon_button",
 ];
+
+/// Slack's table block: at most this many rows, and cells per row.
+const TABLE_MAX_ROWS: usize = 100;
+const TABLE_MAX_COLUMNS: usize = 20;
 
 impl Checker {
     fn error(&mut self, pointer: &str, message: impl std::fmt::Display) {
@@ -308,6 +330,14 @@ impl Checker {
                 self.required_str(b, "source", p, MAX_ID);
             }
             Some("video") => self.video(b, p),
+            Some("table") => self.table(b, p),
+            Some("call") => self.required_str(b, "call_id", p, MAX_ID),
+            Some("context_actions") => {
+                let elements = self.array(b.get("elements"), &format!("{p}/elements"), 5, 1);
+                for (i, e) in elements.iter().enumerate() {
+                    self.element(e, &format!("{p}/elements/{i}"));
+                }
+            }
             Some(other) => self.unsupported(p, "block", other),
             None => self.error(p, "missing required field: type"),
         }
@@ -344,6 +374,44 @@ impl Checker {
         );
         for (i, e) in elements.iter().enumerate() {
             self.element(e, &format!("{p}/elements/{i}"));
+        }
+        self.unique_action_ids(elements, &format!("{p}/elements"));
+    }
+
+    /// Action ids must be unique within a block (Slack refuses the payload otherwise).
+    fn unique_action_ids(&mut self, elements: &[Value], p: &str) {
+        let mut seen = HashSet::new();
+        for (i, e) in elements.iter().enumerate() {
+            if let Some(id) = e.get("action_id").and_then(Value::as_str) {
+                if !seen.insert(id) {
+                    self.error(
+                        &format!("{p}/{i}/action_id"),
+                        format!("duplicate action_id: {id}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A table: rows of cells (`raw_text` or `rich_text`), at most 100 rows of 20 cells.
+    fn table(&mut self, b: &Value, p: &str) {
+        let rows = self.array(b.get("rows"), &format!("{p}/rows"), TABLE_MAX_ROWS, 1);
+        for (r, row) in rows.iter().enumerate() {
+            let rp = format!("{p}/rows/{r}");
+            let cells = self.array(Some(row), &rp, TABLE_MAX_COLUMNS, 1);
+            for (i, cell) in cells.iter().enumerate() {
+                let cp = format!("{rp}/{i}");
+                match kind_of(cell) {
+                    Some("raw_text") => {
+                        if cell.get("text").and_then(Value::as_str).is_none() {
+                            self.error(&cp, "missing required field: text");
+                        }
+                    }
+                    Some("rich_text") => self.rich_text(cell, &cp),
+                    Some(other) => self.unsupported(&cp, "cell", other),
+                    None => self.error(&cp, "missing required field: type"),
+                }
+            }
         }
     }
 
@@ -478,13 +546,52 @@ impl Checker {
             }
             Some("overflow") => self.option_list(e.get("options"), &format!("{p}/options"), 5),
             Some("plain_text_input") => self.plain_text_input(e, p),
+            Some("datepicker") => self.date_field(e, "initial_date", p, is_date),
+            Some("timepicker") => self.date_field(e, "initial_time", p, is_time),
+            Some("datetimepicker") => {
+                if let Some(v) = e.get("initial_date_time").filter(|v| !v.is_null()) {
+                    if v.as_i64().is_none_or(|t| t < 0) {
+                        self.error(
+                            &format!("{p}/initial_date_time"),
+                            "must be a UNIX timestamp in seconds",
+                        );
+                    }
+                }
+            }
             Some(kind) if UNCHECKED_ELEMENTS.contains(&kind) => {}
             Some(other) => self.unsupported(p, "element", other),
             None => self.error(p, "missing required field: type"),
         }
     }
 
+    /// A picker's initial value, in the format Slack requires.
+    fn date_field(&mut self, e: &Value, field: &str, p: &str, valid: fn(&str) -> bool) {
+        match e.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(v)) if valid(v) => {}
+            Some(_) => {
+                let format = if field == "initial_time" {
+                    "HH:mm"
+                } else {
+                    "YYYY-MM-DD"
+                };
+                self.error(
+                    &format!("{p}/{field}"),
+                    format!("must be a valid {format} value"),
+                );
+            }
+        }
+    }
+
     fn button(&mut self, e: &Value, p: &str) {
+        match e.get("style") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "primary" || s == "danger" => {}
+            Some(_) => self.error(
+                &format!("{p}/style"),
+                "must be one of the following values: primary, danger",
+            ),
+        }
         self.text(
             e.get("text"),
             &format!("{p}/text"),
@@ -614,10 +721,78 @@ impl Checker {
     }
 }
 
+/// `YYYY-MM-DD`, a real calendar date.
+fn is_date(v: &str) -> bool {
+    v.len() == 10 && chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
+}
+
+/// `HH:mm`, 24-hour.
+fn is_time(v: &str) -> bool {
+    v.len() == 5 && chrono::NaiveTime::parse_from_str(v, "%H:%M").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn button_styles_pickers_and_action_ids_are_checked() {
+        let mut styled = button("b");
+        styled["style"] = json!("primary");
+        assert!(validate_message_blocks(
+            &json!([{ "type": "actions", "elements": [styled.clone()] }])
+        )
+        .is_empty());
+        styled["style"] = json!("green");
+        let errors = validate_message_blocks(&json!([{ "type": "actions", "elements": [styled] }]));
+        assert_eq!(errors, vec!["[ERROR] must be one of the following values: primary, danger [json-pointer:/blocks/0/elements/0/style]"]);
+
+        let picker = |kind: &str, field: &str, v: &str| json!([{ "type": "actions", "elements": [{ "type": kind, "action_id": "p", field: v }] }]);
+        assert!(
+            validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-28")).is_empty()
+        );
+        assert!(
+            !validate_message_blocks(&picker("datepicker", "initial_date", "2026-02-30"))
+                .is_empty()
+        );
+        assert!(
+            !validate_message_blocks(&picker("datepicker", "initial_date", "28/02/2026"))
+                .is_empty()
+        );
+        assert!(validate_message_blocks(&picker("timepicker", "initial_time", "09:30")).is_empty());
+        assert!(
+            !validate_message_blocks(&picker("timepicker", "initial_time", "9:30am")).is_empty()
+        );
+
+        let twice = json!([{ "type": "actions", "elements": [button("a"), button("b")] }]);
+        let errors = validate_message_blocks(&twice);
+        assert_eq!(
+            errors,
+            vec!["[ERROR] duplicate action_id: a [json-pointer:/blocks/0/elements/1/action_id]"]
+        );
+    }
+
+    #[test]
+    fn tables_calls_and_context_actions_are_known_blocks() {
+        let cell = json!({ "type": "raw_text", "text": "x" });
+        let table = json!([{ "type": "table", "rows": [[cell.clone(), cell.clone()], [cell.clone(), cell.clone()]] }]);
+        assert!(validate_message_blocks(&table).is_empty());
+        let wide = json!([{ "type": "table", "rows": [vec![cell; 21]] }]);
+        assert!(validate_message_blocks(&wide)[0].contains("/blocks/0/rows/0"));
+        assert!(validate_message_blocks(&json!([{ "type": "call", "call_id": "R1" }])).is_empty());
+        assert!(!validate_message_blocks(&json!([{ "type": "call" }])).is_empty());
+        let feedback = json!([{ "type": "context_actions", "elements": [{ "type": "feedback_buttons", "action_id": "f" }] }]);
+        assert!(validate_message_blocks(&feedback).is_empty());
+    }
+
+    #[test]
+    fn generated_block_ids_fill_only_the_missing_ones() {
+        let mut blocks = json!([{ "type": "divider" }, { "type": "divider", "block_id": "mine" }]);
+        fill_block_ids(&mut blocks);
+        assert_eq!(blocks[0]["block_id"].as_str().map(str::len), Some(5));
+        assert_eq!(blocks[1]["block_id"], "mine");
+    }
 
     fn section(text: &str) -> Value {
         json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })

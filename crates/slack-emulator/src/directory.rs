@@ -19,6 +19,7 @@ pub(crate) struct Channel {
     pub name: String,
     pub bot_is_member: bool,
     pub members: BTreeSet<String>,
+    pub is_private: bool,
 }
 
 #[derive(Debug, Default)]
@@ -70,8 +71,23 @@ impl Directory {
         }
     }
 
-    /// Where a `channel` parameter (U…/W… user, D… DM, C…/G… channel) points, for posting.
+    /// The id of the channel named `#name` (Slack accepts a channel's name where it takes an id).
+    pub fn channel_named(&self, name: &str) -> Option<String> {
+        let name = name.strip_prefix('#')?;
+        self.channels
+            .iter()
+            .filter(|(_, c)| c.name == name)
+            .map(|(id, _)| id.clone())
+            .min()
+    }
+
+    /// Where a `channel` parameter (U…/W… user, D… DM, C…/G… channel, `#name`) points, for
+    /// posting.
     pub fn resolve(&self, channel: &str) -> Result<Conversation, &'static str> {
+        if channel.starts_with('#') {
+            let id = self.channel_named(channel).ok_or("channel_not_found")?;
+            return self.resolve(&id);
+        }
         match channel.chars().next() {
             Some('U' | 'W') => {
                 let user = self.dm_target(channel)?;
@@ -102,6 +118,46 @@ impl Directory {
     /// A user object shaped like `users.info`'s, with the zone's offset at `now`.
     pub fn user_json(&self, u: &EmulatedUser, team_id: &str, now: DateTime<Utc>) -> Value {
         let (tz_offset, tz_label) = tz::offset_and_label(&u.tz, now);
+        let (first_name, last_name) = u
+            .real_name
+            .split_once(' ')
+            .unwrap_or((u.real_name.as_str(), ""));
+        // Slack's default avatar, the same URL at every size.
+        let avatar_hash = format!("g{:011x}", fnv(&u.id) & 0xFFF_FFFF_FFFF);
+        let image = |size: u32| {
+            format!("https://secure.gravatar.com/avatar/{avatar_hash}.jpg?s={size}&d=mp")
+        };
+        let mut profile = json!({
+            "title": u.title,
+            "phone": "",
+            "skype": "",
+            "real_name": u.real_name,
+            "real_name_normalized": u.real_name,
+            "display_name": u.name,
+            "display_name_normalized": u.name,
+            "fields": null,
+            "status_text": u.status_text,
+            "status_emoji": u.status_emoji,
+            "status_emoji_display_info": [],
+            "status_expiration": 0,
+            "avatar_hash": avatar_hash,
+            "first_name": first_name,
+            "last_name": last_name,
+            "image_24": image(24),
+            "image_32": image(32),
+            "image_48": image(48),
+            "image_72": image(72),
+            "image_192": image(192),
+            "image_512": image(512),
+            "status_text_canonical": "",
+            "team": team_id,
+        });
+        if !u.email.is_empty() {
+            profile["email"] = json!(u.email);
+        }
+        if u.is_bot {
+            profile["always_active"] = json!(false);
+        }
         json!({
             "id": u.id,
             "team_id": team_id,
@@ -112,16 +168,7 @@ impl Directory {
             "tz": u.tz,
             "tz_label": tz_label,
             "tz_offset": tz_offset,
-            "profile": {
-                "real_name": u.real_name,
-                "real_name_normalized": u.real_name,
-                "display_name": u.name,
-                "display_name_normalized": u.name,
-                "status_text": u.status_text,
-                "status_emoji": u.status_emoji,
-                "status_expiration": 0,
-                "team": team_id,
-            },
+            "profile": profile,
             "is_admin": false,
             "is_owner": false,
             "is_primary_owner": false,
@@ -130,8 +177,17 @@ impl Directory {
             "is_bot": u.is_bot,
             "is_app_user": false,
             "updated": 1_700_000_000,
+            "is_email_confirmed": !u.email.is_empty(),
+            "who_can_share_contact_card": "EVERYONE",
         })
     }
+}
+
+/// FNV-1a, for ids that must be the same on every run.
+pub(crate) fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -180,5 +236,11 @@ mod tests {
         assert_eq!(d.resolve("C2"), Err("not_in_channel"));
         assert_eq!(d.resolve("C3"), Err("channel_not_found"));
         assert_eq!(d.resolve("#general"), Err("channel_not_found"));
+        let mut d = d;
+        d.channels.get_mut("C1").expect("C1").name = "general".into();
+        assert_eq!(
+            d.resolve("#general"),
+            Ok(Conversation::Channel { id: "C1".into() })
+        );
     }
 }

@@ -14,9 +14,12 @@
 //! - `blocks`: Block Kit validation; `rate_limit`: tiers and buckets; `faults`: injection;
 //! - `directory` (+ `tz`): users, groups, channels, DMs;
 //! - `uploads`, `respond`: the upload URL and response_url endpoints;
-//! - `peer`, `payloads`: Slack → bot requests; `sandbox`: the HTML window onto it all.
+//! - `peer`, `payloads`: Slack → bot requests; `sandbox`: the HTML window onto it all;
+//! - `workspace`: the workspace file; `control`: the `/_control` HTTP API;
+//! - `persist`: the workspace's state across restarts (`EmulatorConfig::state_file`).
 
 pub mod blocks;
+mod control;
 mod directory;
 mod faults;
 mod methods;
@@ -24,6 +27,7 @@ mod model;
 mod params;
 mod payloads;
 mod peer;
+mod persist;
 pub mod rate_limit;
 mod respond;
 mod sandbox;
@@ -31,6 +35,7 @@ mod server;
 mod state;
 mod tz;
 mod uploads;
+pub mod workspace;
 
 pub use blocks::ViewKind;
 pub use directory::dm_channel_id;
@@ -40,6 +45,7 @@ pub use model::{
 };
 pub use peer::{install_crypto_provider, PeerClock, SignOptions, SlackPeer};
 pub use rate_limit::RateLimits;
+pub use workspace::Workspace;
 
 use chrono::{DateTime, Utc};
 use std::net::SocketAddr;
@@ -82,13 +88,27 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(World::new(config, addr)));
+        let state_file = config.state_file.clone();
+        let mut world = World::new(config, addr);
+        if let Some(path) = &state_file {
+            persist::load(&mut world, path);
+        }
+        let shared = Arc::new(Shared::new(world));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve(
-            listener,
-            server::router(shared.clone()),
-            stop_rx,
-        ));
+        let serve = server::serve(listener, server::router(shared.clone()), stop_rx.clone());
+        let persister = state_file.map(|path| {
+            let persister = persist::Persister::new(path, shared.clone());
+            shared.world().persister = Some(persister.clone());
+            persister
+        });
+        let task = tokio::spawn(async move {
+            match persister {
+                Some(p) => {
+                    tokio::join!(serve, p.run(stop_rx));
+                }
+                None => serve.await,
+            }
+        });
         tracing::debug!(%addr, "emulator: listening");
         Ok(Emulator {
             shared,
@@ -149,8 +169,44 @@ impl Emulator {
 
     // --- the workspace ---
 
+    /// Adds (or replaces) a member. One added again exactly as before keeps the state it had
+    /// (status, deactivation) from the state file.
     pub fn add_user(&self, user: EmulatedUser) {
-        self.world().directory.users.insert(user.id.clone(), user);
+        self.world().add_user(user);
+    }
+
+    /// Adds a workspace file's members, channels, user groups and apps (tokens, scopes,
+    /// request URLs, OAuth clients).
+    pub fn load_workspace(&self, workspace: &Workspace) -> Result<(), String> {
+        workspace.check()?;
+        control::load_workspace(&mut self.world(), workspace);
+        Ok(())
+    }
+
+    /// Runs `hook` after every reset (`POST /_control/reset` or [`Emulator::reset`]): the bot
+    /// under test clears its own state there (pulseloop's sandbox empties its database).
+    pub fn on_reset<F, Fut>(&self, hook: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.world().reset_hook = Some(Arc::new(move || Box::pin(hook())));
+    }
+
+    /// Empties the workspace's history (messages, views, files, calls, faults), puts members
+    /// back as added, runs the reset hook and writes the state file.
+    pub async fn reset(&self) -> Result<(), String> {
+        control::reset(&self.shared).await
+    }
+
+    /// Writes the state file now (it is also written shortly after each change and at
+    /// shutdown). `Ok(false)`: nothing to write, or no state file.
+    pub fn flush_state(&self) -> std::io::Result<bool> {
+        let persister = self.world().persister.clone();
+        match persister {
+            Some(p) => p.flush(true),
+            None => Ok(false),
+        }
     }
 
     /// Every member, the bot user included, ordered by id.
@@ -213,7 +269,9 @@ impl Emulator {
 
     /// Replaces the limits; every bucket starts full again.
     pub fn set_limits(&self, limits: RateLimits) {
-        self.world().limiter = rate_limit::Limiter::new(limits);
+        let mut w = self.world();
+        w.config.limits = limits.clone();
+        w.limiter = rate_limit::Limiter::new(limits);
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -229,6 +287,11 @@ impl Emulator {
     /// Every Web API request so far, in arrival order.
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.world().calls().cloned().collect()
+    }
+
+    /// Forgets the recorded calls.
+    pub fn clear_calls(&self) {
+        self.world().clear_calls();
     }
 
     /// The requests to one Web API method, in arrival order.

@@ -6,11 +6,13 @@
 //! ```
 //! Point the bot's Web API base at the printed `web_api` URL; open `sandbox` in a browser to see
 //! each member's DMs and click through them (with `--bot-url`, clicks reach the bot as signed
-//! requests). Ctrl-C stops it.
+//! requests). `--workspace FILE` (TOML or JSON) describes members, channels, user groups and
+//! apps; `control` is the `/_control` HTTP API (see the README). Ctrl-C stops it.
 
 use clap::Parser;
-use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits};
+use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits, Workspace};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +48,12 @@ struct Args {
     /// Turn rate limits off (they are Slack's tiers by default).
     #[arg(long)]
     no_rate_limits: bool,
+    /// A workspace file (TOML, or JSON when it ends in .json): users, channels, usergroups, apps.
+    #[arg(long, value_name = "FILE")]
+    workspace: Option<PathBuf>,
+    /// Keep messages, views and members' states in this JSON file across restarts.
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<PathBuf>,
 }
 
 fn user_of(spec: &str) -> Result<EmulatedUser, String> {
@@ -77,8 +85,20 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let workspace = match args.workspace.as_deref().map(Workspace::load).transpose() {
+        Ok(w) => w.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("slack-emulator: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = EmulatorConfig {
-        team_id: args.team_id.clone(),
+        team_id: workspace.team_id.clone().unwrap_or(args.team_id.clone()),
+        team_name: workspace
+            .team_name
+            .clone()
+            .unwrap_or_else(|| EmulatorConfig::default().team_name),
+        state_file: args.state_file.clone(),
         bot_token: args.token.clone(),
         limits: if args.no_rate_limits {
             RateLimits::unlimited()
@@ -97,6 +117,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    if let Err(e) = emulator.load_workspace(&workspace) {
+        eprintln!("slack-emulator: {e}");
+        return std::process::ExitCode::from(2);
+    }
     for user in users {
         emulator.add_user(user);
     }
@@ -108,6 +132,7 @@ async fn main() -> std::process::ExitCode {
     }
     println!("web_api = {}", emulator.base_url());
     println!("sandbox = {}", emulator.sandbox_url());
+    println!("control = {}_control", emulator.sandbox_url());
     println!("token   = {}", args.token);
     if tokio::signal::ctrl_c().await.is_err() {
         eprintln!("slack-emulator: cannot listen for Ctrl-C; stopping");

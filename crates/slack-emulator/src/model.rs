@@ -2,8 +2,9 @@
 //! did there (messages, views, files, calls), as tests read them back.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::path::PathBuf;
 
 use super::blocks::ViewKind;
 use super::rate_limit::RateLimits;
@@ -19,6 +20,11 @@ pub struct EmulatorConfig {
     pub bot_id: String,
     pub app_id: String,
     pub limits: RateLimits,
+    /// The bot token's scopes; `None` grants every scope (no `missing_scope` ever).
+    pub scopes: Option<Vec<String>>,
+    /// Where the workspace's state (messages, views, users' statuses) is kept across restarts:
+    /// loaded at start, written atomically (temp file + rename) after changes. `None`: memory only.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -31,12 +37,14 @@ impl Default for EmulatorConfig {
             bot_id: "B0PULSEBOT".into(),
             app_id: "A0PULSELOOP".into(),
             limits: RateLimits::default(),
+            scopes: None,
+            state_file: None,
         }
     }
 }
 
 /// A member of the emulated workspace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmulatedUser {
     pub id: String,
     pub name: String,
@@ -50,6 +58,12 @@ pub struct EmulatedUser {
     pub is_restricted: bool,
     pub status_text: String,
     pub status_emoji: String,
+    /// `profile.email` (found by users.lookupByEmail); empty: none.
+    #[serde(default)]
+    pub email: String,
+    /// `profile.title`.
+    #[serde(default)]
+    pub title: String,
 }
 
 impl EmulatedUser {
@@ -65,6 +79,8 @@ impl EmulatedUser {
             is_restricted: false,
             status_text: String::new(),
             status_emoji: String::new(),
+            email: String::new(),
+            title: String::new(),
         }
     }
 
@@ -94,6 +110,11 @@ impl EmulatedUser {
         self
     }
 
+    pub fn email(mut self, email: &str) -> Self {
+        self.email = email.to_string();
+        self
+    }
+
     pub fn status(mut self, text: &str, emoji: &str) -> Self {
         self.status_text = text.to_string();
         self.status_emoji = emoji.to_string();
@@ -102,7 +123,7 @@ impl EmulatedUser {
 }
 
 /// A message as it stands now (after every chat.update).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmulatedMessage {
     /// Always the conversation id (a DM is `D…` even when posted to a `U…` id).
     pub channel: String,
@@ -125,7 +146,7 @@ pub struct EmulatedMessage {
 }
 
 /// A modal or Home tab the bot opened or published.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmulatedView {
     pub id: String,
     pub user: Option<String>,
@@ -137,7 +158,7 @@ pub struct EmulatedView {
 }
 
 /// A file uploaded through files.getUploadURLExternal + files.completeUploadExternal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmulatedFile {
     pub id: String,
     pub filename: String,

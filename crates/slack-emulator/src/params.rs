@@ -25,12 +25,36 @@ impl ParamError {
     }
 }
 
+/// Methods whose arguments Slack reads only from a form body or the query string: a JSON
+/// body is not read at all (`consumes` in Slack's OpenAPI spec; today's method pages agree).
+pub const FORM_ONLY: &[&str] = &[
+    "users.info",
+    "users.list",
+    "users.lookupByEmail",
+    "usergroups.users.list",
+    "conversations.history",
+    "conversations.replies",
+    "conversations.info",
+    "chat.getPermalink",
+    "oauth.v2.access",
+    "files.getUploadURLExternal",
+];
+
+/// Whether a content type is JSON.
+pub fn is_json(content_type: &str) -> bool {
+    content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+}
+
 /// The merged parameters of one call.
 #[derive(Debug, Clone, Default)]
 pub struct Params(pub Map<String, Value>);
 
 impl Params {
-    /// Reads the query string and the body (by content type). Body values win over the query.
+    /// Reads the query string and the body (by content type: form, multipart or JSON). Body
+    /// values win over the query.
     pub fn decode(
         query: Option<&str>,
         content_type: &str,
@@ -41,12 +65,14 @@ impl Params {
             add_form(&mut map, q.as_bytes())?;
         }
         if !body.is_empty() {
-            if content_type.starts_with("application/json") {
+            if is_json(content_type) {
                 match serde_json::from_slice::<Value>(body) {
                     Ok(Value::Object(obj)) => map.extend(obj),
                     Ok(_) => return Err(ParamError::JsonNotObject),
                     Err(_) => return Err(ParamError::InvalidJson),
                 }
+            } else if let Some(boundary) = multipart_boundary(content_type) {
+                add_multipart(&mut map, body, &boundary)?;
             } else {
                 add_form(&mut map, body)?;
             }
@@ -93,6 +119,58 @@ impl Params {
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// The `boundary` of a `multipart/form-data` content type.
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (kind, rest) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    rest.split(';').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The text fields of a multipart body (as Slack's SDKs send them when a call carries a
+/// file); file parts are kept as their text when they are UTF-8, skipped otherwise.
+fn add_multipart(
+    map: &mut Map<String, Value>,
+    body: &[u8],
+    boundary: &str,
+) -> Result<(), ParamError> {
+    let delimiter = format!("--{boundary}");
+    let text = String::from_utf8_lossy(body);
+    if !text.contains(&delimiter) {
+        return Err(ParamError::InvalidFormData);
+    }
+    for part in text.split(delimiter.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let part = part.strip_prefix("\r\n").unwrap_or(part);
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let value = value.strip_suffix("\r\n").unwrap_or(value);
+        let name = head.lines().find_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            if !key.trim().eq_ignore_ascii_case("content-disposition") {
+                return None;
+            }
+            rest.split(';').find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+            })
+        });
+        if let Some(name) = name {
+            map.insert(name, Value::String(value.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn add_form(map: &mut Map<String, Value>, bytes: &[u8]) -> Result<(), ParamError> {
@@ -145,6 +223,16 @@ mod tests {
             Params::decode(None, "application/x-www-form-urlencoded", &[0xff, 0xfe]).unwrap_err(),
             ParamError::InvalidFormData
         );
+    }
+
+    #[test]
+    fn multipart_fields_are_read() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"channel\"\r\n\r\nC1\r\n--XyZ\r\ncontent-disposition: form-data; name=\"text\"\r\n\r\nhi\r\nthere\r\n--XyZ--\r\n";
+        let p = Params::decode(None, "multipart/form-data; boundary=XyZ", body.as_bytes())
+            .expect("valid multipart");
+        assert_eq!(p.str("channel").as_deref(), Some("C1"));
+        assert_eq!(p.str("text").as_deref(), Some("hi\r\nthere"));
+        assert!(Params::decode(None, "multipart/form-data; boundary=Q", b"nope").is_err());
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! burst of N passes and then calls are spaced out, which is how Slack's "N+ per minute"
 //! behaves in practice. The limiter takes `now` so tests can drive it without sleeping.
 
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-/// The limits the emulator enforces.
-#[derive(Debug, Clone, PartialEq)]
+/// The limits the emulator enforces. Every bucket is per token: two apps (or the bot and an
+/// outside client with its own token) never share a budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RateLimits {
     pub tier1_per_minute: u32,
     pub tier2_per_minute: u32,
@@ -23,6 +26,11 @@ pub struct RateLimits {
     /// chat.postMessage across all channels of a workspace (token).
     pub posts_per_minute_per_workspace: Option<u32>,
     pub enabled: bool,
+    /// Calls per minute for one method, instead of its tier's (e.g. `"users.info": 5`).
+    pub per_method: BTreeMap<String, u32>,
+    /// chat.postMessage per second to one channel (`C…` or `D…`), instead of
+    /// `posts_per_second_per_channel`.
+    pub per_channel: BTreeMap<String, f64>,
 }
 
 impl Default for RateLimits {
@@ -37,6 +45,8 @@ impl Default for RateLimits {
             posts_burst_per_channel: 3,
             posts_per_minute_per_workspace: None,
             enabled: true,
+            per_method: BTreeMap::new(),
+            per_channel: BTreeMap::new(),
         }
     }
 }
@@ -133,9 +143,17 @@ impl Limiter {
         }
         let l = self.limits.clone();
         let mut keys: Vec<(String, f64, f64)> = Vec::new();
+        if let Some(&n) = l.per_method.get(method) {
+            let n = f64::from(n);
+            keys.push((format!("method:{token}:{method}"), n, n.max(1.0)));
+        }
         match tier_of(method) {
+            _ if l.per_method.contains_key(method) => {}
             Tier::PostMessage => {
-                if let (Some(rate), Some(channel)) = (l.posts_per_second_per_channel, channel) {
+                let channel_rate = channel.and_then(|c| l.per_channel.get(c).copied());
+                if let (Some(rate), Some(channel)) =
+                    (channel_rate.or(l.posts_per_second_per_channel), channel)
+                {
                     let burst = f64::from(l.posts_burst_per_channel.max(1));
                     keys.push((format!("post:{token}:{channel}"), rate * 60.0, burst));
                 }
@@ -210,6 +228,27 @@ mod tests {
         assert!(l.check("a", "users.list", None, t0).is_err());
         assert!(l.check("b", "users.list", None, t0).is_ok());
         assert!(l.check("a", "users.info", None, t0).is_ok());
+    }
+
+    #[test]
+    fn per_method_and_per_channel_limits_override_the_defaults() {
+        let mut limits = RateLimits::default();
+        limits.per_method.insert("users.info".into(), 2);
+        limits.per_channel.insert("C1".into(), 0.5);
+        limits.posts_burst_per_channel = 1;
+        let mut l = Limiter::new(limits);
+        let t0 = Instant::now();
+        l.check("t", "users.info", None, t0).unwrap();
+        l.check("t", "users.info", None, t0).unwrap();
+        let wait = l.check("t", "users.info", None, t0).unwrap_err();
+        assert_eq!(retry_after_secs(wait), 30);
+        l.check("t", "chat.postMessage", Some("C1"), t0).unwrap();
+        let wait = l
+            .check("t", "chat.postMessage", Some("C1"), t0)
+            .unwrap_err();
+        assert_eq!(retry_after_secs(wait), 2);
+        // Another token has its own buckets.
+        assert!(l.check("other", "users.info", None, t0).is_ok());
     }
 
     #[test]

@@ -76,7 +76,13 @@ pub(crate) async fn response_url(
         return reply(StatusCode::OK, json!({ "ok": true }));
     }
     if let (true, Some(ts)) = (is_true("replace_original"), &target.message_ts) {
-        return match w.message_mut(&target.channel, ts) {
+        // As at Slack, an ephemeral message can be replaced too, by the one who sees it.
+        let found = w.messages.iter_mut().find(|m| {
+            m.channel == target.channel
+                && &m.ts == ts
+                && m.ephemeral_for.as_ref().is_none_or(|u| *u == target.user)
+        });
+        return match found {
             Some(m) => {
                 m.text = text;
                 m.blocks = blocks;

@@ -20,10 +20,10 @@ use tower::ServiceExt;
 use super::faults::FaultKind;
 use super::methods::{self, ApiError, Call, Method};
 use super::model::RecordedCall;
-use super::params::Params;
+use super::params::{self, Params};
 use super::rate_limit::retry_after_secs;
 use super::state::{Install, Shared, World};
-use super::{directory, respond, sandbox, uploads};
+use super::{control, directory, respond, sandbox, uploads};
 
 /// Notified by a handler to make its connection's task drop the socket unanswered.
 #[derive(Clone)]
@@ -38,6 +38,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(sandbox::page))
         .route("/sandbox/click", post(sandbox::click))
         .route("/sandbox/submit", post(sandbox::submit))
+        .route("/sandbox/close", post(sandbox::close))
+        .route("/sandbox/compose", post(sandbox::compose))
+        .route("/sandbox/version", get(sandbox::version))
+        .merge(control::routes())
         .with_state(shared)
 }
 
@@ -163,13 +167,30 @@ async fn api(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let decoded = Params::decode(query.as_deref(), content_type, &body);
+    let json_body = params::is_json(content_type) && !body.is_empty();
+    // Slack does not read a JSON body for form-only methods: their arguments are missing.
+    let body: &[u8] = if json_body && params::FORM_ONLY.contains(&method.as_str()) {
+        b""
+    } else {
+        &body
+    };
+    let decoded = Params::decode(query.as_deref(), content_type, body);
     let params = match &decoded {
         Ok(p) => p.clone(),
         // Record what can still be read (the query) for a body that does not parse.
         Err(_) => Params::decode(query.as_deref(), "", b"").unwrap_or_default(),
     };
-    let token = bearer(&headers).or_else(|| params.str("token"));
+    // A token inside a JSON body does not count at Slack (`not_authed`): JSON calls carry it
+    // in the Authorization header.
+    let token = bearer(&headers).or_else(|| {
+        if json_body {
+            Params::decode(query.as_deref(), "", b"")
+                .ok()
+                .and_then(|q| q.str("token"))
+        } else {
+            params.str("token")
+        }
+    });
 
     let outcome = pipeline(&shared, &method, decoded, &params, token.as_deref()).await;
 
@@ -234,6 +255,9 @@ async fn pipeline(
     let mut w = shared.world();
     let now = Instant::now();
     if spec.needs_token {
+        if let Err(missing) = check_scope(&w, method, params, token) {
+            return missing;
+        }
         if let Err(limited) = check_rate(&mut w, method, params, token, now) {
             return limited;
         }
@@ -317,6 +341,36 @@ fn http_fault(code: u16) -> Outcome {
     }
 }
 
+/// `missing_scope` with `needed` and `provided`, as Slack answers, when the token was granted
+/// scopes (workspace file, `EmulatorConfig::scopes`) and not the one this call needs.
+fn check_scope(
+    w: &World,
+    method: &str,
+    params: &Params,
+    token: Option<&str>,
+) -> Result<(), Outcome> {
+    let Some(granted) = token.and_then(|t| w.token_scopes.get(t)) else {
+        return Ok(());
+    };
+    let Some(needed) = methods::required_scope(method, params, w) else {
+        return Ok(());
+    };
+    if granted.contains(&needed) {
+        return Ok(());
+    }
+    let provided: Vec<&str> = granted.iter().map(String::as_str).collect();
+    Err(Outcome::Answer {
+        status: StatusCode::OK,
+        body: json!({
+            "ok": false,
+            "error": "missing_scope",
+            "needed": needed,
+            "provided": provided.join(","),
+        }),
+        retry_after: None,
+    })
+}
+
 /// The rate limiter's verdict for one call by `token`.
 fn check_rate(
     w: &mut World,
@@ -330,7 +384,8 @@ fn check_rate(
         if c.starts_with(['U', 'W']) {
             directory::dm_channel_id(&c)
         } else {
-            c
+            // `#name` shares the bucket of the channel it names.
+            w.directory.channel_named(&c).unwrap_or(c)
         }
     });
     let token = token.unwrap_or_default();

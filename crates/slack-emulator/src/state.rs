@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -81,13 +81,33 @@ pub(crate) struct World {
     /// (arrival sequence, call): calls are listed in arrival order even if answered out of order.
     calls: Vec<(u64, RecordedCall)>,
     arrivals: u64,
-    counter: u64,
-    last_ts_micros: i64,
+    pub(crate) counter: u64,
+    pub(crate) last_ts_micros: i64,
+    /// Scopes per token; a token not listed has every scope.
+    pub token_scopes: HashMap<String, BTreeSet<String>>,
+    /// Legacy attachments of a message, by (channel, ts).
+    pub attachments: HashMap<(String, String), Value>,
+    /// Members as they were added (workspace file, `add_user`), before any status change:
+    /// what a reset goes back to.
+    pub user_baseline: BTreeMap<String, EmulatedUser>,
+    /// Apps from the workspace file, for signed requests sent through the control API.
+    pub apps: Vec<crate::workspace::App>,
+    /// What `POST /_control/reset` also runs (the bot's own reset, e.g. its database).
+    pub reset_hook: Option<ResetHook>,
+    /// Keeps the state file, when there is one.
+    pub persister: Option<std::sync::Arc<crate::persist::Persister>>,
     /// The bot the sandbox page sends interactions to: (base URL, signing secret).
     pub sandbox_bot: Option<(String, String)>,
     /// Where message timestamps and call times come from; the system clock when `None`.
     pub clock: Option<WorldClock>,
 }
+
+/// A reset the embedding program adds to `POST /_control/reset`.
+pub type ResetHook = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// A clock the emulator can follow instead of the system's (a test's manual clock).
 pub type WorldClock = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -109,7 +129,11 @@ impl World {
             .handle("pulseloop")
             .named("Pulseloop")
             .bot();
-        directory.users.insert(bot.id.clone(), bot);
+        directory.users.insert(bot.id.clone(), bot.clone());
+        let mut token_scopes = HashMap::new();
+        if let Some(scopes) = &config.scopes {
+            token_scopes.insert(config.bot_token.clone(), scopes.iter().cloned().collect());
+        }
         Self {
             limiter: Limiter::new(config.limits.clone()),
             config,
@@ -128,6 +152,12 @@ impl World {
             arrivals: 0,
             counter: 0,
             last_ts_micros: 0,
+            token_scopes,
+            attachments: HashMap::new(),
+            user_baseline: BTreeMap::from([(bot.id.clone(), bot)]),
+            apps: Vec::new(),
+            reset_hook: None,
+            persister: None,
             sandbox_bot: None,
             clock: None,
         }
@@ -198,6 +228,39 @@ impl World {
 
     pub fn calls(&self) -> impl Iterator<Item = &RecordedCall> {
         self.calls.iter().map(|(_, c)| c)
+    }
+
+    pub fn clear_calls(&mut self) {
+        self.calls.clear();
+    }
+
+    /// Adds (or replaces) a member, also as the state a reset returns to.
+    /// A member added again as before (at the next start) keeps the state it had.
+    pub fn add_user(&mut self, user: EmulatedUser) {
+        let known = crate::persist::keeps_state(&self.user_baseline, &user)
+            && self.directory.users.contains_key(&user.id);
+        self.user_baseline.insert(user.id.clone(), user.clone());
+        if !known {
+            self.directory.users.insert(user.id.clone(), user);
+        }
+    }
+
+    /// Empties what happened in the workspace (messages, views, files, calls, triggers, open
+    /// DMs, faults) and puts every member back as added. The directory itself (members,
+    /// channels, groups, apps, tokens) stays.
+    pub fn reset(&mut self) {
+        self.messages.clear();
+        self.views.clear();
+        self.uploads.clear();
+        self.attachments.clear();
+        self.triggers.clear();
+        self.oauth_codes.clear();
+        self.response_urls.clear();
+        self.faults.clear();
+        self.calls.clear();
+        self.directory.open_dms.clear();
+        self.directory.users = self.user_baseline.clone();
+        self.limiter = Limiter::new(self.config.limits.clone());
     }
 
     /// The message (not ephemeral) at `ts` in `channel`.

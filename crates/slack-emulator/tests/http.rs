@@ -26,15 +26,41 @@ async fn start_with(limits: RateLimits) -> Emulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
-/// POSTs JSON with the test token; returns status, Retry-After and body.
+/// Methods Slack reads only as a form or query (a JSON body is not read).
+const FORM_ONLY: &[&str] = &[
+    "users.info",
+    "users.list",
+    "usergroups.users.list",
+    "conversations.history",
+    "conversations.replies",
+    "files.getUploadURLExternal",
+];
+
+/// POSTs JSON (a form for form-only methods) with the test token; returns status,
+/// Retry-After and body.
 async fn call(emu: &Emulator, method: &str, body: Value) -> (u16, Option<String>, Value) {
-    let response = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("{}/{method}", emu.base_url()))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("request reaches the emulator");
+        .bearer_auth(TOKEN);
+    let request = if FORM_ONLY.contains(&method) {
+        let form: Vec<(String, String)> = body
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        request.form(&form)
+    } else {
+        request.json(&body)
+    };
+    let response = request.send().await.expect("request reaches the emulator");
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -191,7 +217,14 @@ async fn a_posted_message_can_be_updated() {
     let ts = posted["ts"].as_str().expect("ts").to_string();
     assert_eq!(ts.split('.').nth(1).map(str::len), Some(6));
     assert_eq!(posted["message"]["user"], "U0PULSEBOT");
-    assert_eq!(posted["message"]["blocks"], blocks);
+    // Slack answers with the blocks as sent, plus the block_id it generated for each.
+    let mut answered = posted["message"]["blocks"].clone();
+    assert!(answered[0]["block_id"].is_string(), "{answered}");
+    answered[0]
+        .as_object_mut()
+        .expect("block")
+        .remove("block_id");
+    assert_eq!(answered, blocks);
 
     let (_, _, updated) = call(
         &emu,

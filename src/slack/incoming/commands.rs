@@ -14,6 +14,14 @@ pub enum PulseCommand {
     OptOut {
         confirmed: bool,
     },
+    /// `win <text>`: share a small win (the text as typed, checked by the service).
+    Win {
+        text: String,
+    },
+    /// `action <text>`: an owner records what the program changed ("you said, we did").
+    Action {
+        text: String,
+    },
     /// Anything we do not understand; answered with help, never silence.
     Unknown {
         input: String,
@@ -36,6 +44,13 @@ impl PulseCommand {
         match verb.to_ascii_lowercase().as_str() {
             "help" | "?" => PulseCommand::Help,
             "status" => PulseCommand::Status,
+            // The rest of the line as typed (line breaks kept), after the verb.
+            "win" => PulseCommand::Win {
+                text: text[verb.len()..].trim().to_string(),
+            },
+            "action" => PulseCommand::Action {
+                text: text[verb.len()..].trim().to_string(),
+            },
             "resume" => PulseCommand::Resume,
             "optout" | "opt-out" => match rest.as_slice() {
                 [] => PulseCommand::OptOut { confirmed: false },
@@ -86,6 +101,24 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            PulseCommand::parse("WIN  Closed the plan\nwith the team "),
+            PulseCommand::Win {
+                text: "Closed the plan\nwith the team".into()
+            }
+        );
+        assert_eq!(
+            PulseCommand::parse("win"),
+            PulseCommand::Win {
+                text: String::new()
+            }
+        );
+        assert_eq!(
+            PulseCommand::parse("action pilot Tuesday sessions"),
+            PulseCommand::Action {
+                text: "pilot Tuesday sessions".into()
+            }
+        );
         assert!(matches!(
             PulseCommand::parse("dance"),
             PulseCommand::Unknown { problem: None, .. }

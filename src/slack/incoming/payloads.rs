@@ -36,6 +36,7 @@ pub enum SlackEvent {
         user: UserId,
         channel: Option<ChannelId>,
         tab: Option<String>,
+        event_ts: Option<String>,
     },
     Message {
         user: Option<UserId>,
@@ -44,6 +45,7 @@ pub enum SlackEvent {
         channel_type: Option<String>,
         bot_id: Option<String>,
         subtype: Option<String>,
+        ts: Option<String>,
     },
     AppUninstalled {},
     TokensRevoked {
@@ -56,6 +58,10 @@ pub enum SlackEvent {
     },
     /// A profile or status changed: how we learn that someone went on vacation.
     UserChange {
+        user: crate::slack::outbound::client::SlackUser,
+    },
+    /// A user's status changed (vacation on or off): sent with the same user object.
+    UserStatusChanged {
         user: crate::slack::outbound::client::SlackUser,
     },
     #[serde(other)]
@@ -71,6 +77,7 @@ impl SlackEvent {
             SlackEvent::TokensRevoked { .. } => "tokens_revoked",
             SlackEvent::MemberJoinedChannel { .. } => "member_joined_channel",
             SlackEvent::UserChange { .. } => "user_change",
+            SlackEvent::UserStatusChanged { .. } => "user_status_changed",
             SlackEvent::Other => "other",
         }
     }
@@ -93,7 +100,7 @@ pub enum Interaction {
     ViewSubmission(ViewSubmission),
     ViewClosed(ViewClosed),
     Shortcut(Shortcut),
-    MessageAction(Shortcut),
+    MessageAction(MessageAction),
     #[serde(other)]
     Unknown,
 }
@@ -167,6 +174,9 @@ pub struct SelectedOption {
 #[derive(Debug, Clone, Deserialize)]
 pub struct View {
     pub id: Option<String>,
+    /// `modal` or `home` (a click on the App Home tab carries its view).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     pub callback_id: Option<String>,
     pub private_metadata: Option<String>,
     pub hash: Option<String>,
@@ -215,6 +225,28 @@ pub struct Shortcut {
     pub user: UserRef,
     pub callback_id: Option<String>,
     pub trigger_id: Option<String>,
+}
+
+/// A message shortcut (`message_action`): someone picked a message and chose one of our
+/// shortcuts from its menu.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageAction {
+    pub user: UserRef,
+    pub callback_id: Option<String>,
+    pub trigger_id: Option<String>,
+    pub response_url: Option<String>,
+    pub channel: Option<ChannelRef>,
+    pub message: Option<PickedMessage>,
+}
+
+/// The message a shortcut was used on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PickedMessage {
+    /// Its author; absent on bot messages.
+    pub user: Option<UserId>,
+    pub text: Option<String>,
+    pub ts: Option<MessageTs>,
+    pub bot_id: Option<String>,
 }
 
 // ---------- Slash commands (form fields) ----------
@@ -304,6 +336,7 @@ mod tests {
             "interactivity/shape.BlockActionPayload.json",
             "interactivity/shape.ViewSubmissionPayload.json",
             "interactivity/shape.ViewClosedPayload.json",
+            "interactivity/message_action.json",
         ] {
             let text = fixture(path);
             serde_json::from_str::<Interaction>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -317,5 +350,20 @@ mod tests {
         let i: Interaction = serde_json::from_str(r#"{"type":"workflow_step_edit"}"#).unwrap();
         assert!(matches!(i, Interaction::Unknown));
         assert!(serde_json::from_str::<EventEnvelope>(r#"{"no":"type"}"#).is_err());
+    }
+
+    #[test]
+    fn a_message_shortcut_names_the_message_and_its_author() {
+        let text = fixture("interactivity/message_action.json");
+        match serde_json::from_str::<Interaction>(&text).unwrap() {
+            Interaction::MessageAction(a) => {
+                assert_eq!(a.callback_id.as_deref(), Some("celebrate_win"));
+                let m = a.message.unwrap();
+                assert_eq!(m.user.unwrap(), "U0AUTHOR1");
+                assert_eq!(m.text.as_deref(), Some("We shipped the onboarding guide!"));
+                assert!(a.response_url.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

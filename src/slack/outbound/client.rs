@@ -203,6 +203,8 @@ const FORM_METHODS: &[&str] = &[
     "users.list",
     "usergroups.users.list",
     "files.getUploadURLExternal",
+    "conversations.history",
+    "conversations.replies",
 ];
 
 /// A client for one workspace token. Clones share its limiter: the process builds one client
@@ -454,15 +456,44 @@ impl SlackClient {
         }
     }
 
-    /// Posts `body` to an interaction's `response_url` (no token: the URL is the credential).
-    /// Not a Web API method, so no tier applies; Slack allows 5 uses within 30 minutes.
+    /// Answers an interaction through its `response_url` (no token: the URL is the
+    /// credential). Not a Web API method, so no tier applies; Slack allows 5 uses within 30
+    /// minutes. Only Slack's own hooks host, or the host of the configured API base (the
+    /// emulator), is ever called: the URL comes from a payload, and a signed payload is still
+    /// no reason to post elsewhere. Bounded by the interactive patience, since someone waits.
     /// Slack answers such a post with a plain `ok` or a JSON envelope; a non-200 status (404
     /// `expired_url`, say) is an error.
-    #[tracing::instrument(skip_all)]
     pub async fn respond(&self, url: &str, body: &Value) -> Result<(), SlackError> {
+        self.respond_within(url, body, self.patience.interactive)
+            .await
+    }
+
+    /// [`Self::respond`] for the outbox worker's DM updates: nobody waits on an HTTP request,
+    /// so the background patience bounds it.
+    pub async fn respond_background(&self, url: &str, body: &Value) -> Result<(), SlackError> {
+        self.respond_within(url, body, self.patience.background)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn respond_within(
+        &self,
+        url: &str,
+        body: &Value,
+        patience: Duration,
+    ) -> Result<(), SlackError> {
+        if !self.is_response_url(url) {
+            metrics::counter!("slack_response_url_posts_total", "outcome" => "invalid_response_url")
+                .increment(1);
+            return Err(SlackError::Api {
+                code: "invalid_response_url".into(),
+                messages: vec![],
+            });
+        }
         let response = self
             .http
             .post(url)
+            .timeout(patience)
             .json(body)
             .send()
             .await
@@ -582,6 +613,19 @@ impl SlackClient {
         let args = json!({ "trigger_id": trigger_id, "view": view });
         self.call_within(methods::VIEWS_OPEN, &args, self.patience.interactive)
             .await
+    }
+
+    /// `https://hooks.slack.com/…`, or a URL on the same origin as the API base.
+    fn is_response_url(&self, url: &str) -> bool {
+        let origin = |u: &str| -> Option<String> {
+            let (scheme, rest) = u.split_once("://")?;
+            let host = rest.split('/').next()?;
+            Some(format!("{scheme}://{host}/"))
+        };
+        match origin(url) {
+            Some(o) => o == "https://hooks.slack.com/" || origin(&self.base_url) == Some(o),
+            None => false,
+        }
     }
 
     /// Uploads a file with Slack's two-step flow and shares it into `channel`.

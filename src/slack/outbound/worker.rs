@@ -224,7 +224,7 @@ impl OutboxWorker {
         }
         match self
             .client
-            .respond(url, &response_url::body_of(payload))
+            .respond_background(url, &response_url::body_of(payload))
             .await
         {
             Ok(()) => {
@@ -444,7 +444,13 @@ impl OutboxWorker {
         )
         .await;
         match written {
-            Ok(_) => true,
+            Ok(_) => {
+                // One line per message Slack accepted; never the text, never whom a reminder
+                // went to (that would tell who had not answered an anonymous pulse).
+                tracing::info!(event = "dm_sent", method = %l.row.method, kind = l.row.kind.as_str(),
+                    outbox_id = l.row.id, attempts = l.row.attempts, "message sent to Slack");
+                true
+            }
             Err(e) => {
                 metrics::counter!("outbox_completion_failed_total").increment(1);
                 tracing::error!(method = %l.row.method, error = %e, tries = COMPLETION_TRIES,

@@ -4,10 +4,13 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::blocks::validate_message_blocks;
+use crate::blocks::{fill_block_ids, validate_message_blocks};
 use crate::directory::{dm_channel_id, Conversation};
 use crate::model::EmulatedMessage;
-use crate::state::Install;
+use crate::state::{Install, World};
+
+/// Slack's cap on legacy attachments per message (`too_many_attachments` above it).
+const MAX_ATTACHMENTS: usize = 100;
 
 /// Slack truncates longer message text and says so in a warning (docs/slack-facts.md,
 /// "Web API envelope and errors").
@@ -23,7 +26,10 @@ fn blocks_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
         Some(blocks) => {
             let errors = validate_message_blocks(blocks);
             if errors.is_empty() {
-                Ok(Some(blocks.clone()))
+                // Slack gives every block without a block_id one of its own.
+                let mut blocks = blocks.clone();
+                fill_block_ids(&mut blocks);
+                Ok(Some(blocks))
             } else {
                 Err(ApiError::with_messages("invalid_blocks", errors))
             }
@@ -60,6 +66,46 @@ fn metadata_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
             errors.into_iter().map(String::from).collect(),
         ))
     }
+}
+
+/// The legacy `attachments` parameter: a JSON array of at most 100 objects. `None` when
+/// absent or empty.
+fn attachments_param(c: &Call<'_>) -> Result<Option<Value>, ApiError> {
+    let Some(attachments) = c.p.get("attachments") else {
+        return Ok(None);
+    };
+    let Some(items) = attachments.as_array() else {
+        return Err(ApiError::new("invalid_attachments"));
+    };
+    if items.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::new("too_many_attachments"));
+    }
+    if items.iter().any(|a| !a.is_object()) {
+        return Err(ApiError::new("invalid_attachments"));
+    }
+    Ok((!items.is_empty()).then(|| attachments.clone()))
+}
+
+/// Adds `bot_profile` (and the stored attachments) to a message object, as Slack's answers
+/// carry them for a bot's message.
+pub(crate) fn decorate(json: &mut Value, m: &EmulatedMessage, w: &World, install: &Install) {
+    if let Some(attachments) = w.attachments.get(&(m.channel.clone(), m.ts.clone())) {
+        json["attachments"] = attachments.clone();
+    }
+    let name = w
+        .directory
+        .user(&install.bot_user_id)
+        .map_or_else(|| "bot".to_string(), |u| u.name.clone());
+    let icon = |size: u32| format!("https://a.slack-edge.com/80588/img/plugins/app/bot_{size}.png");
+    json["bot_profile"] = json!({
+        "id": install.bot_id,
+        "deleted": false,
+        "name": name,
+        "updated": 1_700_000_000,
+        "app_id": w.config.app_id,
+        "icons": { "image_36": icon(36), "image_48": icon(48), "image_72": icon(72) },
+        "team_id": install.team_id,
+    });
 }
 
 fn has_blocks(blocks: &Option<Value>) -> bool {
@@ -121,8 +167,9 @@ pub(super) fn post_message(c: &mut Call<'_>) -> Reply {
     let conversation = c.w.directory.resolve(&channel)?;
     let blocks = blocks_param(c)?;
     let metadata = metadata_param(c)?;
+    let attachments = attachments_param(c)?;
     let (text, truncated) = text_param(c);
-    if text.is_empty() && !has_blocks(&blocks) {
+    if text.is_empty() && !has_blocks(&blocks) && attachments.is_none() {
         return Err(ApiError::new("no_text"));
     }
     let install = c.install();
@@ -139,13 +186,16 @@ pub(super) fn post_message(c: &mut Call<'_>) -> Reply {
         metadata,
     };
     tracing::debug!(channel = %message.channel, ts = %message.ts, "emulator: message posted");
+    if let Some(attachments) = attachments {
+        c.w.attachments
+            .insert((message.channel.clone(), message.ts.clone()), attachments);
+    }
+    let mut json = message_json(&message, &install, &c.w.config.app_id);
+    decorate(&mut json, &message, c.w, &install);
     let reply = fields([
         ("channel", json!(message.channel)),
         ("ts", json!(message.ts)),
-        (
-            "message",
-            message_json(&message, &install, &c.w.config.app_id),
-        ),
+        ("message", json),
     ]);
     c.w.messages.push(message);
     Ok(with_truncation_warning(reply, truncated))
@@ -158,7 +208,7 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
     let channel = if channel.starts_with(['U', 'W']) {
         dm_channel_id(&channel)
     } else {
-        channel
+        c.w.directory.channel_named(&channel).unwrap_or(channel)
     };
     let known =
         c.w.directory.channels.contains_key(&channel) || c.w.directory.dm_user(&channel).is_some();
@@ -168,16 +218,26 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
     let ts = c.p.str("ts").ok_or("message_not_found")?;
     let blocks = blocks_param(c)?;
     let metadata = metadata_param(c)?;
+    let attachments = attachments_param(c)?;
     let (text, truncated) = text_param(c);
-    if text.is_empty() && blocks.is_none() {
+    if text.is_empty() && blocks.is_none() && attachments.is_none() {
         return Err(ApiError::new("no_text"));
     }
     let install = c.install();
     let app_id = c.w.config.app_id.clone();
-    let message = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?;
-    if message.user != install.bot_user_id {
+    let author =
+        c.w.message_mut(&channel, &ts)
+            .ok_or("message_not_found")?
+            .user
+            .clone();
+    if author != install.bot_user_id {
         return Err(ApiError::new("cant_update_message"));
     }
+    if let Some(attachments) = attachments {
+        c.w.attachments
+            .insert((channel.clone(), ts.clone()), attachments);
+    }
+    let message = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?;
     if !text.is_empty() || c.p.get("text").is_some() {
         message.text = text;
     }
@@ -194,11 +254,14 @@ pub(super) fn update(c: &mut Call<'_>) -> Reply {
         message.metadata = metadata;
     }
     message.edits += 1;
+    let message = message.clone();
+    let mut json = message_json(&message, &install, &app_id);
+    decorate(&mut json, &message, c.w, &install);
     let reply = fields([
         ("channel", json!(channel)),
         ("ts", json!(ts)),
         ("text", json!(message.text)),
-        ("message", message_json(message, &install, &app_id)),
+        ("message", json),
     ]);
     Ok(with_truncation_warning(reply, truncated))
 }
@@ -223,12 +286,17 @@ pub(super) fn post_ephemeral(c: &mut Call<'_>) -> Reply {
         return Err(ApiError::new("user_not_in_channel"));
     }
     let blocks = blocks_param(c)?;
+    let attachments = attachments_param(c)?;
     let (text, _) = text_param(c);
-    if text.is_empty() && !has_blocks(&blocks) {
+    if text.is_empty() && !has_blocks(&blocks) && attachments.is_none() {
         return Err(ApiError::new("no_text"));
     }
     let install = c.install();
     let ts = c.w.next_ts(c.now);
+    if let Some(attachments) = attachments {
+        c.w.attachments
+            .insert((conversation.id().to_string(), ts.clone()), attachments);
+    }
     c.w.messages.push(EmulatedMessage {
         channel: conversation.id().to_string(),
         ts: ts.clone(),
@@ -242,4 +310,52 @@ pub(super) fn post_ephemeral(c: &mut Call<'_>) -> Reply {
         metadata: None,
     });
     Ok(fields([("message_ts", json!(ts))]))
+}
+
+/// chat.delete: the bot's own message (and, for a thread parent, only the parent, as Slack
+/// keeps the replies).
+pub(super) fn delete(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let channel = match c.w.directory.resolve(&channel) {
+        Ok(conversation) => conversation.id().to_string(),
+        Err(_) if c.w.directory.dm_user(&channel).is_some() => channel,
+        Err(code) => return Err(ApiError::new(code)),
+    };
+    let ts = c.p.str("ts").ok_or("message_not_found")?;
+    let install = c.install();
+    let message = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?;
+    if message.user != install.bot_user_id {
+        return Err(ApiError::new("cant_delete_message"));
+    }
+    c.w.messages
+        .retain(|m| !(m.channel == channel && m.ts == ts && m.ephemeral_for.is_none()));
+    c.w.attachments.remove(&(channel.clone(), ts.clone()));
+    Ok(fields([("channel", json!(channel)), ("ts", json!(ts))]))
+}
+
+/// chat.getPermalink: `https://<domain>.slack.com/archives/<channel>/p<ts without the dot>`,
+/// with `thread_ts` and `cid` for a reply, as Slack builds it.
+pub(super) fn get_permalink(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let channel = c.w.directory.channel_named(&channel).unwrap_or(channel);
+    let known =
+        c.w.directory.channels.contains_key(&channel) || c.w.directory.dm_user(&channel).is_some();
+    if !known {
+        return Err(ApiError::new("channel_not_found"));
+    }
+    let ts = c.p.str("message_ts").ok_or("message_not_found")?;
+    let message = c.w.message_mut(&channel, &ts).ok_or("message_not_found")?;
+    let thread_ts = message.thread_ts.clone().filter(|t| *t != ts);
+    let domain = c.install().team_name.to_lowercase().replace(' ', "-");
+    let mut permalink = format!(
+        "https://{domain}.slack.com/archives/{channel}/p{}",
+        ts.replace('.', "")
+    );
+    if let Some(thread_ts) = thread_ts {
+        permalink.push_str(&format!("?thread_ts={thread_ts}&cid={channel}"));
+    }
+    Ok(fields([
+        ("channel", json!(channel)),
+        ("permalink", json!(permalink)),
+    ]))
 }

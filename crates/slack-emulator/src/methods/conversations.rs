@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::methods::chat::message_json;
+use crate::methods::chat::{decorate, message_json};
 use crate::model::EmulatedMessage;
 
 /// Slack's default page size for both methods, and its maximum.
@@ -38,6 +38,7 @@ fn bound(c: &Call<'_>, key: &str, error: &'static str) -> Result<Option<i64>, Ap
 /// The conversation id the bot may read: one of its DMs or a channel it is a member of.
 fn readable_channel(c: &Call<'_>) -> Result<String, ApiError> {
     let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let channel = c.w.directory.channel_named(&channel).unwrap_or(channel);
     if channel.starts_with('D') {
         c.w.directory.dm_user(&channel).ok_or("channel_not_found")?;
         return Ok(channel);
@@ -92,6 +93,7 @@ fn page(c: &Call<'_>, mut selected: Vec<&EmulatedMessage>) -> Reply {
         .iter()
         .map(|m| {
             let mut json = message_json(m, &install, &app_id);
+            decorate(&mut json, m, c.w, &install);
             if with_metadata {
                 if let Some(metadata) = &m.metadata {
                     json["metadata"] = metadata.clone();
@@ -143,6 +145,59 @@ pub(super) fn replies(c: &mut Call<'_>) -> Reply {
             .filter(|m| m.ts == ts || m.thread_ts.as_deref() == Some(ts.as_str()))
             .collect();
     page(c, selected)
+}
+
+/// conversations.info: a DM's or a channel's conversation object, shaped like Slack's.
+pub(super) fn info(c: &mut Call<'_>) -> Reply {
+    let channel = c.p.str("channel").ok_or("channel_not_found")?;
+    let channel = c.w.directory.channel_named(&channel).unwrap_or(channel);
+    let team_id = c.install().team_id;
+    let created: i64 = 1_700_000_000;
+    let latest_ts = |w: &crate::state::World| {
+        w.messages
+            .iter()
+            .filter(|m| m.channel == channel && m.ephemeral_for.is_none())
+            .map(|m| m.ts.clone())
+            .next_back()
+            .unwrap_or_else(|| "0000000000.000000".into())
+    };
+    if channel.starts_with('D') {
+        let user = c.w.directory.dm_user(&channel).ok_or("channel_not_found")?;
+        let conversation = json!({
+            "id": channel, "created": created, "is_archived": false, "is_im": true,
+            "is_org_shared": false, "context_team_id": team_id, "updated": created * 1000,
+            "user": user.id, "last_read": latest_ts(c.w), "is_open": true, "priority": 0,
+        });
+        return Ok(fields([("channel", conversation)]));
+    }
+    let ch =
+        c.w.directory
+            .channels
+            .get(&channel)
+            .ok_or("channel_not_found")?;
+    let mut conversation = json!({
+        "id": channel, "name": ch.name, "is_channel": !ch.is_private, "is_group": ch.is_private,
+        "is_im": false, "is_mpim": false, "is_private": ch.is_private, "created": created,
+        "is_archived": false, "is_general": ch.name == "general", "unlinked": 0,
+        "name_normalized": ch.name, "is_shared": false, "is_org_shared": false,
+        "is_pending_ext_shared": false, "pending_shared": [], "context_team_id": team_id,
+        "updated": created * 1000, "parent_conversation": null, "creator": "",
+        "is_ext_shared": false, "shared_team_ids": [team_id], "pending_connected_team_ids": [],
+        "is_member": ch.bot_is_member,
+        "topic": { "value": "", "creator": "", "last_set": 0 },
+        "purpose": { "value": "", "creator": "", "last_set": 0 },
+        "previous_names": [],
+    });
+    if ch.bot_is_member {
+        conversation["last_read"] = json!(latest_ts(c.w));
+    }
+    if matches!(
+        c.p.str("include_num_members").as_deref(),
+        Some("true" | "1")
+    ) {
+        conversation["num_members"] = json!(ch.members.len());
+    }
+    Ok(fields([("channel", conversation)]))
 }
 
 #[cfg(test)]

@@ -56,19 +56,30 @@ pub(super) fn complete_upload(c: &mut Call<'_>) -> Reply {
         let title = f.get("title").and_then(Value::as_str).map(str::to_string);
         wanted.push((index, title));
     }
-    let conversation = match c.p.str("channel_id").or_else(|| c.p.str("channels")) {
-        Some(channel) => Some(c.w.directory.resolve(&channel)?.id().to_string()),
-        None => None,
+    // `channel_id` names one conversation; `channels` is a comma-separated list.
+    let targets: Vec<String> = match (c.p.str("channel_id"), c.p.str("channels")) {
+        (Some(channel), _) => vec![channel],
+        (None, Some(list)) => list
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        (None, None) => Vec::new(),
     };
+    let mut conversations = Vec::new();
+    for channel in &targets {
+        let id = c.w.directory.resolve(channel)?.id().to_string();
+        if !conversations.contains(&id) {
+            conversations.push(id);
+        }
+    }
     for (index, title) in &wanted {
         let upload = &mut c.w.uploads[*index];
         upload.completed = true;
         upload.file.title = title.clone().or_else(|| Some(upload.file.filename.clone()));
-        if let Some(channel) = &conversation {
-            upload.file.shared_to.push(channel.clone());
-        }
+        upload.file.shared_to.extend(conversations.iter().cloned());
     }
-    if let Some(channel) = conversation {
+    for channel in conversations {
         let user = c.install().bot_user_id;
         let ts = c.w.next_ts(c.now);
         let ids = wanted

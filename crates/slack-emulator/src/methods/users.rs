@@ -20,6 +20,23 @@ pub(super) fn info(c: &mut Call<'_>) -> Reply {
     )]))
 }
 
+/// users.lookupByEmail: the member whose profile email matches (case-insensitively), or
+/// `users_not_found` (Slack's plural).
+pub(super) fn lookup_by_email(c: &mut Call<'_>) -> Reply {
+    let email = c.p.str("email").ok_or("users_not_found")?;
+    let user =
+        c.w.directory
+            .users
+            .values()
+            .find(|u| !u.email.is_empty() && u.email.eq_ignore_ascii_case(email.trim()))
+            .ok_or("users_not_found")?;
+    let team_id = c.install().team_id;
+    Ok(fields([(
+        "user",
+        c.w.directory.user_json(user, &team_id, c.now),
+    )]))
+}
+
 /// Opaque cursors: hex of `user:<next id>`, so paging survives users being added.
 fn encode_cursor(next_user_id: &str) -> String {
     hex::encode(format!("user:{next_user_id}"))

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{fields, ApiError, Call, Reply};
-use crate::blocks::{validate_view, ViewKind};
+use crate::blocks::{fill_block_ids, validate_view, ViewKind};
 use crate::model::EmulatedView;
 use crate::state::{Install, World, TRIGGER_TTL};
 
@@ -14,7 +14,11 @@ fn view_param(c: &Call<'_>, kind: ViewKind) -> Result<Value, ApiError> {
     let view = c.p.get("view").ok_or_else(|| ApiError::missing("view"))?;
     let errors = validate_view(view, kind);
     if errors.is_empty() {
-        Ok(view.clone())
+        let mut view = view.clone();
+        if let Some(blocks) = view.get_mut("blocks") {
+            fill_block_ids(blocks);
+        }
+        Ok(view)
     } else {
         Err(ApiError::with_messages("invalid_arguments", errors))
     }
@@ -244,8 +248,16 @@ pub(super) fn publish(c: &mut Call<'_>) -> Reply {
     let user =
         c.p.str("user_id")
             .ok_or_else(|| ApiError::missing("user_id"))?;
-    if c.w.directory.user(&user).is_none() {
-        return Err(ApiError::new("user_not_found"));
+    // Slack answers an unknown user_id as a bad argument, and a deactivated one as disabled.
+    match c.w.directory.user(&user) {
+        None => {
+            return Err(ApiError::with_messages(
+                "invalid_arguments",
+                vec!["invalid `user_id`".into()],
+            ))
+        }
+        Some(u) if u.deleted => return Err(ApiError::new("user_disabled")),
+        Some(_) => {}
     }
     let input = view_param(c, ViewKind::Home)?;
     let existing =
