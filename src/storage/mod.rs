@@ -16,8 +16,8 @@ pub mod programs;
 pub mod rate_budgets;
 pub mod relay;
 pub mod rounds;
-mod wipe;
 pub mod wins;
+mod wipe;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
