@@ -296,6 +296,32 @@ pub fn render(d: &mut Digest) -> SlackMessage {
     }
 }
 
+/// A faithful text rendering of Block Kit blocks (header, sections, context, dividers), for
+/// the terminal and for docs.
+pub fn to_text(blocks: &[Value]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("header") => {
+                let t = b["text"]["text"].as_str().unwrap_or_default();
+                out.push_str(&format!("{t}\n{}\n", "=".repeat(t.chars().count())));
+            }
+            Some("section") => {
+                out.push_str(b["text"]["text"].as_str().unwrap_or_default());
+                out.push_str("\n\n");
+            }
+            Some("divider") => out.push_str("----\n"),
+            Some("context") => {
+                for e in b["elements"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("({})\n", e["text"].as_str().unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Characters in `markdown` blocks (this message has none; kept for the limit's sake).
 fn markdown_chars(blocks: &[Value]) -> usize {
     blocks

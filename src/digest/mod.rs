@@ -9,7 +9,9 @@
 //! - `numbers`: the rules applied to what `storage::digest` computed, into the preview shape;
 //! - `message`: Block Kit and the text fallback, within Slack's limits;
 //! - `service`: build, and send once per channel and period through the outbox.
+//! - `bench`: the synthetic history and the timing of the benchmark (README "Performance").
 
+pub mod bench;
 pub mod message;
 pub mod numbers;
 pub mod period;

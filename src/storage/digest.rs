@@ -376,3 +376,127 @@ impl StoreTx {
         Ok(true)
     }
 }
+
+/// A cell of a generated row (the benchmark's synthetic history).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    /// Written as the SQL literal `NULL` (a bound NULL has no type on PostgreSQL).
+    Null,
+}
+
+/// Rows per multi-row `INSERT` (under both databases' parameter limits for ~12 columns).
+const SEED_CHUNK: usize = 1000;
+
+impl StoreTx {
+    /// Inserts `rows` into `table` with multi-row `INSERT`s, for the benchmark's generator
+    /// (`digest::bench`). `table` and `columns` are fixed names from that code, never input.
+    pub async fn insert_rows(
+        &mut self,
+        table: &'static str,
+        columns: &'static [&'static str],
+        rows: &[Vec<Cell>],
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        for chunk in rows.chunks(SEED_CHUNK) {
+            let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+            let mut n = 0;
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for (j, cell) in row.iter().enumerate() {
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    if *cell == Cell::Null {
+                        sql.push_str("NULL");
+                    } else {
+                        n += 1;
+                        sql.push_str(&format!("${n}"));
+                    }
+                }
+                sql.push(')');
+            }
+            total += on_tx!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for cell in chunk.iter().flatten() {
+                    q = match cell {
+                        Cell::Int(v) => q.bind(*v),
+                        Cell::Real(v) => q.bind(*v),
+                        Cell::Text(v) => q.bind(v.clone()),
+                        Cell::Null => q,
+                    };
+                }
+                q.execute(c).await?.rows_affected()
+            });
+        }
+        Ok(total)
+    }
+
+    /// Inserts one row and returns its id (`RETURNING id`), for the generator's parents.
+    pub async fn insert_returning_id(
+        &mut self,
+        table: &'static str,
+        columns: &'static [&'static str],
+        row: Vec<Cell>,
+    ) -> StoreResult<i64> {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES (", columns.join(", "));
+        let mut n = 0;
+        for (j, cell) in row.iter().enumerate() {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            if *cell == Cell::Null {
+                sql.push_str("NULL");
+            } else {
+                n += 1;
+                sql.push_str(&format!("${n}"));
+            }
+        }
+        sql.push_str(") RETURNING id");
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            for cell in &row {
+                q = match cell {
+                    Cell::Int(v) => q.bind(*v),
+                    Cell::Real(v) => q.bind(*v),
+                    Cell::Text(v) => q.bind(v.clone()),
+                    Cell::Null => q,
+                };
+            }
+            q.fetch_one(c).await?
+        }))
+    }
+}
+
+impl Store {
+    /// Rounds of the benchmark program's first survey (its weeks of history).
+    pub async fn bench_weeks(&self, program_id: &ProgramId) -> StoreResult<i64> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM rounds WHERE program_id = $1
+                   AND survey_id = (SELECT MIN(survey_id) FROM rounds WHERE program_id = $1)",
+            )
+            .bind(program_id)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
+    /// Answers stored for a program (the benchmark reports it).
+    pub async fn bench_answers(&self, program_id: &ProgramId) -> StoreResult<i64> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM responses x JOIN rounds r ON r.id = x.round_id
+                 WHERE r.program_id = $1",
+            )
+            .bind(program_id)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+}
