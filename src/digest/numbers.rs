@@ -162,9 +162,13 @@ pub struct TrendSeries {
     pub range: (f64, f64),
 }
 
-/// "coaching_value" → "Coaching value".
+/// "coaching_value" → "Coaching value"; "program_enps" → "Program eNPS".
 pub fn label_of(key: &str) -> String {
-    let words = key.replace(['_', '-'], " ");
+    let words: Vec<String> = key
+        .split(['_', '-'])
+        .map(|w| if w.eq_ignore_ascii_case("enps") { "eNPS".to_string() } else { w.to_string() })
+        .collect();
+    let words = words.join(" ");
     let mut chars = words.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),

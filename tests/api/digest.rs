@@ -311,6 +311,10 @@ async fn digest_numbers_match_a_hand_computed_fixture() {
     );
     assert_eq!(blocks[1]["text"]["text"], d["headline"]);
     assert!(slack_emulator::blocks::validate_message_blocks(&d["blocks"]).is_empty());
+    if let Ok(path) = std::env::var("DIGEST_RENDER_TO") {
+        let text = pulseloop::digest::message::to_text(d["blocks"].as_array().unwrap());
+        std::fs::write(path, text).unwrap();
+    }
     let text = serde_json::to_string(&d).unwrap();
     for member in all_members() {
         assert!(!text.contains(member), "a member's id is in the digest: {member}");
