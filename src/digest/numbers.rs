@@ -169,6 +169,9 @@ pub fn label_of(key: &str) -> String {
         .map(|w| if w.eq_ignore_ascii_case("enps") { "eNPS".to_string() } else { w.to_string() })
         .collect();
     let words = words.join(" ");
+    if words.starts_with("eNPS") {
+        return words;
+    }
     let mut chars = words.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
@@ -603,4 +606,14 @@ fn comments(
         ));
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_read_as_words() {
+        assert_eq!(super::label_of("coaching_value"), "Coaching value");
+        assert_eq!(super::label_of("enps"), "eNPS");
+        assert_eq!(super::label_of("program_enps"), "Program eNPS");
+    }
 }
