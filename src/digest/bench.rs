@@ -85,7 +85,11 @@ pub fn bench_program() -> Program {
 /// When the benchmark's digest is computed: the Wednesday of the last week.
 pub fn bench_now(weeks: u32) -> DateTime<Utc> {
     let monday = first_monday() + Duration::weeks(i64::from(weeks.max(1)) - 1);
-    Utc.from_utc_datetime(&(monday + Duration::days(2)).and_hms_opt(12, 0, 0).expect("time"))
+    Utc.from_utc_datetime(
+        &(monday + Duration::days(2))
+            .and_hms_opt(12, 0, 0)
+            .expect("time"),
+    )
 }
 
 /// Writes the history; returns a one-line report.
@@ -102,7 +106,15 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
     let mut tx = store.begin().await?;
     tx.insert_rows(
         "programs",
-        &["id", "name", "timezone", "start_date", "settings", "created_at", "updated_at"],
+        &[
+            "id",
+            "name",
+            "timezone",
+            "start_date",
+            "settings",
+            "created_at",
+            "updated_at",
+        ],
         &[vec![
             Cell::Text(BENCH_PROGRAM.into()),
             Cell::Text(program.name.clone()),
@@ -146,7 +158,16 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
             .collect();
         tx.insert_rows(
             "questions",
-            &["program_id", "survey_id", "metric_key", "position", "kind", "prompt", "definition", "updated_at"],
+            &[
+                "program_id",
+                "survey_id",
+                "metric_key",
+                "position",
+                "kind",
+                "prompt",
+                "definition",
+                "updated_at",
+            ],
             &rows,
         )
         .await?;
@@ -166,7 +187,15 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         .collect();
     tx.insert_rows(
         "members",
-        &["program_id", "slack_user_id", "role", "source", "state", "created_at", "updated_at"],
+        &[
+            "program_id",
+            "slack_user_id",
+            "role",
+            "source",
+            "state",
+            "created_at",
+            "updated_at",
+        ],
         &member_rows,
     )
     .await?;
@@ -197,9 +226,21 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
             let round_id = tx
                 .insert_returning_id(
                     "rounds",
-                    &["program_id", "survey_id", "period_key", "origin", "state", "opened_at",
-                      "closes_at", "closed_at", "sealed_at", "anonymity", "anonymity_k",
-                      "asked_count", "answered_count"],
+                    &[
+                        "program_id",
+                        "survey_id",
+                        "period_key",
+                        "origin",
+                        "state",
+                        "opened_at",
+                        "closes_at",
+                        "closed_at",
+                        "sealed_at",
+                        "anonymity",
+                        "anonymity_k",
+                        "asked_count",
+                        "answered_count",
+                    ],
                     vec![
                         Cell::Text(BENCH_PROGRAM.into()),
                         Cell::Text(survey.id.clone()),
@@ -235,8 +276,17 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
                 .collect();
             tx.insert_rows(
                 "deliveries",
-                &["round_id", "member_id", "state", "scheduled_at", "local_time", "timezone",
-                  "closes_at", "sent_at", "closed_at"],
+                &[
+                    "round_id",
+                    "member_id",
+                    "state",
+                    "scheduled_at",
+                    "local_time",
+                    "timezone",
+                    "closes_at",
+                    "sent_at",
+                    "closed_at",
+                ],
                 &deliveries,
             )
             .await?;
@@ -251,14 +301,25 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
                 for q in &survey.questions {
                     let (number, text) = match q.kind.as_str() {
                         "scale" => {
-                            let v = (2.8 + drift + lift + rng.f64() * 2.2 - 0.6).round().clamp(1.0, 5.0);
+                            let v = (2.8 + drift + lift + rng.f64() * 2.2 - 0.6)
+                                .round()
+                                .clamp(1.0, 5.0);
                             (Cell::Real(v), Cell::Null)
                         }
                         "enps" => {
-                            let v = (5.5 + 2.0 * drift + rng.f64() * 5.0).round().clamp(0.0, 10.0);
+                            let v = (5.5 + 2.0 * drift + rng.f64() * 5.0)
+                                .round()
+                                .clamp(0.0, 10.0);
                             (Cell::Real(v), Cell::Null)
                         }
-                        "yes_no" => (Cell::Real(if rng.f64() < 0.6 + 0.2 * drift { 1.0 } else { 0.0 }), Cell::Null),
+                        "yes_no" => (
+                            Cell::Real(if rng.f64() < 0.6 + 0.2 * drift {
+                                1.0
+                            } else {
+                                0.0
+                            }),
+                            Cell::Null,
+                        ),
                         _ if rng.f64() < COMMENT_RATE => (
                             Cell::Null,
                             Cell::Text(format!("Synthetic comment {} of week {week}", rng.u32(..))),
@@ -279,8 +340,15 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
             answers += tx
                 .insert_rows(
                     "responses",
-                    &["round_id", "metric_key", "role", "value_number", "value_text", "created_at",
-                      "updated_at"],
+                    &[
+                        "round_id",
+                        "metric_key",
+                        "role",
+                        "value_number",
+                        "value_text",
+                        "created_at",
+                        "updated_at",
+                    ],
                     &rows,
                 )
                 .await?;
@@ -341,7 +409,8 @@ pub async fn time_digest(store: &Store, runs: u32) -> Result<String, anyhow::Err
         std::hint::black_box(d);
     }
     times.sort_by(f64::total_cmp);
-    let pick = |q: f64| times[((q * (times.len() - 1) as f64).round() as usize).min(times.len() - 1)];
+    let pick =
+        |q: f64| times[((q * (times.len() - 1) as f64).round() as usize).min(times.len() - 1)];
     let answers = store.bench_answers(&program.id).await?;
     Ok(format!(
         "{:?}: digest over {answers} stored answers ({} metrics, participation {}/{}), {runs} runs: median {:.1} ms, p95 {:.1} ms, max {:.1} ms",

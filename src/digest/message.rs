@@ -225,10 +225,20 @@ pub fn render(d: &mut Digest) -> SlackMessage {
         blocks.push(json!({ "type": "divider" }));
         let lines: Vec<String> = d.metrics.iter().map(metric_line).collect();
         let shown = METRICS_PER_SECTION * MAX_METRIC_SECTIONS;
-        for (i, chunk) in lines.chunks(METRICS_PER_SECTION).take(MAX_METRIC_SECTIONS).enumerate() {
-            let mut text = if i == 0 { "*Scores* (last 8 periods as a sparkline)\n".to_string() } else { String::new() };
+        for (i, chunk) in lines
+            .chunks(METRICS_PER_SECTION)
+            .take(MAX_METRIC_SECTIONS)
+            .enumerate()
+        {
+            let mut text = if i == 0 {
+                "*Scores* (last 8 periods as a sparkline)\n".to_string()
+            } else {
+                String::new()
+            };
             text.push_str(&chunk.join("\n"));
-            if i + 1 == MAX_METRIC_SECTIONS.min(lines.len().div_ceil(METRICS_PER_SECTION)) && lines.len() > shown {
+            if i + 1 == MAX_METRIC_SECTIONS.min(lines.len().div_ceil(METRICS_PER_SECTION))
+                && lines.len() > shown
+            {
                 text.push('\n');
                 text.push_str(&more(lines.len() - shown));
             }
@@ -239,7 +249,11 @@ pub fn render(d: &mut Digest) -> SlackMessage {
     if let Some(e) = &d.enps {
         let text = match e.score {
             Some(score) => format!("*eNPS* {score:+.0} (n = {}): % of 9–10 minus % of 0–6", e.n),
-            None => format!("*eNPS* not shown ({}, n = {})", super::numbers::fewer_than(d.k), e.n),
+            None => format!(
+                "*eNPS* not shown ({}, n = {})",
+                super::numbers::fewer_than(d.k),
+                e.n
+            ),
         };
         blocks.push(section(&text));
     }
@@ -250,7 +264,11 @@ pub fn render(d: &mut Digest) -> SlackMessage {
             .iter()
             .map(|c| format!("> {}", escape(&cut(c, ITEM_MAX))))
             .collect();
-        blocks.push(section(&listed("What people said (anonymous)", &items, MAX_COMMENTS)));
+        blocks.push(section(&listed(
+            "What people said (anonymous)",
+            &items,
+            MAX_COMMENTS,
+        )));
     }
 
     if !d.wins.is_empty() {

@@ -166,7 +166,13 @@ pub struct TrendSeries {
 pub fn label_of(key: &str) -> String {
     let words: Vec<String> = key
         .split(['_', '-'])
-        .map(|w| if w.eq_ignore_ascii_case("enps") { "eNPS".to_string() } else { w.to_string() })
+        .map(|w| {
+            if w.eq_ignore_ascii_case("enps") {
+                "eNPS".to_string()
+            } else {
+                w.to_string()
+            }
+        })
         .collect();
     let words = words.join(" ");
     if words.starts_with("eNPS") {
@@ -256,7 +262,9 @@ pub fn compute(ctx: &Context<'_>, data: DigestData, rng: &mut fastrand::Rng) -> 
     let mut by_bucket: HashMap<(String, i64), Group> = HashMap::new();
     let mut by_role: HashMap<String, BTreeMap<String, Group>> = HashMap::new();
     for r in &data.metrics {
-        kinds.entry(r.metric_key.clone()).or_insert_with(|| r.kind.clone());
+        kinds
+            .entry(r.metric_key.clone())
+            .or_insert_with(|| r.kind.clone());
         by_bucket
             .entry((r.metric_key.clone(), r.bucket))
             .or_default()
@@ -272,7 +280,9 @@ pub fn compute(ctx: &Context<'_>, data: DigestData, rng: &mut fastrand::Rng) -> 
     }
     let mut baseline: HashMap<String, Group> = HashMap::new();
     for r in &data.baseline {
-        kinds.entry(r.metric_key.clone()).or_insert_with(|| r.kind.clone());
+        kinds
+            .entry(r.metric_key.clone())
+            .or_insert_with(|| r.kind.clone());
         baseline.entry(r.metric_key.clone()).or_default().add(r);
     }
     let mut keys: Vec<String> = ctx
@@ -452,15 +462,13 @@ fn role_breakdown(
     folded: &mut Vec<String>,
 ) -> (Vec<RoleMetric>, Option<String>) {
     if groups.contains_key(crate::storage::rounds::FOLDED_ROLE) {
-        let why = "roles were folded when the answers were sealed (a role had fewer than k answers)"
-            .replace("k answers", &format!("{k} answers"));
+        let why =
+            "roles were folded when the answers were sealed (a role had fewer than k answers)"
+                .replace("k answers", &format!("{k} answers"));
         folded.push(format!("{label}: {why}"));
         return (Vec::new(), Some(why));
     }
-    if let Some((role, _)) = groups
-        .iter()
-        .find(|(_, g)| g.n < g.k.max(i64::from(k)))
-    {
+    if let Some((role, _)) = groups.iter().find(|(_, g)| g.n < g.k.max(i64::from(k))) {
         let why = format!(
             "no breakdown by role: {} from {role}s, so the other role could be worked out",
             fewer_than(k)

@@ -49,7 +49,12 @@ impl Periods {
 }
 
 /// Firings at or before `at`, latest first, at most `count`.
-pub fn firings_back(cadence: &Cadence, tz: Tz, at: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+pub fn firings_back(
+    cadence: &Cadence,
+    tz: Tz,
+    at: DateTime<Utc>,
+    count: usize,
+) -> Vec<DateTime<Utc>> {
     let mut out = Vec::with_capacity(count);
     let mut date = at.with_timezone(&tz).date_naive() + Duration::days(1);
     for _ in 0..MAX_DAYS {
@@ -131,10 +136,22 @@ mod tests {
         // Wednesday 2027-01-13 12:00 UTC: last Friday 16:00 Berlin = 15:00 UTC on the 8th.
         let at = Utc.with_ymd_and_hms(2027, 1, 13, 12, 0, 0).unwrap();
         let p = periods_at(&fri_16(), tz, at).unwrap();
-        assert_eq!(p.current().start, Utc.with_ymd_and_hms(2027, 1, 8, 15, 0, 0).unwrap());
-        assert_eq!(p.current().end, Utc.with_ymd_and_hms(2027, 1, 15, 15, 0, 0).unwrap());
-        assert_eq!(p.previous().start, Utc.with_ymd_and_hms(2027, 1, 1, 15, 0, 0).unwrap());
-        assert_eq!(p.bounds[0], Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap());
+        assert_eq!(
+            p.current().start,
+            Utc.with_ymd_and_hms(2027, 1, 8, 15, 0, 0).unwrap()
+        );
+        assert_eq!(
+            p.current().end,
+            Utc.with_ymd_and_hms(2027, 1, 15, 15, 0, 0).unwrap()
+        );
+        assert_eq!(
+            p.previous().start,
+            Utc.with_ymd_and_hms(2027, 1, 1, 15, 0, 0).unwrap()
+        );
+        assert_eq!(
+            p.bounds[0],
+            Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap()
+        );
         assert!(p.bounds.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -144,9 +161,15 @@ mod tests {
         let firing = Utc.with_ymd_and_hms(2027, 1, 15, 15, 0, 0).unwrap();
         let p = periods_ending_at(&fri_16(), tz, firing).unwrap();
         assert_eq!(p.current().end, firing);
-        assert_eq!(p.current().start, Utc.with_ymd_and_hms(2027, 1, 8, 15, 0, 0).unwrap());
+        assert_eq!(
+            p.current().start,
+            Utc.with_ymd_and_hms(2027, 1, 8, 15, 0, 0).unwrap()
+        );
         // The instant of the firing itself starts the next period.
-        assert_eq!(periods_at(&fri_16(), tz, firing).unwrap().current().start, firing);
+        assert_eq!(
+            periods_at(&fri_16(), tz, firing).unwrap().current().start,
+            firing
+        );
     }
 
     #[test]
@@ -156,7 +179,13 @@ mod tests {
         // 14:00 UTC after.
         let at = Utc.with_ymd_and_hms(2027, 3, 31, 12, 0, 0).unwrap();
         let p = periods_at(&fri_16(), tz, at).unwrap();
-        assert_eq!(p.current().start, Utc.with_ymd_and_hms(2027, 3, 26, 15, 0, 0).unwrap());
-        assert_eq!(p.current().end, Utc.with_ymd_and_hms(2027, 4, 2, 14, 0, 0).unwrap());
+        assert_eq!(
+            p.current().start,
+            Utc.with_ymd_and_hms(2027, 3, 26, 15, 0, 0).unwrap()
+        );
+        assert_eq!(
+            p.current().end,
+            Utc.with_ymd_and_hms(2027, 4, 2, 14, 0, 0).unwrap()
+        );
     }
 }

@@ -81,7 +81,11 @@ fn metric_order(program: &Program) -> Vec<String> {
 
 /// Computes and renders the digest of the last of `periods`.
 #[tracing::instrument(skip_all, fields(program = %program.id))]
-pub async fn build(store: &Store, program: &Program, periods: &Periods) -> Result<Digest, DigestError> {
+pub async fn build(
+    store: &Store,
+    program: &Program,
+    periods: &Periods,
+) -> Result<Digest, DigestError> {
     let data = store
         .digest_data(&DigestQuery {
             program_id: &program.id,
@@ -135,7 +139,11 @@ pub async fn send(
             period_start: period.start,
             channel,
         };
-        let mut post = NewOutboxMessage::new(key.to_string(), "chat.postMessage", message.payload(Some(channel)));
+        let mut post = NewOutboxMessage::new(
+            key.to_string(),
+            "chat.postMessage",
+            message.payload(Some(channel)),
+        );
         post.channel_key = Some(channel.clone());
         post.message_key = Some(key.to_string());
         let recorded = tx

@@ -147,7 +147,10 @@ async fn digest_preview(
     let mut text = format!("Preview (only you see this): {}", d.text);
     if owned.len() > 1 {
         let others: Vec<&str> = owned[1..].iter().map(|p| p.id.as_str()).collect();
-        text.push_str(&format!(" Other programs: `/pulse digest {}`.", others.join("`, `/pulse digest ")));
+        text.push_str(&format!(
+            " Other programs: `/pulse digest {}`.",
+            others.join("`, `/pulse digest ")
+        ));
     }
     Ok(CommandReply {
         text,

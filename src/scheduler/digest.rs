@@ -36,7 +36,11 @@ pub(super) async fn post_due_digests(
     Ok(queued)
 }
 
-async fn post_due(store: &Store, program: &Program, now: DateTime<Utc>) -> Result<usize, DigestError> {
+async fn post_due(
+    store: &Store,
+    program: &Program,
+    now: DateTime<Utc>,
+) -> Result<usize, DigestError> {
     if program.sponsor_channels.is_empty() {
         return Ok(0);
     }

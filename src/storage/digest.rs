@@ -352,7 +352,11 @@ impl StoreTx {
     /// Records the digest of a period for a channel and queues its post, once: the row is
     /// inserted first (`UNIQUE (program_id, period_start, channel_id)`), and the outbox row
     /// only when that insert did something. False when it was already there.
-    pub async fn record_digest(&mut self, d: &NewDigest<'_>, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn record_digest(
+        &mut self,
+        d: &NewDigest<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let inserted = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO digests (program_id, period_start, period_end, channel_id, content, created_at)

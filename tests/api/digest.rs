@@ -25,7 +25,11 @@ fn wednesday() -> DateTime<Utc> {
 }
 
 fn question(key: &str, kind: &str) -> String {
-    let optional = if kind == "text" { "required = false\n" } else { "" };
+    let optional = if kind == "text" {
+        "required = false\n"
+    } else {
+        ""
+    };
     format!("[[surveys.questions]]\nkey = \"{key}\"\nkind = \"{kind}\"\nprompt = \"{key}?\"\n{optional}")
 }
 
@@ -42,7 +46,9 @@ fn program_with(extra: &[&str], surveys: &str) -> String {
          sponsor_channels = [\"{SPONSOR}\"]\nowners = [\"{OWNER}\"]\nanonymity_threshold = 3\ncomment_threshold = 4\nbaseline_rounds = 2\n"
     );
     for id in LEADERS {
-        t.push_str(&format!("[[members]]\nslack_id = \"{id}\"\nrole = \"leader\"\ntimezone = \"Europe/Berlin\"\n"));
+        t.push_str(&format!(
+            "[[members]]\nslack_id = \"{id}\"\nrole = \"leader\"\ntimezone = \"Europe/Berlin\"\n"
+        ));
     }
     for id in PARTICIPANTS {
         t.push_str(&format!("[[members]]\nslack_id = \"{id}\"\nrole = \"participant\"\ntimezone = \"Europe/Berlin\"\n"));
@@ -65,8 +71,14 @@ fn standard_questions() -> String {
 }
 
 async fn spawn(toml: &str, now: DateTime<Utc>) -> TestApp {
-    let mut b = TestAppBuilder::default().now(now).program("pilot.toml", toml);
-    for id in LEADERS.iter().chain(PARTICIPANTS.iter()).chain([OWNER].iter()) {
+    let mut b = TestAppBuilder::default()
+        .now(now)
+        .program("pilot.toml", toml);
+    for id in LEADERS
+        .iter()
+        .chain(PARTICIPANTS.iter())
+        .chain([OWNER].iter())
+    {
         b = b.user(id, "Europe/Berlin");
     }
     let app = b.spawn().await;
@@ -106,7 +118,14 @@ fn q(s: &str) -> String {
 /// Writes a round of survey `survey` opened at `opened`, asked of `asked`, with `answers`:
 /// linked to deliveries while open; sealed (no delivery, counts on the round, roles kept or
 /// folded) when `sealed` is `Some(fold)`.
-async fn seed_round(app: &TestApp, survey: &str, opened: DateTime<Utc>, asked: &[&str], answers: &[Ans<'_>], sealed: Option<bool>) {
+async fn seed_round(
+    app: &TestApp,
+    survey: &str,
+    opened: DateTime<Utc>,
+    asked: &[&str],
+    answers: &[Ans<'_>],
+    sealed: Option<bool>,
+) {
     let period = opened
         .with_timezone(&chrono_tz::Europe::Berlin)
         .format("%Y-%m-%dT%H:%M")
@@ -197,22 +216,52 @@ async fn seed_fixture(app: &TestApp) {
     let everyone = all_members();
     let (l, p) = ("leader", "participant");
     // Baseline, round 1 (4 Jan): value 2, 3, 3, 2, 3.
-    seed_round(app, "weekly", monday(4), &everyone, &[
-        ans("U0LEAD001", l, &[("value", 2.0)]), ans("U0LEAD002", l, &[("value", 3.0)]),
-        ans("U0LEAD003", l, &[("value", 3.0)]), ans("U0PART001", p, &[("value", 2.0)]),
-        ans("U0PART002", p, &[("value", 3.0)]),
-    ], Some(false)).await;
+    seed_round(
+        app,
+        "weekly",
+        monday(4),
+        &everyone,
+        &[
+            ans("U0LEAD001", l, &[("value", 2.0)]),
+            ans("U0LEAD002", l, &[("value", 3.0)]),
+            ans("U0LEAD003", l, &[("value", 3.0)]),
+            ans("U0PART001", p, &[("value", 2.0)]),
+            ans("U0PART002", p, &[("value", 3.0)]),
+        ],
+        Some(false),
+    )
+    .await;
     // Baseline, round 2 (11 Jan): value 3, 2, 3, 3.
-    seed_round(app, "weekly", monday(11), &everyone, &[
-        ans("U0LEAD001", l, &[("value", 3.0)]), ans("U0LEAD002", l, &[("value", 2.0)]),
-        ans("U0PART001", p, &[("value", 3.0)]), ans("U0PART002", p, &[("value", 3.0)]),
-    ], Some(false)).await;
+    seed_round(
+        app,
+        "weekly",
+        monday(11),
+        &everyone,
+        &[
+            ans("U0LEAD001", l, &[("value", 3.0)]),
+            ans("U0LEAD002", l, &[("value", 2.0)]),
+            ans("U0PART001", p, &[("value", 3.0)]),
+            ans("U0PART002", p, &[("value", 3.0)]),
+        ],
+        Some(false),
+    )
+    .await;
     // Previous period (18 Jan): value 3, 4, 3, 4, 3; 5 of 7 answered.
-    seed_round(app, "weekly", monday(18), &everyone, &[
-        ans("U0LEAD001", l, &[("value", 3.0)]), ans("U0LEAD002", l, &[("value", 4.0)]),
-        ans("U0PART001", p, &[("value", 3.0)]), ans("U0PART002", p, &[("value", 4.0)]),
-        ans("U0PART003", p, &[("value", 3.0)]),
-    ], Some(false)).await;
+    seed_round(
+        app,
+        "weekly",
+        monday(18),
+        &everyone,
+        &[
+            ans("U0LEAD001", l, &[("value", 3.0)]),
+            ans("U0LEAD002", l, &[("value", 4.0)]),
+            ans("U0PART001", p, &[("value", 3.0)]),
+            ans("U0PART002", p, &[("value", 4.0)]),
+            ans("U0PART003", p, &[("value", 3.0)]),
+        ],
+        Some(false),
+    )
+    .await;
     // Current period (25 Jan, still open): 6 of 7 answered; U0PART004 did not.
     let mut current = vec![
         ans("U0LEAD001", l, &[("value", 5.0), ("enps", 10.0)]),
@@ -280,11 +329,20 @@ async fn digest_numbers_match_a_hand_computed_fixture() {
     close(&v["roles"][0]["mean"], 4.33, 1e-9);
     close(&v["roles"][1]["mean"], 3.67, 1e-9);
     // Distribution of the current period: 3 ×1, 4 ×4, 5 ×1.
-    let dist: Vec<(f64, i64)> = v["distribution"].as_array().unwrap().iter()
-        .map(|x| (x["value"].as_f64().unwrap(), x["n"].as_i64().unwrap())).collect();
+    let dist: Vec<(f64, i64)> = v["distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["value"].as_f64().unwrap(), x["n"].as_i64().unwrap()))
+        .collect();
     assert_eq!(dist, vec![(3.0, 1), (4.0, 4), (5.0, 1)]);
     // Trend of the last 8 periods: empty until 1 Jan; then 2.6, 2.75, 3.4, 4.0.
-    let trend: Vec<Value> = v["trend"].as_array().unwrap().iter().map(|t| t["mean"].clone()).collect();
+    let trend: Vec<Value> = v["trend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["mean"].clone())
+        .collect();
     assert_eq!(trend.len(), 8);
     assert!(trend[..4].iter().all(Value::is_null), "{trend:?}");
     close(&trend[4], 2.6, 1e-9);
@@ -297,14 +355,29 @@ async fn digest_numbers_match_a_hand_computed_fixture() {
     close(&d["enps"]["score"], 17.0, 1e-9);
 
     // Comments: 6 respondents ≥ comment_threshold 4: all three, no names.
-    let mut comments: Vec<String> = d["comments"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let mut comments: Vec<String> = d["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
     comments.sort();
-    assert_eq!(comments, ["Less travel", "More feedback practice please", "The offsite was great"]);
+    assert_eq!(
+        comments,
+        [
+            "Less travel",
+            "More feedback practice please",
+            "The offsite was great"
+        ]
+    );
 
     // The message: header with program and period, the headline sentence first.
     let blocks = d["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
-    assert!(blocks[0]["text"]["text"].as_str().unwrap().contains("Pilot Program"));
+    assert!(blocks[0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Pilot Program"));
     assert_eq!(
         d["headline"],
         "Value 4.0 (n = 6), up 1.3 on the baseline, more than noise."
@@ -317,7 +390,10 @@ async fn digest_numbers_match_a_hand_computed_fixture() {
     }
     let text = serde_json::to_string(&d).unwrap();
     for member in all_members() {
-        assert!(!text.contains(member), "a member's id is in the digest: {member}");
+        assert!(
+            !text.contains(member),
+            "a member's id is in the digest: {member}"
+        );
     }
 }
 
@@ -326,10 +402,18 @@ async fn a_number_needs_k_answers_and_a_role_breakdown_needs_its_complement_at_k
     let app = spawn(&program(&weekly_survey(&standard_questions())), wednesday()).await;
     let everyone = all_members();
     // k − 1 = 2 answers: nothing is shown, and the digest says why.
-    seed_round(&app, "weekly", monday(25), &everyone, &[
-        ans("U0LEAD001", "leader", &[("value", 5.0), ("enps", 10.0)]),
-        ans("U0PART001", "participant", &[("value", 1.0), ("enps", 0.0)]),
-    ], None).await;
+    seed_round(
+        &app,
+        "weekly",
+        monday(25),
+        &everyone,
+        &[
+            ans("U0LEAD001", "leader", &[("value", 5.0), ("enps", 10.0)]),
+            ans("U0PART001", "participant", &[("value", 1.0), ("enps", 0.0)]),
+        ],
+        None,
+    )
+    .await;
     let d = preview(&app).await;
     let v = metric(&d, "value");
     assert_eq!(v["suppressed"], true);
@@ -338,13 +422,23 @@ async fn a_number_needs_k_answers_and_a_role_breakdown_needs_its_complement_at_k
     assert_eq!(v["roles"], serde_json::json!([]));
     assert_eq!(v["trend"][7]["mean"], Value::Null);
     assert_eq!(d["enps"]["score"], Value::Null);
-    assert!(d["folded"].to_string().contains("fewer than 3 answers"), "{}", d["folded"]);
+    assert!(
+        d["folded"].to_string().contains("fewer than 3 answers"),
+        "{}",
+        d["folded"]
+    );
     let blocks = d["blocks"].to_string();
-    assert!(!blocks.contains("3.0") && !blocks.contains("(n = 2), up"), "{blocks}");
+    assert!(
+        !blocks.contains("3.0") && !blocks.contains("(n = 2), up"),
+        "{blocks}"
+    );
 
     // The k-th answer (a participant): the mean shows, 5, 1, 3 → 3.0. Roles: 1 leader and
     // 2 participants, both under k: folded, in words.
-    let (round, at) = ("(SELECT id FROM rounds WHERE period_key = '2027-01-25T10:00')", monday(25).timestamp_millis());
+    let (round, at) = (
+        "(SELECT id FROM rounds WHERE period_key = '2027-01-25T10:00')",
+        monday(25).timestamp_millis(),
+    );
     exec_all(&app.db.url, &[&format!(
         "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, created_at, updated_at)
          VALUES ({round}, (SELECT d.id FROM deliveries d JOIN members m ON m.id = d.member_id
@@ -360,7 +454,10 @@ async fn a_number_needs_k_answers_and_a_role_breakdown_needs_its_complement_at_k
     assert_eq!(v["n"], 3);
     close(&v["mean"], 3.0, 1e-9);
     assert_eq!(v["roles"], serde_json::json!([]));
-    assert!(v["roles_folded"].as_str().unwrap().contains("fewer than 3 answers"));
+    assert!(v["roles_folded"]
+        .as_str()
+        .unwrap()
+        .contains("fewer than 3 answers"));
     assert_eq!(d["participation"]["roles"], serde_json::json!([]));
     assert!(d["participation"]["roles_folded"].is_string());
 }
@@ -371,23 +468,37 @@ async fn a_role_whose_complement_is_under_k_is_folded_and_a_sealed_fold_stays_fo
     let everyone = all_members();
     // 3 participants (at k) and 2 leaders (under k): showing participants would give the
     // leaders' mean by subtraction from the total, so neither is shown.
-    seed_round(&app, "weekly", monday(25), &everyone, &[
-        ans("U0LEAD001", "leader", &[("value", 5.0)]),
-        ans("U0LEAD002", "leader", &[("value", 5.0)]),
-        ans("U0PART001", "participant", &[("value", 2.0)]),
-        ans("U0PART002", "participant", &[("value", 2.0)]),
-        ans("U0PART003", "participant", &[("value", 2.0)]),
-    ], None).await;
+    seed_round(
+        &app,
+        "weekly",
+        monday(25),
+        &everyone,
+        &[
+            ans("U0LEAD001", "leader", &[("value", 5.0)]),
+            ans("U0LEAD002", "leader", &[("value", 5.0)]),
+            ans("U0PART001", "participant", &[("value", 2.0)]),
+            ans("U0PART002", "participant", &[("value", 2.0)]),
+            ans("U0PART003", "participant", &[("value", 2.0)]),
+        ],
+        None,
+    )
+    .await;
     let d = preview(&app).await;
     let v = metric(&d, "value");
     close(&v["mean"], 3.2, 1e-9);
     assert_eq!(v["roles"], serde_json::json!([]));
-    assert!(v["roles_folded"].as_str().unwrap().contains("leaders"), "{v:#}");
+    assert!(
+        v["roles_folded"].as_str().unwrap().contains("leaders"),
+        "{v:#}"
+    );
     assert!(!d["blocks"].to_string().contains("participants 2.0"));
 
     // A sealed round whose roles were folded by the seal: no breakdown either.
     let app = spawn(&program(&weekly_survey(&standard_questions())), wednesday()).await;
-    let answers: Vec<Ans> = everyone.iter().map(|m| ans(m, role_of(m), &[("value", 4.0)])).collect();
+    let answers: Vec<Ans> = everyone
+        .iter()
+        .map(|m| ans(m, role_of(m), &[("value", 4.0)]))
+        .collect();
     seed_round(&app, "weekly", monday(25), &everyone, &answers, Some(true)).await;
     let d = preview(&app).await;
     let v = metric(&d, "value");
@@ -403,14 +514,21 @@ async fn comments_need_the_threshold_and_come_shuffled_without_names() {
     let app = spawn(&program(&weekly_survey(&standard_questions())), wednesday()).await;
     let everyone = all_members();
     // 3 respondents: at k, under comment_threshold 4 → no comment, said in words.
-    let mut few: Vec<Ans> = everyone[..3].iter().map(|m| ans(m, role_of(m), &[("value", 4.0)])).collect();
+    let mut few: Vec<Ans> = everyone[..3]
+        .iter()
+        .map(|m| ans(m, role_of(m), &[("value", 4.0)]))
+        .collect();
     for (i, a) in few.iter_mut().enumerate() {
         a.text = Some(("comment", ["first", "second", "third"][i]));
     }
     seed_round(&app, "weekly", monday(25), &everyone, &few, None).await;
     let d = preview(&app).await;
     assert_eq!(d["comments"], serde_json::json!([]));
-    assert!(d["folded"].to_string().contains("3 comments not shown"), "{}", d["folded"]);
+    assert!(
+        d["folded"].to_string().contains("3 comments not shown"),
+        "{}",
+        d["folded"]
+    );
     assert!(!d["blocks"].to_string().contains("second"));
 
     // 12 respondents with a comment each, written in order c01…c12: all shown, none with a
@@ -420,20 +538,35 @@ async fn comments_need_the_threshold_and_come_shuffled_without_names() {
     let toml = program_with(&extra, &weekly_survey(&standard_questions()));
     let app = spawn(&toml, wednesday()).await;
     let texts: Vec<String> = (1..=12).map(|i| format!("c{i:02}")).collect();
-    let answers: Vec<Ans> = many.iter().zip(&texts).map(|(m, t)| Ans {
-        member: m, role: "participant", numbers: vec![("value", 3.0)], text: Some(("comment", t.as_str())),
-    }).collect();
+    let answers: Vec<Ans> = many
+        .iter()
+        .zip(&texts)
+        .map(|(m, t)| Ans {
+            member: m,
+            role: "participant",
+            numbers: vec![("value", 3.0)],
+            text: Some(("comment", t.as_str())),
+        })
+        .collect();
     let asked: Vec<&str> = many.iter().map(String::as_str).collect();
     seed_round(&app, "weekly", monday(25), &asked, &answers, None).await;
     let d = preview(&app).await;
-    let shown: Vec<String> = d["comments"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let shown: Vec<String> = d["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
     let mut sorted = shown.clone();
     sorted.sort();
     assert_eq!(sorted, texts);
     assert_ne!(shown, texts, "comments came in answer order");
     let all = d.to_string();
     for id in &many {
-        assert!(!all.contains(id.as_str()), "a name next to the comments: {id}");
+        assert!(
+            !all.contains(id.as_str()),
+            "a name next to the comments: {id}"
+        );
     }
     // The message shows at most 3, then says how many more.
     let blocks = d["blocks"].to_string();
@@ -446,7 +579,10 @@ fn program_with_metrics(metrics: usize) -> String {
     for s in 0..metrics.div_ceil(20) {
         let mut questions = String::new();
         for i in (s * 20)..metrics.min((s + 1) * 20) {
-            questions.push_str(&question(&format!("metric_with_a_long_descriptive_name_{i:02}"), "scale"));
+            questions.push_str(&question(
+                &format!("metric_with_a_long_descriptive_name_{i:02}"),
+                "scale",
+            ));
         }
         surveys.push_str(&format!(
             "[[surveys]]\nid = \"survey{s}\"\ncadence = \"0 10 1 1 *\"\nwindow_hours = 48\nanonymity = \"anonymous\"\n{questions}"
@@ -473,35 +609,62 @@ async fn the_message_is_valid_block_kit_for_1_and_40_metrics_and_0_and_30_wins()
         let everyone = all_members();
         for s in 0..metrics.div_ceil(20) {
             let numbers: Vec<(String, f64)> = ((s * 20)..metrics.min((s + 1) * 20))
-                .map(|i| (format!("metric_with_a_long_descriptive_name_{i:02}"), 3.0 + (i % 3) as f64))
+                .map(|i| {
+                    (
+                        format!("metric_with_a_long_descriptive_name_{i:02}"),
+                        3.0 + (i % 3) as f64,
+                    )
+                })
                 .collect();
             let refs: Vec<(&str, f64)> = numbers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             let answers: Vec<Ans> = everyone.iter().map(|m| ans(m, role_of(m), &refs)).collect();
-            seed_round(&app, &format!("survey{s}"), monday(25), &everyone, &answers, None).await;
+            seed_round(
+                &app,
+                &format!("survey{s}"),
+                monday(25),
+                &everyone,
+                &answers,
+                None,
+            )
+            .await;
         }
         seed_wins(&app, wins).await;
         let d = preview(&app).await;
         assert_eq!(d["metrics"].as_array().unwrap().len(), metrics);
         assert_eq!(d["wins"].as_array().unwrap().len(), wins);
         let errors = slack_emulator::blocks::validate_message_blocks(&d["blocks"]);
-        assert!(errors.is_empty(), "{metrics} metrics, {wins} wins: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "{metrics} metrics, {wins} wins: {errors:?}"
+        );
         assert!(!d["text"].as_str().unwrap().is_empty(), "a text fallback");
         let blocks = d["blocks"].to_string();
         if wins == 30 {
             assert!(blocks.contains("and 20 more"), "wins are cut: {blocks}");
-            assert!(blocks.contains("<@U0LEAD001>"), "a named win names its author");
+            assert!(
+                blocks.contains("<@U0LEAD001>"),
+                "a named win names its author"
+            );
         }
         if metrics == 40 {
             // One line per metric (no metric silently dropped): every key's label appears.
             for i in 0..40 {
-                assert!(blocks.contains(&format!("Metric with a long descriptive name {i:02}")), "metric {i}");
+                assert!(
+                    blocks.contains(&format!("Metric with a long descriptive name {i:02}")),
+                    "metric {i}"
+                );
             }
         }
         // And Slack accepts it: the post goes through the outbox to the emulator.
         let r = app.admin_post("/api/v1/programs/pilot/digest/send").await;
         assert_eq!(r.status(), 202);
         app.drain_outbox().await;
-        let posted: Vec<_> = app.emulator.messages().into_iter().filter(|m| m.channel == SPONSOR).collect();
+        let posted: Vec<_> = app
+            .emulator
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == SPONSOR)
+            .collect();
         assert_eq!(posted.len(), 1, "{metrics} metrics, {wins} wins");
         assert_eq!(posted[0].blocks, d["blocks"]);
     }
@@ -513,7 +676,10 @@ async fn the_digest_is_posted_once_per_channel_and_period_with_two_schedulers() 
     let friday = Utc.with_ymd_and_hms(2027, 1, 29, 15, 0, 30).unwrap();
     let a = spawn(&program(&weekly_survey(&standard_questions())), friday).await;
     let b = TestAppBuilder::sharing(&a.db, &a.emulator, &a.clock)
-        .program("pilot.toml", &program(&weekly_survey(&standard_questions())))
+        .program(
+            "pilot.toml",
+            &program(&weekly_survey(&standard_questions())),
+        )
         .spawn()
         .await;
     seed_fixture(&a).await;
@@ -524,12 +690,24 @@ async fn the_digest_is_posted_once_per_channel_and_period_with_two_schedulers() 
     assert_eq!(ra.digests + rb.digests, 0);
     a.drain_outbox().await;
     b.drain_outbox().await;
-    let posted = |app: &TestApp| app.emulator.messages().into_iter().filter(|m| m.channel == SPONSOR).count();
+    let posted = |app: &TestApp| {
+        app.emulator
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == SPONSOR)
+            .count()
+    };
     assert_eq!(posted(&a), 1);
     assert_eq!(a.count("SELECT COUNT(*) FROM digests").await, 1);
     // What was posted is the period that ended at the firing.
     let stored = rows(&a.db.url, "SELECT period_start, period_end FROM digests").await;
-    assert_eq!(stored[0]["period_end"], serde_json::json!(Utc.with_ymd_and_hms(2027, 1, 29, 15, 0, 0).unwrap().timestamp_millis()));
+    assert_eq!(
+        stored[0]["period_end"],
+        serde_json::json!(Utc
+            .with_ymd_and_hms(2027, 1, 29, 15, 0, 0)
+            .unwrap()
+            .timestamp_millis())
+    );
     // A manual send in the next period is allowed once; the one after it is refused (409).
     a.advance(Duration::days(2));
     let r = a.admin_post("/api/v1/programs/pilot/digest/send").await;
@@ -537,7 +715,10 @@ async fn the_digest_is_posted_once_per_channel_and_period_with_two_schedulers() 
     let r = b.admin_post("/api/v1/programs/pilot/digest/send").await;
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("already posted"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("already posted"),
+        "{body}"
+    );
     // Next Friday the scheduler finds that period already posted.
     a.advance(Duration::days(5));
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
@@ -555,13 +736,24 @@ async fn pulse_digest_is_an_ephemeral_preview_for_owners_only() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["response_type"], "ephemeral");
-    assert!(body["text"].as_str().unwrap().contains("Only program owners"), "{body}");
-    assert!(body.get("blocks").is_none_or(|b| !b.to_string().contains("Value 4.0")));
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Only program owners"),
+        "{body}"
+    );
+    assert!(body
+        .get("blocks")
+        .is_none_or(|b| !b.to_string().contains("Value 4.0")));
 
     let r = app.send_command(OWNER, "digest").await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["response_type"], "ephemeral");
-    assert!(body["blocks"].to_string().contains("Value 4.0 (n = 6)"), "{body}");
+    assert!(
+        body["blocks"].to_string().contains("Value 4.0 (n = 6)"),
+        "{body}"
+    );
     // Nothing was posted or recorded by a preview.
     assert_eq!(app.count("SELECT COUNT(*) FROM digests").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 0);
@@ -589,12 +781,30 @@ async fn the_admin_api_names_an_unknown_program_and_the_cli_previews() {
     let out = cli(&["digest", "preview", "--program", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no program 'nope'") && err.contains("pilot"), "{err}");
+    assert!(
+        err.contains("no program 'nope'") && err.contains("pilot"),
+        "{err}"
+    );
 
     let out = cli(&["digest", "preview", "--program", "pilot", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for field in ["program", "period", "participation", "metrics", "enps", "comments", "wins", "actions", "blocks"] {
+    for field in [
+        "program",
+        "period",
+        "participation",
+        "metrics",
+        "enps",
+        "comments",
+        "wins",
+        "actions",
+        "blocks",
+    ] {
         assert!(d.get(field).is_some(), "missing {field}");
     }
     let out = cli(&["digest", "preview", "--program", "pilot"]);

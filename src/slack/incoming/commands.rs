@@ -46,7 +46,9 @@ impl PulseCommand {
                 [program] => PulseCommand::Digest {
                     program: Some(program.to_string()),
                 },
-                _ => unknown(Some("use `/pulse digest` or `/pulse digest <program id>`".into())),
+                _ => unknown(Some(
+                    "use `/pulse digest` or `/pulse digest <program id>`".into(),
+                )),
             },
             "optout" | "opt-out" => match rest.as_slice() {
                 [] => PulseCommand::OptOut { confirmed: false },
