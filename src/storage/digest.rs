@@ -118,57 +118,72 @@ pub struct DigestData {
 /// The numeric kinds a mean means something for (a choice's number is an option index).
 const NUMERIC: &str = "('scale', 'enps', 'yes_no')";
 
+/// Sums per round, metric and role of the rounds `WHERE {rounds}` (numbers only): the inner
+/// aggregate reads the covering index `responses_digest` in order, and only its few rows are
+/// joined to rounds and questions.
+fn per_round_sums(rounds: &str) -> String {
+    format!(
+        "SELECT x.round_id, x.metric_key, x.role, COUNT(x.value_number) AS n,
+                SUM(x.value_number) AS s, SUM(x.value_number * x.value_number) AS ss
+         FROM responses x
+         WHERE x.round_id IN (SELECT id FROM rounds WHERE {rounds}) AND x.value_number IS NOT NULL
+         GROUP BY x.round_id, x.metric_key, x.role"
+    )
+}
+
 /// Per trend period, metric and role: n, sum, sum of squares. `$2..$10` are the bounds.
 fn metrics_sql() -> String {
+    let inner = per_round_sums("program_id = $1 AND opened_at >= $2 AND opened_at < $10");
     format!(
         "SELECT CAST(CASE WHEN r.opened_at >= $9 THEN 7 WHEN r.opened_at >= $8 THEN 6
                      WHEN r.opened_at >= $7 THEN 5 WHEN r.opened_at >= $6 THEN 4
                      WHEN r.opened_at >= $5 THEN 3 WHEN r.opened_at >= $4 THEN 2
                      WHEN r.opened_at >= $3 THEN 1 ELSE 0 END AS BIGINT) AS bucket,
-                x.metric_key, q.kind, x.role,
-                COUNT(x.value_number) AS n, SUM(x.value_number) AS sum,
-                SUM(x.value_number * x.value_number) AS sum_sq,
+                g.metric_key, q.kind, g.role,
+                CAST(SUM(g.n) AS BIGINT) AS n, SUM(g.s) AS sum, SUM(g.ss) AS sum_sq,
                 MAX(COALESCE(r.anonymity_k, $11)) AS k
-         FROM rounds r
-         JOIN responses x ON x.round_id = r.id
+         FROM ({inner}) g
+         JOIN rounds r ON r.id = g.round_id
          JOIN questions q ON q.program_id = r.program_id AND q.survey_id = r.survey_id
-                         AND q.metric_key = x.metric_key
-         WHERE r.program_id = $1 AND r.opened_at >= $2 AND r.opened_at < $10
-           AND q.kind IN {NUMERIC} AND x.value_number IS NOT NULL
-         GROUP BY 1, x.metric_key, q.kind, x.role"
+                         AND q.metric_key = g.metric_key
+         WHERE q.kind IN {NUMERIC}
+         GROUP BY 1, g.metric_key, q.kind, g.role"
     )
 }
 
 /// The baseline: the first `$2` rounds of each survey of the program.
 fn baseline_sql() -> String {
+    let inner = per_round_sums(
+        "id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY survey_id ORDER BY opened_at, id) AS rn
+                                FROM rounds WHERE program_id = $1) ranked WHERE rn <= $2)",
+    );
     format!(
-        "WITH ranked AS (
-             SELECT id, ROW_NUMBER() OVER (PARTITION BY survey_id ORDER BY opened_at, id) AS rn
-             FROM rounds WHERE program_id = $1)
-         SELECT CAST(0 AS BIGINT) AS bucket, x.metric_key, q.kind, x.role,
-                COUNT(x.value_number) AS n, SUM(x.value_number) AS sum,
-                SUM(x.value_number * x.value_number) AS sum_sq,
+        "SELECT CAST(0 AS BIGINT) AS bucket, g.metric_key, q.kind, g.role,
+                CAST(SUM(g.n) AS BIGINT) AS n, SUM(g.s) AS sum, SUM(g.ss) AS sum_sq,
                 MAX(COALESCE(r.anonymity_k, $3)) AS k
-         FROM ranked b
-         JOIN rounds r ON r.id = b.id
-         JOIN responses x ON x.round_id = r.id
+         FROM ({inner}) g
+         JOIN rounds r ON r.id = g.round_id
          JOIN questions q ON q.program_id = r.program_id AND q.survey_id = r.survey_id
-                         AND q.metric_key = x.metric_key
-         WHERE b.rn <= $2 AND q.kind IN {NUMERIC} AND x.value_number IS NOT NULL
-         GROUP BY x.metric_key, q.kind, x.role"
+                         AND q.metric_key = g.metric_key
+         WHERE q.kind IN {NUMERIC}
+         GROUP BY g.metric_key, q.kind, g.role"
     )
 }
 
 fn distribution_sql() -> String {
     format!(
-        "SELECT x.metric_key, x.value_number AS value, COUNT(*) AS n
-         FROM rounds r
-         JOIN responses x ON x.round_id = r.id
+        "SELECT g.metric_key, g.value, CAST(SUM(g.n) AS BIGINT) AS n
+         FROM (SELECT x.round_id, x.metric_key, x.value_number AS value, COUNT(*) AS n
+               FROM responses x
+               WHERE x.round_id IN (SELECT id FROM rounds WHERE program_id = $1
+                                      AND opened_at >= $2 AND opened_at < $3)
+                 AND x.value_number IS NOT NULL
+               GROUP BY x.round_id, x.metric_key, x.value_number) g
+         JOIN rounds r ON r.id = g.round_id
          JOIN questions q ON q.program_id = r.program_id AND q.survey_id = r.survey_id
-                         AND q.metric_key = x.metric_key
-         WHERE r.program_id = $1 AND r.opened_at >= $2 AND r.opened_at < $3
-           AND q.kind IN {NUMERIC} AND x.value_number IS NOT NULL
-         GROUP BY x.metric_key, x.value_number"
+                         AND q.metric_key = g.metric_key
+         WHERE q.kind IN {NUMERIC}
+         GROUP BY g.metric_key, g.value"
     )
 }
 
