@@ -104,6 +104,7 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         );
     }
     let mut tx = store.begin().await?;
+    tx.bulk_load_mode().await?;
     tx.insert_rows(
         "programs",
         &[
@@ -220,6 +221,7 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         let opened_ms = opened.timestamp_millis();
         let closes_ms = (opened + Duration::hours(48)).timestamp_millis();
         let mut tx = store.begin().await?;
+        tx.bulk_load_mode().await?;
         for survey in &program.surveys {
             let answering: Vec<bool> = people.iter().map(|_| rng.f64() < ANSWER_RATE).collect();
             let answered = answering.iter().filter(|a| **a).count() as i64;

@@ -410,6 +410,17 @@ pub enum Cell {
 const SEED_CHUNK: usize = 1000;
 
 impl StoreTx {
+    /// For the benchmark's bulk load only: SQLite stops waiting for fsync on this
+    /// connection (a generated history can be generated again; answers never pass here).
+    pub async fn bulk_load_mode(&mut self) -> StoreResult<()> {
+        if let super::TxInner::Sqlite(t) = &mut self.inner {
+            sqlx::query("PRAGMA synchronous = OFF")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Inserts `rows` into `table` with multi-row `INSERT`s, for the benchmark's generator
     /// (`digest::bench`). `table` and `columns` are fixed names from that code, never input.
     pub async fn insert_rows(
