@@ -385,6 +385,7 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         .await?;
         tx.commit().await?;
     }
+    store.after_bulk_load().await?;
     Ok(format!(
         "program '{BENCH_PROGRAM}': {} members, {weeks} weeks, {answers} answers written in {:.1} s",
         people.len(),

@@ -118,22 +118,25 @@ pub struct DigestData {
 /// The numeric kinds a mean means something for (a choice's number is an option index).
 const NUMERIC: &str = "('scale', 'enps', 'yes_no')";
 
-/// Sums per round, metric and role of the rounds `WHERE {rounds}` (numbers only): the inner
-/// aggregate reads the covering index `responses_digest` in order, and only its few rows are
-/// joined to rounds and questions.
+/// Sums per round, metric and role of the rounds that `rounds` (a query of `id`s) selects
+/// (numbers only): the inner aggregate reads the covering index `responses_digest` round by
+/// round, and only its few rows are joined to rounds and questions.
 fn per_round_sums(rounds: &str) -> String {
     format!(
         "SELECT x.round_id, x.metric_key, x.role, COUNT(x.value_number) AS n,
                 SUM(x.value_number) AS s, SUM(x.value_number * x.value_number) AS ss
-         FROM responses x
-         WHERE x.round_id IN (SELECT id FROM rounds WHERE {rounds}) AND x.value_number IS NOT NULL
+         FROM ({rounds}) chosen
+         JOIN responses x ON x.round_id = chosen.id
+         WHERE x.value_number IS NOT NULL
          GROUP BY x.round_id, x.metric_key, x.role"
     )
 }
 
 /// Per trend period, metric and role: n, sum, sum of squares. `$2..$10` are the bounds.
 fn metrics_sql() -> String {
-    let inner = per_round_sums("program_id = $1 AND opened_at >= $2 AND opened_at < $10");
+    let inner = per_round_sums(
+        "SELECT id FROM rounds WHERE program_id = $1 AND opened_at >= $2 AND opened_at < $10",
+    );
     format!(
         "SELECT CAST(CASE WHEN r.opened_at >= $9 THEN 7 WHEN r.opened_at >= $8 THEN 6
                      WHEN r.opened_at >= $7 THEN 5 WHEN r.opened_at >= $6 THEN 4
@@ -151,16 +154,24 @@ fn metrics_sql() -> String {
     )
 }
 
-/// The baseline: the first `$2` rounds of each survey of the program.
-fn baseline_sql() -> String {
-    let inner = per_round_sums(
-        "id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY survey_id ORDER BY opened_at, id) AS rn
-                                FROM rounds WHERE program_id = $1) ranked WHERE rn <= $2)",
-    );
+/// The baseline rounds: the first `$2` rounds of each survey of the program. Read first (a
+/// handful of ids), so the planner sees the short list instead of guessing at a window filter.
+const BASELINE_ROUNDS_SQL: &str = "SELECT id FROM (
+        SELECT id, ROW_NUMBER() OVER (PARTITION BY survey_id ORDER BY opened_at, id) AS rn
+        FROM rounds WHERE program_id = $1) ranked
+     WHERE rn <= $2 ORDER BY id";
+
+/// Sums of the baseline rounds `$2…` (`count` of them); `$1` is the default `k`.
+fn baseline_sql(count: usize) -> String {
+    let ids: Vec<String> = (0..count).map(|i| format!("${}", i + 2)).collect();
+    let inner = per_round_sums(&format!(
+        "SELECT id FROM rounds WHERE id IN ({})",
+        ids.join(", ")
+    ));
     format!(
         "SELECT CAST(0 AS BIGINT) AS bucket, g.metric_key, q.kind, g.role,
                 CAST(SUM(g.n) AS BIGINT) AS n, SUM(g.s) AS sum, SUM(g.ss) AS sum_sq,
-                MAX(COALESCE(r.anonymity_k, $3)) AS k
+                MAX(COALESCE(r.anonymity_k, $1)) AS k
          FROM ({inner}) g
          JOIN rounds r ON r.id = g.round_id
          JOIN questions q ON q.program_id = r.program_id AND q.survey_id = r.survey_id
@@ -252,7 +263,6 @@ impl Store {
         let (start, end) = (b[TREND - 1], b[TREND]);
         let previous = b[TREND - 2];
         let metrics_sql = metrics_sql();
-        let baseline_sql = baseline_sql();
         let distribution_sql = distribution_sql();
         let data = on_pool!(self, |p| {
             let mut query = sqlx::query_as::<_, MetricSums>(sqlx::AssertSqlSafe(metrics_sql))
@@ -261,12 +271,22 @@ impl Store {
                 query = query.bind(*bound);
             }
             let metrics = query.bind(q.default_k).fetch_all(p).await?;
-            let baseline = sqlx::query_as::<_, MetricSums>(sqlx::AssertSqlSafe(baseline_sql))
+            let baseline_ids: Vec<i64> = sqlx::query_scalar(BASELINE_ROUNDS_SQL)
                 .bind(q.program_id)
                 .bind(q.baseline_rounds)
-                .bind(q.default_k)
                 .fetch_all(p)
                 .await?;
+            let baseline = if baseline_ids.is_empty() {
+                Vec::new()
+            } else {
+                let sql = baseline_sql(baseline_ids.len());
+                let mut query =
+                    sqlx::query_as::<_, MetricSums>(sqlx::AssertSqlSafe(sql)).bind(q.default_k);
+                for id in &baseline_ids {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(p).await?
+            };
             let distribution =
                 sqlx::query_as::<_, ValueCount>(sqlx::AssertSqlSafe(distribution_sql))
                     .bind(q.program_id)
@@ -504,6 +524,20 @@ impl StoreTx {
 }
 
 impl Store {
+    /// After the benchmark's bulk load: statistics for the planner (and, on PostgreSQL, the
+    /// visibility map that index-only scans need), as autovacuum would leave them.
+    pub async fn after_bulk_load(&self) -> StoreResult<()> {
+        match &self.pool {
+            super::Pool::Sqlite(p) => {
+                sqlx::query("ANALYZE").execute(p).await?;
+            }
+            super::Pool::Postgres(p) => {
+                sqlx::query("VACUUM ANALYZE").execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rounds of the benchmark program's first survey (its weeks of history).
     pub async fn bench_weeks(&self, program_id: &ProgramId) -> StoreResult<i64> {
         Ok(on_pool!(self, |p| {
