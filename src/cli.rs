@@ -127,7 +127,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             digest_preview(&cli.config, &env, &program, json).await
         }
         Command::BenchData { members, weeks } => {
-            let store = match open_store(&cli.config, &env).await {
+            // One connection: the bulk-load setting applies to every write.
+            let store = match open_store(&cli.config, &env, 1).await {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -143,7 +144,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::BenchDigest { runs } => {
-            let store = match open_store(&cli.config, &env).await {
+            let store = match open_store(&cli.config, &env, 2).await {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -254,6 +255,7 @@ async fn schedule_preview(
 async fn open_store(
     config: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
+    connections: u32,
 ) -> Result<Store, ExitCode> {
     let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
     let url = crate::startup::redact_url(&settings.database.url);

@@ -96,6 +96,7 @@ pub fn bench_now(weeks: u32) -> DateTime<Utc> {
 pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, anyhow::Error> {
     let program = bench_program();
     let started = Instant::now();
+    store.bulk_load_mode().await?;
     let now_ms = Utc::now().timestamp_millis();
     let existing = store.members_of(&program.id).await?;
     if !existing.is_empty() {
@@ -104,7 +105,6 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         );
     }
     let mut tx = store.begin().await?;
-    tx.bulk_load_mode().await?;
     tx.insert_rows(
         "programs",
         &[
@@ -221,7 +221,6 @@ pub async fn seed(store: &Store, members: u32, weeks: u32) -> Result<String, any
         let opened_ms = opened.timestamp_millis();
         let closes_ms = (opened + Duration::hours(48)).timestamp_millis();
         let mut tx = store.begin().await?;
-        tx.bulk_load_mode().await?;
         for survey in &program.surveys {
             let answering: Vec<bool> = people.iter().map(|_| rng.f64() < ANSWER_RATE).collect();
             let answered = answering.iter().filter(|a| **a).count() as i64;

@@ -430,17 +430,6 @@ pub enum Cell {
 const SEED_CHUNK: usize = 1000;
 
 impl StoreTx {
-    /// For the benchmark's bulk load only: SQLite stops waiting for fsync on this
-    /// connection (a generated history can be generated again; answers never pass here).
-    pub async fn bulk_load_mode(&mut self) -> StoreResult<()> {
-        if let super::TxInner::Sqlite(t) = &mut self.inner {
-            sqlx::query("PRAGMA synchronous = OFF")
-                .execute(&mut **t)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Inserts `rows` into `table` with multi-row `INSERT`s, for the benchmark's generator
     /// (`digest::bench`). `table` and `columns` are fixed names from that code, never input.
     pub async fn insert_rows(
@@ -524,6 +513,16 @@ impl StoreTx {
 }
 
 impl Store {
+    /// For the benchmark's bulk load only, on a store of one connection: SQLite stops
+    /// waiting for fsync (a generated history can be generated again; answers never pass
+    /// here). Outside any transaction, where SQLite allows the change.
+    pub async fn bulk_load_mode(&self) -> StoreResult<()> {
+        if let super::Pool::Sqlite(p) = &self.pool {
+            sqlx::query("PRAGMA synchronous = OFF").execute(p).await?;
+        }
+        Ok(())
+    }
+
     /// After the benchmark's bulk load: statistics for the planner (and, on PostgreSQL, the
     /// visibility map that index-only scans need), as autovacuum would leave them.
     pub async fn after_bulk_load(&self) -> StoreResult<()> {
