@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod digest;
 pub mod events;
 pub mod home;
 pub mod members;
