@@ -259,7 +259,7 @@ async fn open_store(
 ) -> Result<Store, ExitCode> {
     let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
     let url = crate::startup::redact_url(&settings.database.url);
-    let store = Store::connect(&settings.database.url, 2)
+    let store = Store::connect(&settings.database.url, connections)
         .await
         .map_err(|e| {
             eprintln!("error: cannot open the database at {url}: {e}");
