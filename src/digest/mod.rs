@@ -3,3 +3,5 @@
 //!
 //! Sits between `slack` and `pulse`: it uses the store and the typed Slack protocol, and the
 //! services above it (`/pulse digest`, the scheduler, the admin API) use it.
+
+pub mod chart;
