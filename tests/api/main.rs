@@ -3,6 +3,7 @@
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
 mod anonymity;
+mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
