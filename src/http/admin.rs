@@ -13,6 +13,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::kpis;
 use super::state::AppState;
 use crate::scheduler::preview::preview;
 use crate::storage::members::plan_members;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
             post(send_now),
         )
+        .route("/api/v1/programs/{id}/kpis", get(kpis::get).put(kpis::put))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod kpis;
 pub mod members;
 pub mod outbox;
 pub mod programs;
