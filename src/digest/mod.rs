@@ -5,3 +5,4 @@
 //! services above it (`/pulse digest`, the scheduler, the admin API) use it.
 
 pub mod chart;
+pub mod report;

@@ -11,6 +11,7 @@ pub mod kpis;
 pub mod members;
 pub mod outbox;
 pub mod programs;
+pub mod report;
 pub mod rounds;
 
 use chrono::{DateTime, TimeZone, Utc};
