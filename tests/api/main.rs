@@ -10,6 +10,7 @@ mod delivery;
 mod emulator_limits;
 mod events;
 mod helpers;
+mod kpis;
 mod limiter;
 mod members;
 mod ops;
