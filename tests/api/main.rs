@@ -18,6 +18,7 @@ mod outbox;
 mod protocol;
 pub mod pulses;
 mod replays;
+mod report;
 mod sandbox;
 mod schedule;
 mod signature;
