@@ -96,7 +96,7 @@ async fn the_chart_is_uploaded_in_three_steps_and_shared_to_the_channel_once() {
         .filter(|m| m.channel == CHANNEL)
         .collect();
     assert_eq!(shared.len(), 1);
-    assert_eq!(shared[0].files, [file_id.clone()]);
+    assert_eq!(shared[0].files, std::slice::from_ref(&file_id));
 
     let row = app.store.outbox_row(KEY).await.unwrap().unwrap();
     assert_eq!(row.status, OutboxStatus::Sent);
