@@ -245,6 +245,16 @@ fn draw_trend(root: &Area<'_>, chart: &TrendChart) -> Result<(), ChartError> {
                 .map_err(draw_err)?;
         }
     }
+    if chart.series.iter().any(|s| s.ci95.is_some()) {
+        // A legend entry, not a line: what the bands are.
+        let grey = RGBColor(120, 120, 120);
+        ctx.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(draw_err)?
+            .label("95 % interval, current period")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 8), (x + 24, y + 8)], grey.mix(0.3).filled())
+            });
+    }
     ctx.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .label_font((FONT, 20))
@@ -252,13 +262,6 @@ fn draw_trend(root: &Area<'_>, chart: &TrendChart) -> Result<(), ChartError> {
         .border_style(RGBColor(200, 200, 200))
         .draw()
         .map_err(draw_err)?;
-    if chart.series.iter().any(|s| s.ci95.is_some()) {
-        let note = "band: 95 % interval of the current period";
-        let style = TextStyle::from((FONT, 18).into_font()).color(&RGBColor(90, 90, 90));
-        let (w, h) = root.dim_in_pixel();
-        root.draw(&Text::new(note, (w as i32 - 430, h as i32 - 28), style))
-            .map_err(draw_err)?;
-    }
     Ok(())
 }
 
@@ -376,6 +379,14 @@ mod tests {
     fn the_sample_chart_can_be_written_for_the_docs() {
         let png = render_trend_chart(&sample()).unwrap();
         if let Ok(path) = std::env::var("PULSELOOP_WRITE_CHART") {
+            std::fs::write(path, &png).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_empty_chart_can_be_written_to_look_at() {
+        let png = render_trend_chart(&TrendChart::new("Pilot Program", vec![])).unwrap();
+        if let Ok(path) = std::env::var("PULSELOOP_WRITE_EMPTY_CHART") {
             std::fs::write(path, &png).unwrap();
         }
     }
