@@ -59,6 +59,23 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Look at the digest.
+    #[command(subcommand)]
+    Digest(DigestCommand),
+    /// Fill the database with a synthetic history for the digest benchmark (docs/digest.md).
+    #[command(hide = true)]
+    BenchData {
+        #[arg(long, default_value_t = 1000)]
+        members: u32,
+        #[arg(long, default_value_t = 52)]
+        weeks: u32,
+    },
+    /// Time the digest computation on the benchmark history (median and p95).
+    #[command(hide = true)]
+    BenchDigest {
+        #[arg(long, default_value_t = 30)]
+        runs: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +88,19 @@ pub enum KpiCommand {
         program: String,
         /// The CSV file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Render the digest of the current period so far, without posting it.
+    Preview {
+        /// Program id (the `id` in config/programs/<file>.toml).
+        #[arg(long)]
+        program: String,
+        /// Print the PRODUCT.md JSON shape instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -133,6 +163,41 @@ pub async fn run(cli: Cli) -> ExitCode {
             to,
             out,
         } => report(&cli.config, &env, &program, from, to, &out).await,
+        Command::Digest(DigestCommand::Preview { program, json }) => {
+            digest_preview(&cli.config, &env, &program, json).await
+        }
+        Command::BenchData { members, weeks } => {
+            let store = match open_store(&cli.config, &env).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match crate::digest::bench::seed(&store, members, weeks).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchDigest { runs } => {
+            let store = match open_store(&cli.config, &env).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match crate::digest::bench::time_digest(&store, runs.max(1)).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve => {
             let settings = match Settings::load(&cli.config, &env) {
                 Ok(s) => s,
@@ -221,6 +286,92 @@ async fn schedule_preview(
         }
     } else {
         print!("{}", crate::scheduler::preview::render_table(&entries));
+    }
+    ExitCode::SUCCESS
+}
+
+/// The configured database, migrated.
+async fn open_store(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Store, ExitCode> {
+    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = Store::connect(&settings.database.url, 2)
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            ExitCode::FAILURE
+        })?;
+    store.migrate().await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(store)
+}
+
+/// `digest preview`: the current period's digest from the configured database, as text or
+/// as the PRODUCT.md JSON shape. Nothing is posted.
+async fn digest_preview(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    json: bool,
+) -> ExitCode {
+    let settings = match Settings::load(config, env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
+    };
+    let programs = match crate::config::program::load_programs(&settings.programs_dir()) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(program) = programs.iter().find(|p| p.id == program_id) else {
+        let known: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
+        eprintln!(
+            "error: no program '{program_id}' in {} (known: {})",
+            settings.programs_dir().display(),
+            known.join(", ")
+        );
+        return ExitCode::FAILURE;
+    };
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = match Store::connect(&settings.database.url, 1).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(reason) = store.readiness().await {
+        eprintln!("error: the database at {url} is not ready ({reason}); run `pulseloop migrate`");
+        return ExitCode::FAILURE;
+    }
+    let now = chrono::Utc::now();
+    let built = match crate::digest::service::current_periods(program, now) {
+        Ok(periods) => crate::digest::service::build(&store, program, &periods).await,
+        Err(e) => Err(e),
+    };
+    let digest = match built {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: the digest cannot be built: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&digest) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", crate::digest::message::to_text(&digest.blocks));
     }
     ExitCode::SUCCESS
 }

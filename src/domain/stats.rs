@@ -50,6 +50,19 @@ impl Summary {
     pub fn sd(&self) -> f64 {
         self.var.sqrt()
     }
+
+    /// The 95 % confidence interval of the mean (t with n − 1 degrees of freedom); `None`
+    /// under 2 values.
+    pub fn mean_ci95(&self) -> Option<Interval> {
+        if self.n < 2 {
+            return None;
+        }
+        let half = t_quantile(0.975, self.n as f64 - 1.0) * (self.var / self.n as f64).sqrt();
+        Some(Interval {
+            lo: self.mean - half,
+            hi: self.mean + half,
+        })
+    }
 }
 
 /// A closed interval `[lo, hi]`.
@@ -347,6 +360,10 @@ mod tests {
         assert_eq!(Summary::from_sums(0, 0.0, 0.0), None);
         let one = Summary::from_sums(1, 3.0, 9.0).unwrap();
         assert_eq!(one.var, 0.0);
+        assert_eq!(one.mean_ci95(), None);
+        // Mean 5, sd √(32/7) = 2.13809, t(0.975, 7) = 2.364624 → half-width 1.78748.
+        let ci = s.mean_ci95().unwrap();
+        assert!(close(ci.lo, 5.0 - 1.78748, 1e-4) && close(ci.hi, 5.0 + 1.78748, 1e-4));
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse status` — what is waiting for you, and when the next pulse comes\n\
 • `/pulse pause` or `/pulse pause until 2027-03-31` — stop pulses for a while\n\
 • `/pulse resume` — start again (also after opting out)\n\
-• `/pulse optout` — leave the program's pulses (asks you to confirm)";
+• `/pulse optout` — leave the program's pulses (asks you to confirm)\n\
+• `/pulse digest` — preview this period's digest (program owners)";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,7 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
             Ok(ephemeral(format!("{lead}{HELP}")))
         }
         PulseCommand::Status => status(state, user).await,
+        PulseCommand::Digest { program } => digest_preview(state, user, program.as_deref()).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -109,6 +111,52 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
             })
         }
     }
+}
+
+/// `/pulse digest`: the digest of the current period so far, seen only by the owner who
+/// asked. Anyone else is refused (the digest is for owners and sponsors).
+async fn digest_preview(
+    state: &Pulses,
+    user: &UserId,
+    wanted: Option<&str>,
+) -> ServiceResult<CommandReply> {
+    let owned: Vec<_> = state
+        .catalog
+        .programs()
+        .iter()
+        .filter(|p| p.owners.iter().any(|o| o == user.as_str()))
+        .filter(|p| wanted.is_none_or(|w| p.id.as_str() == w))
+        .cloned()
+        .collect();
+    let Some(program) = owned.first() else {
+        return Ok(ephemeral(match wanted {
+            Some(w) => format!("You are not an owner of a program '{w}'. Only program owners can preview its digest."),
+            None => "Only program owners can preview the digest.".to_string(),
+        }));
+    };
+    let now = state.clock.now();
+    let built = match crate::digest::service::current_periods(program, now) {
+        Ok(periods) => crate::digest::service::build(&state.store, program, &periods).await,
+        Err(e) => Err(e),
+    };
+    let d = match built {
+        Ok(d) => d,
+        Err(crate::digest::DigestError::Store(e)) => return Err(e.into()),
+        Err(e) => return Ok(ephemeral(format!("The digest cannot be built: {e}."))),
+    };
+    let mut text = format!("Preview (only you see this): {}", d.text);
+    if owned.len() > 1 {
+        let others: Vec<&str> = owned[1..].iter().map(|p| p.id.as_str()).collect();
+        text.push_str(&format!(
+            " Other programs: `/pulse digest {}`.",
+            others.join("`, `/pulse digest ")
+        ));
+    }
+    Ok(CommandReply {
+        text,
+        blocks: Some(Value::Array(d.blocks)),
+        ephemeral: true,
+    })
 }
 
 fn not_a_member() -> CommandReply {

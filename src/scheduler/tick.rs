@@ -40,6 +40,8 @@ pub struct TickReport {
     pub late_dropped: usize,
     /// Pulses and reminders still queued when their window closed, cancelled.
     pub cancelled: usize,
+    /// Digest posts queued (one per sponsor channel and period).
+    pub digests: usize,
 }
 
 impl TickReport {
@@ -57,6 +59,7 @@ impl TickReport {
             metrics::counter!("scheduler_deliveries_total", "outcome" => what).increment(n as u64);
         }
         metrics::gauge!("scheduler_held_deliveries").set(self.held as f64);
+        metrics::counter!("scheduler_digests_total").increment(self.digests as u64);
     }
 }
 
@@ -90,6 +93,7 @@ impl Scheduler {
         self.dispatch(now, &mut report).await?;
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
+        report.digests = super::digest::post_due_digests(&self.store, &self.catalog, now).await?;
         report.record_metrics();
         Ok(report)
     }

@@ -6,6 +6,7 @@
 //! Callers see domain types and [`StoreError`], never sqlx types.
 
 pub mod audit;
+pub mod digest;
 pub mod events;
 pub mod kpis;
 pub mod members;

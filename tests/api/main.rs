@@ -7,6 +7,7 @@ mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
+mod digest;
 mod emulator_limits;
 mod events;
 mod helpers;
