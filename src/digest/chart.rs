@@ -115,6 +115,81 @@ impl TrendChart {
     }
 }
 
+impl TrendChart {
+    /// The chart of a digest: its metrics' trends over the last periods, titled with the
+    /// program and the period. One y axis: when metrics have different ranges (a 1–5 scale
+    /// beside a 0–1 yes/no), the range most of them share is drawn.
+    pub fn from_digest(digest: &super::numbers::Digest) -> TrendChart {
+        let title = format!("{}: {}", digest.program_name, digest.period.label);
+        TrendChart::from_trends(title, &digest.trends)
+    }
+
+    /// A chart of `trends` (see [`TrendChart::from_digest`]).
+    pub fn from_trends(title: String, trends: &[super::numbers::TrendSeries]) -> TrendChart {
+        let mut ranges: Vec<((f64, f64), usize)> = Vec::new();
+        for t in trends {
+            match ranges.iter_mut().find(|(r, _)| *r == t.range) {
+                Some((_, n)) => *n += 1,
+                None => ranges.push((t.range, 1)),
+            }
+        }
+        // The most shared range; the first one among equals.
+        let range = ranges
+            .iter()
+            .fold(None::<((f64, f64), usize)>, |best, &(r, n)| match best {
+                Some((_, m)) if m >= n => best,
+                _ => Some((r, n)),
+            })
+            .map(|(r, _)| r);
+        let series = trends
+            .iter()
+            .filter(|t| Some(t.range) == range)
+            .map(|t| ChartSeries {
+                label: t.label.clone(),
+                points: t.points.clone(),
+                ci95: t.current_ci,
+            })
+            .collect();
+        let mut chart = TrendChart::new(title, series);
+        if let Some((lo, hi)) = range {
+            chart.y_range = Some((lo, hi));
+            chart.y_label = format!("mean ({lo:.0}–{hi:.0})");
+        }
+        chart
+    }
+}
+
+/// Renders the digest's chart and queues its upload to `channel` in the caller's
+/// transaction (the one that records the digest), keyed `dedupe_key` (one per channel and
+/// period). `true` when queued, `false` when that key was queued before.
+pub async fn enqueue_digest_chart(
+    tx: &mut crate::storage::StoreTx,
+    digest: &super::numbers::Digest,
+    channel: &str,
+    dedupe_key: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, ChartUploadError> {
+    let png = render_trend_chart(&TrendChart::from_digest(digest))?;
+    let filename = format!(
+        "{}-{}.png",
+        digest.program,
+        digest.period.start.get(..10).unwrap_or("trend")
+    );
+    let title = format!("{}: trend, {}", digest.program_name, digest.period.label);
+    Ok(crate::slack::outbound::upload::enqueue_chart_upload(
+        tx, channel, &filename, &title, png, dedupe_key, now,
+    )
+    .await?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartUploadError {
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
     #[error("chart size {0}×{1} is out of range (100–4000 px each way)")]
@@ -435,6 +510,37 @@ mod tests {
             .count();
         assert!(dark > 300, "message drawn: {dark}");
         assert!(!img.pixels().any(|p| p.0 == [0, 114, 178]));
+    }
+
+    #[test]
+    fn a_digest_chart_draws_the_metrics_that_share_the_most_common_range() {
+        use crate::digest::numbers::TrendSeries;
+        let trend = |key: &str, range: (f64, f64)| TrendSeries {
+            key: key.into(),
+            label: key.into(),
+            points: period_labels(8)
+                .into_iter()
+                .map(|l| (l, Some(range.1 - 1.0)))
+                .collect(),
+            current_ci: Some((range.1 - 1.5, range.1 - 0.5)),
+            range,
+        };
+        let trends = [
+            trend("would_recommend", (0.0, 1.0)),
+            trend("coaching_value", (1.0, 5.0)),
+            trend("clarity", (1.0, 5.0)),
+        ];
+        let chart = TrendChart::from_trends("Pilot: 4 Jan – 11 Jan 2027".into(), &trends);
+        let labels: Vec<&str> = chart.series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["coaching_value", "clarity"]);
+        assert_eq!(chart.y_range, Some((1.0, 5.0)));
+        assert_eq!(chart.series[0].ci95, Some((3.5, 4.5)));
+        assert_eq!(chart.series[0].points.len(), 8);
+        render_trend_chart(&chart).unwrap();
+
+        let none = TrendChart::from_trends("Empty".into(), &[]);
+        assert!(!none.has_data());
+        render_trend_chart(&none).unwrap();
     }
 
     #[test]

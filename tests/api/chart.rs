@@ -169,3 +169,52 @@ async fn an_upload_slack_refuses_fails_for_good_with_its_reason() {
         row.last_error
     );
 }
+
+#[tokio::test]
+async fn a_digests_chart_is_rendered_and_uploaded_once_per_key() {
+    use pulseloop::digest::chart::enqueue_digest_chart;
+    use pulseloop::digest::service::{build, current_periods};
+    use pulseloop::domain::ids::ProgramId;
+
+    let app = crate::kpis::pilot_app().await;
+    crate::report::fixture(&app).await;
+    app.advance(Duration::days(36)); // Tuesday 2027-02-09: six weekly rounds behind.
+    app.emulator.add_channel(CHANNEL, "sponsors", true);
+    let program = app
+        .state
+        .catalog
+        .program(&ProgramId::from("pilot"))
+        .unwrap();
+    let periods = current_periods(&program, app.now()).unwrap();
+    let digest = build(&app.store, &program, &periods).await.unwrap();
+    assert!(
+        !digest.trends.is_empty(),
+        "the fixture's metrics have trends"
+    );
+
+    for expected in [true, false] {
+        let mut tx = app.store.begin().await.unwrap();
+        let queued = enqueue_digest_chart(&mut tx, &digest, CHANNEL, KEY, app.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(queued, expected, "queued once per key");
+    }
+    assert_eq!(app.drain_outbox().await.sent, 1);
+    let files = app.emulator.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].shared_to, [CHANNEL]);
+    assert!(
+        files[0].filename.starts_with("pilot-"),
+        "{}",
+        files[0].filename
+    );
+    assert!(files[0].filename.ends_with(".png"));
+    let png = &files[0].bytes;
+    if let Ok(path) = std::env::var("PULSELOOP_WRITE_DIGEST_CHART") {
+        std::fs::write(path, png).unwrap();
+    }
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1200);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 600);
+}

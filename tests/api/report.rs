@@ -39,7 +39,7 @@ fn date(month: u32, day: u32) -> NaiveDate {
 /// - KPI complaints (lower is better): baseline (10 + 14)/2 = 12, range (9 + 7)/2 = 8,
 ///   −4, better (the 2027-01-18 value of 20 is neither);
 /// - wins: the named one in the range only; actions: the one in the range only.
-async fn fixture(app: &TestApp) {
+pub async fn fixture(app: &TestApp) {
     let mut statements: Vec<String> = Vec::new();
     let rounds = [
         (101, (1, 4), 4, 3),
