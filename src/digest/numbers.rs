@@ -575,7 +575,7 @@ fn participation(data: &DigestData, k: u32, folded: &mut Vec<String>) -> Partici
         asked: now.asked,
         answered: now.answered,
         rate: now.rate,
-        change: has_previous.then(|| now.rate - prev.rate),
+        change: has_previous.then_some(now.rate - prev.rate),
         previous: has_previous.then_some(prev),
         roles,
         roles_folded,
