@@ -47,6 +47,24 @@ pub enum Command {
     /// Look at the schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Business KPIs recorded beside the pulse.
+    #[command(subcommand)]
+    Kpi(KpiCommand),
+    /// Write the one-page ROI summary: report.md and trend.png.
+    Report {
+        /// Program id.
+        #[arg(long)]
+        program: String,
+        /// First local date of the range (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last local date of the range, included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Folder to write into (created if needed).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Look at the digest.
     #[command(subcommand)]
     Digest(DigestCommand),
@@ -63,6 +81,19 @@ pub enum Command {
     BenchDigest {
         #[arg(long, default_value_t = 30)]
         runs: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KpiCommand {
+    /// Store KPI definitions and values from a CSV file (header
+    /// `kpi,label,unit,direction,period_start,value`); all lines or none.
+    Import {
+        /// Program id.
+        #[arg(long)]
+        program: String,
+        /// The CSV file.
+        file: PathBuf,
     },
 }
 
@@ -142,6 +173,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             days,
             json,
         }) => schedule_preview(&cli.config, &env, &program, days, json).await,
+        Command::Kpi(KpiCommand::Import { program, file }) => {
+            kpi_import(&cli.config, &env, &program, &file).await
+        }
+        Command::Report {
+            program,
+            from,
+            to,
+            out,
+        } => report(&cli.config, &env, &program, from, to, &out).await,
         Command::Digest(DigestCommand::Preview { program, json }) => {
             digest_preview(&cli.config, &env, &program, json).await
         }
@@ -486,6 +526,126 @@ async fn stored_members(
         .members_of(program_id)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The program from the configuration and the store it is recorded in; a sentence on stderr
+/// when either is missing.
+async fn program_and_store(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+) -> Result<(crate::domain::program::Program, Store), ExitCode> {
+    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
+    let programs =
+        crate::config::program::load_programs(&settings.programs_dir()).map_err(|errors| {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        })?;
+    let Some(program) = programs.into_iter().find(|p| p.id == program_id) else {
+        eprintln!(
+            "error: no program '{program_id}' in {}",
+            settings.programs_dir().display()
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = Store::connect(&settings.database.url, 2)
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            ExitCode::FAILURE
+        })?;
+    let known = match store.readiness().await {
+        Ok(()) => store.program_exists(&program.id).await.unwrap_or(false),
+        Err(e) => {
+            eprintln!("error: the database at {url} is not ready ({e}); run `pulseloop migrate`");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    if !known {
+        eprintln!(
+            "error: program '{program_id}' is not in the database at {url} yet; start `pulseloop serve` once so it applies config/programs"
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((program, store))
+}
+
+/// `pulseloop kpi import`: the whole file in one transaction, or nothing and exit code 1.
+async fn kpi_import(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    file: &std::path::Path,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let batch = match crate::storage::kpis::parse_kpi_csv(&text) {
+        Ok(batch) => batch,
+        Err(e) => {
+            eprintln!("error: {}: {e}; nothing was imported", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (program, store) = match program_and_store(config, env, program_id).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match store
+        .put_kpis(&program.id, &batch, chrono::Utc::now())
+        .await
+    {
+        Ok(()) => {
+            println!(
+                "imported {} values of {} KPIs into program '{program_id}'",
+                batch.values.len(),
+                batch.kpis.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}; nothing was imported", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pulseloop report`: report.md and trend.png in `out`.
+async fn report(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    out: &std::path::Path,
+) -> ExitCode {
+    if from > to {
+        eprintln!("error: --from {from} is after --to {to}");
+        return ExitCode::FAILURE;
+    }
+    let (program, store) = match program_and_store(config, env, program_id).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let written = match crate::digest::report::build_report(&store, &program, from, to).await {
+        Ok(report) => report.write_to(out),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok((md, png)) => {
+            println!("wrote {} and {}", md.display(), png.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(e: &crate::config::ConfigError) -> ExitCode {

@@ -12,9 +12,11 @@
 //! - `bench`: the synthetic history and the timing of the benchmark (README "Performance").
 
 pub mod bench;
+pub mod chart;
 pub mod message;
 pub mod numbers;
 pub mod period;
+pub mod report;
 pub mod service;
 
 pub use numbers::{Digest, TrendSeries};

@@ -160,6 +160,20 @@ pub async fn send(
             )
             .await?;
         if recorded {
+            // The chart follows the post (its own outbox row, its own dedupe key). A chart
+            // that cannot be drawn never holds the digest back.
+            if program.digest.chart {
+                let chart_key = format!("{key}:chart");
+                match super::chart::enqueue_digest_chart(&mut tx, &digest, channel, &chart_key, now)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(super::chart::ChartUploadError::Store(e)) => return Err(e.into()),
+                    Err(super::chart::ChartUploadError::Chart(e)) => {
+                        tracing::warn!(program = %program.id, error = %e, "digest chart not drawn; the digest goes without it");
+                    }
+                }
+            }
             outcome.queued.push(channel.clone());
         } else {
             outcome.already_posted.push(channel.clone());

@@ -13,9 +13,10 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::kpis;
 use super::state::AppState;
-use crate::scheduler::preview::{preview_bounded, MAX_API_ROWS, MAX_DAYS};
 use crate::digest;
+use crate::scheduler::preview::{preview_bounded, MAX_API_ROWS, MAX_DAYS};
 use crate::storage::members::plan_members;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
             post(send_now),
         )
+        .route("/api/v1/programs/{id}/kpis", get(kpis::get).put(kpis::put))
         .route("/api/v1/programs/{id}/digest/preview", get(digest_preview))
         .route("/api/v1/programs/{id}/digest/send", post(digest_send))
         .route_layer(middleware::from_fn_with_state(state, require_admin))

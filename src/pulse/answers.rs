@@ -212,8 +212,7 @@ pub async fn store_answers_in(
         let is_comment = survey
             .question(key)
             .is_some_and(|q| q.kind == QuestionKind::Text);
-        let allow_reply =
-            is_comment && relay.is_some() && submission.allow_reply.contains(key);
+        let allow_reply = is_comment && relay.is_some() && submission.allow_reply.contains(key);
         changed |= tx
             .upsert_response(
                 d.round_id,

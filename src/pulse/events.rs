@@ -143,7 +143,17 @@ async fn direct_message(
                     values: vec![(q.key.clone(), value)],
                     ..Submission::default()
                 };
-                match answers::store_answers_in(tx, state.relay.as_ref(), d, &program, survey, &submission, now).await? {
+                match answers::store_answers_in(
+                    tx,
+                    state.relay.as_ref(),
+                    d,
+                    &program,
+                    survey,
+                    &submission,
+                    now,
+                )
+                .await?
+                {
                     Stored::Yes => render::typed_answer_taken(&q.prompt, &said),
                     Stored::Closed => continue,
                 }

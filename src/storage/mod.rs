@@ -10,13 +10,15 @@ pub mod audit;
 pub mod digest;
 pub mod events;
 pub mod home;
+pub mod kpis;
 pub mod members;
 pub mod outbox;
 pub mod programs;
 pub mod relay;
+pub mod report;
 pub mod rounds;
-mod wipe;
 pub mod wins;
+mod wipe;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -663,7 +663,7 @@ async fn the_message_is_valid_block_kit_for_1_and_40_metrics_and_0_and_30_wins()
             .emulator
             .messages()
             .into_iter()
-            .filter(|m| m.channel == SPONSOR)
+            .filter(|m| m.channel == SPONSOR && m.files.is_empty())
             .collect();
         assert_eq!(posted.len(), 1, "{metrics} metrics, {wins} wins");
         // Slack (and the emulator) add a generated block_id to each block that has none.
@@ -699,11 +699,16 @@ async fn the_digest_is_posted_once_per_channel_and_period_with_two_schedulers() 
         app.emulator
             .messages()
             .into_iter()
-            .filter(|m| m.channel == SPONSOR)
+            .filter(|m| m.channel == SPONSOR && m.files.is_empty())
             .count()
     };
     assert_eq!(posted(&a), 1);
     assert_eq!(a.count("SELECT COUNT(*) FROM digests").await, 1);
+    // The trend chart went with it, once, to the same channel.
+    let shares = a.emulator.calls_to("files.completeUploadExternal");
+    assert_eq!(shares.len(), 1, "one chart per channel and period");
+    assert_eq!(shares[0].params["channel_id"], SPONSOR);
+    assert_eq!(shares[0].response["ok"], true, "{:?}", shares[0].response);
     // What was posted is the period that ended at the firing.
     let stored = rows(&a.db.url, "SELECT period_start, period_end FROM digests").await;
     assert_eq!(

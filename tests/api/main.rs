@@ -4,6 +4,7 @@
 
 mod actions;
 mod anonymity;
+mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
@@ -12,6 +13,7 @@ mod emulator_limits;
 mod events;
 mod helpers;
 mod home;
+mod kpis;
 mod limiter;
 mod members;
 mod messages;
@@ -21,6 +23,7 @@ mod outbox;
 mod protocol;
 pub mod pulses;
 mod replays;
+mod report;
 mod sandbox;
 mod sandbox_state;
 mod schedule;
