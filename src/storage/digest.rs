@@ -241,6 +241,7 @@ const COMMENTS_SQL: &str = "SELECT x.round_id, x.value_text AS text
                      AND q.metric_key = x.metric_key
      WHERE r.program_id = $1 AND r.opened_at >= $2 AND r.opened_at < $3
        AND q.kind = 'text' AND x.value_text IS NOT NULL AND x.value_text <> ''
+       AND r.anonymity IN ('anonymous', 'attributed')
      ORDER BY random()";
 
 /// Wins of the period that may be shared; the author only when they agreed to be named.

@@ -571,6 +571,16 @@ async fn comments_need_the_threshold_and_come_shuffled_without_names() {
     // The message shows at most 3, then says how many more.
     let blocks = d["blocks"].to_string();
     assert!(blocks.contains("and 9 more"), "{blocks}");
+
+    // A confidential round promises "never your comments": the same comments in a
+    // confidential round are never shown, however many there are.
+    exec(&app.db.url, "UPDATE rounds SET anonymity = 'confidential'").await;
+    let d = preview(&app).await;
+    assert_eq!(d["comments"], serde_json::json!([]));
+    let all = d.to_string();
+    for t in &texts {
+        assert!(!all.contains(&format!("\"{t}\"")), "a confidential comment shown: {t}");
+    }
 }
 
 /// Program with `metrics` scale questions over as many surveys as needed (20 per survey).
