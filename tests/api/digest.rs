@@ -579,7 +579,10 @@ async fn comments_need_the_threshold_and_come_shuffled_without_names() {
     assert_eq!(d["comments"], serde_json::json!([]));
     let all = d.to_string();
     for t in &texts {
-        assert!(!all.contains(&format!("\"{t}\"")), "a confidential comment shown: {t}");
+        assert!(
+            !all.contains(&format!("\"{t}\"")),
+            "a confidential comment shown: {t}"
+        );
     }
 }
 
