@@ -21,6 +21,7 @@ const MAX_METRIC_SECTIONS: usize = 4;
 const MAX_COMMENTS: usize = 3;
 const MAX_WINS: usize = 10;
 const MAX_ACTIONS: usize = 10;
+const MAX_KPIS: usize = 10;
 /// One comment, win or action is cut to this many characters.
 const ITEM_MAX: usize = 280;
 
@@ -162,6 +163,58 @@ fn metric_line(m: &Metric) -> String {
     line
 }
 
+/// One KPI: latest value with its unit, against the baseline, and whether that is better.
+fn kpi_line(k: &crate::storage::kpis::KpiSummary) -> String {
+    use crate::storage::kpis::Direction;
+    let label = escape(&cut(&k.label, ITEM_MAX));
+    let unit = if k.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", escape(&k.unit))
+    };
+    let better = match k.direction {
+        Direction::Higher => "higher is better",
+        Direction::Lower => "lower is better",
+    };
+    match (&k.latest, k.baseline, k.change) {
+        (Some(latest), Some(base), Some(change)) => {
+            let verdict = match k.improved {
+                Some(true) => "better",
+                Some(false) => "worse",
+                None => "level",
+            };
+            format!(
+                "• *{label}* {}{unit} ({}), {} on the baseline {}{unit}: {verdict} ({better})",
+                fmt_number(latest.value),
+                latest.period_start.format("%-d %b"),
+                signed_number(change),
+                fmt_number(base),
+            )
+        }
+        (None, Some(base), _) => format!(
+            "• *{label}* baseline {}{unit}; no value since the baseline yet ({better})",
+            fmt_number(base)
+        ),
+        _ => format!("• *{label}* not enough values for a baseline yet ({better})"),
+    }
+}
+
+fn fmt_number(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn signed_number(x: f64) -> String {
+    if x >= 0.0 {
+        format!("+{}", fmt_number(x))
+    } else {
+        format!("−{}", fmt_number(-x))
+    }
+}
+
 fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": cut(text, SECTION_TEXT_MAX) } })
 }
@@ -244,6 +297,15 @@ pub fn render(d: &mut Digest) -> SlackMessage {
             }
             blocks.push(section(&text));
         }
+    }
+
+    if !d.kpis.is_empty() {
+        let items: Vec<String> = d.kpis.iter().map(kpi_line).collect();
+        blocks.push(section(&listed(
+            "Business results (KPIs, against their baseline)",
+            &items,
+            MAX_KPIS,
+        )));
     }
 
     if let Some(e) = &d.enps {

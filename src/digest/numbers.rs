@@ -49,6 +49,9 @@ pub struct Digest {
     pub comments: Vec<String>,
     pub wins: Vec<Win>,
     pub actions: Vec<String>,
+    /// Each business KPI's latest value against its baseline (owners' figures, not answers:
+    /// no `k` applies), shown beside the pulse trends.
+    pub kpis: Vec<crate::storage::kpis::KpiSummary>,
     /// What was folded or withheld, in words.
     pub folded: Vec<String>,
     /// The per-metric trend as plain data (for the chart).
@@ -447,6 +450,7 @@ pub fn compute(ctx: &Context<'_>, data: DigestData, rng: &mut fastrand::Rng) -> 
             })
             .collect(),
         actions: data.actions,
+        kpis: Vec::new(),
         folded,
         trends,
         text: String::new(),

@@ -104,6 +104,12 @@ pub async fn build(
         periods,
     };
     let mut digest = numbers::compute(&ctx, data, &mut fastrand::Rng::new());
+    let last_day = (periods.current().end - chrono::Duration::milliseconds(1))
+        .with_timezone(&program.timezone)
+        .date_naive();
+    digest.kpis = store
+        .kpi_summaries(&program.id, program.baseline_rounds, last_day)
+        .await?;
     message::render(&mut digest);
     Ok(digest)
 }

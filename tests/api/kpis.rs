@@ -124,6 +124,27 @@ async fn kpis_put_are_read_back_with_the_latest_value_against_the_baseline() {
     assert_eq!(sales["baseline"], 1100.0);
     assert_eq!(sales["latest"], Value::Null);
     assert_eq!(sales["improved"], Value::Null);
+
+    // The digest shows each KPI beside the pulse trends, in the JSON and in the message.
+    let digest: Value = app
+        .admin_get("/api/v1/programs/pilot/digest/preview")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(digest["kpis"][0]["key"], "complaints", "{}", digest["kpis"]);
+    assert_eq!(digest["kpis"][0]["change"], -4.0);
+    let blocks = digest["blocks"].to_string();
+    assert!(
+        blocks.contains(
+            "*Customer complaints* 8 (18 Jan), −4 on the baseline 12: better (lower is better)"
+        ),
+        "{blocks}"
+    );
+    assert!(
+        blocks.contains("*Sales per rep* baseline 1100 EUR; no value since the baseline yet"),
+        "{blocks}"
+    );
 }
 
 #[tokio::test]
