@@ -13,7 +13,7 @@ use slack_facts::block_kit::{
 };
 
 use super::numbers::{range_of, Digest, Metric};
-use crate::slack::protocol::SlackMessage;
+use crate::slack::protocol::{reply_button, ReplyHandle, SlackMessage};
 
 /// Metric lines per section block, and sections of metric lines at most.
 const METRICS_PER_SECTION: usize = 10;
@@ -321,16 +321,27 @@ pub fn render(d: &mut Digest) -> SlackMessage {
     }
 
     if !d.comments.is_empty() {
-        let items: Vec<String> = d
-            .comments
-            .iter()
-            .map(|c| format!("> {}", escape(&cut(c, ITEM_MAX))))
-            .collect();
-        blocks.push(section(&listed(
-            "What people said (anonymous)",
-            &items,
-            MAX_COMMENTS,
-        )));
+        // One section per comment shown, so a comment whose author allowed replies carries
+        // its "Reply" button (the relay's random handle; no person).
+        let shown = d.comments.len().min(MAX_COMMENTS);
+        for (i, c) in d.comments.iter().take(shown).enumerate() {
+            let mut text = if i == 0 {
+                "*What people said (anonymous)*\n".to_string()
+            } else {
+                String::new()
+            };
+            text.push_str(&format!("> {}", escape(&cut(c, ITEM_MAX))));
+            if i + 1 == shown && d.comments.len() > shown {
+                text.push('\n');
+                text.push_str(&more(d.comments.len() - shown));
+            }
+            let mut block = section(&text);
+            let handle = d.comment_replies.get(i).cloned().flatten();
+            if let Some(handle) = handle.and_then(|h| h.parse::<ReplyHandle>().ok()) {
+                block["accessory"] = reply_button(&handle);
+            }
+            blocks.push(block);
+        }
     }
 
     if !d.wins.is_empty() {

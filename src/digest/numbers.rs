@@ -47,6 +47,10 @@ pub struct Digest {
     pub metrics: Vec<Metric>,
     pub enps: Option<EnpsJson>,
     pub comments: Vec<String>,
+    /// Beside `comments`, in the same order: the reply handle of each comment whose author
+    /// allowed an owner to reply (the digest's "Reply" button), else `None`.
+    #[serde(skip)]
+    pub comment_replies: Vec<Option<String>>,
     pub wins: Vec<Win>,
     pub actions: Vec<String>,
     /// Each business KPI's latest value against its baseline (owners' figures, not answers:
@@ -420,7 +424,10 @@ pub fn compute(ctx: &Context<'_>, data: DigestData, rng: &mut fastrand::Rng) -> 
     };
 
     let participation = participation(&data, k, &mut folded);
-    let comments = comments(&data, ctx.comment_threshold, k, rng, &mut folded);
+    let (comments, comment_replies): (Vec<String>, Vec<Option<String>>) =
+        comments(&data, ctx.comment_threshold, k, rng, &mut folded)
+            .into_iter()
+            .unzip();
 
     Digest {
         program: ctx.program_id.to_string(),
@@ -441,6 +448,7 @@ pub fn compute(ctx: &Context<'_>, data: DigestData, rng: &mut fastrand::Rng) -> 
         metrics,
         enps,
         comments,
+        comment_replies,
         wins: data
             .wins
             .into_iter()
@@ -592,7 +600,7 @@ fn comments(
     k: u32,
     rng: &mut fastrand::Rng,
     folded: &mut Vec<String>,
-) -> Vec<String> {
+) -> Vec<(String, Option<String>)> {
     let respondents: HashMap<i64, (i64, i64)> = data
         .rounds
         .iter()
@@ -605,7 +613,7 @@ fn comments(
         let (answered, round_k) = respondents.get(&c.round_id).copied().unwrap_or((0, 0));
         let needed = i64::from(threshold).max(i64::from(k)).max(round_k);
         if answered >= needed {
-            shown.push(c.text.clone());
+            shown.push((c.text.clone(), c.reply_handle.clone()));
         } else {
             withheld += 1;
         }

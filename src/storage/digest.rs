@@ -91,6 +91,8 @@ pub struct SealedRole {
 pub struct CommentRow {
     pub round_id: i64,
     pub text: String,
+    /// The relay's random handle when the author allowed an owner to reply (no person).
+    pub reply_handle: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -234,7 +236,7 @@ const SEALED_ROLES_SQL: &str = "SELECT round_id, role, MAX(n) AS answered FROM (
 
 /// Text answers of the period, in random order (never in answer order), with no time and no
 /// delivery.
-const COMMENTS_SQL: &str = "SELECT x.round_id, x.value_text AS text
+const COMMENTS_SQL: &str = "SELECT x.round_id, x.value_text AS text, x.reply_handle
      FROM rounds r
      JOIN responses x ON x.round_id = r.id
      JOIN questions q ON q.program_id = r.program_id AND q.survey_id = r.survey_id

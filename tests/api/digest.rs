@@ -572,6 +572,40 @@ async fn comments_need_the_threshold_and_come_shuffled_without_names() {
     let blocks = d["blocks"].to_string();
     assert!(blocks.contains("and 9 more"), "{blocks}");
 
+    // A comment whose author allowed replies carries a "Reply" button with its relay handle
+    // (a random token: no person); the others carry none.
+    exec(
+        &app.db.url,
+        "UPDATE responses SET reply_handle = 'abcdef0123456789abcdef01234567' || SUBSTR(value_text, 2, 2)
+         WHERE value_text IN ('c01', 'c02', 'c03', 'c04', 'c05', 'c06')",
+    )
+    .await;
+    let d = preview(&app).await;
+    let sections: Vec<&Value> = d["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("> c"))
+        })
+        .collect();
+    assert_eq!(sections.len(), 3, "one section per comment shown");
+    for b in sections {
+        let text = b["text"]["text"].as_str().unwrap();
+        let n: u32 = text[text.find("> c").unwrap() + 3..][..2].parse().unwrap();
+        if n <= 6 {
+            assert_eq!(b["accessory"]["action_id"], "reply_to_comment", "{b}");
+            assert_eq!(
+                b["accessory"]["value"],
+                format!("abcdef0123456789abcdef01234567{n:02}").as_str()
+            );
+        } else {
+            assert!(b.get("accessory").is_none(), "{b}");
+        }
+    }
+
     // A confidential round promises "never your comments": the same comments in a
     // confidential round are never shown, however many there are.
     exec(&app.db.url, "UPDATE rounds SET anonymity = 'confidential'").await;
