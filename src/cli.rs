@@ -250,26 +250,11 @@ async fn schedule_preview(
     json: bool,
 ) -> ExitCode {
     use crate::domain::planning::PlanMember;
-    let settings = match Settings::load(config, env) {
-        Ok(s) => s,
-        Err(e) => return config_failure(&e),
+    let (settings, program) = match settings_and_program(config, env, program_id) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let programs = match crate::config::program::load_programs(&settings.programs_dir()) {
-        Ok(p) => p,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(program) = programs.iter().find(|p| p.id == program_id) else {
-        let known: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
-        eprintln!(
-            "error: no program '{program_id}' in {} (known: {})",
-            settings.programs_dir().display(),
-            known.join(", ")
-        );
-        return ExitCode::FAILURE;
-    };
+    let program = &program;
     // Members as the running service knows them (Slack time zones, user groups), when its
     // database exists; otherwise as the file says.
     let stored = match stored_members(&settings.database.url, &program.id).await {
@@ -444,26 +429,11 @@ async fn digest_preview(
     program_id: &str,
     json: bool,
 ) -> ExitCode {
-    let settings = match Settings::load(config, env) {
-        Ok(s) => s,
-        Err(e) => return config_failure(&e),
+    let (settings, program) = match settings_and_program(config, env, program_id) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let programs = match crate::config::program::load_programs(&settings.programs_dir()) {
-        Ok(p) => p,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(program) = programs.iter().find(|p| p.id == program_id) else {
-        let known: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
-        eprintln!(
-            "error: no program '{program_id}' in {} (known: {})",
-            settings.programs_dir().display(),
-            known.join(", ")
-        );
-        return ExitCode::FAILURE;
-    };
+    let program = &program;
     let url = crate::startup::redact_url(&settings.database.url);
     let store = match Store::connect(&settings.database.url, 1).await {
         Ok(s) => s,
@@ -528,6 +498,31 @@ async fn stored_members(
         .map_err(|e| e.to_string())
 }
 
+/// The settings and one program of the configuration; a sentence on stderr (naming the
+/// programs there are) when the files are broken or the program is not among them.
+fn settings_and_program(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+) -> Result<(Settings, crate::domain::program::Program), ExitCode> {
+    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
+    let programs =
+        crate::config::program::load_programs(&settings.programs_dir()).map_err(|errors| {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        })?;
+    let known: Vec<String> = programs.iter().map(|p| p.id.to_string()).collect();
+    let Some(program) = programs.into_iter().find(|p| p.id == program_id) else {
+        eprintln!(
+            "error: no program '{program_id}' in {} (known: {})",
+            settings.programs_dir().display(),
+            known.join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    Ok((settings, program))
+}
+
 /// The program from the configuration and the store it is recorded in; a sentence on stderr
 /// when either is missing.
 async fn program_and_store(
@@ -535,19 +530,7 @@ async fn program_and_store(
     env: &dyn Fn(&str) -> Option<String>,
     program_id: &str,
 ) -> Result<(crate::domain::program::Program, Store), ExitCode> {
-    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
-    let programs =
-        crate::config::program::load_programs(&settings.programs_dir()).map_err(|errors| {
-            eprintln!("{errors}");
-            ExitCode::FAILURE
-        })?;
-    let Some(program) = programs.into_iter().find(|p| p.id == program_id) else {
-        eprintln!(
-            "error: no program '{program_id}' in {}",
-            settings.programs_dir().display()
-        );
-        return Err(ExitCode::FAILURE);
-    };
+    let (settings, program) = settings_and_program(config, env, program_id)?;
     let url = crate::startup::redact_url(&settings.database.url);
     let store = Store::connect(&settings.database.url, 2)
         .await
