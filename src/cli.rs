@@ -47,6 +47,67 @@ pub enum Command {
     /// Look at the schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Business KPIs recorded beside the pulse.
+    #[command(subcommand)]
+    Kpi(KpiCommand),
+    /// Write the one-page ROI summary: report.md and trend.png.
+    Report {
+        /// Program id.
+        #[arg(long)]
+        program: String,
+        /// First local date of the range (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last local date of the range, included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Folder to write into (created if needed).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Look at the digest.
+    #[command(subcommand)]
+    Digest(DigestCommand),
+    /// Fill the database with a synthetic history for the digest benchmark (docs/digest.md).
+    #[command(hide = true)]
+    BenchData {
+        #[arg(long, default_value_t = 1000)]
+        members: u32,
+        #[arg(long, default_value_t = 52)]
+        weeks: u32,
+    },
+    /// Time the digest computation on the benchmark history (median and p95).
+    #[command(hide = true)]
+    BenchDigest {
+        #[arg(long, default_value_t = 30)]
+        runs: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KpiCommand {
+    /// Store KPI definitions and values from a CSV file (header
+    /// `kpi,label,unit,direction,period_start,value`); all lines or none.
+    Import {
+        /// Program id.
+        #[arg(long)]
+        program: String,
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Render the digest of the current period so far, without posting it.
+    Preview {
+        /// Program id (the `id` in config/programs/<file>.toml).
+        #[arg(long)]
+        program: String,
+        /// Print the PRODUCT.md JSON shape instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +173,51 @@ pub async fn run(cli: Cli) -> ExitCode {
             days,
             json,
         }) => schedule_preview(&cli.config, &env, &program, days, json).await,
+        Command::Kpi(KpiCommand::Import { program, file }) => {
+            kpi_import(&cli.config, &env, &program, &file).await
+        }
+        Command::Report {
+            program,
+            from,
+            to,
+            out,
+        } => report(&cli.config, &env, &program, from, to, &out).await,
+        Command::Digest(DigestCommand::Preview { program, json }) => {
+            digest_preview(&cli.config, &env, &program, json).await
+        }
+        Command::BenchData { members, weeks } => {
+            // One connection: the bulk-load setting applies to every write.
+            let store = match open_store(&cli.config, &env, 1).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match crate::digest::bench::seed(&store, members, weeks).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchDigest { runs } => {
+            let store = match open_store(&cli.config, &env, 2).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match crate::digest::bench::time_digest(&store, runs.max(1)).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve => {
             let settings = match Settings::load(&cli.config, &env) {
                 Ok(s) => s,
@@ -144,26 +250,11 @@ async fn schedule_preview(
     json: bool,
 ) -> ExitCode {
     use crate::domain::planning::PlanMember;
-    let settings = match Settings::load(config, env) {
-        Ok(s) => s,
-        Err(e) => return config_failure(&e),
+    let (settings, program) = match settings_and_program(config, env, program_id) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let programs = match crate::config::program::load_programs(&settings.programs_dir()) {
-        Ok(p) => p,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(program) = programs.iter().find(|p| p.id == program_id) else {
-        let known: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
-        eprintln!(
-            "error: no program '{program_id}' in {} (known: {})",
-            settings.programs_dir().display(),
-            known.join(", ")
-        );
-        return ExitCode::FAILURE;
-    };
+    let program = &program;
     // Members as the running service knows them (Slack time zones, user groups), when its
     // database exists; otherwise as the file says.
     let stored = match stored_members(&settings.database.url, &program.id).await {
@@ -309,6 +400,78 @@ async fn check_members_online(
     ExitCode::SUCCESS
 }
 
+/// The configured database, migrated.
+async fn open_store(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    connections: u32,
+) -> Result<Store, ExitCode> {
+    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = Store::connect(&settings.database.url, connections)
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            ExitCode::FAILURE
+        })?;
+    store.migrate().await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(store)
+}
+
+/// `digest preview`: the current period's digest from the configured database, as text or
+/// as the PRODUCT.md JSON shape. Nothing is posted.
+async fn digest_preview(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    json: bool,
+) -> ExitCode {
+    let (settings, program) = match settings_and_program(config, env, program_id) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let program = &program;
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = match Store::connect(&settings.database.url, 1).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(reason) = store.readiness().await {
+        eprintln!("error: the database at {url} is not ready ({reason}); run `pulseloop migrate`");
+        return ExitCode::FAILURE;
+    }
+    let now = chrono::Utc::now();
+    let built = match crate::digest::service::current_periods(program, now) {
+        Ok(periods) => crate::digest::service::build(&store, program, &periods).await,
+        Err(e) => Err(e),
+    };
+    let digest = match built {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: the digest cannot be built: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&digest) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", crate::digest::message::to_text(&digest.blocks));
+    }
+    ExitCode::SUCCESS
+}
+
 async fn stored_members(
     url: &str,
     program_id: &ProgramId,
@@ -333,6 +496,139 @@ async fn stored_members(
         .members_of(program_id)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The settings and one program of the configuration; a sentence on stderr (naming the
+/// programs there are) when the files are broken or the program is not among them.
+fn settings_and_program(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+) -> Result<(Settings, crate::domain::program::Program), ExitCode> {
+    let settings = Settings::load(config, env).map_err(|e| config_failure(&e))?;
+    let programs =
+        crate::config::program::load_programs(&settings.programs_dir()).map_err(|errors| {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        })?;
+    let known: Vec<String> = programs.iter().map(|p| p.id.to_string()).collect();
+    let Some(program) = programs.into_iter().find(|p| p.id == program_id) else {
+        eprintln!(
+            "error: no program '{program_id}' in {} (known: {})",
+            settings.programs_dir().display(),
+            known.join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    Ok((settings, program))
+}
+
+/// The program from the configuration and the store it is recorded in; a sentence on stderr
+/// when either is missing.
+async fn program_and_store(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+) -> Result<(crate::domain::program::Program, Store), ExitCode> {
+    let (settings, program) = settings_and_program(config, env, program_id)?;
+    let url = crate::startup::redact_url(&settings.database.url);
+    let store = Store::connect(&settings.database.url, 2)
+        .await
+        .map_err(|e| {
+            eprintln!("error: cannot open the database at {url}: {e}");
+            ExitCode::FAILURE
+        })?;
+    let known = match store.readiness().await {
+        Ok(()) => store.program_exists(&program.id).await.unwrap_or(false),
+        Err(e) => {
+            eprintln!("error: the database at {url} is not ready ({e}); run `pulseloop migrate`");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    if !known {
+        eprintln!(
+            "error: program '{program_id}' is not in the database at {url} yet; start `pulseloop serve` once so it applies config/programs"
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((program, store))
+}
+
+/// `pulseloop kpi import`: the whole file in one transaction, or nothing and exit code 1.
+async fn kpi_import(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    file: &std::path::Path,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let batch = match crate::storage::kpis::parse_kpi_csv(&text) {
+        Ok(batch) => batch,
+        Err(e) => {
+            eprintln!("error: {}: {e}; nothing was imported", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (program, store) = match program_and_store(config, env, program_id).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match store
+        .put_kpis(&program.id, &batch, chrono::Utc::now())
+        .await
+    {
+        Ok(()) => {
+            println!(
+                "imported {} values of {} KPIs into program '{program_id}'",
+                batch.values.len(),
+                batch.kpis.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}; nothing was imported", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pulseloop report`: report.md and trend.png in `out`.
+async fn report(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    program_id: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    out: &std::path::Path,
+) -> ExitCode {
+    if from > to {
+        eprintln!("error: --from {from} is after --to {to}");
+        return ExitCode::FAILURE;
+    }
+    let (program, store) = match program_and_store(config, env, program_id).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let written = match crate::digest::report::build_report(&store, &program, from, to).await {
+        Ok(report) => report.write_to(out),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok((md, png)) => {
+            println!("wrote {} and {}", md.display(), png.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(e: &crate::config::ConfigError) -> ExitCode {

@@ -9,9 +9,11 @@
 //! - `planning`: which member gets which survey when, working hours and out-of-office.
 //! - `ids`: row ids (delivery, round, member, program) as types;
 //! - `state`: the states the store keeps as text (delivery, member, consent), as enums.
+//! - `stats`: summaries from SQL sums, Welch's 95 % interval, eNPS (the digest's statistics).
 
 pub mod cadence;
 pub mod ids;
 pub mod planning;
 pub mod program;
 pub mod state;
+pub mod stats;

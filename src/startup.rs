@@ -397,15 +397,49 @@ async fn remember_workspace(
     }
 }
 
+/// Names for the sandbox's people, in the order the configured members come.
+const SANDBOX_NAMES: [&str; 16] = [
+    "Amara Okafor",
+    "Ben Fischer",
+    "Chloé Martin",
+    "Daniel Kim",
+    "Elena Rossi",
+    "Farid Haddad",
+    "Grace Lee",
+    "Hugo Silva",
+    "Ines Weber",
+    "Jonas Berg",
+    "Keiko Tanaka",
+    "Liam Walsh",
+    "Maya Patel",
+    "Noah Cohen",
+    "Olivia Brown",
+    "Pavel Novak",
+];
+
 /// Every configured member becomes a user of the sandbox workspace, in their zone. Broken
 /// files are skipped here; applying the configuration reports them.
 fn seed_sandbox(emulator: &Emulator, settings: &Settings) {
     let programs =
         crate::config::program::load_programs(&settings.programs_dir()).unwrap_or_default();
+    let mut named = 0usize;
+    let mut seen = std::collections::HashSet::new();
     for program in &programs {
         for m in &program.members {
+            if !seen.insert(m.slack_id.clone()) {
+                continue; // a member of several programs is one person
+            }
             let tz = m.timezone.unwrap_or(program.timezone);
-            emulator.add_user(EmulatedUser::new(&m.slack_id, tz.name()));
+            // A person's name, as a real workspace would show, rather than "User U0…": the
+            // same member gets the same name at every start (the page's state is kept).
+            let name = SANDBOX_NAMES[named % SANDBOX_NAMES.len()];
+            named += 1;
+            let handle = name.split(' ').next().unwrap_or(name).to_lowercase();
+            emulator.add_user(
+                EmulatedUser::new(&m.slack_id, tz.name())
+                    .named(name)
+                    .handle(&handle),
+            );
         }
         for channel in &program.sponsor_channels {
             emulator.add_channel(channel, "sponsors", true);

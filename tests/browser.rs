@@ -181,16 +181,32 @@ async fn app_with_pulse() -> TestApp {
     app.emulator.connect_bot(&app.base_url, SIGNING_SECRET);
     // 10:00 Monday in Berlin, then 10:00 Monday in New York.
     app.send_monday_pulse().await;
-    // The app's own outbox worker wakes on the tick's commit and may hold Ada's DM when
-    // drain_outbox looks: her DM must be out before the clock moves on six hours.
-    settle(&app, "Ada's pulse", |app| app.dm_count(ADA) == 1).await;
+    // The app's own outbox worker may hold a claimed DM a moment longer than drain_outbox:
+    // the clock moves on only once Ada's DM is recorded as sent, or its sent time (which the
+    // reminder counts from) would be New York's 10:00.
+    sent_recorded(&app, 1).await;
     app.run_at(monday_ten_berlin() + Duration::hours(6)).await;
-    // The app's own outbox worker may hold a claimed DM a moment longer than drain_outbox.
+    sent_recorded(&app, 2).await;
     settle(&app, "both pulses", |app| {
         app.dm_count(ADA) == 1 && app.dm_count(BEN) == 1
     })
     .await;
     app
+}
+
+/// Waits (30 s at most) until `n` deliveries are recorded as sent in the database.
+async fn sent_recorded(app: &TestApp, n: i64) {
+    for _ in 0..300 {
+        if app
+            .count("SELECT COUNT(*) FROM deliveries WHERE sent_at IS NOT NULL")
+            .await
+            >= n
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {n} deliveries recorded as sent");
 }
 
 /// Waits (30 s at most) until `done` holds for what the emulator has received.

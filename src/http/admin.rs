@@ -13,7 +13,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::kpis;
 use super::state::AppState;
+use crate::digest;
 use crate::scheduler::preview::{preview_bounded, MAX_API_ROWS, MAX_DAYS};
 use crate::storage::members::plan_members;
 
@@ -31,6 +33,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/programs/{id}/surveys/{survey}/send-now",
             post(send_now),
         )
+        .route("/api/v1/programs/{id}/kpis", get(kpis::get).put(kpis::put))
+        .route("/api/v1/programs/{id}/digest/preview", get(digest_preview))
+        .route("/api/v1/programs/{id}/digest/send", post(digest_send))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -140,6 +145,44 @@ async fn send_now(
         })),
     )
         .into_response())
+}
+
+/// The digest of the current period so far, as the PRODUCT.md preview shape (nothing is
+/// posted).
+async fn digest_preview(
+    State(state): State<AppState>,
+    Path(id): Path<ProgramId>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let program = state
+        .catalog
+        .program(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
+    let periods = digest::service::current_periods(&program, state.clock.now())?;
+    let d = digest::service::build(&state.store, &program, &periods).await?;
+    Ok(Json(json!(d)))
+}
+
+/// Posts the current period's digest to every sponsor channel now (202); 409 when every
+/// channel already has this period's digest.
+async fn digest_send(
+    State(state): State<AppState>,
+    Path(id): Path<ProgramId>,
+) -> ApiResult<Response> {
+    let program = state
+        .catalog
+        .program(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
+    let now = state.clock.now();
+    let periods = digest::service::current_periods(&program, now)?;
+    let outcome = digest::service::send(&state.store, &program, &periods, now).await?;
+    if outcome.queued.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "the digest of the period starting {} was already posted to {}",
+            outcome.period_start,
+            outcome.already_posted.join(", ")
+        )));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!(outcome))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::digest::DigestError;
 use crate::pulse::commands::CommandReply;
 use crate::pulse::interactions::InteractionOutcome;
 use crate::pulse::ServiceError;
@@ -85,6 +86,17 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(e: DigestError) -> Self {
+        match e {
+            DigestError::NoPeriod(_) | DigestError::NoChannels(_) => {
+                ApiError::Unprocessable(e.to_string())
+            }
+            DigestError::Store(e) => e.into(),
         }
     }
 }

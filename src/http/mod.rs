@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod kpis;
 pub mod ops;
 pub mod server;
 pub mod slack;

@@ -22,7 +22,8 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse resume` — start again (also after opting out)\n\
 • `/pulse optout` — leave the program's pulses (asks you to confirm)\n\
 • `/pulse win <text>` — share a small win (you choose: with your name, anonymously or private)\n\
-• `/pulse action <text>` — owners: tell the people who answered what the program changed";
+• `/pulse action <text>` — owners: tell the people who answered what the program changed\n\
+• `/pulse digest` — preview this period's digest (program owners)";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,7 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
         PulseCommand::Status => status(state, user).await,
         PulseCommand::Win { text } => super::wins::command(state, &command, &text).await,
         PulseCommand::Action { text } => super::actions::command(state, &command, &text).await,
+        PulseCommand::Digest { program } => digest_preview(state, user, program.as_deref()).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -131,6 +133,52 @@ pub const OPTED_OUT: &str =
 const NOT_A_MEMBER: &str =
     "You are not a member of any pulseloop program. Ask your program owner to add you.";
 
+/// `/pulse digest`: the digest of the current period so far, seen only by the owner who
+/// asked. Anyone else is refused (the digest is for owners and sponsors).
+async fn digest_preview(
+    state: &Pulses,
+    user: &UserId,
+    wanted: Option<&str>,
+) -> ServiceResult<CommandReply> {
+    let owned: Vec<_> = state
+        .catalog
+        .programs()
+        .iter()
+        .filter(|p| p.owners.iter().any(|o| o == user.as_str()))
+        .filter(|p| wanted.is_none_or(|w| p.id.as_str() == w))
+        .cloned()
+        .collect();
+    let Some(program) = owned.first() else {
+        return Ok(ephemeral(match wanted {
+            Some(w) => format!("You are not an owner of a program '{w}'. Only program owners can preview its digest."),
+            None => "Only program owners can preview the digest.".to_string(),
+        }));
+    };
+    let now = state.clock.now();
+    let built = match crate::digest::service::current_periods(program, now) {
+        Ok(periods) => crate::digest::service::build(&state.store, program, &periods).await,
+        Err(e) => Err(e),
+    };
+    let d = match built {
+        Ok(d) => d,
+        Err(crate::digest::DigestError::Store(e)) => return Err(e.into()),
+        Err(e) => return Ok(ephemeral(format!("The digest cannot be built: {e}."))),
+    };
+    let mut text = format!("Preview (only you see this): {}", d.text);
+    if owned.len() > 1 {
+        let others: Vec<&str> = owned[1..].iter().map(|p| p.id.as_str()).collect();
+        text.push_str(&format!(
+            " Other programs: `/pulse digest {}`.",
+            others.join("`, `/pulse digest ")
+        ));
+    }
+    Ok(CommandReply {
+        text,
+        blocks: Some(Value::Array(d.blocks)),
+        ephemeral: true,
+    })
+}
+
 fn not_a_member() -> CommandReply {
     ephemeral(NOT_A_MEMBER)
 }
@@ -186,6 +234,7 @@ fn command_name(c: &PulseCommand) -> &'static str {
         PulseCommand::Resume => "resume",
         PulseCommand::OptOut { confirmed: false } => "optout",
         PulseCommand::OptOut { confirmed: true } => "optout_confirm",
+        PulseCommand::Digest { .. } => "digest",
         PulseCommand::Win { .. } => "win",
         PulseCommand::Action { .. } => "action",
         PulseCommand::Unknown { .. } => "unknown",

@@ -41,9 +41,8 @@ const TREND_POINTS: usize = 8;
 /// Metrics shown per digest headline.
 const MAX_DIGEST_METRICS: usize = 5;
 
-/// The "preview digest" reply until the digest preview is wired in.
-pub const DIGEST_PREVIEW_NOT_YET: &str =
-    "The digest preview is not available yet. The weekly digest still goes to the sponsor channel as scheduled.";
+/// The start of the "preview digest" DM, before the digest's own text fallback.
+pub const DIGEST_PREVIEW_PREFIX: &str = "Digest preview (only you see this; nothing was posted):";
 pub const DIGEST_PREVIEW_REFUSED: &str = "Only the program's owners can preview its digest.";
 
 /// Queues the member's Home tab in `tx` (the event's transaction). `nonce` makes the outbox

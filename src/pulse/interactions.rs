@@ -201,8 +201,9 @@ async fn on_home_action(
     Ok(())
 }
 
-/// "Preview digest": owners only. The preview itself is wired where the digest is built;
-/// until then the owner is told plainly, by DM (a Home tab has no channel for an ephemeral).
+/// "Preview digest": owners only. The current period's digest so far, as the sponsors would
+/// read it, by DM (a Home tab has no channel for an ephemeral); nothing is posted to the
+/// sponsor channel.
 async fn preview_digest(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = &ba.user.id;
     let program = action
@@ -210,19 +211,36 @@ async fn preview_digest(state: &Pulses, ba: &BlockActions, action: &Action) -> S
         .as_deref()
         .map(|v| crate::domain::ids::ProgramId(v.to_string()))
         .and_then(|id| state.catalog.program(&id));
-    let is_owner = program
-        .as_ref()
-        .is_some_and(|p| p.owners.iter().any(|o| o == user.as_str()));
-    let text = if is_owner {
-        super::home::DIGEST_PREVIEW_NOT_YET
-    } else {
-        super::home::DIGEST_PREVIEW_REFUSED
-    };
     let nonce = action
         .action_ts
         .clone()
         .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
-    let row = super::home::dm_row(user, format!("digest-preview:{user}:{nonce}"), text);
+    let key = format!("digest-preview:{user}:{nonce}");
+    let owned = program.filter(|p| p.owners.iter().any(|o| o == user.as_str()));
+    let row = match owned {
+        None => super::home::dm_row(user, key, super::home::DIGEST_PREVIEW_REFUSED),
+        Some(program) => {
+            let now = state.clock.now();
+            let built = match crate::digest::service::current_periods(&program, now) {
+                Ok(periods) => {
+                    crate::digest::service::build(&state.store, &program, &periods).await
+                }
+                Err(e) => Err(e),
+            };
+            match built {
+                Ok(d) => {
+                    let text = format!("{} {}", super::home::DIGEST_PREVIEW_PREFIX, d.text);
+                    let mut row = super::home::dm_row(user, key, &text);
+                    row.payload["blocks"] = serde_json::Value::Array(d.blocks);
+                    row
+                }
+                Err(crate::digest::DigestError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    super::home::dm_row(user, key, &format!("The digest cannot be built: {e}."))
+                }
+            }
+        }
+    };
     state.store.enqueue(&row, state.clock.now()).await?;
     Ok(())
 }

@@ -49,6 +49,8 @@ pub struct TickReport {
     pub rounds_opened: usize,
     /// Held members whose Slack status was read again (users.info) before their window ran out.
     pub status_rechecked: usize,
+    /// Digest posts queued (one per sponsor channel and period).
+    pub digests: usize,
 }
 
 impl TickReport {
@@ -66,6 +68,7 @@ impl TickReport {
             metrics::counter!("scheduler_deliveries_total", "outcome" => what).increment(n as u64);
         }
         metrics::gauge!("scheduler_held_deliveries").set(self.held as f64);
+        metrics::counter!("scheduler_digests_total").increment(self.digests as u64);
     }
 
     /// One structured log line with a field per count (nothing when the tick did nothing).
@@ -88,6 +91,7 @@ impl TickReport {
             cancelled = self.cancelled,
             before_first_start = self.before_first_start,
             status_rechecked = self.status_rechecked,
+            digests = self.digests,
             "scheduler tick"
         );
     }
@@ -131,6 +135,7 @@ impl Scheduler {
         self.dispatch(now, &mut report).await?;
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
+        report.digests = super::digest::post_due_digests(&self.store, &self.catalog, now).await?;
         report.record_metrics();
         report.log();
         Ok(report)

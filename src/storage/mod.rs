@@ -7,14 +7,17 @@
 
 pub mod actions;
 pub mod audit;
+pub mod digest;
 pub mod events;
 pub mod group_commit;
 pub mod home;
+pub mod kpis;
 pub mod members;
 pub mod outbox;
 pub mod programs;
 pub mod rate_budgets;
 pub mod relay;
+pub mod report;
 pub mod rounds;
 pub mod wins;
 mod wipe;

@@ -317,8 +317,8 @@ async fn an_owner_sees_the_last_digest_and_can_ask_for_a_preview() {
     let (_, _, program) = crate::messages::find_action(&home["blocks"], "digest_preview");
     assert_eq!(program, "pilot");
 
-    // The preview is not wired yet: the owner is told so by DM. A member who forges the
-    // click is refused.
+    // The owner gets the current period's digest by DM, as sponsors would read it (nothing
+    // posted to the sponsor channel). A member who forges the click is refused.
     app.send_interaction(&home_click("U0OWN", "digest_preview", "pilot", 1))
         .await;
     app.send_interaction(&home_click("U0ANN", "digest_preview", "pilot", 2))
@@ -331,7 +331,29 @@ async fn an_owner_sees_the_last_digest_and_can_ask_for_a_preview() {
             .map(|m| m.text)
             .collect()
     };
-    assert_eq!(said("U0OWN"), vec![home::DIGEST_PREVIEW_NOT_YET]);
+    let owner_dms = app.emulator.dm_messages("U0OWN");
+    assert_eq!(owner_dms.len(), 1, "{:?}", said("U0OWN"));
+    assert!(
+        owner_dms[0].text.starts_with(home::DIGEST_PREVIEW_PREFIX),
+        "{}",
+        owner_dms[0].text
+    );
+    let header = &owner_dms[0].blocks[0];
+    assert_eq!(header["type"], "header", "{}", owner_dms[0].blocks);
+    assert!(
+        header["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Pilot Program"),
+        "{header}"
+    );
+    assert!(
+        app.emulator
+            .messages()
+            .iter()
+            .all(|m| m.channel != "C0SPONSOR1"),
+        "a preview is never posted to the sponsor channel"
+    );
     assert_eq!(said("U0ANN"), vec![home::DIGEST_PREVIEW_REFUSED]);
 }
 

@@ -4,14 +4,17 @@
 
 mod actions;
 mod anonymity;
+mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
+mod digest;
 mod emulator_limits;
 mod events;
 mod group_commit;
 mod helpers;
 mod home;
+mod kpis;
 mod limiter;
 mod members;
 mod messages;
@@ -21,6 +24,7 @@ mod outbox;
 mod protocol;
 pub mod pulses;
 mod replays;
+mod report;
 mod response_url;
 mod sandbox;
 mod sandbox_state;

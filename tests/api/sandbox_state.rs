@@ -126,6 +126,15 @@ async fn a_restart_keeps_the_dms_on_the_page_and_reset_empties_both() {
     first.drain().await;
     let dms = first.emulator.dm_messages("U0SBA");
     assert_eq!(dms.len(), 1, "the pulse DM was sent");
+    // The sandbox's people have names, as in a real workspace, not "User U0…".
+    let page = reqwest::get(first.emulator.sandbox_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Amara Okafor"), "the member is shown by name");
+    assert!(!page.contains("User U0SBA"), "never as 'User <id>'");
     first.stop().await;
     assert!(dir.path().join("data/pulseloop.sandbox.json").exists());
 

@@ -10,6 +10,10 @@ pub enum PulseCommand {
         until: Option<NaiveDate>,
     },
     Resume,
+    /// `digest` or `digest <program id>`: an ephemeral preview of the digest (owners only).
+    Digest {
+        program: Option<String>,
+    },
     /// `optout` asks for confirmation; `optout confirm` does it.
     OptOut {
         confirmed: bool,
@@ -52,6 +56,15 @@ impl PulseCommand {
                 text: text[verb.len()..].trim().to_string(),
             },
             "resume" => PulseCommand::Resume,
+            "digest" => match rest.as_slice() {
+                [] => PulseCommand::Digest { program: None },
+                [program] => PulseCommand::Digest {
+                    program: Some(program.to_string()),
+                },
+                _ => unknown(Some(
+                    "use `/pulse digest` or `/pulse digest <program id>`".into(),
+                )),
+            },
             "optout" | "opt-out" => match rest.as_slice() {
                 [] => PulseCommand::OptOut { confirmed: false },
                 ["confirm"] => PulseCommand::OptOut { confirmed: true },
@@ -77,6 +90,24 @@ impl PulseCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_the_digest_preview() {
+        assert_eq!(
+            PulseCommand::parse("digest"),
+            PulseCommand::Digest { program: None }
+        );
+        assert_eq!(
+            PulseCommand::parse("Digest leadership-2027"),
+            PulseCommand::Digest {
+                program: Some("leadership-2027".into())
+            }
+        );
+        assert!(matches!(
+            PulseCommand::parse("digest a b"),
+            PulseCommand::Unknown { .. }
+        ));
+    }
 
     #[test]
     fn parses_the_member_controls() {

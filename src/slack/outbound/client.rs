@@ -628,6 +628,26 @@ impl SlackClient {
         }
     }
 
+    /// The middle step of an upload: the bytes, POSTed to the URL files.getUploadURLExternal
+    /// handed out (not a Web API method, so no permit; the URL is never logged).
+    pub async fn post_upload_bytes(
+        &self,
+        upload_url: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), SlackError> {
+        let response = self
+            .http
+            .post(upload_url)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(send_error)?;
+        if !response.status().is_success() {
+            return Err(SlackError::Http(response.status().as_u16()));
+        }
+        Ok(())
+    }
+
     /// Uploads a file with Slack's two-step flow and shares it into `channel`.
     pub async fn upload_file(
         &self,
@@ -648,16 +668,7 @@ impl SlackClient {
         ) else {
             return Err(SlackError::Decode("no upload_url/file_id".into()));
         };
-        let response = self
-            .http
-            .post(upload_url)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(send_error)?;
-        if !response.status().is_success() {
-            return Err(SlackError::Http(response.status().as_u16()));
-        }
+        self.post_upload_bytes(upload_url, bytes).await?;
         let mut args = json!({ "files": [{ "id": file_id, "title": title }] });
         if let Some(channel) = channel {
             args["channel_id"] = json!(channel);

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod rate_limit;
 pub mod response_url;
+pub mod upload;
 pub mod worker;
 
 pub use client::{methods, ErrorClass, Method, Patience, Permit, SlackClient, SlackError};

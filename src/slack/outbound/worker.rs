@@ -390,7 +390,11 @@ impl OutboxWorker {
         payload: &Value,
         outcome: &mut StepOutcome,
     ) -> StoreResult<()> {
-        let result = self.client.call(permit, payload).await;
+        let result = if super::upload::is_upload(&l.row.method) {
+            super::upload::send(&self.client, permit, payload).await
+        } else {
+            self.client.call(permit, payload).await
+        };
         let now = self.clock.now();
         match result {
             Ok(body) => {
