@@ -72,6 +72,11 @@ impl From<StoreError> for ApiError {
                 tracing::info!(detail = %m, "a write conflicted with an existing record");
                 ApiError::Conflict("the request conflicts with an existing record".into())
             }
+            // Overload is a designed state: shed at once with a clear status (see
+            // docs/performance.md for what Slack does with it).
+            StoreError::Busy => ApiError::Unavailable(
+                "too many answers are waiting to be written; try again in a second".into(),
+            ),
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -161,7 +166,15 @@ impl IntoResponse for ApiError {
             | ApiError::Unprocessable(d)
             | ApiError::Unavailable(d) => d.clone(),
         };
-        (status, Json(json!({ "error": code, "detail": detail }))).into_response()
+        let mut response =
+            (status, Json(json!({ "error": code, "detail": detail }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -18,6 +18,7 @@ use super::state::AppState;
 use super::verified::VerifiedSlackRequest;
 use crate::http::error::{ApiError, ApiResult};
 use crate::slack::incoming::payloads::{EventEnvelope, Interaction, SlashCommand};
+use crate::storage::group_commit::{with_deferred_claim, SignatureClaim};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,33 +31,78 @@ pub fn router() -> Router<AppState> {
 /// in the database, shared by every replica; a second arrival of the same signed request
 /// within Slack's window is a replay (a captured click or command sent again): it gets a 200
 /// and does nothing. When the work fails on our side (5xx) the claim is released, so that a
-/// retry of the same request is handled.
+/// retry of the same request is handled. The claim is a grouped write
+/// ([`crate::storage::group_commit`]): concurrent requests share its commit.
 async fn once<F>(state: &AppState, req: &VerifiedSlackRequest, work: F) -> ApiResult<Response>
 where
     F: std::future::Future<Output = ApiResult<Response>>,
 {
-    let now = state.clock.now();
-    let signed_at = chrono::DateTime::from_timestamp(req.timestamp_seconds, 0).unwrap_or(now);
     if !state
         .store
-        .claim_signature(&req.signature, signed_at, now)
+        .claim_signature_grouped(claim_of(state, req))
         .await?
     {
-        metrics::counter!("slack_replays_ignored_total").increment(1);
-        tracing::warn!("a signed request arrived a second time (a replay); acknowledged, ignored");
-        return Ok(StatusCode::OK.into_response());
+        return Ok(replay());
     }
     let result = work.await;
-    let failed = match &result {
+    release(state, req, failed(&result)).await;
+    result
+}
+
+/// [`once`] for interactions, with one commit per answer instead of two: the claim is left to
+/// the answer's own grouped write, which claims it in the same transaction as the answer (a
+/// replay stores nothing). Work that writes no answer (a modal opened, an opt-out, a late
+/// click) is idempotent or single-use (a trigger_id), so its claim is taken after it.
+async fn once_deferred<F>(
+    state: &AppState,
+    req: &VerifiedSlackRequest,
+    work: F,
+) -> ApiResult<Response>
+where
+    F: std::future::Future<Output = ApiResult<Response>>,
+{
+    let (result, left) = with_deferred_claim(claim_of(state, req), work).await;
+    let failed = failed(&result);
+    release(state, req, failed).await;
+    if failed {
+        return result;
+    }
+    if let Some(claim) = left {
+        if !state.store.claim_signature_grouped(claim).await? {
+            return Ok(replay());
+        }
+    }
+    result
+}
+
+fn claim_of(state: &AppState, req: &VerifiedSlackRequest) -> SignatureClaim {
+    let now = state.clock.now();
+    SignatureClaim {
+        signature: req.signature.clone(),
+        signed_at: chrono::DateTime::from_timestamp(req.timestamp_seconds, 0).unwrap_or(now),
+        now,
+    }
+}
+
+fn replay() -> Response {
+    metrics::counter!("slack_replays_ignored_total").increment(1);
+    tracing::warn!("a signed request arrived a second time (a replay); acknowledged, ignored");
+    StatusCode::OK.into_response()
+}
+
+fn failed(result: &ApiResult<Response>) -> bool {
+    match result {
         Ok(response) => response.status().is_server_error(),
         Err(e) => e.status().is_server_error(),
-    };
+    }
+}
+
+async fn release(state: &AppState, req: &VerifiedSlackRequest, failed: bool) {
     if failed {
         if let Err(e) = state.store.forget_signature(&req.signature).await {
             tracing::warn!(error = %e, "could not release the signature of a failed request");
         }
     }
-    result
 }
 
 #[tracing::instrument(skip_all, fields(retry = req.retry_num))]
@@ -123,7 +169,7 @@ async fn interactions(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
-    once(&state, &req, handle_interaction(&state, &req)).await
+    once_deferred(&state, &req, handle_interaction(&state, &req)).await
 }
 
 async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {

@@ -12,7 +12,9 @@ use crate::domain::planning::member_timezone;
 use crate::domain::program::{Program, Question, QuestionKind, Survey};
 use crate::domain::state::{Consent, DeliveryState};
 use crate::pulse::render;
+use crate::slack::outbound::response_url;
 use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
+use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
 use crate::storage::rounds::DeliveryRow;
 use crate::storage::{StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
@@ -132,6 +134,7 @@ pub async fn answers_of(state: &Pulses, delivery_id: DeliveryId) -> StoreResult<
 }
 
 /// A win typed into a survey, with the author's consent for how it may be shown.
+#[derive(Clone)]
 pub struct WinAnswer {
     pub key: String,
     pub text: String,
@@ -139,7 +142,7 @@ pub struct WinAnswer {
 }
 
 /// What one click or one modal submission answers.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Submission {
     pub values: Vec<(String, AnswerValue)>,
     /// Optional questions the member emptied.
@@ -160,9 +163,15 @@ pub enum Stored {
 }
 
 /// Stores answers for one delivery, marks it answered and queues the DM update, in one
-/// transaction whose first statement is the conditional "still open?" write
-/// ([`StoreTx::claim_answer`]): a click racing the close either lands before it (and is
-/// sealed with the rest) or stores nothing.
+/// grouped transaction ([`crate::storage::group_commit`]) whose first statement for this
+/// answer is the conditional "still open?" write ([`StoreTx::claim_answer`]): a click racing
+/// the close either lands before it (and is sealed with the rest) or stores nothing. Returns
+/// once the transaction is committed: durable before Slack gets its acknowledgement.
+///
+/// When the request's signature was left for the answer to claim
+/// ([`crate::storage::group_commit::with_deferred_claim`]), it is claimed in the same
+/// transaction: a replay of an answer stores nothing and comes back as [`Stored::Yes`] (the
+/// first arrival did the work).
 pub async fn store_answers(
     state: &Pulses,
     d: &DeliveryRow,
@@ -171,30 +180,71 @@ pub async fn store_answers(
     submission: &Submission,
     now: DateTime<Utc>,
 ) -> ServiceResult<Stored> {
-    let mut tx = state.store.begin().await?;
-    let relay = state.relay.as_ref();
-    let stored = store_answers_in(&mut tx, relay, d, program, survey, submission, now).await?;
-    if stored == Stored::Yes {
-        tx.commit().await?;
-        // Counts only: never a value, and neither the member nor the delivery (an anonymous
-        // round's log must not tell who answered).
-        tracing::info!(
-            event = "answer_stored",
-            program = %program.id,
-            survey = %survey.id,
-            round_id = d.round_id.0,
-            questions = submission.values.len(),
-            cleared = submission.cleared.len(),
-            wins = submission.wins.len(),
-            "answer stored"
-        );
-    }
-    Ok(stored)
+    store_answers_via(state, d, program, survey, submission, None, now).await
+}
+
+/// [`store_answers`] for a button click that came with a `response_url`: the DM update goes
+/// there (outside Slack's Web API tiers) instead of `chat.update`.
+pub async fn store_answers_via(
+    state: &Pulses,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    response_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> ServiceResult<Stored> {
+    // The job owns its inputs: the program in force (shared, not copied) when it is the one
+    // given, which it is unless the configuration was reloaded a moment ago.
+    let in_force = match state.catalog.program(&program.id) {
+        Some(p) if p.survey(&survey.id).is_some() => p,
+        _ => std::sync::Arc::new(program.clone()),
+    };
+    let job = AnswerJob {
+        delivery: d.clone(),
+        program: in_force,
+        survey_id: survey.id.clone(),
+        submission: submission.clone(),
+        relay: state.relay.clone(),
+        response_url: response_url.map(str::to_string),
+        claim: take_deferred_claim(),
+        now,
+    };
+    let written = state.store.write(job).await?;
+    Ok(match written {
+        Written::Stored => {
+            // Counts only: never a value, and neither the member nor the delivery (an
+            // anonymous round's log must not tell who answered).
+            tracing::info!(
+                event = "answer_stored",
+                program = %program.id,
+                survey = %survey.id,
+                round_id = d.round_id.0,
+                questions = submission.values.len(),
+                cleared = submission.cleared.len(),
+                wins = submission.wins.len(),
+                "answer stored"
+            );
+            Stored::Yes
+        }
+        Written::Closed => Stored::Closed,
+        Written::Replay => {
+            metrics::counter!("slack_replays_ignored_total").increment(1);
+            tracing::warn!(
+                "a signed request arrived a second time (a replay); acknowledged, ignored"
+            );
+            Stored::Yes
+        }
+    })
 }
 
 /// [`store_answers`] inside the caller's transaction (a typed DM is stored in the transaction
 /// that records its event id). Nothing is written when it answers [`Stored::Closed`].
 /// `relay` is the reply relay's keys (`None`: replies to comments are not offered).
+///
+/// It does not go through the group-commit writer: the caller's transaction is the write.
+/// On SQLite the caller must not call a Store-level write (one that goes through the writer)
+/// while `tx` is open: `tx` holds the write lock the writer waits for.
 pub async fn store_answers_in(
     tx: &mut StoreTx,
     relay: Option<&super::relay::RelayKeys>,
@@ -204,8 +254,77 @@ pub async fn store_answers_in(
     submission: &Submission,
     now: DateTime<Utc>,
 ) -> ServiceResult<Stored> {
+    let stored = write_answers(tx, relay, d, program, survey, submission, None, now).await?;
+    Ok(if stored { Stored::Yes } else { Stored::Closed })
+}
+
+/// What an answer's grouped write did.
+enum Written {
+    Stored,
+    Closed,
+    /// The request's signature was claimed before: nothing written.
+    Replay,
+}
+
+/// One answer as a unit of the group commit: everything it needs, owned.
+struct AnswerJob {
+    delivery: DeliveryRow,
+    program: std::sync::Arc<Program>,
+    survey_id: String,
+    submission: Submission,
+    relay: Option<super::relay::RelayKeys>,
+    response_url: Option<String>,
+    claim: Option<SignatureClaim>,
+    now: DateTime<Utc>,
+}
+
+impl WriteJob for AnswerJob {
+    type Output = Written;
+
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Written> {
+        Box::pin(async move {
+            if let Some(claim) = &self.claim {
+                if !tx.claim_signature(claim).await? {
+                    return Ok(Written::Replay);
+                }
+            }
+            let Some(survey) = self.program.survey(&self.survey_id) else {
+                return Ok(Written::Closed);
+            };
+            let stored = write_answers(
+                tx,
+                self.relay.as_ref(),
+                &self.delivery,
+                &self.program,
+                survey,
+                &self.submission,
+                self.response_url.as_deref(),
+                self.now,
+            )
+            .await?;
+            Ok(if stored {
+                Written::Stored
+            } else {
+                Written::Closed
+            })
+        })
+    }
+}
+
+/// The writes of one answer inside a transaction; `false` when the pulse had closed.
+#[allow(clippy::too_many_arguments)]
+async fn write_answers(
+    tx: &mut StoreTx,
+    relay: Option<&super::relay::RelayKeys>,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    response_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
     if !tx.claim_answer(d.id, now).await? {
-        return Ok(Stored::Closed);
+        return Ok(false);
     }
     let mut changed = d.state != DeliveryState::Answered;
     for (key, v) in &submission.values {
@@ -255,20 +374,26 @@ pub async fn store_answers_in(
             .await?;
     }
     if changed {
-        queue_answered_update(tx, d, program, survey, now).await?;
+        queue_answered_update(tx, d, program, survey, response_url, now).await?;
     }
-    Ok(Stored::Yes)
+    Ok(true)
 }
 
-/// Queues chat.update to show what is answered. Keyed by the delivery's answer revision,
+/// Queues the DM update that shows what is answered. Keyed by the delivery's answer revision,
 /// never by the answers (a key must not tell what was answered), so every change queues a
 /// new update — A, then B, then A again is three updates — and the older updates of this DM
-/// still pending are dropped in the same transaction, so they cannot be sent out of order.
+/// still pending are dropped in the same transaction: repeated updates of one message collapse
+/// into the latest, and they cannot be sent out of order.
+///
+/// After a click the update goes to the click's `response_url` (`replace_original`), which is
+/// not under the Web API tiers; the worker falls back to `chat.update` when the URL has
+/// expired (30 minutes) or is refused. Modal submissions (no response_url) use `chat.update`.
 async fn queue_answered_update(
     tx: &mut StoreTx,
     d: &DeliveryRow,
     program: &Program,
     survey: &Survey,
+    response_url: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let answers: Answers = tx
@@ -309,6 +434,9 @@ async fn queue_answered_update(
     };
     let mut update = key.message("chat.update", message.payload(None));
     update.target_key = Some(target);
+    if let Some(url) = response_url {
+        response_url::route_via(&mut update, url, now);
+    }
     tx.enqueue(&update, now).await?;
     Ok(())
 }

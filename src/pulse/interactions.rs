@@ -117,8 +117,11 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
                 values: vec![(key.to_string(), value)],
                 ..Submission::default()
             };
+            // The DM update goes through this click's response_url (outside the Web API tiers).
+            let via = ba.response_url.as_deref();
             let stored =
-                answers::store_answers(state, &d, &program, survey, &submission, now).await?;
+                answers::store_answers_via(state, &d, &program, survey, &submission, via, now)
+                    .await?;
             if stored == answers::Stored::Closed {
                 closed_notice(state, &d, &program, action.action_ts.as_deref()).await?;
             }

@@ -157,7 +157,10 @@ impl Store {
     /// indexed range delete that usually finds a row or two, so it runs with every claim.
     /// Deletes signatures past their retention, at most once a minute per process, so a
     /// signed request costs one write (its claim), not two.
-    async fn prune_signatures_now_and_then(&self, now: DateTime<Utc>) -> StoreResult<()> {
+    pub(crate) async fn prune_signatures_now_and_then(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         use std::sync::atomic::Ordering;
         let now_ms = to_ms(now);
         let last = self.signatures_pruned_at.load(Ordering::Relaxed);

@@ -9,11 +9,13 @@ pub mod actions;
 pub mod audit;
 pub mod digest;
 pub mod events;
+pub mod group_commit;
 pub mod home;
 pub mod kpis;
 pub mod members;
 pub mod outbox;
 pub mod programs;
+pub mod rate_budgets;
 pub mod relay;
 pub mod report;
 pub mod rounds;
@@ -67,6 +69,9 @@ pub enum StoreError {
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The queue in front of the writer is full: the write was refused at once, not queued.
+    #[error("too many writes are waiting; try again shortly")]
+    Busy,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -102,6 +107,11 @@ pub struct Store {
     /// When this process last pruned expired request signatures (Unix ms), shared by clones:
     /// pruning is housekeeping, not something every signed request should pay a write for.
     pub(crate) signatures_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The queue of the group-commit writer(s) ([`group_commit`]); `None` in the writers' own
+    /// handle.
+    pub(crate) group: Option<group_commit::GroupCommit>,
+    /// Wakes this process's outbox workers when a transaction that queued work commits.
+    pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub(crate) enum TxInner {
@@ -112,6 +122,9 @@ pub(crate) enum TxInner {
 /// A write transaction: a domain change and the outbox rows it causes commit together.
 pub struct StoreTx {
     pub(crate) inner: TxInner,
+    /// Set when this transaction queued outbox work: its commit wakes the workers.
+    pub(crate) enqueued: bool,
+    pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How long the first connection to PostgreSQL may take before start-up gives up.
@@ -185,10 +198,14 @@ impl Store {
                 .await?;
             Pool::Postgres(pool)
         };
-        Ok(Store {
+        let mut store = Store {
             pool,
             signatures_pruned_at: Default::default(),
-        })
+            group: None,
+            outbox_wake: Default::default(),
+        };
+        store.group = Some(group_commit::GroupCommit::start(store.clone()));
+        Ok(store)
     }
 
     /// Applies pending migrations and names each one it applied ("20261202000500
@@ -265,7 +282,11 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(StoreTx { inner })
+        Ok(StoreTx {
+            inner,
+            enqueued: false,
+            outbox_wake: self.outbox_wake.clone(),
+        })
     }
 
     pub async fn close(&self) {
@@ -274,10 +295,25 @@ impl Store {
 }
 
 impl StoreTx {
+    /// Commits; when outbox work was queued, wakes the workers: this process's through its
+    /// notify, the other replicas' through PostgreSQL's `NOTIFY` (delivered at commit).
     pub async fn commit(self) -> StoreResult<()> {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Postgres(mut t) => {
+                if self.enqueued {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "NOTIFY {}",
+                        outbox::NOTIFY_CHANNEL
+                    )))
+                    .execute(&mut *t)
+                    .await?;
+                }
+                t.commit().await?
+            }
+        }
+        if self.enqueued {
+            self.outbox_wake.notify_waiters();
         }
         Ok(())
     }

@@ -17,9 +17,14 @@ use serde::Serialize;
 use crate::domain::ids::DeliveryId;
 use crate::domain::state::DeliveryState;
 
+use super::group_commit::job;
 use super::{
     on_pool, on_tx, to_ms, Millis, OptMillis, Pool, Store, StoreError, StoreResult, StoreTx,
 };
+
+/// The PostgreSQL channel a commit that queued outbox work notifies (every replica's workers
+/// listen on it).
+pub const NOTIFY_CHANNEL: &str = "pulseloop_outbox";
 
 /// What a successful or failed send changes besides the outbox row itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +286,9 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
+        if n == 1 {
+            self.enqueued = true;
+        }
         Ok(n == 1)
     }
 }
@@ -318,12 +326,14 @@ impl StoreTx {
 }
 
 impl Store {
-    /// Enqueues one message in its own transaction.
+    /// Enqueues one message in its own (grouped) transaction.
     pub async fn enqueue(&self, msg: &NewOutboxMessage, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let added = tx.enqueue(msg, now).await?;
-        tx.commit().await?;
-        Ok(added)
+        let msg = msg.clone();
+        self.write(job(move |tx| {
+            let msg = msg.clone();
+            Box::pin(async move { tx.enqueue(&msg, now).await })
+        }))
+        .await
     }
 
     /// Leases up to `limit` due rows to the claim `token` until `now + lease`. Each claim should
@@ -335,56 +345,125 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxRow>> {
+        self.claim_outbox_with_budget(token, now, lease, limit, &[])
+            .await
+    }
+
+    /// Like [`Store::claim_outbox`], but only rows that can be sent now: none of a method in
+    /// `blocked_methods` (this process's limiter has no token for it), and none whose shared
+    /// budget ([`super::rate_budgets`]) for its method, the workspace's posts or its channel
+    /// is not ready. Workers do not claim rows only to give them back.
+    pub async fn claim_outbox_with_budget(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        blocked_methods: &[String],
+    ) -> StoreResult<Vec<OutboxRow>> {
         let now_ms = to_ms(now);
         let until = to_ms(now + lease);
-        let claimed: Vec<Row> = match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "WITH due AS (
-                        SELECT id FROM outbox
-                        WHERE (status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)
-                        ORDER BY next_attempt_at, id
-                        LIMIT $2
-                        FOR UPDATE SKIP LOCKED)
-                     UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
-                     FROM due WHERE outbox.id = due.id
-                     RETURNING {}",
-                    COLUMNS
-                        .split(", ")
-                        .map(|c| format!("outbox.{}", c.trim()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
-                .bind(now_ms)
-                .bind(limit)
-                .bind(until)
-                .bind(token)
-                .fetch_all(p)
-                .await?
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
-                     WHERE id IN (
-                        SELECT id FROM outbox
-                        WHERE (status = 'pending' AND next_attempt_at <= $1)
-                           OR (status = 'in_flight' AND lease_until <= $1)
-                        ORDER BY next_attempt_at, id
-                        LIMIT $2)
-                     RETURNING {COLUMNS}"
-                )))
-                .bind(now_ms)
-                .bind(limit)
-                .bind(until)
-                .bind(token)
-                .fetch_all(p)
-                .await?
-            }
-        };
+        let mut filter = String::from(
+            " AND NOT EXISTS (SELECT 1 FROM rate_budgets b WHERE b.ready_ms > $1
+                AND (b.budget_key = 'm:' || outbox.method
+                     OR (outbox.method = 'chat.postMessage'
+                         AND (b.budget_key = 'posts' OR b.budget_key = 'ch:' || outbox.channel_key))))",
+        );
+        if !blocked_methods.is_empty() {
+            let list = (0..blocked_methods.len())
+                .map(|i| format!("${}", i + 5))
+                .collect::<Vec<_>>()
+                .join(", ");
+            filter.push_str(&format!(" AND outbox.method NOT IN ({list})"));
+        }
+        let token = token.to_string();
+        let blocked = blocked_methods.to_vec();
+        let backend = self.backend();
+        let claimed: Vec<Row> = self
+            .write(job(move |tx| {
+                let (token, blocked, filter) = (token.clone(), blocked.clone(), filter.clone());
+                Box::pin(async move {
+                    let sql = match backend {
+                        super::Backend::Postgres => format!(
+                            "WITH due AS (
+                                SELECT id FROM outbox
+                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
+                                ORDER BY next_attempt_at, id
+                                LIMIT $2
+                                FOR UPDATE SKIP LOCKED)
+                             UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                             FROM due WHERE outbox.id = due.id
+                             RETURNING {}",
+                            COLUMNS
+                                .split(", ")
+                                .map(|c| format!("outbox.{}", c.trim()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        super::Backend::Sqlite => format!(
+                            "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
+                             WHERE id IN (
+                                SELECT id FROM outbox
+                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
+                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
+                                ORDER BY next_attempt_at, id
+                                LIMIT $2)
+                             RETURNING {COLUMNS}"
+                        ),
+                    };
+                    let rows: Vec<Row> = on_tx!(tx, |c| {
+                        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                            .bind(now_ms)
+                            .bind(limit)
+                            .bind(until)
+                            .bind(&token);
+                        for m in &blocked {
+                            q = q.bind(m);
+                        }
+                        q.fetch_all(c).await?
+                    });
+                    Ok(rows)
+                })
+            }))
+            .await?;
         let mut claimed = rows(claimed)?;
         claimed.sort_by_key(|r| (r.next_attempt_at, r.id));
         Ok(claimed)
+    }
+
+    /// When the outbox next has something to do: the earliest pending row's time or in-flight
+    /// row's lease end (`None`: nothing queued). Idle workers sleep until then.
+    pub async fn next_outbox_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let next: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT MIN(t) FROM (
+                    SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'pending'
+                    UNION ALL
+                    SELECT MIN(lease_until) AS t FROM outbox WHERE status = 'in_flight'
+                 ) due",
+            )
+            .fetch_one(p)
+            .await?
+        });
+        Ok(next.map(super::from_ms))
+    }
+
+    /// Woken when a transaction of this process that queued outbox work commits.
+    pub fn outbox_wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_wake.clone()
+    }
+
+    /// On PostgreSQL, a listener for commits of any replica that queued outbox work.
+    pub async fn outbox_listener(&self) -> StoreResult<Option<OutboxListener>> {
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok(Some(OutboxListener(listener)))
+            }
+            Pool::Sqlite(_) => Ok(None),
+        }
     }
 
     /// Right before a Slack call that may change something: extends the lease to
@@ -398,21 +477,29 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET lease_until = $1, attempt_started_at = $2,
-                    first_attempt_at = COALESCE(first_attempt_at, $2)
-                 WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'",
-            )
-            .bind(to_ms(now + lease))
-            .bind(to_ms(now))
-            .bind(id)
-            .bind(token)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let until = to_ms(now + lease);
+        self.write(job(move |tx| {
+            let token = token.clone();
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET lease_until = $1, attempt_started_at = $2,
+                            first_attempt_at = COALESCE(first_attempt_at, $2)
+                         WHERE id = $3 AND leased_by = $4 AND status = 'in_flight'",
+                    )
+                    .bind(until)
+                    .bind(to_ms(now))
+                    .bind(id)
+                    .bind(&token)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Extends the lease to `now + lease` while `token` still holds the row (before a
@@ -424,19 +511,27 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET lease_until = $1
-                 WHERE id = $2 AND leased_by = $3 AND status = 'in_flight'",
-            )
-            .bind(to_ms(now + lease))
-            .bind(id)
-            .bind(token)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let until = to_ms(now + lease);
+        self.write(job(move |tx| {
+            let token = token.clone();
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET lease_until = $1
+                         WHERE id = $2 AND leased_by = $3 AND status = 'in_flight'",
+                    )
+                    .bind(until)
+                    .bind(id)
+                    .bind(&token)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Marks a row sent, remembers where its message landed, clears the attempt mark and
@@ -451,8 +546,28 @@ impl Store {
         result: &serde_json::Value,
         location: Option<(&str, &str)>,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
         let result_text = result.to_string();
+        let location = location.map(|(c, t)| (c.to_string(), t.to_string()));
+        self.write(job(move |tx| {
+            let (result_text, location) = (result_text.clone(), location.clone());
+            Box::pin(async move {
+                let location = location.as_ref().map(|(c, t)| (c.as_str(), t.as_str()));
+                complete_in(tx, id, now, &result_text, location).await
+            })
+        }))
+        .await
+    }
+}
+
+/// The writes of [`Store::complete_outbox`], in its grouped transaction.
+async fn complete_in(
+    tx: &mut StoreTx,
+    id: i64,
+    now: DateTime<Utc>,
+    result_text: &str,
+    location: Option<(&str, &str)>,
+) -> StoreResult<bool> {
+    {
         let subject: Option<(Option<String>, Option<String>, Option<DeliveryId>)> =
             on_tx!(tx, |c| {
                 sqlx::query_as(
@@ -462,7 +577,7 @@ impl Store {
                  RETURNING message_key, subject_kind, subject_id",
             )
             .bind(to_ms(now))
-            .bind(&result_text)
+            .bind(result_text)
             .bind(id)
             .fetch_optional(c)
             .await?
@@ -503,10 +618,11 @@ impl Store {
                 .rows_affected()
             });
         }
-        tx.commit().await?;
         Ok(true)
     }
+}
 
+impl Store {
     /// Fails a leased row for good, keeping the reason; a delivery subject becomes `failed`.
     pub async fn fail_outbox(
         &self,
@@ -516,7 +632,26 @@ impl Store {
         reason: &str,
         attempted: bool,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let token = token.to_string();
+        let reason = reason.to_string();
+        self.write(job(move |tx| {
+            let (token, reason) = (token.clone(), reason.clone());
+            Box::pin(async move { fail_in(tx, id, &token, now, &reason, attempted).await })
+        }))
+        .await
+    }
+}
+
+/// The writes of [`Store::fail_outbox`], in its grouped transaction.
+async fn fail_in(
+    tx: &mut StoreTx,
+    id: i64,
+    token: &str,
+    now: DateTime<Utc>,
+    reason: &str,
+    attempted: bool,
+) -> StoreResult<bool> {
+    {
         let subject: Option<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
             sqlx::query_as(
                 "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL,
@@ -541,10 +676,11 @@ impl Store {
             tx.mark_unsent(which, delivery_id.0, DeliveryState::Failed, reason, now)
                 .await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
+}
 
+impl Store {
     /// Puts a leased row back to pending until `next_attempt_at`. `attempted` counts the try
     /// (a 5xx or timeout does; a 429 or waiting for another message does not).
     /// `known_not_sent` clears the attempt mark: Slack answered, so this call did not post.
@@ -559,25 +695,33 @@ impl Store {
         attempted: bool,
         known_not_sent: bool,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
-                    next_attempt_at = $1, attempts = attempts + $2,
-                    last_error = COALESCE($3, last_error),
-                    attempt_started_at = CASE WHEN $6 THEN NULL ELSE attempt_started_at END
-                 WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
-            )
-            .bind(to_ms(next_attempt_at))
-            .bind(i64::from(attempted))
-            .bind(error)
-            .bind(id)
-            .bind(token)
-            .bind(known_not_sent)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        let token = token.to_string();
+        let error = error.map(str::to_string);
+        self.write(job(move |tx| {
+            let (token, error) = (token.clone(), error.clone());
+            Box::pin(async move {
+                let n = on_tx!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'pending', lease_until = NULL, leased_by = NULL,
+                            next_attempt_at = $1, attempts = attempts + $2,
+                            last_error = COALESCE($3, last_error),
+                            attempt_started_at = CASE WHEN $6 THEN NULL ELSE attempt_started_at END
+                         WHERE id = $4 AND leased_by = $5 AND status = 'in_flight'",
+                    )
+                    .bind(to_ms(next_attempt_at))
+                    .bind(i64::from(attempted))
+                    .bind(&error)
+                    .bind(id)
+                    .bind(&token)
+                    .bind(known_not_sent)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            })
+        }))
+        .await
     }
 
     /// Where the message with this key was posted, if it has been.
@@ -638,5 +782,17 @@ impl Store {
             .await?
         });
         row.map(OutboxRow::try_from).transpose()
+    }
+}
+
+/// Notifications of queued outbox work from every replica (PostgreSQL `LISTEN`).
+pub struct OutboxListener(sqlx::postgres::PgListener);
+
+impl OutboxListener {
+    /// Waits for the next notification (several pending ones count as one).
+    pub async fn recv(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        while self.0.next_buffered().is_some() {}
+        Ok(())
     }
 }

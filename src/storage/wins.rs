@@ -69,6 +69,19 @@ impl StoreTx {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let expired = to_ms(now - chrono::Duration::days(WIN_REQUEST_DAYS));
+        // With the asks goes their DM channel's shared rate budget (it names the author).
+        on_tx!(self, |c| {
+            sqlx::query(
+                "DELETE FROM rate_budgets WHERE budget_key IN
+                    (SELECT 'ch:' || o.channel_key FROM outbox o
+                     JOIN win_requests r ON o.dedupe_key = 'winask:' || r.token
+                     WHERE r.created_at < $1 AND o.channel_key IS NOT NULL)",
+            )
+            .bind(expired)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
         on_tx!(self, |c| {
             sqlx::query(
                 "DELETE FROM outbox WHERE dedupe_key IN
@@ -137,6 +150,20 @@ impl StoreTx {
     /// Deletes the DM that asked a message's author for consent, once they answered: it
     /// named the author beside the win's text.
     pub async fn forget_sent_consent_ask(&mut self, dedupe_key: &str) -> StoreResult<()> {
+        // The shared rate budget of the ask's DM channel is keyed by the author's channel
+        // (PostgreSQL, `storage::rate_budgets`): it goes too, or it would tell who was asked
+        // and when. Losing it only forgets one second of that DM's pacing.
+        on_tx!(self, |c| {
+            sqlx::query(
+                "DELETE FROM rate_budgets WHERE budget_key IN
+                    (SELECT 'ch:' || channel_key FROM outbox
+                     WHERE dedupe_key = $1 AND channel_key IS NOT NULL)",
+            )
+            .bind(dedupe_key)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
         on_tx!(self, |c| {
             sqlx::query("DELETE FROM outbox WHERE dedupe_key = $1")
                 .bind(dedupe_key)

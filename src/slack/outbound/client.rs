@@ -299,6 +299,17 @@ impl SlackClient {
         self
     }
 
+    /// The post limits this client applies.
+    pub fn limits(&self) -> RateLimitConfig {
+        self.limiter.config()
+    }
+
+    /// Methods this process's limiter would hold back right now (see
+    /// [`RateLimiter::blocked_methods`]).
+    pub fn blocked_methods(&self) -> Vec<String> {
+        self.limiter.blocked_methods(self.clock.now())
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -445,6 +456,73 @@ impl SlackClient {
         }
     }
 
+    /// Answers an interaction through its `response_url` (no token: the URL is the
+    /// credential). Not a Web API method, so no tier applies; Slack allows 5 uses within 30
+    /// minutes. Only Slack's own hooks host, or the host of the configured API base (the
+    /// emulator), is ever called: the URL comes from a payload, and a signed payload is still
+    /// no reason to post elsewhere. Bounded by the interactive patience, since someone waits.
+    /// Slack answers such a post with a plain `ok` or a JSON envelope; a non-200 status (404
+    /// `expired_url`, say) is an error.
+    pub async fn respond(&self, url: &str, body: &Value) -> Result<(), SlackError> {
+        self.respond_within(url, body, self.patience.interactive)
+            .await
+    }
+
+    /// [`Self::respond`] for the outbox worker's DM updates: nobody waits on an HTTP request,
+    /// so the background patience bounds it.
+    pub async fn respond_background(&self, url: &str, body: &Value) -> Result<(), SlackError> {
+        self.respond_within(url, body, self.patience.background)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn respond_within(
+        &self,
+        url: &str,
+        body: &Value,
+        patience: Duration,
+    ) -> Result<(), SlackError> {
+        if !self.is_response_url(url) {
+            metrics::counter!("slack_response_url_posts_total", "outcome" => "invalid_response_url")
+                .increment(1);
+            return Err(SlackError::Api {
+                code: "invalid_response_url".into(),
+                messages: vec![],
+            });
+        }
+        let response = self
+            .http
+            .post(url)
+            .timeout(patience)
+            .json(body)
+            .send()
+            .await
+            .map_err(send_error);
+        let result = match response {
+            Err(e) => Err(e),
+            Ok(response) if response.status().as_u16() == 429 => Err(SlackError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            }),
+            Ok(response) if response.status().is_success() => {
+                let text = response.text().await.unwrap_or_default();
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(v) if v.get("ok") == Some(&Value::Bool(false)) => Err(SlackError::Api {
+                        code: v["error"].as_str().unwrap_or("unknown_error").to_string(),
+                        messages: Vec::new(),
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Ok(response) => Err(SlackError::Http(response.status().as_u16())),
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.code(),
+        };
+        metrics::counter!("slack_response_url_posts_total", "outcome" => outcome).increment(1);
+        result
+    }
+
     pub async fn auth_test(&self) -> Result<Value, SlackError> {
         let patience = self.patience.interactive;
         self.call_within(methods::AUTH_TEST, &json!({}), patience)
@@ -535,34 +613,6 @@ impl SlackClient {
         let args = json!({ "trigger_id": trigger_id, "view": view });
         self.call_within(methods::VIEWS_OPEN, &args, self.patience.interactive)
             .await
-    }
-
-    /// Answers an interaction through its `response_url` (outside the Web API tiers: no
-    /// permit). Only Slack's own hooks host, or the host of the configured API base (the
-    /// emulator), is ever called: the URL comes from a payload, and a signed payload is still
-    /// no reason to post elsewhere. Bounded by the interactive patience, since someone waits.
-    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
-        if !self.is_response_url(response_url) {
-            return Err(SlackError::Api {
-                code: "invalid_response_url".into(),
-                messages: vec![],
-            });
-        }
-        let response = self
-            .http
-            .post(response_url)
-            .timeout(self.patience.interactive)
-            .json(body)
-            .send()
-            .await
-            .map_err(send_error)?;
-        match response.status().as_u16() {
-            200 => Ok(()),
-            429 => Err(SlackError::RateLimited {
-                retry_after: Duration::from_secs(1),
-            }),
-            status => Err(SlackError::Http(status)),
-        }
     }
 
     /// `https://hooks.slack.com/…`, or a URL on the same origin as the API base.

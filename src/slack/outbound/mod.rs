@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod rate_limit;
+pub mod response_url;
 pub mod upload;
 pub mod worker;
 

@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use slack_facts::rate_tiers::Tier;
+use crate::storage::rate_budgets::Budget;
+use slack_facts::rate_tiers::{tier_of, Tier};
 
 /// Requests per minute a tier allows (the one table in `slack_facts::rate_tiers`, which the
 /// emulator enforces too). chat.postMessage is limited per channel and per workspace instead,
@@ -73,7 +74,7 @@ impl Bucket {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitConfig {
     pub posts_per_minute: u32,
     pub posts_per_second_per_channel: f64,
@@ -203,6 +204,29 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Methods a call of which would be held back at `now` (their own bucket, or for posts the
+    /// workspace ceiling, is empty or paused). The outbox does not claim rows of these.
+    pub fn blocked_methods(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = state.latest.map_or(now, |l| l.max(now));
+        let mut blocked: Vec<String> = state
+            .methods
+            .iter_mut()
+            .filter_map(|(m, b)| (b.ready_at(now) > now).then(|| m.clone()))
+            .collect();
+        if let Some(ws) = state.workspace_posts.as_mut() {
+            if ws.ready_at(now) > now && !blocked.iter().any(|m| m == "chat.postMessage") {
+                blocked.push("chat.postMessage".into());
+            }
+        }
+        blocked.sort();
+        blocked
+    }
+
+    pub fn config(&self) -> RateLimitConfig {
+        self.config
+    }
+
     /// Slack said 429: nobody calls `method` again before `until`.
     pub fn pause(&self, method: &str, tier: Tier, until: DateTime<Utc>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -214,11 +238,43 @@ impl RateLimiter {
     }
 }
 
+/// The budgets shared by all replicas ([`crate::storage::rate_budgets`]) that one call of
+/// `method` (to `channel`) draws from: the method's tier, and for a post the workspace's post
+/// ceiling and the channel's pace. The same rates and bursts as the local limiter.
+pub fn shared_budgets(config: RateLimitConfig, method: &str, channel: Option<&str>) -> Vec<Budget> {
+    let tier = tier_of(method);
+    let mut budgets = Vec::new();
+    let per_minute = tier_limit_per_minute(tier);
+    if per_minute.is_finite() && per_minute > 0.0 {
+        budgets.push(Budget {
+            key: format!("m:{method}"),
+            interval_ms: (60_000.0 / per_minute).ceil() as i64,
+            burst: (per_minute / 10.0).max(1.0) as i64,
+        });
+    }
+    if tier == Tier::PostMessage {
+        let per_minute = f64::from(config.posts_per_minute.max(1));
+        budgets.push(Budget {
+            key: "posts".into(),
+            interval_ms: (60_000.0 / per_minute).ceil() as i64,
+            burst: (per_minute / 60.0).max(1.0) as i64,
+        });
+        if let Some(channel) = channel {
+            budgets.push(Budget {
+                key: format!("ch:{channel}"),
+                interval_ms: (1000.0 / config.posts_per_second_per_channel.max(0.001)).ceil()
+                    as i64,
+                burst: 1,
+            });
+        }
+    }
+    budgets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use slack_facts::rate_tiers::tier_of;
 
     const POST: Tier = Tier::PostMessage;
 
@@ -320,5 +376,56 @@ mod tests {
         }
         // The same pause each time, not 0.6 s, 1.2 s, 1.8 s…
         assert_eq!(waits, vec![600, 600, 600]);
+    }
+
+    #[test]
+    fn a_method_without_tokens_is_named_as_blocked() {
+        let l = RateLimiter::new(RateLimitConfig {
+            posts_per_minute: 60,
+            posts_per_second_per_channel: 1.0,
+        });
+        let now = t0();
+        assert!(l.blocked_methods(now).is_empty());
+        for _ in 0..5 {
+            assert!(l.try_acquire("chat.update", Tier::T3, None, now).is_ok());
+        }
+        assert_eq!(l.blocked_methods(now), vec!["chat.update".to_string()]);
+        // The workspace ceiling of 60 a minute has a burst of one.
+        assert!(l
+            .try_acquire("chat.postMessage", POST, Some("U1"), now)
+            .is_ok());
+        assert_eq!(
+            l.blocked_methods(now),
+            vec!["chat.postMessage".to_string(), "chat.update".to_string()]
+        );
+        assert!(l.blocked_methods(now + Duration::seconds(2)).is_empty());
+    }
+
+    #[test]
+    fn shared_budgets_match_the_local_limits() {
+        let config = RateLimitConfig {
+            posts_per_minute: 600,
+            posts_per_second_per_channel: 1.0,
+        };
+        let post = shared_budgets(config, "chat.postMessage", Some("D1"));
+        assert_eq!(
+            post,
+            vec![
+                Budget {
+                    key: "posts".into(),
+                    interval_ms: 100,
+                    burst: 10
+                },
+                Budget {
+                    key: "ch:D1".into(),
+                    interval_ms: 1000,
+                    burst: 1
+                },
+            ]
+        );
+        let update = shared_budgets(config, "chat.update", None);
+        assert_eq!(update[0].key, "m:chat.update");
+        assert_eq!(update[0].interval_ms, 1200);
+        assert_eq!(update[0].burst, 5);
     }
 }

@@ -20,10 +20,12 @@ use super::client::{
     delivery_key_of, delivery_metadata, posted, ErrorClass, Permit, PostedMessage, SlackClient,
     SlackError,
 };
+use super::rate_limit::shared_budgets;
+use super::response_url;
 use crate::clock::SharedClock;
 use crate::config::settings::OutboxSettings;
 use crate::storage::outbox::OutboxRow;
-use crate::storage::{Store, StoreResult};
+use crate::storage::{Backend, Store, StoreResult};
 
 /// How long a follower (chat.update, thread reply) waits for the message it refers to before
 /// giving up.
@@ -112,9 +114,18 @@ impl OutboxWorker {
         // A token per claim: after this lease expires and another worker takes a row, no
         // conditional update of ours can match it again.
         let token = format!("{}:{}", self.id, uuid::Uuid::new_v4().simple());
+        // Only rows that can go now: not of a method this process's limiter holds back, and
+        // (through the shared budgets) not of a method or channel without budget.
+        let blocked = self.client.blocked_methods();
         let batch = self
             .store
-            .claim_outbox(&token, now, lease, i64::from(self.settings.batch_size))
+            .claim_outbox_with_budget(
+                &token,
+                now,
+                lease,
+                i64::from(self.settings.batch_size),
+                &blocked,
+            )
             .await?;
         let mut outcome = StepOutcome {
             claimed: batch.len(),
@@ -140,9 +151,14 @@ impl OutboxWorker {
     /// One row: find what it refers to, settle an earlier unknown outcome, get a permit from
     /// the limiter, renew the lease, call Slack, record what happened.
     async fn process(&self, l: Leased<'_>, outcome: &mut StepOutcome) -> StoreResult<()> {
-        let Some(payload) = self.payload(l, outcome).await? else {
+        let Some(mut payload) = self.payload(l, outcome).await? else {
             return Ok(());
         };
+        if let Some(url) = response_url::take(&mut payload, self.clock.now()) {
+            if let Responded::Done = self.respond(l, &url, &payload, outcome).await? {
+                return Ok(());
+            }
+        }
         if l.is_post() && l.row.outcome_unknown() {
             if let Settled::Done = self.settle_unknown_outcome(l, &payload, outcome).await? {
                 return Ok(());
@@ -187,6 +203,46 @@ impl OutboxWorker {
             }
         }
         Ok(Some(payload))
+    }
+
+    /// A DM update through the click's response_url (no tier applies). `Fallback` when the
+    /// URL was refused or failed: the caller sends the same update with `chat.update`.
+    async fn respond(
+        &self,
+        l: Leased<'_>,
+        url: &str,
+        payload: &Value,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<Responded> {
+        if !self
+            .store
+            .begin_outbox_attempt(l.row.id, l.token, self.clock.now(), self.call_lease())
+            .await?
+        {
+            outcome.lost += 1;
+            return Ok(Responded::Done);
+        }
+        match self
+            .client
+            .respond_background(url, &response_url::body_of(payload))
+            .await
+        {
+            Ok(()) => {
+                if self
+                    .record_sent(l, &json!({ "via": "response_url" }), None)
+                    .await
+                {
+                    outcome.sent += 1;
+                } else {
+                    outcome.unconfirmed += 1;
+                }
+                Ok(Responded::Done)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "the response_url refused the DM update; sending it with chat.update");
+                Ok(Responded::Fallback)
+            }
+        }
     }
 
     /// A follower whose message is not posted yet: check again shortly, or fail when that
@@ -271,13 +327,23 @@ impl OutboxWorker {
                 .and_then(Value::as_str)
                 .map(String::from)
         });
-        match self.client.permit_now(&l.row.method, channel.as_deref()) {
-            Ok(permit) => Ok(Some(permit)),
+        let permit = match self.client.permit_now(&l.row.method, channel.as_deref()) {
+            Ok(permit) => permit,
             Err(ready_at) => {
                 self.defer(l, ready_at, outcome).await?;
-                Ok(None)
+                return Ok(None);
+            }
+        };
+        if self.store.backend() == Backend::Postgres {
+            // Replicas share Slack's limits through the database.
+            let budgets = shared_budgets(self.client.limits(), &l.row.method, channel.as_deref());
+            if let Err(ready_at) = self.store.take_budgets(&budgets, self.clock.now()).await? {
+                metrics::counter!("outbox_shared_budget_waits_total").increment(1);
+                self.defer(l, ready_at, outcome).await?;
+                return Ok(None);
             }
         }
+        Ok(Some(permit))
     }
 
     /// Gives the row back until `ready_at`, without counting an attempt.
@@ -287,10 +353,16 @@ impl OutboxWorker {
         ready_at: DateTime<Utc>,
         outcome: &mut StepOutcome,
     ) -> StoreResult<()> {
-        self.store
+        if self
+            .store
             .retry_outbox(l.row.id, l.token, ready_at, None, false, false)
-            .await?;
-        outcome.deferred += 1;
+            .await?
+        {
+            outcome.deferred += 1;
+        } else {
+            // Another worker holds the row now (our lease ran out): it is theirs.
+            outcome.lost += 1;
+        }
         Ok(())
     }
 
@@ -525,8 +597,14 @@ impl OutboxWorker {
                     }
                     _ => Duration::seconds(1),
                 };
-                // The client has paused the method for every caller already.
+                // The client has paused the method for every caller of this process already;
+                // the shared budget pauses it for the other replicas.
                 let until = now + wait;
+                if self.store.backend() == Backend::Postgres {
+                    self.store
+                        .pause_budget(&format!("m:{}", row.method), until)
+                        .await?;
+                }
                 tracing::warn!(method = %row.method, retry_after_s = wait.num_seconds(), "slack rate limited; rescheduled");
                 self.store
                     .retry_outbox(
@@ -589,14 +667,31 @@ impl OutboxWorker {
         Duration::milliseconds(jittered as i64)
     }
 
-    /// Loops `step` until `shutdown` turns true; sleeps `poll_interval` when idle.
+    /// Loops `step` until `shutdown` turns true. Idle, it sleeps until the outbox next has
+    /// something due (a pending row's time, a lease's end) or until new work is queued: this
+    /// process's commits wake it through a notify, other replicas' through PostgreSQL's
+    /// `LISTEN`. It never sleeps less than `poll_interval` (so a row held back by the limits
+    /// cannot make it spin) nor more than [`MAX_IDLE`] (a safety net for a lost
+    /// notification).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let idle = std::time::Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        let floor = std::time::Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        let wake = self.store.outbox_wake();
+        let mut listener = match self.store.outbox_listener().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for outbox notifications; relying on due times");
+                None
+            }
+        };
         tracing::debug!(worker = %self.id, "outbox worker started");
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            // Registered before the step, so a commit during the step is not missed.
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             match self.step(Some(&shutdown)).await {
                 Ok(outcome) if outcome.claimed > 0 && outcome.deferred < outcome.claimed => {
                     continue
@@ -604,14 +699,52 @@ impl OutboxWorker {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "outbox step failed"),
             }
+            let idle = self.idle_for(floor).await;
+            metrics::counter!("outbox_idle_sleeps_total").increment(1);
+            let pg_notified = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if let Err(e) = l.recv().await {
+                            tracing::warn!(error = %e, "outbox notification listener failed");
+                            tokio::time::sleep(idle).await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
+                _ = &mut notified => {}
+                _ = pg_notified => {}
                 _ = shutdown.changed() => {}
             }
         }
         tracing::debug!(worker = %self.id, "outbox worker stopped");
     }
+
+    /// How long to sleep: until the next due row (by the injected clock), between `floor`
+    /// and [`MAX_IDLE`].
+    async fn idle_for(&self, floor: std::time::Duration) -> std::time::Duration {
+        let due = match self.store.next_outbox_due().await {
+            Ok(Some(due)) => (due - self.clock.now()).to_std().unwrap_or_default(),
+            Ok(None) => MAX_IDLE,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read when the outbox is next due");
+                floor
+            }
+        };
+        due.clamp(floor, MAX_IDLE.max(floor))
+    }
 }
+
+/// Whether a response_url post dealt with the row.
+enum Responded {
+    Done,
+    Fallback,
+}
+
+/// The longest an idle worker sleeps without a notification.
+const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A claimed row and the token of the claim that holds it.
 #[derive(Clone, Copy)]

@@ -1,0 +1,684 @@
+//! pulseloop's benchmarks, one command each (build first: `cargo build --release --workspace`):
+//!
+//! ```text
+//! target/release/loadgen inbound [--db sqlite|postgres] [--rates 200,500,1000,2000,3000] [--seconds 20]
+//! target/release/loadgen fanout  [--db sqlite|postgres] [--members 10000] [--processes 3] [--kill-one] [--scale 10]
+//! target/release/loadgen memory
+//! ```
+//!
+//! Each starts the real `pulseloop` binary (found next to this one) on a fresh database, with
+//! the Slack emulator in this process standing in for Slack, and prints a report. `inbound` is
+//! an open-loop generator: request i is due at start + i/rate and its latency is counted from
+//! then (no coordinated omission: a slow answer does not delay the next request).
+//! Defaults are short so all three run in a few minutes; the flags give the full runs.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "xoxb-bench";
+const SECRET: &str = "bench-signing-secret";
+const ADMIN: &str = "bench-admin-token";
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "pulseloop benchmarks")]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+    /// The pulseloop binary (default: next to this one).
+    #[arg(long, global = true)]
+    pulseloop: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Db::Sqlite, global = true)]
+    db: Db,
+    /// An admin URL of PostgreSQL: a throw-away database is created there (and dropped).
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        global = true
+    )]
+    pg_url: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Signed clicks on open deliveries of a round, open loop, at each rate in turn.
+    Inbound {
+        #[arg(long, default_value_t = 2000)]
+        members: usize,
+        #[arg(long, value_delimiter = ',', default_values_t = [200, 500, 1000, 2000, 3000])]
+        rates: Vec<u64>,
+        /// Seconds per rate (the issue's full run: 20).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// A round to every member at Slack's post limits (scaled in time by --scale).
+    Fanout {
+        #[arg(long, default_value_t = 2000)]
+        members: usize,
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        /// SIGKILL one process when about half the DMs are out.
+        #[arg(long)]
+        kill_one: bool,
+        /// Limits multiplied by this (1 = Slack's 600/min per workspace).
+        #[arg(long, default_value_t = 10)]
+        scale: u32,
+    },
+    /// Idle RSS, and RSS under 1,000 clicks/s on a 2,000-member round.
+    Memory {
+        #[arg(long, default_value_t = 2000)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let bin = match &args.pulseloop {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no folder")?
+            .join("pulseloop"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --workspace)",
+            bin.display()
+        );
+    }
+    let stamp = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    println!("# loadgen, {stamp}, {} cores", num_cpus());
+    match &args.bench {
+        Bench::Inbound {
+            members,
+            rates,
+            seconds,
+        } => inbound(&bin, &args, *members, rates, *seconds, false).await,
+        Bench::Memory { members, seconds } => {
+            inbound(&bin, &args, *members, &[1000], *seconds, true).await
+        }
+        Bench::Fanout {
+            members,
+            processes,
+            kill_one,
+            scale,
+        } => fanout(&bin, &args, *members, *processes, *kill_one, *scale).await,
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+// ------------------------------------------------------------------ set-up
+
+/// A fresh database (a SQLite file in `dir`, or a PostgreSQL database dropped at the end).
+struct BenchDb {
+    url: String,
+    pg: Option<(String, String)>,
+}
+
+impl BenchDb {
+    async fn new(args: &Args, dir: &Path) -> anyhow::Result<BenchDb> {
+        match args.db {
+            Db::Sqlite => Ok(BenchDb {
+                url: format!("sqlite://{}", dir.join("bench.db").display()),
+                pg: None,
+            }),
+            Db::Postgres => {
+                let name = format!("pulseloop_bench_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&args.pg_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                let base = args.pg_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+                Ok(BenchDb {
+                    url: format!("{base}/{name}"),
+                    pg: Some((args.pg_url.clone(), name)),
+                })
+            }
+        }
+    }
+
+    async fn scalar(&self, sql: &'static str) -> anyhow::Result<i64> {
+        Ok(if self.url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.url).await?;
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await?;
+            pool.close().await;
+            n
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await?;
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await?;
+            pool.close().await;
+            n
+        })
+    }
+
+    async fn drop_it(self) {
+        if let Some((admin, name)) = self.pg {
+            if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&pool)
+                .await;
+            }
+        }
+    }
+}
+
+fn member_id(i: usize) -> String {
+    format!("U0B{i:05}")
+}
+
+/// config/: a program of `members` participants (UTC) with one scale question, and settings.
+fn write_config(dir: &Path, members: usize, settings: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("programs"))?;
+    let mut toml = String::from(
+        "id = \"bench\"\nname = \"Bench\"\ntimezone = \"UTC\"\nstart_date = \"2026-01-05\"\n\
+         anonymity_threshold = 3\ncomment_threshold = 3\n",
+    );
+    for i in 0..members {
+        toml.push_str(&format!(
+            "[[members]]\nslack_id = \"{}\"\nrole = \"participant\"\n",
+            member_id(i)
+        ));
+    }
+    toml.push_str(
+        "[[surveys]]\nid = \"weekly\"\nname = \"Weekly\"\ncadence = \"0 10 * * MON\"\n\
+         window_hours = 48\nremind_after_hours = 24\n\
+         [[surveys.questions]]\nkey = \"value\"\nkind = \"scale\"\nprompt = \"How valuable?\"\n",
+    );
+    std::fs::write(dir.join("programs/bench.toml"), toml)?;
+    std::fs::write(dir.join("pulseloop.toml"), settings)?;
+    Ok(())
+}
+
+struct Served {
+    child: Child,
+    base_url: String,
+}
+
+impl Served {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn serve(bin: &Path, config: &Path, db: &str, slack: &str) -> anyhow::Result<Served> {
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .env("PULSELOOP_CONFIG", config)
+        .env("PULSELOOP_BIND", "127.0.0.1:0")
+        .env("DATABASE_URL", db)
+        .env("SLACK_BOT_TOKEN", TOKEN)
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env("SLACK_API_BASE_URL", slack)
+        .env("PULSELOOP_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn,pulseloop::startup=info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if line.contains("pulseloop is listening") {
+            let v: Value = serde_json::from_str(&line)?;
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Served {
+        child,
+        base_url: format!("http://{}", addr.context("pulseloop did not start")?),
+    })
+}
+
+/// (RSS, peak RSS) in kB, and CPU seconds (user + system) of a process.
+fn proc_stats(pid: u32) -> (u64, u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (kb("VmRSS:"), kb("VmHWM:"), (ticks(11) + ticks(12)) / 100.0)
+}
+
+async fn send_now(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let r = http
+        .post(format!(
+            "{base}/api/v1/programs/bench/surveys/weekly/send-now"
+        ))
+        .bearer_auth(ADMIN)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("send-now: {} {}", r.status(), r.text().await?);
+    }
+    Ok(())
+}
+
+fn top_level_dms(emulator: &Emulator) -> Vec<slack_emulator::EmulatedMessage> {
+    emulator
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.thread_ts.is_none() && m.ephemeral_for.is_none() && m.channel.starts_with('D')
+        })
+        .collect()
+}
+
+async fn start_emulator(members: usize, limits: RateLimits) -> anyhow::Result<Emulator> {
+    let emulator = Emulator::start(EmulatorConfig {
+        bot_token: TOKEN.into(),
+        limits,
+        ..EmulatorConfig::default()
+    })
+    .await?;
+    for i in 0..members {
+        emulator.add_user(EmulatedUser::new(&member_id(i), "UTC"));
+    }
+    Ok(emulator)
+}
+
+// ------------------------------------------------------------------ inbound
+
+/// What a click needs: who, where, and the answer buttons (value 1..=5) of their DM.
+struct Target {
+    user: String,
+    channel: String,
+    ts: String,
+    buttons: Vec<(String, String, String)>,
+}
+
+fn targets(emulator: &Emulator) -> Vec<Target> {
+    let user_of: std::collections::HashMap<String, String> = emulator
+        .users()
+        .into_iter()
+        .map(|u| (emulator.dm_channel_for(&u.id), u.id))
+        .collect();
+    top_level_dms(emulator)
+        .into_iter()
+        .filter_map(|m| {
+            let user = user_of.get(&m.channel)?.clone();
+            let mut buttons = Vec::new();
+            for block in m.blocks.as_array()? {
+                for e in block["elements"].as_array().into_iter().flatten() {
+                    let action = e["action_id"].as_str().unwrap_or("");
+                    if action.starts_with("answer:") {
+                        buttons.push((
+                            block["block_id"].as_str()?.to_string(),
+                            action.to_string(),
+                            e["value"].as_str().unwrap_or("").to_string(),
+                        ));
+                    }
+                }
+            }
+            (buttons.len() == 5).then_some(Target {
+                user,
+                channel: m.channel,
+                ts: m.ts,
+                buttons,
+            })
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    /// (click number, delivery index, value index, acknowledged with 200)
+    clicks: Vec<(usize, usize, usize, bool)>,
+    latencies_us: Vec<u64>,
+    ok: u64,
+    shed: u64,
+    errors: u64,
+    over_3s: u64,
+}
+
+async fn inbound(
+    bin: &Path,
+    args: &Args,
+    members: usize,
+    rates: &[u64],
+    seconds: u64,
+    memory_only: bool,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = BenchDb::new(args, dir.path()).await?;
+    let config = dir.path().join("config");
+    write_config(
+        &config,
+        members,
+        "[server]\nrequest_timeout_seconds = 120\n\
+         [slack]\nmax_posts_per_minute = 1000000\nrequest_timeout_seconds = 10\n\
+         [scheduler]\nenabled = false\n[outbox]\nworkers = 2\n\
+         [database]\nmax_connections = 10\n",
+    )?;
+    let emulator = start_emulator(members, RateLimits::unlimited()).await?;
+    let served = serve(bin, &config, &db.url, &emulator.base_url())?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (idle_rss, _, _) = proc_stats(served.pid());
+    println!(
+        "pulseloop idle RSS: {:.1} MB ({} DB)",
+        idle_rss as f64 / 1024.0,
+        db_name(args)
+    );
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    send_now(&http, &served.base_url).await?;
+    let sent_by = Instant::now() + Duration::from_secs(600);
+    while top_level_dms(&emulator).len() < members {
+        if Instant::now() > sent_by {
+            bail!("the round's DMs did not all go out");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let targets = Arc::new(targets(&emulator));
+    println!("round of {} open deliveries sent; clicking", targets.len());
+    let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut acked_total = 0u64;
+    let mut all_clicks: Vec<(usize, usize, usize, bool)> = Vec::new();
+    println!(
+        "| offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | max ms | 200 | 503 shed | errors | > 3 s | CPU ms/answer |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for &rate in rates {
+        let (_, _, cpu_before) = proc_stats(served.pid());
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let total = rate * seconds;
+        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut handles = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let (peer, targets, tally, http, counter) = (
+                peer.clone(),
+                targets.clone(),
+                tally.clone(),
+                http.clone(),
+                counter.clone(),
+            );
+            let base = served.base_url.clone();
+            handles.push(tokio::spawn(async move {
+                tokio::time::sleep_until(due).await;
+                // Round robin over deliveries; each click on a delivery carries the next value,
+                // so every stored click changes its answer (and bumps its revision).
+                let k = counter.fetch_add(1, Ordering::Relaxed) as usize;
+                let t = &targets[k % targets.len()];
+                let value = (k / targets.len()) % 5;
+                let (block, action, v) = &t.buttons[value];
+                let payload = peer.block_actions(&t.user, &t.channel, &t.ts, action, block, v);
+                let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+                let ts = chrono::Utc::now().timestamp().to_string();
+                let sig = slack_facts::signature::compute_signature(
+                    SECRET.as_bytes(),
+                    &ts,
+                    body.as_bytes(),
+                );
+                let result = http
+                    .post(format!("{base}/slack/interactions"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("x-slack-request-timestamp", &ts)
+                    .header("x-slack-signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                let latency = due.elapsed();
+                let mut t = tally.lock().unwrap();
+                let acked = matches!(&result, Ok(r) if r.status().as_u16() == 200);
+                t.clicks.push((k, k % targets.len(), value, acked));
+                t.latencies_us.push(latency.as_micros() as u64);
+                if latency > Duration::from_secs(3) {
+                    t.over_3s += 1;
+                }
+                match result.map(|r| r.status().as_u16()) {
+                    Ok(200) => t.ok += 1,
+                    Ok(503) => t.shed += 1,
+                    _ => t.errors += 1,
+                }
+            }));
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let (_, _, cpu_after) = proc_stats(served.pid());
+        let mut t = std::mem::take(&mut *tally.lock().unwrap());
+        t.latencies_us.sort_unstable();
+        let pct = |p: f64| {
+            let i =
+                ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len());
+            t.latencies_us[i - 1] as f64 / 1000.0
+        };
+        acked_total += t.ok;
+        all_clicks.append(&mut t.clicks);
+        println!(
+            "| {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.2} |",
+            (t.ok + t.shed + t.errors) as f64 / elapsed,
+            pct(0.5),
+            pct(0.99),
+            pct(0.999),
+            pct(1.0),
+            t.ok,
+            t.shed,
+            t.errors,
+            t.over_3s,
+            (cpu_after - cpu_before) * 1000.0 / t.ok.max(1) as f64,
+        );
+    }
+    let (rss, peak, _) = proc_stats(served.pid());
+    // Each acknowledged click that changed its delivery's answer (from the one acknowledged
+    // before it) bumps the delivery's answer revision once it is stored.
+    all_clicks.sort_unstable();
+    let mut last: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut changes = 0u64;
+    for (_, delivery, value, acked) in &all_clicks {
+        if *acked && last.insert(*delivery, *value) != Some(*value) {
+            changes += 1;
+        }
+    }
+    let revisions = db
+        .scalar("SELECT CAST(COALESCE(SUM(answer_revision), 0) AS BIGINT) FROM deliveries")
+        .await?;
+    println!(
+        "stored-before-ack check: {acked_total} clicks acknowledged, {changes} of them changed an answer; {revisions} changes stored: {}",
+        if revisions as u64 >= changes { "OK (stored >= acknowledged)" } else { "FAILED" }
+    );
+    println!(
+        "pulseloop RSS after load: {:.1} MB, peak {:.1} MB (idle {:.1} MB)",
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
+    if memory_only {
+        println!(
+            "memory: idle {:.1} MB (goal <= 20 MB), peak under load {:.1} MB",
+            idle_rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+    stop(served);
+    emulator.shutdown().await;
+    db.drop_it().await;
+    Ok(())
+}
+
+fn db_name(args: &Args) -> &'static str {
+    match args.db {
+        Db::Sqlite => "SQLite",
+        Db::Postgres => "PostgreSQL",
+    }
+}
+
+fn stop(mut served: Served) {
+    let _ = served.child.kill();
+    let _ = served.child.wait();
+}
+
+// ------------------------------------------------------------------ fan-out
+
+async fn fanout(
+    bin: &Path,
+    args: &Args,
+    members: usize,
+    processes: usize,
+    kill_one: bool,
+    scale: u32,
+) -> anyhow::Result<()> {
+    if processes > 1 && args.db == Db::Sqlite {
+        bail!("several processes need --db postgres");
+    }
+    let per_minute = 600 * scale;
+    let dir = tempfile::tempdir()?;
+    let db = BenchDb::new(args, dir.path()).await?;
+    let config = dir.path().join("config");
+    write_config(
+        &config,
+        members,
+        &format!(
+            "[server]\nrequest_timeout_seconds = 120\n\
+             [slack]\nmax_posts_per_minute = {per_minute}\nposts_per_second_per_channel = 1.0\n\
+             [scheduler]\nenabled = false\n[outbox]\nworkers = 2\nlease_seconds = 10\n"
+        ),
+    )?;
+    let limits = RateLimits {
+        posts_per_minute_per_workspace: Some(per_minute),
+        ..RateLimits::default()
+    };
+    let emulator = start_emulator(members, limits).await?;
+    let mut served = Vec::new();
+    for _ in 0..processes {
+        served.push(serve(bin, &config, &db.url, &emulator.base_url())?);
+    }
+    // send-now returns when the round is planned; DMs may start going out before that, so
+    // the watch (and the SIGKILL midway) starts at once.
+    let base = served[0].base_url.clone();
+    let sending = tokio::spawn(async move { send_now(&reqwest::Client::new(), &base).await });
+    let began = Instant::now();
+    let mut killed = false;
+    let mut last_progress = (0, Instant::now());
+    loop {
+        let sent = top_level_dms(&emulator).len();
+        if sent >= members {
+            break;
+        }
+        if kill_one && !killed && sent >= members / 2 && served.len() > 1 {
+            let victim = served.pop().unwrap();
+            println!("SIGKILL one process at {sent} DMs sent");
+            stop(victim);
+            killed = true;
+        }
+        if sent > last_progress.0 {
+            last_progress = (sent, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(120) {
+            println!("no progress for 2 minutes; stopping");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    sending.await??;
+    // Let anything still in flight land (a duplicate would show up now).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wall = began.elapsed().as_secs_f64();
+    let calls = emulator.calls_to("chat.postMessage");
+    let ok: Vec<_> = calls
+        .iter()
+        .filter(|c| c.http_status == 200 && c.response["ok"] == true)
+        .collect();
+    let limited = calls.iter().filter(|c| c.http_status == 429).count();
+    let first = ok.iter().map(|c| c.at).min();
+    let last = ok.iter().map(|c| c.at).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let allowed_per_s = f64::from(per_minute) / 60.0;
+    let achieved = if span > 0.0 {
+        (ok.len() as f64 - 1.0) / span
+    } else {
+        0.0
+    };
+    let dms = top_level_dms(&emulator);
+    let mut per_channel = std::collections::HashMap::new();
+    for m in &dms {
+        *per_channel.entry(m.channel.clone()).or_insert(0usize) += 1;
+    }
+    let duplicates: usize = per_channel.values().map(|n| n - 1).sum();
+    let lost = members.saturating_sub(per_channel.len());
+    let max_in_window = max_in_any_window(&ok.iter().map(|c| c.at).collect::<Vec<_>>(), 60_000);
+    println!(
+        "fan-out: {members} members, {processes} process(es) on {}{}, limits {per_minute}/min per workspace and 1/s per channel (Slack's x{scale})",
+        db_name(args),
+        if killed { ", one SIGKILLed midway" } else { "" }
+    );
+    println!("| DMs posted | span s | achieved/s | allowed/s | share | 429s | duplicates | lost | max posts in any 60 s | wall s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {span:.1} | {achieved:.2} | {allowed_per_s:.2} | {:.1} % | {limited} | {duplicates} | {lost} | {max_in_window} (allowed {}) | {wall:.1} |",
+        ok.len(),
+        achieved / allowed_per_s * 100.0,
+        per_minute + per_minute / 60,
+    );
+    for s in served {
+        stop(s);
+    }
+    emulator.shutdown().await;
+    db.drop_it().await;
+    Ok(())
+}
+
+/// The most timestamps inside any window of `window_ms`.
+fn max_in_any_window(times: &[chrono::DateTime<chrono::Utc>], window_ms: i64) -> usize {
+    let mut t: Vec<i64> = times.iter().map(|t| t.timestamp_millis()).collect();
+    t.sort_unstable();
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..t.len() {
+        while t[hi] - t[lo] >= window_ms {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}

@@ -1,0 +1,292 @@
+//! Group commit: concurrent writes share one transaction and one fsync.
+//!
+//! A request that must be durable before it is acknowledged (an answer, the claim of a signed
+//! request) does not open a transaction of its own. It hands a [`WriteJob`] to the writer and
+//! waits. The writer takes what is queued (everything that arrived while the previous batch
+//! was committing, up to [`MAX_BATCH`]), runs the jobs one after the other in ONE transaction,
+//! commits once (`synchronous=FULL` on SQLite: one fsync for the batch) and only then tells
+//! each job's caller its result. So an acknowledged answer is on disk, and a thousand answers a
+//! second cost a few dozen commits instead of a thousand `BEGIN IMMEDIATE` fights over SQLite's
+//! write lock.
+//!
+//! Never mixed up: each job carries its own inputs and its own reply channel, and writes only
+//! through the transaction it is given. If any job (or the commit) fails, the batch is rolled
+//! back and every job is run again alone, so one bad write fails only its own request.
+//!
+//! Bounded: the queue in front of the writer holds [`QUEUE_CAPACITY`] jobs. When it is full
+//! the job is refused at once ([`StoreError::Busy`]): the HTTP layer answers 503 with
+//! `Retry-After` instead of letting latency and memory grow without end.
+//!
+//! SQLite has one writer (one write transaction at a time anyway); PostgreSQL gets
+//! [`POSTGRES_WRITERS`] writers pulling from the same queue, each batching.
+
+use chrono::{DateTime, Utc};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{on_tx, to_ms, Backend, Store, StoreError, StoreResult, StoreTx};
+
+/// Jobs waiting for a writer, at most. Beyond it requests are refused (shed), not queued.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Jobs in one transaction, at most.
+pub const MAX_BATCH: usize = 512;
+/// Writers on PostgreSQL (each its own connection and transaction).
+pub const POSTGRES_WRITERS: usize = 4;
+
+/// A future a job returns, borrowing the job and the transaction.
+pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
+
+/// One unit of durable work. `run` may be called more than once (a failed batch is re-run job
+/// by job), each time in a fresh transaction: it must depend only on its inputs and what it
+/// reads through `tx`.
+pub trait WriteJob: Send + 'static {
+    type Output: Send + 'static;
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Self::Output>;
+}
+
+/// A job with its reply channel, its type erased for the queue.
+trait Queued: Send {
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, ()>;
+    /// Sends the result: the output once committed, or the error.
+    fn deliver(self: Box<Self>, result: StoreResult<()>);
+}
+
+struct Typed<J: WriteJob> {
+    job: J,
+    out: Option<J::Output>,
+    reply: oneshot::Sender<StoreResult<J::Output>>,
+}
+
+impl<J: WriteJob> Queued for Typed<J> {
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, ()> {
+        Box::pin(async move {
+            self.out = None;
+            let out = self.job.run(tx).await?;
+            self.out = Some(out);
+            Ok(())
+        })
+    }
+
+    fn deliver(self: Box<Self>, result: StoreResult<()>) {
+        let Typed { out, reply, .. } = *self;
+        let result = result.and_then(|()| {
+            out.ok_or_else(|| StoreError::Corrupt("a committed write job has no result".into()))
+        });
+        // The caller may have gone (its connection closed); the write stands.
+        let _ = reply.send(result);
+    }
+}
+
+type Job = Box<dyn Queued>;
+
+/// The queue in front of the writer(s); cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the writer(s) for `store` (a handle without a writer of its own, so the writers
+    /// stop when the last handle with this queue is dropped).
+    pub(crate) fn start(store: Store) -> GroupCommit {
+        let (queue, rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        let writers = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers {
+            tokio::spawn(writer(store.clone(), rx.clone()));
+        }
+        GroupCommit { queue }
+    }
+}
+
+async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        commit_batch(&store, batch).await;
+    }
+}
+
+async fn commit_batch(store: &Store, mut batch: Vec<Job>) {
+    metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
+    match run_all(store, &mut batch).await {
+        Ok(()) => {
+            for job in batch {
+                job.deliver(Ok(()));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            if let Some(job) = batch.pop() {
+                job.deliver(Err(e));
+            }
+        }
+        Err(e) => {
+            // Someone's write (or the commit) failed: the batch rolled back. Each job runs
+            // again alone, so the others still get in and only the bad one fails.
+            tracing::warn!(error = %e, jobs = batch.len(), "a grouped commit failed; its writes are retried one by one");
+            metrics::counter!("group_commit_split_total").increment(1);
+            for mut job in batch {
+                let result = run_all(store, std::slice::from_mut(&mut job)).await;
+                job.deliver(result);
+            }
+        }
+    }
+}
+
+async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    for job in jobs.iter_mut() {
+        job.run(&mut tx).await?;
+    }
+    tx.commit().await
+}
+
+impl Store {
+    /// Runs `job` in the next grouped transaction and returns its output once that
+    /// transaction is committed (durable). [`StoreError::Busy`] at once when the queue is full.
+    pub async fn write<J: WriteJob>(&self, job: J) -> StoreResult<J::Output> {
+        let Some(group) = &self.group else {
+            // A handle used by a writer itself: run alone.
+            let mut job = job;
+            let mut tx = self.begin().await?;
+            let out = job.run(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(out);
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued: Job = Box::new(Typed {
+            job,
+            out: None,
+            reply,
+        });
+        match group.queue.try_send(queued) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("group_commit_shed_total").increment(1);
+                return Err(StoreError::Busy);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(StoreError::Database("the writer has stopped".into()));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Database("the writer dropped a write".into()))?
+    }
+
+    /// Claims a signed request's signature in the next grouped transaction (see
+    /// [`StoreTx::claim_signature`]); `false` for a replay. Pruning old signatures stays with
+    /// [`Store::claim_signature`]'s once-a-minute housekeeping.
+    pub async fn claim_signature_grouped(&self, claim: SignatureClaim) -> StoreResult<bool> {
+        self.prune_signatures_now_and_then(claim.now).await?;
+        self.write(ClaimJob(claim)).await
+    }
+}
+
+struct ClaimJob(SignatureClaim);
+
+impl WriteJob for ClaimJob {
+    type Output = bool;
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, bool> {
+        Box::pin(async move { tx.claim_signature(&self.0).await })
+    }
+}
+
+/// A verified request's signature, to be claimed once (the replay guard).
+#[derive(Debug, Clone)]
+pub struct SignatureClaim {
+    pub signature: String,
+    pub signed_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+impl StoreTx {
+    /// Claims a signature in this transaction: `true` the first time, `false` for a replay.
+    /// It commits (or rolls back) with the request's own writes.
+    pub async fn claim_signature(&mut self, claim: &SignatureClaim) -> StoreResult<bool> {
+        let n = on_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO seen_signatures (signature, request_ts) VALUES ($1, $2)
+                 ON CONFLICT (signature) DO NOTHING",
+            )
+            .bind(&claim.signature)
+            .bind(to_ms(claim.signed_at))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+}
+
+tokio::task_local! {
+    /// The signature of the request being handled, not claimed yet: the first grouped write
+    /// made for the request claims it in its own transaction (one commit for both).
+    static DEFERRED_CLAIM: RefCell<Option<SignatureClaim>>;
+}
+
+/// Runs `work` with `claim` deferred: a write made for this request may take it
+/// ([`take_deferred_claim`]) and claim it with its own changes. Returns what `work` gave and
+/// the claim if nobody took it (the caller claims it then).
+pub async fn with_deferred_claim<F: Future>(
+    claim: SignatureClaim,
+    work: F,
+) -> (F::Output, Option<SignatureClaim>) {
+    DEFERRED_CLAIM
+        .scope(RefCell::new(Some(claim)), async move {
+            let out = work.await;
+            let left = DEFERRED_CLAIM.with(|c| c.borrow_mut().take());
+            (out, left)
+        })
+        .await
+}
+
+/// The deferred claim of the request being handled, if it was not taken yet.
+pub fn take_deferred_claim() -> Option<SignatureClaim> {
+    DEFERRED_CLAIM
+        .try_with(|c| c.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
+/// A job made of a closure (for the store's own small writes): `f` is called with the
+/// transaction each time the job runs.
+pub(crate) struct FnJob<F>(F);
+
+/// Wraps a closure as a [`WriteJob`]. The closure clones what its future needs.
+pub(crate) fn job<T, F>(f: F) -> FnJob<F>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, T> + Send + 'static,
+{
+    FnJob(f)
+}
+
+impl<T, F> WriteJob for FnJob<F>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, T> + Send + 'static,
+{
+    type Output = T;
+    fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, T> {
+        (self.0)(tx)
+    }
+}
