@@ -2,6 +2,7 @@
 //! what is stored the way a curious admin with a copy of the database would.
 
 use crate::helpers::*;
+use crate::wins::SCALE_COMMENT_WIN;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -36,22 +37,6 @@ const ONE_SCALE: &str = r#"[[surveys.questions]]
 key = "value"
 kind = "scale"
 prompt = "How valuable was coaching this week?"
-"#;
-
-const SCALE_TEXT_WIN: &str = r#"[[surveys.questions]]
-key = "value"
-kind = "scale"
-prompt = "How valuable was coaching this week?"
-[[surveys.questions]]
-key = "comment"
-kind = "text"
-prompt = "Anything else?"
-required = false
-[[surveys.questions]]
-key = "win"
-kind = "win"
-prompt = "A small win?"
-required = false
 "#;
 
 async fn app_with(members: &[Member<'_>], survey: &str, now: DateTime<Utc>) -> TestApp {
@@ -423,7 +408,7 @@ async fn an_answer_whose_check_ran_before_the_seal_is_refused_inside_the_transac
 
 #[tokio::test]
 async fn a_win_from_an_anonymous_survey_names_nobody() {
-    let app = weekly_anonymous_app(&berlin(&["U0W1", "U0W2", "U0W3"]), SCALE_TEXT_WIN).await;
+    let app = weekly_anonymous_app(&berlin(&["U0W1", "U0W2", "U0W3"]), SCALE_COMMENT_WIN).await;
     app.send_monday_pulse().await;
     submit(&app, "U0W1", 4, "", Some(("closed the deal", "anonymous"))).await;
     // A re-answer updates the same win.
@@ -561,7 +546,7 @@ async fn a_round_is_sealed_by_the_mode_it_opened_with() {
 
 #[tokio::test]
 async fn after_the_seal_the_sqlite_files_hold_no_pre_seal_bytes() {
-    let app = weekly_anonymous_app(&berlin(&["U0F1", "U0F2", "U0F3"]), SCALE_TEXT_WIN).await;
+    let app = weekly_anonymous_app(&berlin(&["U0F1", "U0F2", "U0F3"]), SCALE_COMMENT_WIN).await;
     if app.db.url.starts_with("postgres") {
         // PostgreSQL keeps dead tuples until VACUUM and WAL per its settings: the README
         // tells operators what to do; the rows themselves are checked by the other tests.
@@ -659,7 +644,7 @@ async fn adversary_run(swap: Swap) -> (String, Vec<String>, Vec<String>) {
     );
     let app = app_with(
         &members,
-        &format!("{reminding}{SCALE_TEXT_WIN}"),
+        &format!("{reminding}{SCALE_COMMENT_WIN}"),
         monday_ten_berlin(),
     )
     .await;
