@@ -447,10 +447,7 @@ async fn digest_preview(
         return ExitCode::FAILURE;
     }
     let now = chrono::Utc::now();
-    let built = match crate::digest::service::current_periods(program, now) {
-        Ok(periods) => crate::digest::service::build(&store, program, &periods).await,
-        Err(e) => Err(e),
-    };
+    let built = crate::digest::service::preview(&store, program, now).await;
     let digest = match built {
         Ok(d) => d,
         Err(e) => {

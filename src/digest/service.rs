@@ -114,6 +114,17 @@ pub async fn build(
     Ok(digest)
 }
 
+/// The digest of the current period so far (previews: the CLI, the API, `/pulse digest`,
+/// App Home). Nothing is recorded or posted.
+pub async fn preview(
+    store: &Store,
+    program: &Program,
+    now: DateTime<Utc>,
+) -> Result<Digest, DigestError> {
+    let periods = current_periods(program, now)?;
+    build(store, program, &periods).await
+}
+
 /// Records the digest of the last of `periods` for each sponsor channel and queues its post
 /// through the outbox, in one transaction: a channel that already has this period's digest
 /// (the `digests` row is unique per program, period and channel) gets nothing.

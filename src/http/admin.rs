@@ -157,8 +157,7 @@ async fn digest_preview(
         .catalog
         .program(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
-    let periods = digest::service::current_periods(&program, state.clock.now())?;
-    let d = digest::service::build(&state.store, &program, &periods).await?;
+    let d = digest::service::preview(&state.store, &program, state.clock.now()).await?;
     Ok(Json(json!(d)))
 }
 

@@ -155,10 +155,7 @@ async fn digest_preview(
         }));
     };
     let now = state.clock.now();
-    let built = match crate::digest::service::current_periods(program, now) {
-        Ok(periods) => crate::digest::service::build(&state.store, program, &periods).await,
-        Err(e) => Err(e),
-    };
+    let built = crate::digest::service::preview(&state.store, program, now).await;
     let d = match built {
         Ok(d) => d,
         Err(crate::digest::DigestError::Store(e)) => return Err(e.into()),

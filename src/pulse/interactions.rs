@@ -221,13 +221,7 @@ async fn preview_digest(state: &Pulses, ba: &BlockActions, action: &Action) -> S
         None => super::home::dm_row(user, key, super::home::DIGEST_PREVIEW_REFUSED),
         Some(program) => {
             let now = state.clock.now();
-            let built = match crate::digest::service::current_periods(&program, now) {
-                Ok(periods) => {
-                    crate::digest::service::build(&state.store, &program, &periods).await
-                }
-                Err(e) => Err(e),
-            };
-            match built {
+            match crate::digest::service::preview(&state.store, &program, now).await {
                 Ok(d) => {
                     let text = format!("{} {}", super::home::DIGEST_PREVIEW_PREFIX, d.text);
                     let mut row = super::home::dm_row(user, key, &text);
