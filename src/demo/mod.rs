@@ -210,11 +210,13 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         digests: Vec::new(),
     };
     let outcome = demo.simulate(options.seed).await;
+    // The reader goes first: the service's last connection then checkpoints the database
+    // and removes its -wal and -shm files.
+    demo.reader.close().await;
     let _ = stop_tx.send(());
     let _ = server.await;
     let outcome = outcome.and_then(|()| demo.check(&folder));
     let files = demo.write_outputs(&folder, &emulator, started)?;
-    demo.reader.close().await;
     emulator.shutdown().await;
     outcome?;
     Ok(DemoReport {
@@ -303,6 +305,9 @@ impl Demo {
         ));
         self.transcript.note(
             "Slack is the built-in emulator: nothing leaves this machine. Times are Berlin time (the program's zone); a member's own time is in brackets.",
+        );
+        self.transcript.note(
+            "Answers are shown as each simulated person gives them; pulseloop itself unlinks the weekly pulse's anonymous answers from names when a round closes.",
         );
         self.plan_story();
         let step = Duration::minutes(STEP_MINUTES);
