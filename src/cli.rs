@@ -68,6 +68,20 @@ pub enum Command {
     /// Look at the digest.
     #[command(subcommand)]
     Digest(DigestCommand),
+    /// See the whole loop in a minute: simulated members answer weeks of pulses on an
+    /// accelerated clock against the built-in Slack emulator (no Slack token needed); prints
+    /// a transcript and writes the messages, the digest and its chart into a folder.
+    Demo {
+        /// Folder to write into (created; must be empty) [default: ./pulseloop-demo-<timestamp>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How many weeks of pulses to simulate.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::demo::MAX_WEEKS)))]
+        weeks: u32,
+        /// Seed of the simulated people's answers (the same seed tells the same story).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Fill the database with a synthetic history for the digest benchmark (docs/digest.md).
     #[command(hide = true)]
     BenchData {
@@ -127,7 +141,11 @@ pub enum ScheduleCommand {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging();
+    if matches!(cli.command, Command::Demo { .. }) {
+        crate::demo::init_logging();
+    } else {
+        crate::telemetry::init_logging();
+    }
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
         Command::CheckConfig { online } => {
@@ -185,6 +203,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Digest(DigestCommand::Preview { program, json }) => {
             digest_preview(&cli.config, &env, &program, json).await
         }
+        Command::Demo { out, weeks, seed } => demo(out, weeks, seed).await,
         Command::BenchData { members, weeks } => {
             // One connection: the bulk-load setting applies to every write.
             let store = match open_store(&cli.config, &env, 1).await {
@@ -621,6 +640,24 @@ async fn report(
             println!("wrote {} and {}", md.display(), png.display());
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pulseloop demo`: the transcript as it happens, then the folder; exit code 1 with a
+/// sentence when the folder cannot be used or a part of the loop did not happen.
+async fn demo(out: Option<PathBuf>, weeks: u32, seed: u64) -> ExitCode {
+    let options = crate::demo::DemoOptions {
+        out,
+        weeks,
+        seed,
+        echo: true,
+    };
+    match crate::demo::run(options).await {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -8,6 +8,7 @@ mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
+mod demo;
 mod digest;
 mod emulator_limits;
 mod events;
