@@ -108,8 +108,7 @@ pub fn finish(doc: Document) -> Value {
                     continue;
                 }
                 let public = op.get("security") == Some(&json!([{}]));
-                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut)
-                else {
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                     continue;
                 };
                 if !public {

@@ -4,6 +4,7 @@
 
 mod actions;
 mod anonymity;
+mod audit_paging;
 mod chart;
 mod cli;
 mod config_sync;
@@ -11,6 +12,7 @@ mod delivery;
 mod digest;
 mod emulator_limits;
 mod events;
+mod export;
 mod group_commit;
 mod helpers;
 mod home;
@@ -18,6 +20,7 @@ mod kpis;
 mod limiter;
 mod members;
 mod messages;
+mod openapi;
 mod operator;
 mod ops;
 mod outbox;
