@@ -54,7 +54,8 @@ pub struct AggregateCell {
     pub survey: String,
     /// The round's number within its survey.
     pub round: Option<i64>,
-    /// The period's key: the cadence's nominal local time ("2027-01-04T10:00").
+    /// The round's period key: the cadence's nominal local time ("2027-01-04T10:00"), or
+    /// "now:" and the UTC instant for a send-now round.
     pub period: String,
     /// `anonymous` or `confidential` (the mode the round opened with).
     pub anonymity: String,
