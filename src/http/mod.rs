@@ -1,12 +1,15 @@
 //! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
 //! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
-//! (`admin`), the shared [`state::AppState`], and `error`, where every service result and
-//! error becomes a response. Every request goes through the layers below (request id,
-//! tracing span, metrics, body size limit, timeout, concurrency cap).
+//! (`admin`, with `export`, `kpis` and its OpenAPI document in `openapi`), the shared
+//! [`state::AppState`], and `error`, where every service result and error becomes a response.
+//! Every request goes through the layers below (request id, tracing span, metrics, body size
+//! limit, timeout, concurrency cap).
 
 pub mod admin;
 pub mod error;
+pub mod export;
 pub mod kpis;
+pub mod openapi;
 pub mod ops;
 pub mod server;
 pub mod slack;

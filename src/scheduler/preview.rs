@@ -8,8 +8,9 @@ use crate::domain::planning::{member_firings, PlanMember};
 use crate::domain::program::Program;
 
 /// One upcoming delivery. The JSON shape is part of the external contract.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PreviewEntry {
+    #[schema(value_type = String)]
     pub member: slack_facts::ids::UserId,
     pub survey: String,
     pub local_time: String,

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod audit;
 pub mod digest;
 pub mod events;
+pub mod export;
 pub mod group_commit;
 pub mod home;
 pub mod kpis;

@@ -4,6 +4,7 @@
 
 mod actions;
 mod anonymity;
+mod audit_paging;
 mod chart;
 mod cli;
 mod config_sync;
@@ -12,6 +13,7 @@ mod demo;
 mod digest;
 mod emulator_limits;
 mod events;
+mod export;
 mod group_commit;
 mod helpers;
 mod home;
@@ -19,6 +21,7 @@ mod kpis;
 mod limiter;
 mod members;
 mod messages;
+mod openapi;
 mod operator;
 mod ops;
 mod outbox;
