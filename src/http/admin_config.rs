@@ -85,12 +85,11 @@ fn refused(e: AdminError) -> Response {
 }
 
 /// A JSON body, or a 400 that says what is wrong with it.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be JSON like the documented shape: {e}"
         ))
-        .into_response()
     })
 }
 
@@ -110,7 +109,7 @@ async fn set_cadence(
 ) -> Response {
     let b: CadenceBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let every_weeks = match (b.every_weeks, state.catalog.program(&id)) {
         (Some(n), _) => n,
@@ -172,7 +171,7 @@ async fn edit_members(
 ) -> Response {
     let b: MembersBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let role = match b.role.as_deref() {
         None => Role::Participant,
@@ -206,7 +205,7 @@ async fn set_sponsor(
 ) -> Response {
     let b: SponsorBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match admin::set_sponsor_channel(&state.pulses, &Actor::Api, &id, &b.channel).await {
         Ok(channels) => Json(json!({ "sponsor_channels": channels })).into_response(),
