@@ -455,3 +455,59 @@ async fn members_and_the_sponsor_channel_are_edited_audited_and_kept_across_relo
     )
     .await;
 }
+
+/// `pulseloop check-config` against the app's configuration folder and `database_url`.
+fn check_config(app: &TestApp, database_url: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulseloop"))
+        .args(["check-config", "--config"])
+        .arg(app.config_dir.path())
+        .env("DATABASE_URL", database_url)
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("PULSELOOP_CONFIG")
+        .output()
+        .expect("pulseloop runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn check_config_says_where_each_value_came_from() {
+    let app = pilot_app().await;
+    assert_eq!(
+        put_cadence(&app, json!({ "cadence": "0 9 * * TUE" }))
+            .await
+            .status(),
+        200
+    );
+    let stdout = check_config(&app, &app.db.url);
+    assert!(
+        stdout.contains(
+            "pilot/weekly.cadence = 0 9 * * TUE every 1 week(s)  [run-time edit by api on"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pilot/weekly.paused = false  [file]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pilot.sponsor_channels = [\"C0SPONSOR1\"]  [file]"),
+        "{stdout}"
+    );
+
+    // Without a database every value is the file's (and no database file is created).
+    let missing = app.config_dir.path().join("absent.db");
+    let stdout = check_config(&app, &format!("sqlite://{}", missing.display()));
+    assert!(stdout.contains("no database at"), "{stdout}");
+    assert!(
+        stdout.contains("pilot/weekly.cadence = 0 10 * * MON every 1 week(s)  [file]"),
+        "{stdout}"
+    );
+    assert!(!missing.exists());
+}
