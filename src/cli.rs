@@ -150,7 +150,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { online } => {
             let offline = crate::config::check::run(&cli.config, &env);
-            if !online || offline != ExitCode::SUCCESS {
+            if offline != ExitCode::SUCCESS {
+                return offline;
+            }
+            print_sources(&cli.config, &env).await;
+            if !online {
                 return offline;
             }
             check_members_online(&cli.config, &env).await
@@ -337,6 +341,56 @@ async fn schedule_preview(
         Err(e) => {
             eprintln!("error: cannot write the preview: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `check-config`: where each value a run-time edit may change comes from: the file, or an
+/// admin's edit (who, when, and the file value it was made against), read from the database
+/// when there is one. A missing database is not created: then every value is the file's.
+async fn print_sources(config: &std::path::Path, env: &dyn Fn(&str) -> Option<String>) {
+    let Ok(settings) = Settings::load(config, env) else {
+        return;
+    };
+    let Ok(programs) = crate::config::program::load_programs(&settings.programs_dir()) else {
+        return;
+    };
+    let url = &settings.database.url;
+    let shown = crate::startup::redact_url(url);
+    let sqlite_file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest).to_string());
+    let exists = match &sqlite_file {
+        Some(path) => path != ":memory:" && std::path::Path::new(path).is_file(),
+        None => true,
+    };
+    let store = if exists {
+        match Store::connect(url, 1).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                println!("sources: cannot read run-time edits from {shown} ({e}); every value below is the file's");
+                None
+            }
+        }
+    } else {
+        println!("sources: no database at {shown}; every value is from the file");
+        None
+    };
+    println!("sources (a run-time edit holds until the file's value for that field changes):");
+    for program in &programs {
+        let edits = match &store {
+            Some(store) => store.overrides_of(&program.id).await.unwrap_or_else(|e| {
+                println!(
+                    "  {}: run-time edits unreadable ({e}); showing the file",
+                    program.id
+                );
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        for (key, value, source) in crate::pulse::admin::provenance(program, &edits) {
+            println!("  {key} = {value}  [{source}]");
         }
     }
 }

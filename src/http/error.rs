@@ -13,6 +13,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::digest::DigestError;
+use crate::pulse::admin_view::AdminOutcome;
 use crate::pulse::commands::CommandReply;
 use crate::pulse::interactions::InteractionOutcome;
 use crate::pulse::ServiceError;
@@ -135,6 +136,21 @@ impl IntoResponse for InteractionOutcome {
             InteractionOutcome::Ack => ().into_response(),
             InteractionOutcome::ViewErrors(errors) => {
                 Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+            }
+        }
+    }
+}
+
+/// Slack's reply to an admin view interaction: empty, field errors, or a replacing view.
+impl IntoResponse for AdminOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            AdminOutcome::Ack => ().into_response(),
+            AdminOutcome::Errors(errors) => {
+                Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+            }
+            AdminOutcome::Update(view) => {
+                Json(json!({ "response_action": "update", "view": view })).into_response()
             }
         }
     }

@@ -6,6 +6,7 @@
 //! limit, timeout, concurrency cap).
 
 pub mod admin;
+pub mod admin_config;
 pub mod error;
 pub mod export;
 pub mod kpis;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(slack::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
+        .merge(admin_config::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         // A client that sends its body slowly is cut off with 408 (the body is read inside
         // the handler's future, so the timeout covers it).

@@ -23,7 +23,8 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse optout` — leave the program's pulses (asks you to confirm)\n\
 • `/pulse win <text>` — share a small win (you choose: with your name, anonymously or private)\n\
 • `/pulse action <text>` — owners: tell the people who answered what the program changed\n\
-• `/pulse digest` — preview this period's digest (program owners)";
+• `/pulse digest` — preview this period's digest (program owners)\n\
+• `/pulse admin` — program admins: cadences, pauses, members, sponsor channel";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,7 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
         PulseCommand::Win { text } => super::wins::command(state, &command, &text).await,
         PulseCommand::Action { text } => super::actions::command(state, &command, &text).await,
         PulseCommand::Digest { program } => digest_preview(state, user, program.as_deref()).await,
+        PulseCommand::Admin => super::admin_view::open(state, &command).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -234,6 +236,7 @@ fn command_name(c: &PulseCommand) -> &'static str {
         PulseCommand::Digest { .. } => "digest",
         PulseCommand::Win { .. } => "win",
         PulseCommand::Action { .. } => "action",
+        PulseCommand::Admin => "admin",
         PulseCommand::Unknown { .. } => "unknown",
     }
 }

@@ -38,7 +38,8 @@ pub struct TooManyRows {
 }
 
 /// Deliveries in [now, now + days), ordered by UTC time, then member, then survey.
-/// Planned times only: pauses and Slack status are ignored (docs/cadence.md).
+/// Planned times only: members' pauses and Slack status are ignored (docs/cadence.md); a
+/// paused survey has none.
 pub fn preview(
     program: &Program,
     members: &[PlanMember],
@@ -59,7 +60,8 @@ pub fn preview_bounded(
 ) -> Result<Vec<PreviewEntry>, TooManyRows> {
     let to = now + Duration::days(i64::from(days));
     let mut rows: Vec<(DateTime<Utc>, PreviewEntry)> = Vec::new();
-    for survey in &program.surveys {
+    // A paused survey sends nothing until it is resumed, so it has no upcoming deliveries.
+    for survey in program.surveys.iter().filter(|s| !s.paused) {
         for member in members {
             let firings = member_firings(program, survey, member, now, to);
             if rows.len().saturating_add(firings.len()) > max_rows {

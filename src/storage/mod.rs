@@ -15,6 +15,7 @@ pub mod home;
 pub mod kpis;
 pub mod members;
 pub mod outbox;
+pub mod overrides;
 pub mod programs;
 pub mod rate_budgets;
 pub mod relay;

@@ -3,6 +3,8 @@
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
 mod actions;
+mod admin_config;
+mod admin_slack;
 mod anonymity;
 mod audit_paging;
 mod chart;

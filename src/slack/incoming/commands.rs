@@ -26,6 +26,8 @@ pub enum PulseCommand {
     Action {
         text: String,
     },
+    /// `admin`: opens the admin view (program admins only).
+    Admin,
     /// Anything we do not understand; answered with help, never silence.
     Unknown {
         input: String,
@@ -56,6 +58,10 @@ impl PulseCommand {
                 text: text[verb.len()..].trim().to_string(),
             },
             "resume" => PulseCommand::Resume,
+            "admin" => match rest.as_slice() {
+                [] => PulseCommand::Admin,
+                _ => unknown(Some("use `/pulse admin`".into())),
+            },
             "digest" => match rest.as_slice() {
                 [] => PulseCommand::Digest { program: None },
                 [program] => PulseCommand::Digest {
