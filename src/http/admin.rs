@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::state::AppState;
-use super::{export, kpis, openapi};
+use super::{admin_config, export, kpis, openapi};
 use crate::digest;
 use crate::scheduler::preview::{preview_bounded, PreviewEntry, MAX_API_ROWS, MAX_DAYS};
 use crate::storage::audit::AuditEntry;
@@ -41,6 +41,12 @@ pub fn api(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(digest_preview))
         .routes(routes!(digest_send))
         .routes(routes!(export::export))
+        .routes(routes!(admin_config::set_cadence))
+        .routes(routes!(admin_config::pause))
+        .routes(routes!(admin_config::resume))
+        .routes(routes!(admin_config::edit_members))
+        .routes(routes!(admin_config::set_sponsor))
+        .routes(routes!(admin_config::config_sources))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

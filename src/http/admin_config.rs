@@ -3,71 +3,27 @@
 //! members, the sponsor channel, and where each current value came from. The changes
 //! themselves are `pulse::admin`'s (stored as run-time edits; docs/config-precedence.md).
 //!
-//! Also the scheduler behind the admin view's "Send now" button ([`SendNow`]).
+//! The routes are registered, token check and OpenAPI document included, in
+//! [`super::admin::api`]. Also the scheduler behind the admin view's "Send now" button
+//! ([`SendNow`]).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
+use axum::Json;
+use utoipa::ToSchema;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::domain::ids::ProgramId;
 use crate::domain::program::{Program, Role, Survey};
 use crate::pulse::admin::{self, Actor, AdminError};
 use crate::pulse::admin_view::SendNow;
 use crate::scheduler::Scheduler;
-
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/programs/{id}/surveys/{survey}/cadence",
-            put(set_cadence),
-        )
-        .route("/api/v1/programs/{id}/surveys/{survey}/pause", post(pause))
-        .route(
-            "/api/v1/programs/{id}/surveys/{survey}/resume",
-            post(resume),
-        )
-        .route("/api/v1/programs/{id}/members", post(edit_members))
-        .route("/api/v1/programs/{id}/sponsor-channel", put(set_sponsor))
-        .route("/api/v1/programs/{id}/config", get(config_sources))
-        .route_layer(middleware::from_fn_with_state(state, require_token))
-}
-
-/// The admin token, checked as `http::admin` checks it (constant-time compare).
-async fn require_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(expected) = state.settings.admin.token.as_ref() else {
-        return Err(ApiError::Unauthorized(
-            "the admin API is disabled: set PULSELOOP_ADMIN_TOKEN".into(),
-        ));
-    };
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if given.is_empty() {
-        return Err(ApiError::Unauthorized("missing bearer token".into()));
-    }
-    if !bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
-        return Err(ApiError::Unauthorized("wrong bearer token".into()));
-    }
-    Ok(next.run(req).await)
-}
 
 /// An admin change's error as a response: a bad value is 422 and names its field.
 fn refused(e: AdminError) -> Response {
@@ -93,16 +49,27 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CadenceBody {
+pub(super) struct CadenceBody {
     cadence: String,
     every_weeks: Option<u32>,
 }
 
 /// `PUT …/cadence` `{"cadence": "0 10 * * MON", "every_weeks": 2}`: 200 with the cadence
 /// now in force and its next 5 sends; 422 naming the field on a bad cron.
-async fn set_cadence(
+#[utoipa::path(put, path = "/api/v1/programs/{id}/surveys/{survey}/cadence", tag = "surveys",
+    params(("id" = String, Path, description = "The program's id"),
+           ("survey" = String, Path, description = "The survey's id")),
+    request_body = CadenceBody,
+    responses(
+        (status = 200, description = "The cadence now in force, in words, with its next 5 sends", body = Object),
+        (status = 400, description = "A body that is not the documented JSON", body = ErrorBody),
+        (status = 403, description = "The change is not allowed", body = ErrorBody),
+        (status = 404, description = "No such program or survey", body = ErrorBody),
+        (status = 422, description = "A bad cron or every_weeks; `field` names it", body = ErrorBody),
+    ))]
+pub(super) async fn set_cadence(
     State(state): State<AppState>,
     Path((id, survey)): Path<(ProgramId, String)>,
     bytes: Bytes,
@@ -132,14 +99,28 @@ async fn set_cadence(
     }
 }
 
-async fn pause(
+#[utoipa::path(post, path = "/api/v1/programs/{id}/surveys/{survey}/pause", tag = "surveys",
+    params(("id" = String, Path, description = "The program's id"),
+           ("survey" = String, Path, description = "The survey's id")),
+    responses(
+        (status = 200, description = "The survey is paused: nothing is sent until it is resumed", body = Object),
+        (status = 404, description = "No such program or survey", body = ErrorBody),
+    ))]
+pub(super) async fn pause(
     State(state): State<AppState>,
     Path((id, survey)): Path<(ProgramId, String)>,
 ) -> Response {
     paused(&state, &id, &survey, true).await
 }
 
-async fn resume(
+#[utoipa::path(post, path = "/api/v1/programs/{id}/surveys/{survey}/resume", tag = "surveys",
+    params(("id" = String, Path, description = "The program's id"),
+           ("survey" = String, Path, description = "The survey's id")),
+    responses(
+        (status = 200, description = "The survey runs again on its cadence", body = Object),
+        (status = 404, description = "No such program or survey", body = ErrorBody),
+    ))]
+pub(super) async fn resume(
     State(state): State<AppState>,
     Path((id, survey)): Path<(ProgramId, String)>,
 ) -> Response {
@@ -153,9 +134,9 @@ async fn paused(state: &AppState, id: &ProgramId, survey: &str, paused: bool) ->
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MembersBody {
+pub(super) struct MembersBody {
     #[serde(default)]
     add: Vec<String>,
     #[serde(default)]
@@ -164,7 +145,16 @@ struct MembersBody {
 }
 
 /// `POST …/members` `{"add": ["U…"], "remove": ["U…"], "role": "participant"}`.
-async fn edit_members(
+#[utoipa::path(post, path = "/api/v1/programs/{id}/members", tag = "programs",
+    params(("id" = String, Path, description = "The program's id")),
+    request_body = MembersBody,
+    responses(
+        (status = 200, description = "The members added and removed", body = Object),
+        (status = 400, description = "A body that is not the documented JSON", body = ErrorBody),
+        (status = 404, description = "No such program", body = ErrorBody),
+        (status = 422, description = "A bad member id or role; `field` names it", body = ErrorBody),
+    ))]
+pub(super) async fn edit_members(
     State(state): State<AppState>,
     Path(id): Path<ProgramId>,
     bytes: Bytes,
@@ -191,14 +181,23 @@ async fn edit_members(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SponsorBody {
+pub(super) struct SponsorBody {
     channel: String,
 }
 
 /// `PUT …/sponsor-channel` `{"channel": "C…"}`.
-async fn set_sponsor(
+#[utoipa::path(put, path = "/api/v1/programs/{id}/sponsor-channel", tag = "programs",
+    params(("id" = String, Path, description = "The program's id")),
+    request_body = SponsorBody,
+    responses(
+        (status = 200, description = "The sponsor channels now in force", body = Object),
+        (status = 400, description = "A body that is not the documented JSON", body = ErrorBody),
+        (status = 404, description = "No such program", body = ErrorBody),
+        (status = 422, description = "A bad channel id; `field` names it", body = ErrorBody),
+    ))]
+pub(super) async fn set_sponsor(
     State(state): State<AppState>,
     Path(id): Path<ProgramId>,
     bytes: Bytes,
@@ -215,7 +214,13 @@ async fn set_sponsor(
 
 /// `GET …/config`: each value a run-time edit may change, with where it came from (the
 /// file, or an edit: by whom, when, and the file value it was made against).
-async fn config_sources(State(state): State<AppState>, Path(id): Path<ProgramId>) -> Response {
+#[utoipa::path(get, path = "/api/v1/programs/{id}/config", tag = "programs",
+    params(("id" = String, Path, description = "The program's id")),
+    responses(
+        (status = 200, description = "Each value a run-time edit may change, and where it came from", body = Object),
+        (status = 404, description = "No such program", body = ErrorBody),
+    ))]
+pub(super) async fn config_sources(State(state): State<AppState>, Path(id): Path<ProgramId>) -> Response {
     let Some(program) = state.catalog.program(&id) else {
         return ApiError::NotFound(format!("no program '{id}'")).into_response();
     };

@@ -45,7 +45,6 @@ pub fn router(state: AppState) -> Router {
         .merge(slack::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
-        .merge(admin_config::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         // A client that sends its body slowly is cut off with 408 (the body is read inside
         // the handler's future, so the timeout covers it).
