@@ -8,6 +8,7 @@ pub mod admin;
 pub mod error;
 pub mod kpis;
 pub mod ops;
+pub mod probe;
 pub mod server;
 pub mod slack;
 pub mod state;
