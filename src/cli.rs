@@ -44,6 +44,17 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Ask the server on this machine for /healthz (or --path); exit code 0 on HTTP 200,
+    /// else 1 with the reason. For container health checks (deploy/Dockerfile).
+    Healthcheck {
+        /// The endpoint to ask.
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// The server's address (default: its bind address from the settings, on loopback
+        /// when it binds every interface).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Look at the schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -190,6 +201,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Healthcheck { path, addr } => healthcheck(&cli.config, &env, &path, addr).await,
         Command::Schedule(ScheduleCommand::Preview {
             program,
             days,
@@ -751,5 +763,42 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `pulseloop healthcheck`: 0 when the endpoint answers 200, else 1 and one line saying why.
+async fn healthcheck(
+    config: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    path: &str,
+    addr: Option<String>,
+) -> ExitCode {
+    let bind = match addr {
+        Some(addr) => addr,
+        None => match Settings::load(config, env) {
+            Ok(settings) => settings.server.bind,
+            Err(e) => return config_failure(&e),
+        },
+    };
+    let target = match crate::http::probe::local_address(&bind) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::http::probe::get_status(target, path, std::time::Duration::from_secs(5)).await {
+        Ok(200) => {
+            println!("{path} at {target}: 200");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("unhealthy: {path} at {target} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod kpis;
 pub mod openapi;
 pub mod ops;
+pub mod probe;
 pub mod server;
 pub mod slack;
 pub mod state;

@@ -14,12 +14,33 @@ use crate::storage::StoreTx;
 use serde_json::json;
 use slack_facts::ids::UserId;
 
+/// The Events API subscriptions [`handle`] acts on; any other event is acknowledged and
+/// ignored. The Slack app manifests in `deploy/` subscribe to exactly these (tests/deploy.rs),
+/// and `slack::app::EVENT_SCOPES` gives the scopes each needs.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "app_home_opened",
+    "app_uninstalled",
+    "message.im",
+    "tokens_revoked",
+    "user_change",
+    "user_status_changed",
+];
+
 pub async fn handle(
     state: &Pulses,
     tx: &mut StoreTx,
     team_id: Option<&slack_facts::ids::TeamId>,
     event: SlackEvent,
 ) -> ServiceResult<()> {
+    let subscription = crate::slack::app::subscription_of(&event);
+    if !subscription.is_some_and(|s| HANDLED_EVENTS.contains(&s)) {
+        tracing::debug!(
+            kind = event.type_name(),
+            ?subscription,
+            "event not subscribed to; ignored"
+        );
+        return Ok(());
+    }
     match event {
         SlackEvent::UserChange { user } | SlackEvent::UserStatusChanged { user } => {
             apply_user_event(state, tx, &user).await?;
