@@ -26,6 +26,8 @@ type Extra = BTreeMap<String, toml::Value>;
 struct ProgramFile {
     id: Option<String>,
     name: Option<String>,
+    /// The Slack workspace (`T…`) the program runs in; left out: the default installation.
+    team_id: Option<String>,
     timezone: Option<String>,
     start_date: Option<String>,
     working_days: Option<Vec<String>>,
@@ -340,6 +342,14 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         c.slug("id", id);
     }
     let name = c.required("name", &raw.name).map(str::to_string);
+    if let Some(team) = &raw.team_id {
+        if slack_facts::ids::TeamId::parse(team).is_err() {
+            c.err(
+                "team_id",
+                format!("'{team}' is not a Slack workspace id (T… in capitals and digits)"),
+            );
+        }
+    }
     let timezone = c
         .required("timezone", &raw.timezone)
         .and_then(|tz| c.timezone("timezone", tz));
@@ -385,6 +395,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     Ok(Program {
         id: id.into(),
         name,
+        team_id: raw.team_id.clone(),
         file: file.to_path_buf(),
         timezone,
         start_date,

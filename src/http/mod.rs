@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod error;
 pub mod kpis;
+pub mod oauth;
 pub mod ops;
 pub mod server;
 pub mod slack;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(slack::router())
+        .merge(oauth::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))

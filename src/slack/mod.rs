@@ -9,6 +9,7 @@
 //! `slack-emulator` (`crates/slack-emulator`).
 
 pub mod incoming;
+pub mod oauth;
 pub mod outbound;
 pub mod protocol;
 pub use slack_facts::signature;

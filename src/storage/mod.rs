@@ -11,6 +11,7 @@ pub mod digest;
 pub mod events;
 pub mod group_commit;
 pub mod home;
+pub mod installations;
 pub mod kpis;
 pub mod members;
 pub mod outbox;
