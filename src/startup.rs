@@ -231,7 +231,10 @@ fn slack_client(
 /// Step of `build`: workspaces installed with OAuth keep their bot tokens sealed with a key
 /// from PULSELOOP_ENCRYPTION_KEY. Without the key they could not be served, and starting
 /// would look healthy while every send for them fails: refuse, and say why.
-async fn refuse_sealed_tokens_without_key(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+async fn refuse_sealed_tokens_without_key(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     if settings.admin.encryption_key.is_some() {
         return Ok(());
     }

@@ -1,23 +1,15 @@
 -- Installing into any workspace with OAuth v2 (issue 10, item 5).
 
--- One row per workspace the app was installed into through /slack/install. The bot token is
--- never stored in clear: token_sealed is hex(nonce || AES-256-GCM(token)) under a key derived
--- from PULSELOOP_ENCRYPTION_KEY (its own label), with the team id as associated data, so a
--- sealed token copied onto another team's row does not open. A reinstall replaces the row and
--- clears revoked_at; app_uninstalled / tokens_revoked set it, and nothing is sent with the
--- token after that. The workspace of SLACK_BOT_TOKEN (the "default installation") has no row.
-CREATE TABLE installations (
-    team_id        TEXT PRIMARY KEY,
-    team_name      TEXT NOT NULL,
-    app_id         TEXT,
-    bot_user_id    TEXT NOT NULL,
-    scopes         TEXT NOT NULL,            -- comma-separated, as Slack granted them
-    token_sealed   TEXT NOT NULL,
-    installer_id   TEXT,                     -- the Slack user who approved the install
-    installed_at   BIGINT NOT NULL,
-    revoked_at     BIGINT,
-    revoked_reason TEXT
-);
+-- The `installations` table of the first migration is filled now: one row per workspace the
+-- app was installed into through /slack/install. The bot token is never stored in clear:
+-- bot_token_enc is hex(nonce || AES-256-GCM(token)) under a key derived from
+-- PULSELOOP_ENCRYPTION_KEY (its own label), with the team id as associated data, so a sealed
+-- token copied onto another team's row does not open. installed_by is the Slack user who
+-- approved. A reinstall replaces the row and clears revoked_at; app_uninstalled /
+-- tokens_revoked set it (with the reason), and nothing is sent with the token after that. The
+-- workspace of SLACK_BOT_TOKEN (the "default installation") has no row.
+ALTER TABLE installations ADD COLUMN app_id TEXT;
+ALTER TABLE installations ADD COLUMN revoked_reason TEXT;
 
 -- The nonces of OAuth states already used: a state is good once (a replayed callback URL is
 -- refused). Rows are pruned when their state has expired anyway.

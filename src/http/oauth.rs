@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use secrecy::{SecretString, SecretBox};
+use secrecy::{SecretBox, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -164,9 +164,8 @@ async fn callback(
 /// The installation in Slack's `oauth.v2.access` answer, its token sealed at once.
 fn installation_of(answer: &Value, keys: &OAuthKeys) -> ApiResult<NewInstallation> {
     let text = |pointer: &str| answer.pointer(pointer).and_then(Value::as_str);
-    let missing = |what: &str| {
-        ApiError::Unavailable(format!("Slack's oauth.v2.access answer has no {what}"))
-    };
+    let missing =
+        |what: &str| ApiError::Unavailable(format!("Slack's oauth.v2.access answer has no {what}"));
     let team_id = text("/team/id").ok_or_else(|| missing("team.id"))?;
     if text("/token_type") != Some("bot") {
         return Err(missing("bot token"));

@@ -135,20 +135,20 @@ async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult
             // The event id and the event's effects commit together: a failure rolls back
             // both, so Slack's retry is handled instead of dropped as a duplicate.
             crate::storage::installations::for_team(team, async move {
-            let mut tx = state.store.begin().await?;
-            let fresh = tx
-                .record_event_once(&event_id, event.type_name(), team_id.as_ref(), now)
-                .await?;
-            if !fresh {
-                tracing::debug!(%event_id, "duplicate event delivery ignored");
-                return Ok(().into_response());
-            }
-            if let (Some(team), false) = (team_id.as_ref(), state.settings.slack.sandbox) {
-                tx.record_workspace(team, "event", now).await?;
-            }
-            crate::pulse::events::handle(&pulses, &mut tx, team_id.as_ref(), event).await?;
-            tx.commit().await?;
-            Ok(().into_response())
+                let mut tx = state.store.begin().await?;
+                let fresh = tx
+                    .record_event_once(&event_id, event.type_name(), team_id.as_ref(), now)
+                    .await?;
+                if !fresh {
+                    tracing::debug!(%event_id, "duplicate event delivery ignored");
+                    return Ok(().into_response());
+                }
+                if let (Some(team), false) = (team_id.as_ref(), state.settings.slack.sandbox) {
+                    tx.record_workspace(team, "event", now).await?;
+                }
+                crate::pulse::events::handle(&pulses, &mut tx, team_id.as_ref(), event).await?;
+                tx.commit().await?;
+                Ok(().into_response())
             })
             .await
         }

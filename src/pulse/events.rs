@@ -216,9 +216,8 @@ async fn revoke(
         tracing::warn!(reason, "an uninstall without a team id; nothing to revoke");
         return Ok(());
     };
-    let parked_reason = format!("workspace_revoked: {team} ({reason}); not sent");
     let (revoked, parked) = tx
-        .revoke_installation(team.as_str(), &parked_reason, state.clock.now())
+        .revoke_installation(team.as_str(), reason, state.clock.now())
         .await?;
     state.teams.forget(team.as_str());
     if revoked {

@@ -59,7 +59,9 @@ pub struct VerifiedState {
 
 /// A sealed token did not open (another key, another team, or altered).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the stored bot token does not open with this PULSELOOP_ENCRYPTION_KEY (was the key changed?)")]
+#[error(
+    "the stored bot token does not open with this PULSELOOP_ENCRYPTION_KEY (was the key changed?)"
+)]
 pub struct SealError;
 
 /// The OAuth keys derived from the server secret.
@@ -216,7 +218,11 @@ mod tests {
             keys("other").open_token("T1", &sealed).unwrap_err(),
             SealError
         );
-        assert_ne!(k.seal_token("T1", &token), sealed, "a fresh nonce each time");
+        assert_ne!(
+            k.seal_token("T1", &token),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]

@@ -60,8 +60,11 @@ pub struct Installation {
     pub revoked_reason: Option<String>,
 }
 
-const COLUMNS: &str = "team_id, team_name, app_id, bot_user_id, scopes, token_sealed, \
-    installer_id, installed_at, revoked_at, revoked_reason";
+/// The table is the first migration's (`bot_token_enc`, `installed_by`, nullable details).
+const COLUMNS: &str = "team_id, COALESCE(team_name, team_id) AS team_name, app_id, \
+    COALESCE(bot_user_id, '') AS bot_user_id, COALESCE(scopes, '') AS scopes, \
+    bot_token_enc AS token_sealed, installed_by AS installer_id, installed_at, revoked_at, \
+    revoked_reason";
 
 impl Store {
     /// Stores an installation, replacing an earlier one of the same workspace (a reinstall:
@@ -75,10 +78,10 @@ impl Store {
         on_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO installations (team_id, team_name, app_id, bot_user_id, scopes,
-                    token_sealed, installer_id, installed_at, revoked_at, revoked_reason)
+                    bot_token_enc, installed_by, installed_at, revoked_at, revoked_reason)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)
                  ON CONFLICT (team_id) DO UPDATE SET team_name = $2, app_id = $3,
-                    bot_user_id = $4, scopes = $5, token_sealed = $6, installer_id = $7,
+                    bot_user_id = $4, scopes = $5, bot_token_enc = $6, installed_by = $7,
                     installed_at = $8, revoked_at = NULL, revoked_reason = NULL",
             )
             .bind(&i.team_id)
@@ -168,8 +171,8 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Marks the installation of `team_id` revoked (app uninstalled, tokens revoked) and parks
-    /// its workspace's pending outbox rows as cancelled with `reason`. Rows in flight finish
+    /// Marks the installation of `team_id` revoked for `reason` (`app_uninstalled`,
+    /// `tokens_revoked`) and parks its workspace's pending outbox rows as cancelled, saying so. Rows in flight finish
     /// (the worker refuses to call with a revoked installation's token). Returns whether an
     /// installation was revoked now (`false`: none, or revoked already) and how many rows were
     /// parked.
@@ -191,7 +194,12 @@ impl StoreTx {
             .await?
             .rows_affected()
         });
-        let parked = self.park_team_outbox(team_id, reason).await?;
+        let parked = self
+            .park_team_outbox(
+                team_id,
+                &format!("workspace_revoked: {team_id} ({reason}); not sent"),
+            )
+            .await?;
         Ok((revoked == 1, parked))
     }
 

@@ -378,7 +378,8 @@ impl Store {
         let now_ms = to_ms(now);
         let until = to_ms(now + lease);
         // A workspace's budgets are its own: keys of an installation start `t:<team>:`.
-        let team = "(CASE WHEN outbox.team_id = '' THEN '' ELSE 't:' || outbox.team_id || ':' END) || ";
+        let team =
+            "(CASE WHEN outbox.team_id = '' THEN '' ELSE 't:' || outbox.team_id || ':' END) || ";
         let mut filter = format!(
             " AND NOT EXISTS (SELECT 1 FROM rate_budgets b WHERE b.ready_ms > $1
                 AND (b.budget_key = {team}'m:' || outbox.method

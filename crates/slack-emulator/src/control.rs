@@ -36,7 +36,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_control/trigger_ids/{id}/expire", post(expire_trigger))
         .route("/_control/oauth_codes", post(oauth_code))
         .route("/_control/teams", post(crate::oauth::add_team))
-        .route("/_control/teams/{id}/revoke", post(crate::oauth::revoke_team))
+        .route(
+            "/_control/teams/{id}/revoke",
+            post(crate::oauth::revoke_team),
+        )
         .route("/_control/faults", post(add_fault).delete(clear_faults))
         .route("/_control/limits", get(limits).put(set_limits))
         .route("/_control/calls", get(calls).delete(clear_calls))

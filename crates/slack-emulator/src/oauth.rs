@@ -57,7 +57,10 @@ pub(crate) async fn authorize(
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
     let scopes: Vec<&str> = scope.split(',').map(str::trim).collect();
     if scope.trim().is_empty() || !scopes.iter().all(|s| is_scope(s)) {
-        return error_page("invalid_scope", "scope must list bot scopes, comma-separated");
+        return error_page(
+            "invalid_scope",
+            "scope must list bot scopes, comma-separated",
+        );
     }
     let Some(redirect) = q.get("redirect_uri").cloned() else {
         return error_page("bad_redirect_uri", "redirect_uri is missing");
@@ -144,8 +147,14 @@ pub(crate) async fn add_team(
             format!("'{}' is not a team id (T…)", request.team_id),
         );
     }
-    shared.world().add_team(&request.team_id, &request.team_name);
-    (StatusCode::CREATED, Json(json!({ "team_id": request.team_id }))).into_response()
+    shared
+        .world()
+        .add_team(&request.team_id, &request.team_name);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "team_id": request.team_id })),
+    )
+        .into_response()
 }
 
 /// `POST /_control/teams/{id}/revoke`: every token of the workspace stops working
@@ -164,7 +173,8 @@ pub(crate) async fn revoke_team(
 
 impl crate::state::World {
     pub(crate) fn add_team(&mut self, team_id: &str, team_name: &str) {
-        self.teams.insert(team_id.to_string(), team_name.to_string());
+        self.teams
+            .insert(team_id.to_string(), team_name.to_string());
     }
 
     /// Revokes every token of `team_id`; how many there were.

@@ -122,7 +122,12 @@ async fn authorize_redirects_with_a_code_that_is_exchanged_once() {
 #[tokio::test]
 async fn the_exchange_refuses_a_wrong_secret_a_wrong_redirect_and_an_unknown_code() {
     let emu = start().await;
-    let code = code_of(&authorize(&emu, &good_query(None)).await.1.expect("location"));
+    let code = code_of(
+        &authorize(&emu, &good_query(None))
+            .await
+            .1
+            .expect("location"),
+    );
     let wrong_secret = exchange(&emu, &code, "nope", REDIRECT).await;
     assert_eq!(wrong_secret["error"], "bad_client_secret");
     let wrong_redirect = exchange(&emu, &code, CLIENT_SECRET, "http://127.0.0.1:9/other").await;
@@ -130,7 +135,10 @@ async fn the_exchange_refuses_a_wrong_secret_a_wrong_redirect_and_an_unknown_cod
     let unknown = exchange(&emu, "1.2.3", CLIENT_SECRET, REDIRECT).await;
     assert_eq!(unknown["error"], "invalid_code");
     // The refusals did not use the code up.
-    assert_eq!(exchange(&emu, &code, CLIENT_SECRET, REDIRECT).await["ok"], true);
+    assert_eq!(
+        exchange(&emu, &code, CLIENT_SECRET, REDIRECT).await["ok"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -148,7 +156,10 @@ async fn the_authorize_page_checks_client_scopes_redirect_and_team() {
     let mut elsewhere = good_query(None);
     elsewhere[2] = ("redirect_uri", "https://evil.example/cb");
     assert_eq!(authorize(&emu, &elsewhere).await, (400, None));
-    assert_eq!(authorize(&emu, &good_query(Some("T0NOPE"))).await, (400, None));
+    assert_eq!(
+        authorize(&emu, &good_query(Some("T0NOPE"))).await,
+        (400, None)
+    );
 }
 
 #[tokio::test]
@@ -179,7 +190,10 @@ async fn a_second_workspace_gets_its_own_token_and_revoking_it_leaves_the_first(
     );
 
     let revoked = reqwest::Client::new()
-        .post(format!("http://{}/_control/teams/T0SECOND/revoke", emu.addr()))
+        .post(format!(
+            "http://{}/_control/teams/T0SECOND/revoke",
+            emu.addr()
+        ))
         .send()
         .await
         .expect("control answers")

@@ -518,7 +518,6 @@ async fn read_envelope(response: reqwest::Response) -> Result<Value, SlackError>
 }
 
 impl SlackClient {
-
     /// Answers an interaction through its `response_url` (no token: the URL is the
     /// credential). Not a Web API method, so no tier applies; Slack allows 5 uses within 30
     /// minutes. Only Slack's own hooks host, or the host of the configured API base (the

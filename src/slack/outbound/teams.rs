@@ -21,7 +21,10 @@ pub enum TeamRoute {
     /// any workspace with no installation of its own.
     Default,
     /// A workspace installed with OAuth, with its own token and limits.
-    Installed { team_id: String, client: SlackClient },
+    Installed {
+        team_id: String,
+        client: SlackClient,
+    },
     /// Uninstalled or its tokens revoked: nothing may be sent for it.
     Revoked { team_id: String, reason: String },
     /// Installed, but its token cannot be opened (no key, or another key): nothing is sent.
@@ -88,8 +91,9 @@ impl Teams {
         let Some(keys) = &self.0.keys else {
             return Ok(TeamRoute::Unusable {
                 team_id: team_id.to_string(),
-                reason: "PULSELOOP_ENCRYPTION_KEY is not set: the workspace's token cannot be opened"
-                    .into(),
+                reason:
+                    "PULSELOOP_ENCRYPTION_KEY is not set: the workspace's token cannot be opened"
+                        .into(),
             });
         };
         let token = match keys.open_token(team_id, &install.token_sealed) {

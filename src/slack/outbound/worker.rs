@@ -21,8 +21,8 @@ use super::client::{
     SlackError,
 };
 use super::rate_limit::{shared_budgets, team_budget_key};
-use super::teams::{TeamRoute, Teams};
 use super::response_url;
+use super::teams::{TeamRoute, Teams};
 use crate::clock::SharedClock;
 use crate::config::settings::OutboxSettings;
 use crate::storage::outbox::OutboxRow;
