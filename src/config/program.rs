@@ -1057,6 +1057,22 @@ prompt = "Anything?"
     }
 
     #[test]
+    fn a_program_may_name_its_workspace_and_a_wrong_id_is_reported() {
+        let text = |team: &str| {
+            format!(
+                "id = \"pilot\"\nname = \"Pilot\"\ntimezone = \"Europe/Berlin\"\n\
+                 start_date = \"2027-01-04\"\nteam_id = \"{team}\"\n[[surveys]]\nid = \"w\"\n\
+                 cadence = \"0 10 * * MON\"\n[[surveys.questions]]\nkey = \"v\"\n\
+                 kind = \"text\"\nprompt = \"Anything?\"\n"
+            )
+        };
+        let p = parse_program(Path::new("p.toml"), &text("T0SECOND")).expect("valid");
+        assert_eq!(p.team_id.as_deref(), Some("T0SECOND"));
+        let e = parse_program(Path::new("p.toml"), &text("acme")).unwrap_err();
+        assert!(e.to_string().contains("team_id"), "{e}");
+    }
+
+    #[test]
     fn question_keys_that_would_break_slack_ids_are_refused() {
         let long = "k".repeat(65);
         let text = format!(

@@ -238,7 +238,7 @@ async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResu
 enum Routed {
     /// The services with the workspace's token, and the workspace its outbox rows belong to
     /// (`None`: the default installation).
-    Serve(crate::pulse::Pulses, Option<String>),
+    Serve(Box<crate::pulse::Pulses>, Option<String>),
     /// The workspace's installation is revoked or unusable: nothing is done for it.
     Refuse(String),
 }
@@ -248,12 +248,12 @@ enum Routed {
 async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
     use crate::slack::outbound::TeamRoute;
     let Some(team_id) = team_id.filter(|t| !t.is_empty()) else {
-        return Ok(Routed::Serve(state.pulses.clone(), None));
+        return Ok(Routed::Serve(Box::new(state.pulses.clone()), None));
     };
     Ok(match state.pulses.teams.route(team_id).await? {
-        TeamRoute::Default => Routed::Serve(state.pulses.clone(), None),
+        TeamRoute::Default => Routed::Serve(Box::new(state.pulses.clone()), None),
         TeamRoute::Installed { team_id, client } => {
-            Routed::Serve(state.pulses.with_client(client), Some(team_id))
+            Routed::Serve(Box::new(state.pulses.with_client(client)), Some(team_id))
         }
         TeamRoute::Revoked { team_id, reason } => {
             Routed::Refuse(format!("{team_id} was revoked ({reason})"))

@@ -42,7 +42,7 @@ async fn authorize(emu: &Emulator, query: &[(&str, &str)]) -> (u16, Option<Strin
     (response.status().as_u16(), location)
 }
 
-fn good_query<'a>(team: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+fn good_query(team: Option<&str>) -> Vec<(&str, &str)> {
     let mut q = vec![
         ("client_id", CLIENT_ID),
         ("scope", "chat:write,im:write,commands"),
