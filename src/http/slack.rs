@@ -3,7 +3,9 @@
 //! Order of work on every request: size limit (tower), signature headers, then the signature
 //! on the raw body ([`super::verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a
 //! signed request is acted on once), parse into typed payloads
-//! ([`crate::slack::incoming::payloads`]), then hand over to the services in `crate::pulse`.
+//! ([`crate::slack::incoming::payloads`]), route by the request's `team_id` to its workspace's
+//! installation ([`route`]: its token, or nothing for a revoked one; docs/install.md), then
+//! hand over to the services in `crate::pulse`.
 //! Slack wants an answer within 3 seconds, so anything slow goes to the outbox instead of
 //! being done inline.
 
