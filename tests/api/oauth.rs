@@ -555,3 +555,37 @@ async fn the_server_refuses_to_start_with_installations_but_no_key() {
         .expect("with the key it starts");
     drop(app);
 }
+
+#[tokio::test]
+async fn installing_is_off_without_client_credentials_or_without_the_key() {
+    let app = spawn_app().await;
+    let (status, body) = error_of(app.get("/slack/install").await).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["detail"].as_str().unwrap().contains("SLACK_CLIENT_ID"),
+        "{body}"
+    );
+    app.stop().await;
+
+    let app = TestAppBuilder::default()
+        .settings(|s| {
+            s.slack.client_id = Some(CLIENT_ID.into());
+            s.slack.client_secret = Some(SecretString::from(CLIENT_SECRET));
+        })
+        .spawn()
+        .await;
+    let (status, body) = error_of(app.get("/slack/install").await).await;
+    assert_eq!(status, 503);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PULSELOOP_ENCRYPTION_KEY"),
+        "{body}"
+    );
+    let (status, _) = error_of(app.get("/slack/oauth/callback?code=x&state=y").await).await;
+    assert_eq!(status, 503, "nothing can be stored without the key");
+    app.assert_count("SELECT COUNT(*) FROM installations", 0)
+        .await;
+    app.stop().await;
+}
