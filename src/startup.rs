@@ -53,6 +53,7 @@ impl Application {
             first_start = %first_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "firings before the first start are never caught up"
         );
+        refuse_sealed_tokens_without_key(&store, &settings).await?;
         let (slack, signing_secret) = slack_client(&settings, &clock)?;
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;
@@ -106,6 +107,7 @@ impl Application {
             self.state.clock.clone(),
             self.state.settings.outbox.clone(),
         )
+        .with_teams(self.state.pulses.teams.clone())
     }
 
     /// Serves until `shutdown` resolves, then stops claiming work, lets in-flight requests
@@ -226,6 +228,35 @@ fn slack_client(
     Ok((slack, signing_secret))
 }
 
+/// Step of `build`: workspaces installed with OAuth keep their bot tokens sealed with a key
+/// from PULSELOOP_ENCRYPTION_KEY. Without the key they could not be served, and starting
+/// would look healthy while every send for them fails: refuse, and say why.
+async fn refuse_sealed_tokens_without_key(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    if settings.admin.encryption_key.is_some() {
+        return Ok(());
+    }
+    let installed: Vec<String> = store
+        .installations()
+        .await
+        .context("cannot read the installed workspaces")?
+        .into_iter()
+        .filter(|i| i.revoked_at.is_none())
+        .map(|i| i.team_id)
+        .collect();
+    if !installed.is_empty() {
+        anyhow::bail!(
+            "refusing to start: this database holds workspaces installed with OAuth ({}) whose \
+             bot tokens are encrypted with PULSELOOP_ENCRYPTION_KEY, and it is not set. Set it \
+             to the key used when they were installed (see docs/install.md)",
+            installed.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Step of `build`: the services, and the state the HTTP layer shares.
 fn app_state(
     store: Store,
@@ -235,6 +266,15 @@ fn app_state(
     settings: Settings,
 ) -> AppState {
     let catalog = Catalog::default();
+    let teams = crate::slack::outbound::Teams::new(
+        slack.clone(),
+        store.clone(),
+        settings
+            .admin
+            .encryption_key
+            .as_ref()
+            .map(crate::slack::oauth::OAuthKeys::from_secret),
+    );
     let pulses = Pulses {
         store: store.clone(),
         clock: clock.clone(),
@@ -247,6 +287,7 @@ fn app_state(
             .encryption_key
             .as_ref()
             .map(crate::pulse::relay::RelayKeys::from_secret),
+        teams,
     };
     let scheduler = Scheduler::new(pulses.clone(), settings.scheduler.clone());
     AppState::new(AppInner {

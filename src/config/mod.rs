@@ -2,6 +2,7 @@
 //! from the config folder and validated into typed values before anything else sees them.
 
 pub mod check;
+pub mod keys;
 pub mod program;
 pub mod settings;
 

@@ -26,6 +26,8 @@ type Extra = BTreeMap<String, toml::Value>;
 struct ProgramFile {
     id: Option<String>,
     name: Option<String>,
+    /// The Slack workspace (`T…`) the program runs in; left out: the default installation.
+    team_id: Option<String>,
     timezone: Option<String>,
     start_date: Option<String>,
     working_days: Option<Vec<String>>,
@@ -341,6 +343,14 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
         c.slug("id", id);
     }
     let name = c.required("name", &raw.name).map(str::to_string);
+    if let Some(team) = &raw.team_id {
+        if slack_facts::ids::TeamId::parse(team).is_err() {
+            c.err(
+                "team_id",
+                format!("'{team}' is not a Slack workspace id (T… in capitals and digits)"),
+            );
+        }
+    }
     let timezone = c
         .required("timezone", &raw.timezone)
         .and_then(|tz| c.timezone("timezone", tz));
@@ -386,6 +396,7 @@ pub fn parse_program(file: &Path, text: &str) -> Result<Program, ConfigErrors> {
     Ok(Program {
         id: id.into(),
         name,
+        team_id: raw.team_id.clone(),
         file: file.to_path_buf(),
         timezone,
         start_date,
@@ -1045,6 +1056,22 @@ prompt = "Anything?"
         assert_eq!(s.remind_after_hours, None);
         assert_eq!(s.anonymity, Anonymity::Anonymous);
         assert!(!s.questions[0].required, "text questions are optional");
+    }
+
+    #[test]
+    fn a_program_may_name_its_workspace_and_a_wrong_id_is_reported() {
+        let text = |team: &str| {
+            format!(
+                "id = \"pilot\"\nname = \"Pilot\"\ntimezone = \"Europe/Berlin\"\n\
+                 start_date = \"2027-01-04\"\nteam_id = \"{team}\"\n[[surveys]]\nid = \"w\"\n\
+                 cadence = \"0 10 * * MON\"\n[[surveys.questions]]\nkey = \"v\"\n\
+                 kind = \"text\"\nprompt = \"Anything?\"\n"
+            )
+        };
+        let p = parse_program(Path::new("p.toml"), &text("T0SECOND")).expect("valid");
+        assert_eq!(p.team_id.as_deref(), Some("T0SECOND"));
+        let e = parse_program(Path::new("p.toml"), &text("acme")).unwrap_err();
+        assert!(e.to_string().contains("team_id"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,17 @@ pub struct SlackSettings {
     /// Slack allows about one message per second per channel.
     pub posts_per_second_per_channel: f64,
     pub request_timeout_seconds: u64,
+    /// OAuth v2 install (`GET /slack/install`): the app's client id and secret
+    /// (`SLACK_CLIENT_ID`, `SLACK_CLIENT_SECRET`). Both unset: installing is off.
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// Slack's authorize page (`SLACK_OAUTH_AUTHORIZE_URL`); unset: derived from
+    /// `api_base_url` (`https://slack.com/api` → `https://slack.com/oauth/v2/authorize`).
+    pub oauth_authorize_url: Option<String>,
+    /// The callback registered with Slack (`SLACK_REDIRECT_URL`, e.g.
+    /// `https://pulse.example.com/slack/oauth/callback`); unset: built from the request's Host
+    /// (http for loopback hosts, https otherwise).
+    pub redirect_url: Option<String>,
     /// Set at start when `serve` runs against the built-in sandbox (never read from a file).
     #[serde(skip)]
     pub sandbox: bool,
@@ -184,6 +195,10 @@ impl Default for SlackSettings {
             max_posts_per_minute: 600,
             posts_per_second_per_channel: 1.0,
             request_timeout_seconds: 10,
+            client_id: None,
+            client_secret: None,
+            oauth_authorize_url: None,
+            redirect_url: None,
             sandbox: false,
         }
     }
@@ -256,6 +271,18 @@ impl Settings {
         }
         if let Some(v) = get("SLACK_API_BASE_URL") {
             self.slack.api_base_url = v;
+        }
+        if let Some(v) = get("SLACK_CLIENT_ID") {
+            self.slack.client_id = Some(v);
+        }
+        if let Some(v) = secret("SLACK_CLIENT_SECRET") {
+            self.slack.client_secret = Some(v);
+        }
+        if let Some(v) = get("SLACK_OAUTH_AUTHORIZE_URL") {
+            self.slack.oauth_authorize_url = Some(v);
+        }
+        if let Some(v) = get("SLACK_REDIRECT_URL") {
+            self.slack.redirect_url = Some(v);
         }
         if let Some(v) = get("PULSELOOP_BIND") {
             self.server.bind = v;
@@ -350,6 +377,17 @@ impl Settings {
 
     pub fn programs_dir(&self) -> PathBuf {
         self.config_dir.join("programs")
+    }
+
+    /// Slack's OAuth authorize page: `slack.oauth_authorize_url`, else the API base without
+    /// its `/api` and with `/oauth/v2/authorize` (the emulator serves it there too).
+    pub fn oauth_authorize_url(&self) -> String {
+        if let Some(url) = &self.slack.oauth_authorize_url {
+            return url.clone();
+        }
+        let base = self.slack.api_base_url.trim_end_matches('/');
+        let base = base.strip_suffix("/api").unwrap_or(base);
+        format!("{base}/oauth/v2/authorize")
     }
 }
 

@@ -126,6 +126,9 @@ pub enum OutOfOfficePolicy {
 pub struct Program {
     pub id: ProgramId,
     pub name: String,
+    /// The Slack workspace it runs in (`team_id` in its file); `None`: the default
+    /// installation. Its DMs go out with that workspace's token.
+    pub team_id: Option<String>,
     pub file: PathBuf,
     pub timezone: Tz,
     pub start_date: NaiveDate,

@@ -10,6 +10,7 @@ pub mod admin_config;
 pub mod error;
 pub mod export;
 pub mod kpis;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod probe;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(slack::router())
+        .merge(oauth::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))

@@ -3,7 +3,9 @@
 //! Order of work on every request: size limit (tower), signature headers, then the signature
 //! on the raw body ([`super::verified::VerifiedSlackRequest`]), the replay guard ([`once`]: a
 //! signed request is acted on once), parse into typed payloads
-//! ([`crate::slack::incoming::payloads`]), then hand over to the services in `crate::pulse`.
+//! ([`crate::slack::incoming::payloads`]), route by the request's `team_id` to its workspace's
+//! installation ([`route`]: its token, or nothing for a revoked one; docs/install.md), then
+//! hand over to the services in `crate::pulse`.
 //! Slack wants an answer within 3 seconds, so anything slow goes to the outbox instead of
 //! being done inline.
 
@@ -124,22 +126,33 @@ async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult
             ..
         } => {
             let now = state.clock.now();
+            let (pulses, team) = match route(state, team_id.as_ref().map(|t| t.as_str())).await? {
+                Routed::Serve(pulses, team) => (pulses, team),
+                Routed::Refuse(reason) => {
+                    // Acknowledged (Slack retries anything else), never acted on.
+                    tracing::warn!(%event_id, kind = event.type_name(), %reason, "event of a workspace pulseloop does not serve; ignored");
+                    return Ok(().into_response());
+                }
+            };
             // The event id and the event's effects commit together: a failure rolls back
             // both, so Slack's retry is handled instead of dropped as a duplicate.
-            let mut tx = state.store.begin().await?;
-            let fresh = tx
-                .record_event_once(&event_id, event.type_name(), team_id.as_ref(), now)
-                .await?;
-            if !fresh {
-                tracing::debug!(%event_id, "duplicate event delivery ignored");
-                return Ok(().into_response());
-            }
-            if let (Some(team), false) = (team_id.as_ref(), state.settings.slack.sandbox) {
-                tx.record_workspace(team, "event", now).await?;
-            }
-            crate::pulse::events::handle(&state.pulses, &mut tx, team_id.as_ref(), event).await?;
-            tx.commit().await?;
-            Ok(().into_response())
+            crate::storage::installations::for_team(team, async move {
+                let mut tx = state.store.begin().await?;
+                let fresh = tx
+                    .record_event_once(&event_id, event.type_name(), team_id.as_ref(), now)
+                    .await?;
+                if !fresh {
+                    tracing::debug!(%event_id, "duplicate event delivery ignored");
+                    return Ok(().into_response());
+                }
+                if let (Some(team), false) = (team_id.as_ref(), state.settings.slack.sandbox) {
+                    tx.record_workspace(team, "event", now).await?;
+                }
+                crate::pulse::events::handle(&pulses, &mut tx, team_id.as_ref(), event).await?;
+                tx.commit().await?;
+                Ok(().into_response())
+            })
+            .await
         }
         EventEnvelope::AppRateLimited {
             team_id,
@@ -177,12 +190,26 @@ async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> Api
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
+    let (pulses, team) = match route(state, team_of_interaction(&form.payload).as_deref()).await? {
+        Routed::Serve(pulses, team) => (pulses, team),
+        Routed::Refuse(reason) => {
+            tracing::warn!(%reason, "interaction from a workspace pulseloop does not serve; ignored");
+            return Ok(().into_response());
+        }
+    };
     if crate::pulse::admin_view::is_admin_interaction(&interaction) {
-        let outcome =
-            crate::pulse::admin_view::handle(&state.pulses, &state.scheduler, interaction).await?;
+        let outcome = crate::storage::installations::for_team(
+            team,
+            crate::pulse::admin_view::handle(&pulses, &state.scheduler, interaction),
+        )
+        .await?;
         return Ok(outcome.into_response());
     }
-    let outcome = crate::pulse::interactions::handle(&state.pulses, interaction).await?;
+    let outcome = crate::storage::installations::for_team(
+        team,
+        crate::pulse::interactions::handle(&pulses, interaction),
+    )
+    .await?;
     Ok(outcome.into_response())
 }
 
@@ -197,6 +224,61 @@ async fn slash_commands(
 async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let command: SlashCommand = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a slash command form: {e}")))?;
-    let reply = crate::pulse::commands::handle(&state.pulses, command).await?;
+    let (pulses, team) = match route(state, command.team_id.as_ref().map(|t| t.as_str())).await? {
+        Routed::Serve(pulses, team) => (pulses, team),
+        Routed::Refuse(reason) => {
+            tracing::warn!(%reason, "slash command from a workspace pulseloop does not serve");
+            return Ok(Json(json!({
+                "response_type": "ephemeral",
+                "text": "pulseloop is no longer installed in this workspace (it was uninstalled \
+                         or its access was revoked). Ask an admin to install it again.",
+            }))
+            .into_response());
+        }
+    };
+    let reply = crate::storage::installations::for_team(
+        team,
+        crate::pulse::commands::handle(&pulses, command),
+    )
+    .await?;
     Ok(reply.into_response())
+}
+
+/// What serves a request of one workspace.
+enum Routed {
+    /// The services with the workspace's token, and the workspace its outbox rows belong to
+    /// (`None`: the default installation).
+    Serve(Box<crate::pulse::Pulses>, Option<String>),
+    /// The workspace's installation is revoked or unusable: nothing is done for it.
+    Refuse(String),
+}
+
+/// Routes a request by its `team_id` (docs/install.md, "Routing"): an installed workspace to
+/// its own token; a revoked one nowhere; any other (or none) to the default installation.
+async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
+    use crate::slack::outbound::TeamRoute;
+    let Some(team_id) = team_id.filter(|t| !t.is_empty()) else {
+        return Ok(Routed::Serve(Box::new(state.pulses.clone()), None));
+    };
+    Ok(match state.pulses.teams.route(team_id).await? {
+        TeamRoute::Default => Routed::Serve(Box::new(state.pulses.clone()), None),
+        TeamRoute::Installed { team_id, client } => {
+            Routed::Serve(Box::new(state.pulses.with_client(client)), Some(team_id))
+        }
+        TeamRoute::Revoked { team_id, reason } => {
+            Routed::Refuse(format!("{team_id} was revoked ({reason})"))
+        }
+        TeamRoute::Unusable { team_id, reason } => {
+            Routed::Refuse(format!("{team_id}'s token cannot be used: {reason}"))
+        }
+    })
+}
+
+/// The workspace of an interaction payload: `team.id`, or `user.team_id`.
+fn team_of_interaction(payload: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    v.pointer("/team/id")
+        .or_else(|| v.pointer("/user/team_id"))
+        .and_then(|t| t.as_str())
+        .map(String::from)
 }

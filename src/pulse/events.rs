@@ -75,8 +75,14 @@ pub async fn handle(
         } if kind == "im" => {
             direct_message(state, tx, &user, text.as_deref().unwrap_or(""), &ts).await?;
         }
-        SlackEvent::AppUninstalled {} | SlackEvent::TokensRevoked { .. } => {
-            tracing::warn!(?team_id, "the app was uninstalled or its tokens revoked");
+        SlackEvent::AppUninstalled {} => {
+            revoke(state, tx, team_id, "app_uninstalled").await?;
+        }
+        SlackEvent::TokensRevoked { tokens } if !tokens.bot.is_empty() => {
+            revoke(state, tx, team_id, "tokens_revoked").await?;
+        }
+        SlackEvent::TokensRevoked { .. } => {
+            tracing::info!(?team_id, "user tokens revoked; pulseloop holds none");
         }
         other => tracing::debug!(kind = other.type_name(), "event received"),
     }
@@ -215,4 +221,32 @@ fn dm(mut row: NewOutboxMessage, user: &UserId, text: &str) -> NewOutboxMessage 
     row.payload = json!({ "channel": user, "text": text });
     row.channel_key = Some(user.to_string());
     row
+}
+
+/// `app_uninstalled`, `tokens_revoked` (of the bot): the workspace's installation is marked
+/// revoked and its queued Slack writes are parked, in the event's transaction; its client is
+/// dropped, so no call is made with the dead token. The default installation has no row to
+/// mark: its token is the operator's (`SLACK_BOT_TOKEN`), and the log says what to do.
+async fn revoke(
+    state: &Pulses,
+    tx: &mut StoreTx,
+    team_id: Option<&slack_facts::ids::TeamId>,
+    reason: &str,
+) -> ServiceResult<()> {
+    let Some(team) = team_id else {
+        tracing::warn!(reason, "an uninstall without a team id; nothing to revoke");
+        return Ok(());
+    };
+    let (revoked, parked) = tx
+        .revoke_installation(team.as_str(), reason, state.clock.now())
+        .await?;
+    state.teams.forget(team.as_str());
+    if revoked {
+        tracing::warn!(team = %team, reason, parked, "installation revoked: nothing more is sent to this workspace");
+    } else {
+        tracing::error!(team = %team, reason,
+            "the default installation's token was revoked or the app uninstalled: sends will \
+             fail until SLACK_BOT_TOKEN is replaced (or the app is installed again)");
+    }
+    Ok(())
 }

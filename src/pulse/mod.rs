@@ -21,7 +21,7 @@ pub mod wins;
 use std::path::PathBuf;
 
 use crate::clock::SharedClock;
-use crate::slack::outbound::SlackClient;
+use crate::slack::outbound::{SlackClient, Teams};
 use crate::storage::{Store, StoreError};
 use catalog::Catalog;
 
@@ -40,6 +40,36 @@ pub struct Pulses {
     /// The reply relay's keys, from the server secret; `None` (no secret configured) means
     /// comments cannot be replied to.
     pub relay: Option<relay::RelayKeys>,
+    /// Every workspace's Slack client (the default installation and those installed with
+    /// OAuth); `slack` is the one of the workspace being served.
+    pub teams: Teams,
+}
+
+impl Pulses {
+    /// The same services speaking to Slack with `client` (an installed workspace's).
+    pub fn with_client(&self, client: SlackClient) -> Pulses {
+        Pulses {
+            slack: client,
+            ..self.clone()
+        }
+    }
+
+    /// The services for the workspace of a program (`team_id` from its file): its own
+    /// client when that workspace is installed with OAuth and not revoked, else these.
+    pub async fn for_team(&self, team_id: Option<&str>) -> Pulses {
+        use crate::slack::outbound::TeamRoute;
+        let Some(team_id) = team_id else {
+            return self.clone();
+        };
+        match self.teams.route(team_id).await {
+            Ok(TeamRoute::Installed { client, .. }) => self.with_client(client),
+            Ok(_) => self.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, team = team_id, "cannot read the installation; using the default token");
+                self.clone()
+            }
+        }
+    }
 }
 
 /// Why a pulse service could not do its work. The HTTP layer maps it (http/error.rs).

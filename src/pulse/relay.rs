@@ -15,7 +15,7 @@
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -49,9 +49,12 @@ pub struct RelayKeys {
 impl RelayKeys {
     /// Keys from the server secret (`admin.encryption_key` / `PULSELOOP_ENCRYPTION_KEY`).
     pub fn from_secret(secret: &SecretString) -> Self {
-        let root = hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes());
-        let derive =
-            |label: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&root, label).as_ref());
+        let derive = |label: &[u8]| {
+            hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &crate::config::keys::derive_key(secret, label),
+            )
+        };
         Self {
             lookup: derive(b"pulseloop reply relay: lookup"),
             seal: derive(b"pulseloop reply relay: seal"),

@@ -47,6 +47,8 @@ pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>
             drop_edit(&mut tx, &file, edit, state.clock.now()).await?;
         }
         let report = tx.sync_program(&desired, state.clock.now()).await?;
+        tx.set_program_team(program.id.as_str(), program.team_id.as_deref())
+            .await?;
         tx.commit().await?;
         if report != SyncReport::default() {
             report.log(&program.id, "configuration applied");
@@ -138,7 +140,8 @@ enum Fetched {
 /// logged, so an operator sees a wrong Slack ID instead of a member who silently vanishes).
 async fn fetch_profile(state: &Pulses, user_id: &UserId) -> Fetched {
     let now = state.clock.now();
-    let stored = match state.slack.users_info(user_id).await {
+    let team = for_member(state, user_id).await;
+    let stored = match team.slack.users_info(user_id).await {
         Ok(user) => state
             .store
             .update_profile(user_id, &profile_of(&user), now)
@@ -165,6 +168,28 @@ async fn fetch_profile(state: &Pulses, user_id: &UserId) -> Fetched {
         tracing::warn!(error = %e, "could not store a profile");
         Fetched::Failed
     })
+}
+
+/// The services for the workspace `user_id` is a member of: the `team_id` of their first
+/// active program that has one, else the default installation.
+async fn for_member(state: &Pulses, user_id: &UserId) -> Pulses {
+    if state.catalog.programs().iter().all(|p| p.team_id.is_none()) {
+        return state.clone();
+    }
+    let team = state
+        .store
+        .memberships_of(user_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.state != MemberState::Deactivated)
+        .find_map(|m| {
+            state
+                .catalog
+                .program(&m.program_id)
+                .and_then(|p| p.team_id.clone())
+        });
+    state.for_team(team.as_deref()).await
 }
 
 /// The warning an operator needs: which member, in which programs, and what to do.
@@ -238,8 +263,9 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
                 .map(|w| json!(w.names()).to_string()),
         })
         .collect();
+    let team = state.for_team(p.team_id.as_deref()).await;
     for group in &p.usergroups {
-        match state.slack.usergroup_members(&group.usergroup).await {
+        match team.slack.usergroup_members(&group.usergroup).await {
             Ok(ids) => members.extend(ids.into_iter().map(|id| DesiredMember {
                 slack_user_id: id,
                 role: group.role.as_str().to_string(),
@@ -356,7 +382,10 @@ pub async fn refresh_profiles(state: &Pulses, max_age: Duration) -> usize {
             return 0;
         }
     };
-    if stale.len() > BULK_REFRESH_THRESHOLD {
+    // users.list reads the default workspace only: with programs in other workspaces, their
+    // members would look absent from it, so profiles are read one by one.
+    let one_workspace = state.catalog.programs().iter().all(|p| p.team_id.is_none());
+    if one_workspace && stale.len() > BULK_REFRESH_THRESHOLD {
         match state.slack.users_list().await {
             Ok(users) => return apply_user_list(state, &stale, users).await,
             Err(e) => {

@@ -27,7 +27,9 @@ pub(super) async fn post_due_digests(
 ) -> StoreResult<usize> {
     let mut queued = 0;
     for program in catalog.programs().iter() {
-        match post_due(store, program, now).await {
+        let team = program.team_id.clone();
+        let posted = crate::storage::installations::for_team(team, post_due(store, program, now));
+        match posted.await {
             Ok(n) => queued += n,
             Err(DigestError::Store(e)) => return Err(e),
             Err(e) => tracing::warn!(program = %program.id, error = %e, "digest not posted"),

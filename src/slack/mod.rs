@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod incoming;
+pub mod oauth;
 pub mod outbound;
 pub mod protocol;
 pub use slack_facts::signature;

@@ -56,6 +56,9 @@ trait Queued: Send {
 
 struct Typed<J: WriteJob> {
     job: J,
+    /// The caller's workspace: the outbox rows the job writes belong to it (the job runs on
+    /// the writer's task, which has no workspace of its own).
+    team: String,
     out: Option<J::Output>,
     reply: oneshot::Sender<StoreResult<J::Output>>,
 }
@@ -64,7 +67,8 @@ impl<J: WriteJob> Queued for Typed<J> {
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, ()> {
         Box::pin(async move {
             self.out = None;
-            let out = self.job.run(tx).await?;
+            let team = Some(self.team.clone());
+            let out = super::installations::for_team(team, self.job.run(tx)).await?;
             self.out = Some(out);
             Ok(())
         })
@@ -174,6 +178,7 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         let queued: Job = Box::new(Typed {
             job,
+            team: super::installations::current_team(),
             out: None,
             reply,
         });

@@ -12,6 +12,7 @@ pub mod events;
 pub mod export;
 pub mod group_commit;
 pub mod home;
+pub mod installations;
 pub mod kpis;
 pub mod members;
 pub mod outbox;

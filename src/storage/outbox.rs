@@ -175,6 +175,8 @@ pub struct OutboxRow {
     /// Set while a call is (or was, if never cleared) under way: the outcome is unknown.
     pub attempt_started_at: Option<DateTime<Utc>>,
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// The workspace whose token sends it; '' for the default installation.
+    pub team_id: String,
 }
 
 impl OutboxRow {
@@ -208,12 +210,13 @@ struct Row {
     attempt_started_at: Option<DateTime<Utc>>,
     #[sqlx(try_from = "OptMillis")]
     first_attempt_at: Option<DateTime<Utc>>,
+    team_id: String,
 }
 
 const COLUMNS: &str =
     "id, dedupe_key, kind, method, payload, channel_key, message_key, target_key, \
     status, attempts, next_attempt_at, last_error, result, created_at, sent_at, \
-    attempt_started_at, first_attempt_at";
+    attempt_started_at, first_attempt_at, team_id";
 
 impl TryFrom<Row> for OutboxRow {
     type Error = StoreError;
@@ -237,6 +240,7 @@ impl TryFrom<Row> for OutboxRow {
             sent_at: r.sent_at,
             attempt_started_at: r.attempt_started_at,
             first_attempt_at: r.first_attempt_at,
+            team_id: r.team_id,
         })
     }
 }
@@ -263,12 +267,21 @@ impl StoreTx {
     ) -> StoreResult<bool> {
         let (kind, id) = msg.subject.map(|s| s.parts()).unzip();
         let payload = msg.payload.to_string();
+        // The workspace the work writing this row is for, when it is installed with OAuth;
+        // else a DM of a delivery belongs to its program's workspace when that one is
+        // installed (in the statement); anything else to the default installation ('').
+        let team = super::installations::current_team();
         let n = on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key,
                     target_key, subject_kind, subject_id, delivery_id, kind, status, attempts,
-                    next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 'pending', 0, $9, $9)
+                    next_attempt_at, created_at, team_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 'pending', 0, $9, $9,
+                    COALESCE((SELECT i.team_id FROM installations i WHERE i.team_id = $12),
+                        (SELECT i.team_id FROM deliveries d JOIN rounds r ON r.id = d.round_id
+                         JOIN programs p ON p.id = r.program_id
+                         JOIN installations i ON i.team_id = p.team_id WHERE d.id = $10),
+                        ''))
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(&msg.dedupe_key)
@@ -282,6 +295,7 @@ impl StoreTx {
             .bind(to_ms(now))
             .bind(msg.delivery_id)
             .bind(msg.kind.as_str())
+            .bind(&team)
             .execute(c)
             .await?
             .rows_affected()
@@ -363,11 +377,15 @@ impl Store {
     ) -> StoreResult<Vec<OutboxRow>> {
         let now_ms = to_ms(now);
         let until = to_ms(now + lease);
-        let mut filter = String::from(
+        // A workspace's budgets are its own: keys of an installation start `t:<team>:`.
+        let team =
+            "(CASE WHEN outbox.team_id = '' THEN '' ELSE 't:' || outbox.team_id || ':' END) || ";
+        let mut filter = format!(
             " AND NOT EXISTS (SELECT 1 FROM rate_budgets b WHERE b.ready_ms > $1
-                AND (b.budget_key = 'm:' || outbox.method
+                AND (b.budget_key = {team}'m:' || outbox.method
                      OR (outbox.method = 'chat.postMessage'
-                         AND (b.budget_key = 'posts' OR b.budget_key = 'ch:' || outbox.channel_key))))",
+                         AND (b.budget_key = {team}'posts'
+                              OR b.budget_key = {team}'ch:' || outbox.channel_key))))",
         );
         if !blocked_methods.is_empty() {
             let list = (0..blocked_methods.len())

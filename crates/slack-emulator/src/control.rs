@@ -35,6 +35,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_control/trigger_ids", post(trigger_id))
         .route("/_control/trigger_ids/{id}/expire", post(expire_trigger))
         .route("/_control/oauth_codes", post(oauth_code))
+        .route("/_control/teams", post(crate::oauth::add_team))
+        .route(
+            "/_control/teams/{id}/revoke",
+            post(crate::oauth::revoke_team),
+        )
         .route("/_control/faults", post(add_fault).delete(clear_faults))
         .route("/_control/limits", get(limits).put(set_limits))
         .route("/_control/calls", get(calls).delete(clear_calls))
@@ -47,7 +52,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// A refusal: `{"error", "detail"}` with its status.
-fn refuse(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
+pub(crate) fn refuse(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
     (
         status,
         Json(json!({ "error": error, "detail": detail.into() })),
@@ -60,7 +65,7 @@ fn bad_request(detail: impl Into<String>) -> Response {
 }
 
 /// The body as `T`, or a 400 naming what is wrong. An empty body reads as `{}`.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(|e| Box::new(bad_request(format!("the JSON body: {e}"))))
 }
@@ -69,7 +74,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response
 /// browser's `Sec-Fetch-Site` must say same-origin, and its `Origin` must be the host it
 /// asked, which must be this emulator's address or a loopback name (so a DNS-rebound name
 /// is refused too). Clients that send neither header (curl, tests) are not browsers.
-fn cross_site(headers: &HeaderMap, shared: &Shared) -> Option<Response> {
+pub(crate) fn cross_site(headers: &HeaderMap, shared: &Shared) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let site_ok = header("sec-fetch-site").is_none_or(|s| matches!(s, "same-origin" | "none"));
     let origin_ok = header("origin").is_none_or(|origin| {
@@ -117,7 +122,7 @@ async fn index() -> Json<Value> {
             "GET /_control/workspace", "POST /_control/workspace", "POST /_control/users",
             "POST /_control/users/{id}", "POST /_control/usergroups",
             "POST /_control/trigger_ids", "POST /_control/trigger_ids/{id}/expire",
-            "POST /_control/oauth_codes", "POST /_control/faults", "DELETE /_control/faults",
+            "POST /_control/oauth_codes", "POST /_control/teams", "POST /_control/teams/{id}/revoke", "POST /_control/faults", "DELETE /_control/faults",
             "GET /_control/limits", "PUT /_control/limits", "GET /_control/calls",
             "DELETE /_control/calls", "GET /_control/messages", "GET /_control/views",
             "POST /_control/send/event", "POST /_control/send/interaction",
@@ -405,6 +410,8 @@ async fn oauth_code(
             team_name,
             issued: Instant::now(),
             used: false,
+            redirect_uri: None,
+            scopes: None,
         },
     );
     (StatusCode::CREATED, Json(json!({ "code": code }))).into_response()

@@ -24,6 +24,7 @@ mod directory;
 mod faults;
 mod methods;
 mod model;
+mod oauth;
 mod params;
 mod payloads;
 mod peer;
@@ -355,6 +356,29 @@ impl Emulator {
         self.world().oauth_client = Some((client_id.to_string(), client_secret.to_string()));
     }
 
+    /// The redirect URL registered for the OAuth client: the authorize page refuses a
+    /// `redirect_uri` that does not start with it (`bad_redirect_uri`).
+    pub fn set_oauth_redirect_url(&self, url: &str) {
+        self.world().oauth_redirect_url = Some(url.to_string());
+    }
+
+    /// Slack's authorize page on this emulator (`…/oauth/v2/authorize`).
+    pub fn oauth_authorize_url(&self) -> String {
+        format!("http://{}/oauth/v2/authorize", self.addr())
+    }
+
+    /// A workspace besides the configured one that the app can be installed into (through
+    /// the authorize page with `team=<id>`); its bot token comes from oauth.v2.access.
+    pub fn add_team(&self, team_id: &str, team_name: &str) {
+        self.world().add_team(team_id, team_name);
+    }
+
+    /// Revokes every token of `team_id` (an uninstall): calls with them get `token_revoked`.
+    /// Returns how many tokens were revoked.
+    pub fn revoke_team_tokens(&self, team_id: &str) -> usize {
+        self.world().revoke_team(team_id)
+    }
+
     /// A single-use code for oauth.v2.access installing the app into `team_id`.
     pub fn issue_oauth_code(&self, team_id: &str, team_name: &str) -> String {
         let mut w = self.world();
@@ -371,6 +395,8 @@ impl Emulator {
                 team_name: team_name.to_string(),
                 issued: Instant::now(),
                 used: false,
+                redirect_uri: None,
+                scopes: None,
             },
         );
         code

@@ -41,6 +41,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/close", post(sandbox::close))
         .route("/sandbox/compose", post(sandbox::compose))
         .route("/sandbox/version", get(sandbox::version))
+        .route("/oauth/v2/authorize", get(crate::oauth::authorize))
         .merge(control::routes())
         .with_state(shared)
 }
@@ -296,6 +297,9 @@ fn authenticate(
     spec: &Method,
     token: Option<&str>,
 ) -> Result<Option<Install>, Outcome> {
+    if token.is_some_and(|t| shared.world().revoked_tokens.contains(t)) {
+        return Err(Outcome::ok_false("token_revoked"));
+    }
     let install = token.and_then(|t| shared.world().tokens.get(t).cloned());
     if spec.needs_token {
         match (token, &install) {

@@ -43,6 +43,11 @@ pub(crate) struct OAuthCode {
     pub team_name: String,
     pub issued: Instant,
     pub used: bool,
+    /// The `redirect_uri` the authorize page was given: oauth.v2.access must name the same
+    /// one (`bad_redirect_uri`). `None` for codes made through the control API.
+    pub redirect_uri: Option<String>,
+    /// The bot scopes asked for on the authorize page (comma-separated); `None`: the default set.
+    pub scopes: Option<String>,
 }
 
 /// A file between files.getUploadURLExternal and files.completeUploadExternal.
@@ -75,6 +80,13 @@ pub(crate) struct World {
     pub triggers: HashMap<String, Trigger>,
     pub oauth_client: Option<(String, String)>,
     pub oauth_codes: HashMap<String, OAuthCode>,
+    /// The redirect URL registered for the OAuth client; the authorize page refuses others.
+    /// `None`: any http(s) URL.
+    pub oauth_redirect_url: Option<String>,
+    /// Workspaces besides the configured one that the app can be installed into (id → name).
+    pub teams: BTreeMap<String, String>,
+    /// Tokens revoked (uninstall, `tokens_revoked`): Slack answers `token_revoked`.
+    pub revoked_tokens: BTreeSet<String>,
     pub response_urls: HashMap<String, ResponseUrl>,
     pub faults: Faults,
     pub limiter: Limiter,
@@ -146,6 +158,9 @@ impl World {
             triggers: HashMap::new(),
             oauth_client: None,
             oauth_codes: HashMap::new(),
+            oauth_redirect_url: None,
+            teams: BTreeMap::new(),
+            revoked_tokens: BTreeSet::new(),
             response_urls: HashMap::new(),
             faults: Faults::default(),
             calls: Vec::new(),

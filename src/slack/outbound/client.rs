@@ -51,6 +51,7 @@ pub mod methods {
     use super::Method;
 
     pub const AUTH_TEST: Method = Method::new("auth.test");
+    pub const OAUTH_V2_ACCESS: Method = Method::new("oauth.v2.access");
     pub const USERS_INFO: Method = Method::new("users.info");
     pub const USERS_LIST: Method = Method::new("users.list");
     pub const USERGROUPS_USERS_LIST: Method = Method::new("usergroups.users.list");
@@ -284,6 +285,20 @@ impl SlackClient {
         })
     }
 
+    /// A client for another workspace's token: the same HTTP pool, base URL, timeout, clock
+    /// and post limits, and a limiter of its own (Slack's limits are per workspace).
+    pub fn for_token(&self, token: SecretString) -> Self {
+        Self {
+            http: self.http.clone(),
+            base_url: self.base_url.clone(),
+            token,
+            timeout: self.timeout,
+            limiter: Arc::new(RateLimiter::new(self.limiter.config())),
+            clock: self.clock.clone(),
+            patience: self.patience,
+        }
+    }
+
     /// The post limits of this workspace (a fresh limiter: call before cloning the client).
     pub fn with_limits(mut self, config: RateLimitConfig) -> Self {
         self.limiter = Arc::new(RateLimiter::new(config));
@@ -417,6 +432,51 @@ impl SlackClient {
             request.json(args)
         };
         let response = request.send().await.map_err(send_error)?;
+        read_envelope(response).await
+    }
+
+    /// `oauth.v2.access`: exchanges an install's `code` for the workspace's bot token. It is
+    /// authenticated by the app's client id and secret (form fields), not by a token; its
+    /// answer holds the new token, so it is never logged.
+    #[tracing::instrument(skip_all)]
+    pub async fn oauth_v2_access(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Value, SlackError> {
+        let _permit = self
+            .permit_within(methods::OAUTH_V2_ACCESS, None, self.patience.interactive)
+            .await?;
+        let form = [
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose_secret()),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        let response = self
+            .http
+            .post(format!("{}/oauth.v2.access", self.base_url))
+            .form(&form)
+            .send()
+            .await
+            .map_err(send_error)?;
+        let result = read_envelope(response).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code(),
+        };
+        metrics::counter!("slack_api_calls_total", "method" => "oauth.v2.access", "outcome" => outcome)
+            .increment(1);
+        result
+    }
+}
+
+/// Slack's answer: the `ok: true` body, or the error it stands for (429, other statuses,
+/// `ok: false`, an unreadable body).
+async fn read_envelope(response: reqwest::Response) -> Result<Value, SlackError> {
+    {
         let status = response.status().as_u16();
         if status == 429 {
             let retry_after = response
@@ -457,7 +517,9 @@ impl SlackClient {
             None => Err(SlackError::Decode("no `ok` field".into())),
         }
     }
+}
 
+impl SlackClient {
     /// Answers an interaction through its `response_url` (no token: the URL is the
     /// credential). Not a Web API method, so no tier applies; Slack allows 5 uses within 30
     /// minutes. Only Slack's own hooks host, or the host of the configured API base (the

@@ -271,6 +271,17 @@ pub fn shared_budgets(config: RateLimitConfig, method: &str, channel: Option<&st
     budgets
 }
 
+/// A budget key of workspace `team_id`: the default installation's keys as they are
+/// (`m:…`, `posts`, `ch:…`), an OAuth installation's prefixed `t:<team>:` (each workspace has
+/// its own limits at Slack). The outbox claim builds the same keys in SQL.
+pub fn team_budget_key(team_id: &str, key: &str) -> String {
+    if team_id.is_empty() {
+        key.to_string()
+    } else {
+        format!("t:{team_id}:{key}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,9 @@ use super::client::{
     delivery_key_of, delivery_metadata, posted, ErrorClass, Permit, PostedMessage, SlackClient,
     SlackError,
 };
-use super::rate_limit::shared_budgets;
+use super::rate_limit::{shared_budgets, team_budget_key};
 use super::response_url;
+use super::teams::{TeamRoute, Teams};
 use crate::clock::SharedClock;
 use crate::config::settings::OutboxSettings;
 use crate::storage::outbox::OutboxRow;
@@ -74,6 +75,12 @@ pub struct OutboxWorker {
     client: SlackClient,
     clock: SharedClock,
     settings: OutboxSettings,
+    /// Every workspace's client: a row of an installed workspace goes out with its token.
+    /// `None`: every row goes with `client`.
+    teams: Option<Teams>,
+    /// The workspace of the row being sent ('' for the default installation): its shared
+    /// budgets are its own.
+    team_id: String,
 }
 
 impl OutboxWorker {
@@ -89,7 +96,47 @@ impl OutboxWorker {
             client,
             clock,
             settings,
+            teams: None,
+            team_id: String::new(),
         }
+    }
+
+    /// Sends each row with its workspace's token (see [`Teams`]).
+    pub fn with_teams(mut self, teams: Teams) -> Self {
+        self.teams = Some(teams);
+        self
+    }
+
+    /// This worker for a row of workspace `team_id`: its client, or `None` when nothing may
+    /// be sent for that workspace (the row is failed with the reason, no call is made).
+    async fn for_team(
+        &self,
+        l: Leased<'_>,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<Option<OutboxWorker>> {
+        let Some(teams) = &self.teams else {
+            return Ok(Some(self.clone()));
+        };
+        let reason = match teams.route(&l.row.team_id).await? {
+            TeamRoute::Default => return Ok(Some(self.clone())),
+            TeamRoute::Installed { team_id, client } => {
+                return Ok(Some(OutboxWorker {
+                    client,
+                    team_id,
+                    ..self.clone()
+                }))
+            }
+            TeamRoute::Revoked { team_id, reason } => {
+                format!("workspace_revoked: {team_id} ({reason}); not sent")
+            }
+            TeamRoute::Unusable { team_id, reason } => {
+                format!("workspace_token_unusable: {team_id} ({reason}); not sent")
+            }
+        };
+        tracing::warn!(method = %l.row.method, team = %l.row.team_id, %reason, "outbox row not sent");
+        self.fail(l, self.clock.now(), &reason, false, outcome)
+            .await?;
+        Ok(None)
     }
 
     pub fn id(&self) -> &str {
@@ -143,7 +190,11 @@ impl OutboxWorker {
                 row: &row,
                 token: &token,
             };
-            self.process(leased, &mut outcome).await?;
+            if row.team_id.is_empty() {
+                self.process(leased, &mut outcome).await?;
+            } else if let Some(worker) = self.for_team(leased, &mut outcome).await? {
+                worker.process(leased, &mut outcome).await?;
+            }
         }
         Ok(outcome)
     }
@@ -336,7 +387,14 @@ impl OutboxWorker {
         };
         if self.store.backend() == Backend::Postgres {
             // Replicas share Slack's limits through the database.
-            let budgets = shared_budgets(self.client.limits(), &l.row.method, channel.as_deref());
+            let budgets: Vec<_> =
+                shared_budgets(self.client.limits(), &l.row.method, channel.as_deref())
+                    .into_iter()
+                    .map(|mut b| {
+                        b.key = team_budget_key(&self.team_id, &b.key);
+                        b
+                    })
+                    .collect();
             if let Err(ready_at) = self.store.take_budgets(&budgets, self.clock.now()).await? {
                 metrics::counter!("outbox_shared_budget_waits_total").increment(1);
                 self.defer(l, ready_at, outcome).await?;
@@ -602,7 +660,10 @@ impl OutboxWorker {
                 let until = now + wait;
                 if self.store.backend() == Backend::Postgres {
                     self.store
-                        .pause_budget(&format!("m:{}", row.method), until)
+                        .pause_budget(
+                            &team_budget_key(&self.team_id, &format!("m:{}", row.method)),
+                            until,
+                        )
                         .await?;
                 }
                 tracing::warn!(method = %row.method, retry_after_s = wait.num_seconds(), "slack rate limited; rescheduled");

@@ -40,12 +40,23 @@ pub(super) fn oauth_v2_access(c: &mut Call<'_>) -> Reply {
         return Err(ApiError::new("bad_client_secret"));
     }
     let code = c.p.str("code").ok_or("invalid_code")?;
+    let redirect_uri = c.p.str("redirect_uri");
     let grant = c.w.oauth_codes.get_mut(&code).ok_or("invalid_code")?;
     if grant.used || grant.issued.elapsed() > OAUTH_CODE_TTL {
         return Err(ApiError::new("invalid_code"));
     }
+    // Slack: the redirect_uri given here must be the one the authorize page was given.
+    if let Some(expected) = &grant.redirect_uri {
+        if redirect_uri.as_deref() != Some(expected.as_str()) {
+            return Err(ApiError::new("bad_redirect_uri"));
+        }
+    }
     grant.used = true;
     let (team_id, team_name) = (grant.team_id.clone(), grant.team_name.clone());
+    let scopes = grant
+        .scopes
+        .clone()
+        .unwrap_or_else(|| BOT_SCOPES.to_string());
 
     let (bot_user_id, bot_id) = if team_id == c.w.config.team_id {
         (c.w.config.bot_user_id.clone(), c.w.config.bot_id.clone())
@@ -67,6 +78,10 @@ pub(super) fn oauth_v2_access(c: &mut Call<'_>) -> Reply {
             bot_id,
         },
     );
+    c.w.token_scopes.insert(
+        token.clone(),
+        scopes.split(',').map(str::to_string).collect(),
+    );
     let installer = c.w.next_id("U");
     Ok(fields([
         ("app_id", json!(c.w.config.app_id)),
@@ -74,7 +89,7 @@ pub(super) fn oauth_v2_access(c: &mut Call<'_>) -> Reply {
             "authed_user",
             json!({ "id": installer, "scope": "", "token_type": "user" }),
         ),
-        ("scope", json!(BOT_SCOPES)),
+        ("scope", json!(scopes)),
         ("token_type", json!("bot")),
         ("access_token", json!(token)),
         ("bot_user_id", json!(bot_user_id)),
