@@ -150,6 +150,48 @@ async fn one_signed_click_arriving_many_times_at_once_is_stored_once() {
     .await;
 }
 
+#[tokio::test]
+async fn racing_clicks_on_one_delivery_leave_one_update_showing_what_is_stored() {
+    // On PostgreSQL an answer is one statement that applies only if the delivery's answers are
+    // still the ones its DM update was drawn from; clicks racing on one delivery must fall
+    // back to the step-by-step writes and still end with the update of the stored answer.
+    let app = pilot_at(&["U0RACE"], "", ONE_SCALE, monday_ten_berlin()).await;
+    app.send_monday_pulse().await;
+    let dm = app.first_dm("U0RACE");
+    let first = click_payload(&app.peer, "U0RACE", &dm, 1);
+    assert_eq!(app.send_interaction(&first).await.status(), 200);
+    let clicks = (2..=5).map(|value| {
+        let payload = click_payload(&app.peer, "U0RACE", &dm, value);
+        let app = &app;
+        async move { app.send_interaction(&payload).await.status().as_u16() }
+    });
+    let statuses = futures_join_all(clicks).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let stored = stored_by_user(&app.db.url).await["U0RACE"];
+    // Five different answers: five revisions, and only the latest update still pending.
+    app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
+        .await;
+    let pending = rows(
+        &app.db.url,
+        "SELECT dedupe_key, payload FROM outbox WHERE kind = 'answer_update' AND status = 'pending'",
+    )
+    .await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0]["dedupe_key"]
+            .as_str()
+            .unwrap()
+            .ends_with(":answer:5"),
+        "{pending:?}"
+    );
+    let shown = format!("*{} out of 5", stored as i64);
+    assert!(
+        pending[0]["payload"].as_str().unwrap().contains(&shown),
+        "the update shows {shown}: {pending:?}"
+    );
+}
+
 /// Runs the futures concurrently on this task and collects their outputs in order.
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
