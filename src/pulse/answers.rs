@@ -307,7 +307,10 @@ impl WriteJob for AnswerJob {
                     now: self.now,
                 };
                 match tx.answer_in_one_trip(&one).await? {
-                    OneTrip::Stored => return Ok(Written::Stored),
+                    OneTrip::Stored => {
+                        metrics::counter!("answer_one_trip_total").increment(1);
+                        return Ok(Written::Stored);
+                    }
                     OneTrip::Replay => return Ok(Written::Replay),
                     // Closed, or another answer to this delivery got in first: the
                     // step-by-step writes below decide (the signature is claimed already).
