@@ -14,9 +14,11 @@ use crate::domain::state::{Consent, DeliveryState};
 use crate::pulse::render;
 use crate::slack::outbound::response_url;
 use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
+use crate::storage::answer_write::{OneTrip, OneTripAnswer};
 use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
+use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;
-use crate::storage::{StoreError, StoreResult, StoreTx};
+use crate::storage::{Backend, StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
 
 pub type Answers = BTreeMap<String, (Option<f64>, Option<String>)>;
@@ -200,6 +202,12 @@ pub async fn store_answers_via(
         Some(p) if p.survey(&survey.id).is_some() => p,
         _ => std::sync::Arc::new(program.clone()),
     };
+    let one_trip = match state.store.backend() {
+        Backend::Postgres => {
+            prepare_one_trip(state, d, &in_force, survey, submission, response_url, now).await?
+        }
+        Backend::Sqlite => None,
+    };
     let job = AnswerJob {
         delivery: d.clone(),
         program: in_force,
@@ -208,6 +216,7 @@ pub async fn store_answers_via(
         relay: state.relay.clone(),
         response_url: response_url.map(str::to_string),
         claim: take_deferred_claim(),
+        one_trip,
         now,
     };
     let written = state.store.write(job).await?;
@@ -275,6 +284,8 @@ struct AnswerJob {
     relay: Option<super::relay::RelayKeys>,
     response_url: Option<String>,
     claim: Option<SignatureClaim>,
+    /// PostgreSQL: the answer as one statement, prepared from what was read before.
+    one_trip: Option<OneTripPrepared>,
     now: DateTime<Utc>,
 }
 
@@ -283,7 +294,33 @@ impl WriteJob for AnswerJob {
 
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Written> {
         Box::pin(async move {
-            if let Some(claim) = &self.claim {
+            let mut claim = self.claim.as_ref();
+            if let (Some(p), Backend::Postgres) = (&self.one_trip, tx.backend()) {
+                let one = OneTripAnswer {
+                    delivery_id: self.delivery.id,
+                    round_id: self.delivery.round_id,
+                    role: &self.delivery.role,
+                    expected_revision: self.delivery.answer_revision,
+                    values: &p.values,
+                    update: p.update.as_ref(),
+                    claim,
+                    now: self.now,
+                };
+                match tx.answer_in_one_trip(&one).await? {
+                    OneTrip::Stored => {
+                        metrics::counter!("answer_one_trip_total").increment(1);
+                        return Ok(Written::Stored);
+                    }
+                    OneTrip::Replay => return Ok(Written::Replay),
+                    // Closed, or another answer to this delivery got in first: the
+                    // step-by-step writes below decide (the signature is claimed already).
+                    OneTrip::NotApplied => {
+                        metrics::counter!("answer_one_trip_fallback_total").increment(1);
+                        claim = None;
+                    }
+                }
+            }
+            if let Some(claim) = claim {
                 if !tx.claim_signature(claim).await? {
                     return Ok(Written::Replay);
                 }
@@ -426,19 +463,89 @@ async fn queue_answered_update(
         }
     };
     let revision = tx.bump_answer_revision(d.id).await?;
-    let target = MessageKey::Delivery(d.id).to_string();
-    tx.supersede_pending_updates(&target).await?;
-    let key = OutboxKey::AnswerUpdate {
-        delivery: d.id,
-        revision,
-    };
+    let update = answered_update(d.id, revision, &message, response_url, now);
+    tx.supersede_pending_updates(update.target_key.as_deref().unwrap_or_default())
+        .await?;
+    tx.enqueue(&update, now).await?;
+    Ok(())
+}
+
+/// The outbox row of a DM update at answer revision `revision`.
+fn answered_update(
+    delivery: DeliveryId,
+    revision: i64,
+    message: &SlackMessage,
+    response_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> NewOutboxMessage {
+    let key = OutboxKey::AnswerUpdate { delivery, revision };
     let mut update = key.message("chat.update", message.payload(None));
-    update.target_key = Some(target);
+    update.target_key = Some(MessageKey::Delivery(delivery).to_string());
     if let Some(url) = response_url {
         response_url::route_via(&mut update, url, now);
     }
-    tx.enqueue(&update, now).await?;
-    Ok(())
+    update
+}
+
+/// An answer made ready to be written in one statement ([`StoreTx::answer_in_one_trip`]).
+struct OneTripPrepared {
+    values: Vec<(String, Option<f64>, Option<String>)>,
+    /// The DM update at the next revision; `None` when the answer changes nothing.
+    update: Option<NewOutboxMessage>,
+}
+
+/// Prepares the one-statement answer of PostgreSQL: the DM update rendered from the answers
+/// stored at the delivery's revision `d.answer_revision` with this submission's values put
+/// in. The statement applies only while the revision is still that one, so the update is
+/// exactly what the step-by-step writes would queue. `None` (the step-by-step writes) for
+/// what one statement does not cover: cleared answers, wins (their consents), comments
+/// (the reply relay), and a DM that cannot be rendered.
+async fn prepare_one_trip(
+    state: &Pulses,
+    d: &DeliveryRow,
+    program: &Program,
+    survey: &Survey,
+    submission: &Submission,
+    response_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<OneTripPrepared>> {
+    let simple = |kind: QuestionKind| !matches!(kind, QuestionKind::Text | QuestionKind::Win);
+    let covered = !submission.values.is_empty()
+        && submission.cleared.is_empty()
+        && submission.wins.is_empty()
+        && survey.questions.iter().all(|q| q.kind != QuestionKind::Win)
+        && submission
+            .values
+            .iter()
+            .all(|(k, _)| survey.question(k).is_some_and(|q| simple(q.kind)));
+    if !covered {
+        return Ok(None);
+    }
+    // Every stored answer marks its delivery answered: before that there is nothing to read.
+    let mut answers: Answers = if d.state == DeliveryState::Answered {
+        answers_of(state, d.id).await?
+    } else {
+        Answers::new()
+    };
+    let mut changed = d.state != DeliveryState::Answered;
+    let mut values = Vec::with_capacity(submission.values.len());
+    for (key, v) in &submission.values {
+        let new = (v.number, v.text.clone());
+        changed |= answers.get(key) != Some(&new);
+        values.push((key.clone(), v.number, v.text.clone()));
+        answers.insert(key.clone(), new);
+    }
+    let update = if changed {
+        let ctx = render::dm_context(program, survey, d);
+        let Ok(message) = render::answered_message(&ctx, &answers, &BTreeMap::new()) else {
+            return Ok(None);
+        };
+        let revision = d.answer_revision + 1;
+        Some(answered_update(d.id, revision, &message, response_url, now))
+    } else {
+        None
+    };
+    Ok(Some(OneTripPrepared { values, update }))
 }
 
 /// Tells the member, privately in the DM, that the pulse is closed.

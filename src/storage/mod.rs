@@ -6,6 +6,7 @@
 //! Callers see domain types and [`StoreError`], never sqlx types.
 
 pub mod actions;
+pub mod answer_write;
 pub mod audit;
 pub mod digest;
 pub mod events;

@@ -150,6 +150,86 @@ async fn one_signed_click_arriving_many_times_at_once_is_stored_once() {
     .await;
 }
 
+#[tokio::test]
+async fn racing_clicks_on_one_delivery_leave_one_update_showing_what_is_stored() {
+    // On PostgreSQL an answer is one statement that applies only if the delivery's answers are
+    // still the ones its DM update was drawn from; clicks racing on one delivery must fall
+    // back to the step-by-step writes and still end with the update of the stored answer.
+    let app = pilot_at(&["U0RACE"], "", ONE_SCALE, monday_ten_berlin()).await;
+    app.send_monday_pulse().await;
+    let dm = app.first_dm("U0RACE");
+    let first = click_payload(&app.peer, "U0RACE", &dm, 1);
+    assert_eq!(app.send_interaction(&first).await.status(), 200);
+    let clicks = (2..=5).map(|value| {
+        let payload = click_payload(&app.peer, "U0RACE", &dm, value);
+        let app = &app;
+        async move { app.send_interaction(&payload).await.status().as_u16() }
+    });
+    let statuses = futures_join_all(clicks).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let stored = stored_by_user(&app.db.url).await["U0RACE"];
+    // Five different answers: five revisions, and only the latest update still pending.
+    app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
+        .await;
+    let pending = rows(
+        &app.db.url,
+        "SELECT dedupe_key, payload FROM outbox WHERE kind = 'answer_update' AND status = 'pending'",
+    )
+    .await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0]["dedupe_key"]
+            .as_str()
+            .unwrap()
+            .ends_with(":answer:5"),
+        "{pending:?}"
+    );
+    let shown = format!("*{} out of 5", stored as i64);
+    assert!(
+        pending[0]["payload"].as_str().unwrap().contains(&shown),
+        "the update shows {shown}: {pending:?}"
+    );
+}
+
+/// A counter's value on `/metrics` (0 when it was never incremented).
+async fn counter(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn on_postgresql_a_click_is_written_by_the_one_statement_path() {
+    let app = pilot_at(&["U0ONE"], "", ONE_SCALE, monday_ten_berlin()).await;
+    app.send_monday_pulse().await;
+    let dm = app.first_dm("U0ONE");
+    let before = counter(&app, "answer_one_trip_total").await;
+    for value in [2, 4] {
+        let payload = click_payload(&app.peer, "U0ONE", &dm, value);
+        assert_eq!(app.send_interaction(&payload).await.status(), 200);
+    }
+    let taken = counter(&app, "answer_one_trip_total").await - before;
+    if app.db.url.starts_with("postgres") {
+        // The metrics are the process's: other tests running beside this one may add to
+        // the counter, never take from it.
+        assert!(taken >= 2.0, "both clicks in one statement: {taken}");
+    } else {
+        assert_eq!(taken, 0.0, "SQLite keeps the step-by-step writes");
+    }
+    // Either way, the same result: the latest answer, two revisions, one pending update.
+    assert_eq!(stored_by_user(&app.db.url).await["U0ONE"], 4.0);
+    app.assert_counts(&[
+        ("SELECT MAX(answer_revision) FROM deliveries", 2),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'answer_update' AND status = 'pending'",
+            1,
+        ),
+    ])
+    .await;
+}
+
 /// Runs the futures concurrently on this task and collects their outputs in order.
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,

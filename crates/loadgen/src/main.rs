@@ -1,7 +1,7 @@
 //! pulseloop's benchmarks, one command each (build first: `cargo build --release --workspace`):
 //!
 //! ```text
-//! target/release/loadgen inbound [--db sqlite|postgres] [--rates 200,500,1000,2000,3000] [--seconds 20]
+//! target/release/loadgen inbound [--db sqlite|postgres] [--rates 200,500,1000,2000,3000] [--seconds 20] [--callgrind]
 //! target/release/loadgen fanout  [--db sqlite|postgres] [--members 10000] [--processes 3] [--kill-one] [--scale 10]
 //! target/release/loadgen memory
 //! ```
@@ -10,7 +10,18 @@
 //! the Slack emulator in this process standing in for Slack, and prints a report. `inbound` is
 //! an open-loop generator: request i is due at start + i/rate and its latency is counted from
 //! then (no coordinated omission: a slow answer does not delay the next request).
-//! Defaults are short so all three run in a few minutes; the flags give the full runs.
+//! The defaults are the issue's runs (inbound: 2,000 members, five rates of 20 s each;
+//! fan-out: 10,000 members at Slack's limits ×10 in time); `--seconds` and `--members` shorten
+//! them.
+//!
+//! CPU per answer is measured two ways that do not depend on how loaded the machine is: the
+//! process's CPU time (`/proc/<pid>/stat`) per acknowledged answer, always; and with
+//! `--callgrind`, the instructions the process executed per acknowledged answer (pulseloop runs
+//! under `valgrind --tool=callgrind`, its counters are zeroed before each rate and dumped after
+//! it; valgrind runs code about 50 times slower, so use low rates, e.g. `--rates 5,10`). What
+//! the idle process executes in the same time (timers, the outbox's sleep) is measured first
+//! and subtracted, so the figure is the answers' own cost. The dumps are kept in
+//! `./loadgen-callgrind/` for `callgrind_annotate`.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,6 +55,9 @@ struct Args {
         global = true
     )]
     pg_url: String,
+    /// Run pulseloop under callgrind and report instructions per answer (slow: low rates).
+    #[arg(long, global = true)]
+    callgrind: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -60,13 +74,13 @@ enum Bench {
         members: usize,
         #[arg(long, value_delimiter = ',', default_values_t = [200, 500, 1000, 2000, 3000])]
         rates: Vec<u64>,
-        /// Seconds per rate (the issue's full run: 20).
-        #[arg(long, default_value_t = 5)]
+        /// Seconds per rate (the issue's run: 20; shorten for a smoke run).
+        #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
     /// A round to every member at Slack's post limits (scaled in time by --scale).
     Fanout {
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 10000)]
         members: usize,
         #[arg(long, default_value_t = 1)]
         processes: usize,
@@ -225,8 +239,28 @@ impl Served {
     }
 }
 
-fn serve(bin: &Path, config: &Path, db: &str, slack: &str) -> anyhow::Result<Served> {
-    let mut child = Command::new(bin)
+fn serve(
+    bin: &Path,
+    config: &Path,
+    db: &str,
+    slack: &str,
+    callgrind: Option<&Path>,
+) -> anyhow::Result<Served> {
+    let mut command = match callgrind {
+        Some(dir) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg("--quiet")
+                .arg(format!(
+                    "--callgrind-out-file={}",
+                    dir.join("callgrind.out.%p").display()
+                ))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .arg("serve")
         .env("PULSELOOP_CONFIG", config)
         .env("PULSELOOP_BIND", "127.0.0.1:0")
@@ -279,6 +313,20 @@ fn proc_stats(pid: u32) -> (u64, u64, f64) {
     };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     (kb("VmRSS:"), kb("VmHWM:"), (ticks(11) + ticks(12)) / 100.0)
+}
+
+/// (anonymous, file-backed) resident kB of a process.
+fn rss_split(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (kb("RssAnon:"), kb("RssFile:") + kb("RssShmem:"))
 }
 
 async fn send_now(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
@@ -393,13 +441,29 @@ async fn inbound(
          [database]\nmax_connections = 10\n",
     )?;
     let emulator = start_emulator(members, RateLimits::unlimited()).await?;
-    let served = serve(bin, &config, &db.url, &emulator.base_url())?;
+    let callgrind_dir = args
+        .callgrind
+        .then(|| std::env::current_dir().map(|d| d.join("loadgen-callgrind")))
+        .transpose()?;
+    if let Some(d) = &callgrind_dir {
+        std::fs::create_dir_all(d)?;
+    }
+    let served = serve(
+        bin,
+        &config,
+        &db.url,
+        &emulator.base_url(),
+        callgrind_dir.as_deref(),
+    )?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (idle_rss, _, _) = proc_stats(served.pid());
+    let (anon, file) = rss_split(served.pid());
     println!(
-        "pulseloop idle RSS: {:.1} MB ({} DB)",
+        "pulseloop idle RSS: {:.1} MB ({} DB): {:.1} MB anonymous (heap, stacks), {:.1} MB file pages (the binary's code and data, libraries)",
         idle_rss as f64 / 1024.0,
-        db_name(args)
+        db_name(args),
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
     );
 
     let http = reqwest::Client::builder()
@@ -414,17 +478,51 @@ async fn inbound(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The round's last posts are still being recorded as sent: let the outbox empty, so the
+    // clicks' figures (CPU, instructions) do not carry the send-out's tail.
+    let drained_by = Instant::now() + Duration::from_secs(60);
+    while db
+        .scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'in_flight')")
+        .await?
+        > 0
+        && Instant::now() < drained_by
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let targets = Arc::new(targets(&emulator));
     println!("round of {} open deliveries sent; clicking", targets.len());
+    // Under callgrind: what the process executes per second with nothing to do.
+    let idle_per_s = match &callgrind_dir {
+        Some(d) => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            callgrind_control(served.pid(), "-z")?;
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            let idle = callgrind_dump(served.pid(), d)? as f64 / t.elapsed().as_secs_f64();
+            println!(
+                "idle: {:.0} k instructions/s (subtracted below)",
+                idle / 1000.0
+            );
+            idle
+        }
+        None => 0.0,
+    };
     let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
     let counter = Arc::new(AtomicU64::new(0));
     let mut acked_total = 0u64;
     let mut all_clicks: Vec<(usize, usize, usize, bool)> = Vec::new();
     println!(
-        "| offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | max ms | 200 | 503 shed | errors | > 3 s | CPU ms/answer |"
+        "| offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | max ms | 200 | 503 shed | errors | > 3 s | CPU ms/answer |{}",
+        if args.callgrind { " k instructions/answer |" } else { "" }
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|{}",
+        if args.callgrind { "---|" } else { "" }
+    );
     for &rate in rates {
+        if args.callgrind {
+            callgrind_control(served.pid(), "-z")?;
+        }
         let (_, _, cpu_before) = proc_stats(served.pid());
         let tally = Arc::new(Mutex::new(Tally::default()));
         let total = rate * seconds;
@@ -484,6 +582,15 @@ async fn inbound(
         }
         let elapsed = start.elapsed().as_secs_f64();
         let (_, _, cpu_after) = proc_stats(served.pid());
+        let instructions = match &callgrind_dir {
+            Some(d) => {
+                // Until the outbox has sent the answers' DM updates: part of their cost.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let total = callgrind_dump(served.pid(), d)? as f64;
+                Some((total - idle_per_s * start.elapsed().as_secs_f64()).max(0.0))
+            }
+            None => None,
+        };
         let mut t = std::mem::take(&mut *tally.lock().unwrap());
         t.latencies_us.sort_unstable();
         let pct = |p: f64| {
@@ -494,7 +601,7 @@ async fn inbound(
         acked_total += t.ok;
         all_clicks.append(&mut t.clicks);
         println!(
-            "| {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.2} |",
+            "| {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.2} |{}",
             (t.ok + t.shed + t.errors) as f64 / elapsed,
             pct(0.5),
             pct(0.99),
@@ -505,6 +612,10 @@ async fn inbound(
             t.errors,
             t.over_3s,
             (cpu_after - cpu_before) * 1000.0 / t.ok.max(1) as f64,
+            instructions.map_or(String::new(), |i| format!(
+                " {:.0} |",
+                i / 1000.0 / t.ok.max(1) as f64
+            )),
         );
     }
     let (rss, peak, _) = proc_stats(served.pid());
@@ -542,6 +653,44 @@ async fn inbound(
     emulator.shutdown().await;
     db.drop_it().await;
     Ok(())
+}
+
+/// Runs `callgrind_control <flag> <pid>` (`-z` zeroes the counters, `-d` dumps them).
+fn callgrind_control(pid: u32, flag: &str) -> anyhow::Result<()> {
+    let out = Command::new("callgrind_control")
+        .arg(flag)
+        .arg(pid.to_string())
+        .output()
+        .context("callgrind_control not found (install valgrind)")?;
+    if !out.status.success() {
+        bail!(
+            "callgrind_control {flag} {pid}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Dumps the counters of the callgrind run `pid` and returns the instructions counted since
+/// they were last zeroed (the newest dump's `totals:` line).
+fn callgrind_dump(pid: u32, dir: &Path) -> anyhow::Result<u64> {
+    let before: std::collections::HashSet<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    callgrind_control(pid, "-d")?;
+    let dump = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| !before.contains(p))
+        .context("callgrind wrote no dump")?;
+    let text = std::fs::read_to_string(&dump)?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no totals in {}", dump.display()))
 }
 
 fn db_name(args: &Args) -> &'static str {
@@ -589,7 +738,7 @@ async fn fanout(
     let emulator = start_emulator(members, limits).await?;
     let mut served = Vec::new();
     for _ in 0..processes {
-        served.push(serve(bin, &config, &db.url, &emulator.base_url())?);
+        served.push(serve(bin, &config, &db.url, &emulator.base_url(), None)?);
     }
     // send-now returns when the round is planned; DMs may start going out before that, so
     // the watch (and the SIGKILL midway) starts at once.
