@@ -1,5 +1,6 @@
 //! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
-//! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
+//! `verified` extractor and the replay guard; `socket` hands Socket Mode envelopes to the same
+//! code), operations endpoints (`ops`) and the admin API
 //! (`admin`), the shared [`state::AppState`], and `error`, where every service result and
 //! error becomes a response. Every request goes through the layers below (request id,
 //! tracing span, metrics, body size limit, timeout, concurrency cap).
@@ -10,6 +11,7 @@ pub mod kpis;
 pub mod ops;
 pub mod server;
 pub mod slack;
+pub mod socket;
 pub mod state;
 pub mod verified;
 
@@ -37,8 +39,14 @@ pub fn router(state: AppState) -> Router {
         state.settings.server.max_concurrent_requests,
     ));
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
+    // In Socket Mode Slack's requests come over the WebSocket (`socket`), not to `/slack/*`.
+    let slack_routes = if state.settings.socket_mode() {
+        Router::new()
+    } else {
+        slack::router()
+    };
     Router::new()
-        .merge(slack::router())
+        .merge(slack_routes)
         .merge(ops::router())
         .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))

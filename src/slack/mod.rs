@@ -2,6 +2,7 @@
 //! - `incoming`: the types of what Slack sends (event, interaction and command payloads,
 //!   the `/pulse` text); the routes that receive them are in `http::slack`;
 //! - `outbound`: the Web API client and the outbox workers;
+//! - `socket`: Socket Mode, Slack's requests over a WebSocket the bot opens;
 //! - `protocol`: the ids and keys pulseloop writes into Slack and parses back;
 //! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
 //!
@@ -11,4 +12,5 @@
 pub mod incoming;
 pub mod outbound;
 pub mod protocol;
+pub mod socket;
 pub use slack_facts::signature;
