@@ -528,14 +528,14 @@ fn refuse(status: StatusCode, error: &str, detail: &str) -> Response {
     (status, Json(json!({ "error": error, "detail": detail }))).into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(|e| {
-        refuse(
+        Box::new(refuse(
             StatusCode::BAD_REQUEST,
             "bad_request",
             &format!("the JSON body: {e}"),
-        )
+        ))
     })
 }
 
@@ -552,7 +552,7 @@ struct AppToken {
 async fn add_app_token(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
     let request: AppToken = match parse(&bytes) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if !request.token.starts_with("xapp-") {
         return refuse(
@@ -613,7 +613,7 @@ struct Command {
 async fn inject(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
     let request: InjectRequest = match parse(&bytes) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let emulator = Envelopes(SlackPeer::new(shared.clone(), "", ""));
     let given = [
@@ -720,7 +720,7 @@ struct DisconnectRequest {
 async fn disconnect(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
     let request: DisconnectRequest = match parse(&bytes) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let reason = request.reason.unwrap_or_else(|| "refresh_requested".into());
     if !matches!(
@@ -748,7 +748,7 @@ struct DropRequest {
 async fn drop_connections(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
     let request: DropRequest = match parse(&bytes) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if request.after_next_delivery {
         shared.socket.lock().drop_after_next_delivery = true;

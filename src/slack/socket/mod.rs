@@ -217,6 +217,13 @@ impl SocketModeClient {
                     draining.spawn(old.drain(dispatch.clone()));
                     if reason == DisconnectReason::LinkDisabled {
                         tracing::error!("Socket Mode was turned off for this app in Slack's settings; pulseloop keeps trying to connect");
+                    }
+                    // Reasons other than a routine refresh (`link_disabled`,
+                    // `too_many_websockets`, new ones) are not answered by reconnecting at once.
+                    if !matches!(
+                        reason,
+                        DisconnectReason::RefreshRequested | DisconnectReason::Warning
+                    ) {
                         failures += 1;
                         if !self.back_off(failures, &mut stop).await {
                             break;
