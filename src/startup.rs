@@ -17,6 +17,7 @@ use crate::pulse::catalog::Catalog;
 use crate::pulse::Pulses;
 use crate::scheduler::Scheduler;
 use crate::slack::outbound::{OutboxWorker, RateLimitConfig, SlackClient};
+use crate::slack::socket::{OpenError, SocketModeClient, SocketTimings};
 use crate::storage::Store;
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
 
@@ -25,6 +26,8 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     sandbox: Option<Emulator>,
+    /// Socket Mode's client and the URL its start-up check got (used for the first connection).
+    socket: Option<(SocketModeClient, Option<String>)>,
 }
 
 impl Application {
@@ -33,6 +36,12 @@ impl Application {
     pub async fn build(mut settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         crate::config::check::require_folder(&settings.config_dir).map_err(anyhow::Error::msg)?;
         if settings.is_sandbox() {
+            if settings.socket_mode() {
+                anyhow::bail!(
+                    "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both \
+                     (the app-level token opens the connection, the bot token sends messages)"
+                );
+            }
             sandbox_refuses_settings(&settings)?;
         }
         let (store, migrations) = open_store(&settings).await?;
@@ -55,6 +64,10 @@ impl Application {
         );
         refuse_sealed_tokens_without_key(&store, &settings).await?;
         let (slack, signing_secret) = slack_client(&settings, &clock)?;
+        let socket = match &settings.slack.app_token {
+            Some(token) => Some(socket_mode(&settings, token.clone()).await?),
+            None => None,
+        };
         if sandbox.is_none() {
             remember_workspace(&store, &slack, clock.now()).await;
         }
@@ -80,6 +93,7 @@ impl Application {
             addr,
             state,
             sandbox,
+            socket,
         })
     }
 
@@ -125,6 +139,10 @@ impl Application {
             background.spawn(self.state.scheduler.clone().run(stop_rx.clone()));
         }
         background.spawn(reload_on_sighup(self.state.pulses.clone(), stop_rx.clone()));
+        if let Some((client, first_url)) = self.socket {
+            let dispatch = crate::http::socket::dispatcher(self.state.clone());
+            background.spawn(client.run(first_url, dispatch, stop_rx.clone()));
+        }
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         tracing::info!(addr = %self.addr, workers = self.state.settings.outbox.workers, "pulseloop is listening");
@@ -202,14 +220,23 @@ async fn open_sandbox(store: &Store, settings: &mut Settings) -> anyhow::Result<
 
 /// Step of `build`: the Slack Web API client and the secret Slack signs requests with.
 /// One client per bot token: its rate limiter is shared by the outbox workers and every
-/// inline call.
+/// inline call. In Socket Mode nothing arrives signed over HTTP (`/slack/*` is not served),
+/// so the signing secret may be left out; a random one then stands in.
 fn slack_client(
     settings: &Settings,
     clock: &SharedClock,
 ) -> anyhow::Result<(SlackClient, SecretString)> {
-    let signing_secret = settings.slack.signing_secret.clone().context(
-        "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it)",
-    )?;
+    let signing_secret = match settings.slack.signing_secret.clone() {
+        Some(secret) => secret,
+        None if settings.socket_mode() => SecretString::from(format!(
+            "unused-in-socket-mode-{}",
+            uuid::Uuid::new_v4().simple()
+        )),
+        None => anyhow::bail!(
+            "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it); \
+             or set SLACK_APP_TOKEN to receive Slack's requests over Socket Mode instead"
+        ),
+    };
     let token = settings
         .slack
         .bot_token
@@ -255,6 +282,49 @@ async fn refuse_sealed_tokens_without_key(
         );
     }
     Ok(())
+}
+
+/// Step of `build`: the Socket Mode client, with its app-level token checked against Slack now
+/// (a refused token stops the start with the reason; Slack being unreachable does not: the
+/// connection loop keeps trying).
+async fn socket_mode(
+    settings: &Settings,
+    app_token: SecretString,
+) -> anyhow::Result<(SocketModeClient, Option<String>)> {
+    let timings = SocketTimings {
+        ping_every: Duration::from_secs(settings.slack.socket_ping_seconds),
+        read_timeout: Duration::from_secs(settings.slack.socket_read_timeout_seconds),
+        max_in_flight: (settings.database.max_connections as usize / 2).max(1),
+        ..SocketTimings::default()
+    };
+    let client = SocketModeClient::new(
+        &settings.slack.api_base_url,
+        app_token,
+        Duration::from_secs(settings.slack.request_timeout_seconds),
+        timings,
+    )?;
+    match client.open_url().await {
+        Ok(url) => {
+            tracing::info!("Socket Mode: the app-level token was accepted; Slack's requests come over a WebSocket, /slack/* is not served");
+            Ok((client, Some(url)))
+        }
+        Err(OpenError::Refused(code)) => anyhow::bail!(
+            "Slack refused SLACK_APP_TOKEN for Socket Mode (apps.connections.open: {code}). {}",
+            match code.as_str() {
+                "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" =>
+                    "The token is unknown or revoked: create an app-level token with the connections:write scope (app settings → Basic Information → App-Level Tokens)",
+                "not_allowed_token_type" =>
+                    "That is not an app-level token: SLACK_APP_TOKEN takes the xapp- token, SLACK_BOT_TOKEN the xoxb- one",
+                "missing_scope" =>
+                    "The app-level token needs the connections:write scope",
+                _ => "Check that Socket Mode is turned on in the app's settings (Settings → Socket Mode)",
+            }
+        ),
+        Err(e @ OpenError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "Socket Mode: Slack is not reachable at start; the connection is retried in the background");
+            Ok((client, None))
+        }
+    }
 }
 
 /// Step of `build`: the services, and the state the HTTP layer shares.

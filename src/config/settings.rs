@@ -113,6 +113,13 @@ pub struct SlackSettings {
     /// `https://pulse.example.com/slack/oauth/callback`); unset: built from the request's Host
     /// (http for loopback hosts, https otherwise).
     pub redirect_url: Option<String>,
+    /// An app-level token (`xapp-…`, scope `connections:write`): Slack's requests then come
+    /// over a WebSocket (Socket Mode, docs/socket-mode.md) instead of to `/slack/*`.
+    pub app_token: Option<SecretString>,
+    /// Socket Mode: a ping is sent this often; Slack's frames (pongs included) must keep
+    /// arriving within `socket_read_timeout_seconds`, else the connection is replaced.
+    pub socket_ping_seconds: u64,
+    pub socket_read_timeout_seconds: u64,
     /// Set at start when `serve` runs against the built-in sandbox (never read from a file).
     #[serde(skip)]
     pub sandbox: bool,
@@ -199,6 +206,9 @@ impl Default for SlackSettings {
             client_secret: None,
             oauth_authorize_url: None,
             redirect_url: None,
+            app_token: None,
+            socket_ping_seconds: 10,
+            socket_read_timeout_seconds: 30,
             sandbox: false,
         }
     }
@@ -255,6 +265,7 @@ impl Settings {
             ("DATABASE_URL", "database.url"),
             ("SLACK_API_BASE_URL", "slack.api_base_url"),
             ("PULSELOOP_BIND", "server.bind"),
+            ("SLACK_APP_TOKEN", "slack.app_token"),
         ] {
             if get(var).is_some() {
                 self.from_env.insert(field.to_string(), var.to_string());
@@ -265,6 +276,9 @@ impl Settings {
         }
         if let Some(v) = secret("SLACK_BOT_TOKEN") {
             self.slack.bot_token = Some(v);
+        }
+        if let Some(v) = secret("SLACK_APP_TOKEN") {
+            self.slack.app_token = Some(v);
         }
         if let Some(v) = secret("SLACK_SIGNING_SECRET") {
             self.slack.signing_secret = Some(v);
@@ -341,6 +355,23 @@ impl Settings {
         {
             return field("slack.api_base_url", "must be an http(s) URL".to_string());
         }
+        if let Some(token) = &self.slack.app_token {
+            use secrecy::ExposeSecret;
+            if !token.expose_secret().starts_with("xapp-") {
+                return field(
+                    "slack.app_token",
+                    "must be an app-level token starting with xapp- (Basic Information → App-Level Tokens, scope connections:write); a bot token (xoxb-) goes in SLACK_BOT_TOKEN".to_string(),
+                );
+            }
+        }
+        if self.slack.socket_ping_seconds == 0
+            || self.slack.socket_read_timeout_seconds <= self.slack.socket_ping_seconds
+        {
+            return field(
+                "slack.socket_read_timeout_seconds",
+                "socket_ping_seconds must be at least 1 and socket_read_timeout_seconds longer than it".to_string(),
+            );
+        }
         if self.slack.max_posts_per_minute == 0 {
             return field(
                 "slack.max_posts_per_minute",
@@ -373,6 +404,11 @@ impl Settings {
     /// True when no bot token is configured: `serve` then runs against the built-in sandbox.
     pub fn is_sandbox(&self) -> bool {
         self.slack.bot_token.is_none()
+    }
+
+    /// True when an app-level token is set: Slack's requests come over Socket Mode.
+    pub fn socket_mode(&self) -> bool {
+        self.slack.app_token.is_some()
     }
 
     pub fn programs_dir(&self) -> PathBuf {

@@ -1,9 +1,10 @@
 //! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
-//! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
-//! (`admin`, with `export`, `kpis` and its OpenAPI document in `openapi`), the shared
-//! [`state::AppState`], and `error`, where every service result and error becomes a response.
-//! Every request goes through the layers below (request id, tracing span, metrics, body size
-//! limit, timeout, concurrency cap).
+//! `verified` extractor and the replay guard; `socket` hands Socket Mode envelopes to the same
+//! code; `oauth` installs into a workspace), operations endpoints (`ops`, `probe`) and the
+//! admin API (`admin`, `admin_config`, with `export`, `kpis` and its OpenAPI document in
+//! `openapi`), the shared [`state::AppState`], and `error`, where every service result and
+//! error becomes a response. Every request goes through the layers below (request id, tracing
+//! span, metrics, body size limit, timeout, concurrency cap).
 
 pub mod admin;
 pub mod admin_config;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod probe;
 pub mod server;
 pub mod slack;
+pub mod socket;
 pub mod state;
 pub mod verified;
 
@@ -43,8 +45,14 @@ pub fn router(state: AppState) -> Router {
         state.settings.server.max_concurrent_requests,
     ));
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
+    // In Socket Mode Slack's requests come over the WebSocket (`socket`), not to `/slack/*`.
+    let slack_routes = if state.settings.socket_mode() {
+        Router::new()
+    } else {
+        slack::router()
+    };
     Router::new()
-        .merge(slack::router())
+        .merge(slack_routes)
         .merge(oauth::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))

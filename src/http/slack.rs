@@ -34,20 +34,18 @@ pub fn router() -> Router<AppState> {
 /// within Slack's window is a replay (a captured click or command sent again): it gets a 200
 /// and does nothing. When the work fails on our side (5xx) the claim is released, so that a
 /// retry of the same request is handled. The claim is a grouped write
-/// ([`crate::storage::group_commit`]): concurrent requests share its commit.
-async fn once<F>(state: &AppState, req: &VerifiedSlackRequest, work: F) -> ApiResult<Response>
+/// ([`crate::storage::group_commit`]): concurrent requests share its commit. Socket Mode
+/// claims its envelope ids the same way (`super::socket`).
+pub(super) async fn once<F>(state: &AppState, claim: SignatureClaim, work: F) -> ApiResult<Response>
 where
     F: std::future::Future<Output = ApiResult<Response>>,
 {
-    if !state
-        .store
-        .claim_signature_grouped(claim_of(state, req))
-        .await?
-    {
+    let key = claim.signature.clone();
+    if !state.store.claim_signature_grouped(claim).await? {
         return Ok(replay());
     }
     let result = work.await;
-    release(state, req, failed(&result)).await;
+    release(state, &key, failed(&result)).await;
     result
 }
 
@@ -55,17 +53,18 @@ where
 /// the answer's own grouped write, which claims it in the same transaction as the answer (a
 /// replay stores nothing). Work that writes no answer (a modal opened, an opt-out, a late
 /// click) is idempotent or single-use (a trigger_id), so its claim is taken after it.
-async fn once_deferred<F>(
+pub(super) async fn once_deferred<F>(
     state: &AppState,
-    req: &VerifiedSlackRequest,
+    claim: SignatureClaim,
     work: F,
 ) -> ApiResult<Response>
 where
     F: std::future::Future<Output = ApiResult<Response>>,
 {
-    let (result, left) = with_deferred_claim(claim_of(state, req), work).await;
+    let key = claim.signature.clone();
+    let (result, left) = with_deferred_claim(claim, work).await;
     let failed = failed(&result);
-    release(state, req, failed).await;
+    release(state, &key, failed).await;
     if failed {
         return result;
     }
@@ -99,9 +98,9 @@ fn failed(result: &ApiResult<Response>) -> bool {
     }
 }
 
-async fn release(state: &AppState, req: &VerifiedSlackRequest, failed: bool) {
+async fn release(state: &AppState, key: &str, failed: bool) {
     if failed {
-        if let Err(e) = state.store.forget_signature(&req.signature).await {
+        if let Err(e) = state.store.forget_signature(key).await {
             tracing::warn!(error = %e, "could not release the signature of a failed request");
         }
     }
@@ -109,12 +108,17 @@ async fn release(state: &AppState, req: &VerifiedSlackRequest, failed: bool) {
 
 #[tracing::instrument(skip_all, fields(retry = req.retry_num))]
 async fn events(State(state): State<AppState>, req: VerifiedSlackRequest) -> ApiResult<Response> {
-    once(&state, &req, handle_event(&state, &req)).await
+    once(&state, claim_of(&state, &req), handle_event(&state, &req)).await
 }
 
 async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let envelope: EventEnvelope = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack event envelope: {e}")))?;
+    event(state, envelope).await
+}
+
+/// An Events API envelope, from `/slack/events` or a Socket Mode envelope.
+pub(super) async fn event(state: &AppState, envelope: EventEnvelope) -> ApiResult<Response> {
     match envelope {
         EventEnvelope::UrlVerification { challenge } => {
             Ok(Json(json!({ "challenge": challenge })).into_response())
@@ -182,7 +186,12 @@ async fn interactions(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
-    once_deferred(&state, &req, handle_interaction(&state, &req)).await
+    once_deferred(
+        &state,
+        claim_of(&state, &req),
+        handle_interaction(&state, &req),
+    )
+    .await
 }
 
 async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
@@ -190,7 +199,18 @@ async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> Api
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
-    let (pulses, team) = match route(state, team_of_interaction(&form.payload).as_deref()).await? {
+    interaction_outcome(state, team_of_interaction(&form.payload), interaction).await
+}
+
+/// An interaction, from `/slack/interactions` or a Socket Mode envelope, routed by its
+/// workspace (`team`, read from the raw payload: not every interaction type carries it in
+/// the same place).
+pub(super) async fn interaction_outcome(
+    state: &AppState,
+    team: Option<String>,
+    interaction: Interaction,
+) -> ApiResult<Response> {
+    let (pulses, team) = match route(state, team.as_deref()).await? {
         Routed::Serve(pulses, team) => (pulses, team),
         Routed::Refuse(reason) => {
             tracing::warn!(%reason, "interaction from a workspace pulseloop does not serve; ignored");
@@ -218,12 +238,17 @@ async fn slash_commands(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
-    once(&state, &req, handle_command(&state, &req)).await
+    once(&state, claim_of(&state, &req), handle_command(&state, &req)).await
 }
 
 async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let command: SlashCommand = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("not a slash command form: {e}")))?;
+    command_reply(state, command).await
+}
+
+/// A slash command, from `/slack/commands` or a Socket Mode envelope, routed by its workspace.
+pub(super) async fn command_reply(state: &AppState, command: SlashCommand) -> ApiResult<Response> {
     let (pulses, team) = match route(state, command.team_id.as_ref().map(|t| t.as_str())).await? {
         Routed::Serve(pulses, team) => (pulses, team),
         Routed::Refuse(reason) => {
@@ -276,7 +301,11 @@ async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
 
 /// The workspace of an interaction payload: `team.id`, or `user.team_id`.
 fn team_of_interaction(payload: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    team_of_interaction_value(&serde_json::from_str(payload).ok()?)
+}
+
+/// [`team_of_interaction`] of a payload already parsed (a Socket Mode envelope's).
+pub(super) fn team_of_interaction_value(v: &serde_json::Value) -> Option<String> {
     v.pointer("/team/id")
         .or_else(|| v.pointer("/user/team_id"))
         .and_then(|t| t.as_str())

@@ -4,6 +4,7 @@
 //! - `outbound`: the Web API client and the outbox workers;
 //! - `app`: what the Slack app is configured with (scopes, events, shortcuts), as the
 //!   manifests in `deploy/` declare it;
+//! - `socket`: Socket Mode, Slack's requests over a WebSocket the bot opens;
 //! - `protocol`: the ids and keys pulseloop writes into Slack and parses back;
 //! - `signature`: request signing, from the `slack-facts` crate the emulator uses too.
 //!
@@ -15,4 +16,5 @@ pub mod incoming;
 pub mod oauth;
 pub mod outbound;
 pub mod protocol;
+pub mod socket;
 pub use slack_facts::signature;

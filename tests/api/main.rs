@@ -39,6 +39,7 @@ mod schedule;
 mod shared_limits;
 mod signature;
 mod slow_clients;
+mod socket_mode;
 mod state_checks;
 mod walkthrough;
 mod wins;

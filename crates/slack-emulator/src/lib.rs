@@ -16,7 +16,8 @@
 //! - `uploads`, `respond`: the upload URL and response_url endpoints;
 //! - `peer`, `payloads`: Slack → bot requests; `sandbox`: the HTML window onto it all;
 //! - `workspace`: the workspace file; `control`: the `/_control` HTTP API;
-//! - `persist`: the workspace's state across restarts (`EmulatorConfig::state_file`).
+//! - `persist`: the workspace's state across restarts (`EmulatorConfig::state_file`);
+//! - `socket`: Socket Mode (apps.connections.open, the WebSocket, envelopes and acks).
 
 pub mod blocks;
 mod control;
@@ -33,6 +34,7 @@ pub mod rate_limit;
 mod respond;
 mod sandbox;
 mod server;
+mod socket;
 mod state;
 mod tz;
 mod uploads;
@@ -46,6 +48,7 @@ pub use model::{
 };
 pub use peer::{install_crypto_provider, PeerClock, SignOptions, SlackPeer};
 pub use rate_limit::RateLimits;
+pub use socket::{SocketAck, SocketDelivery, SocketEnvelope, ACK_DEADLINE};
 pub use workspace::Workspace;
 
 use chrono::{DateTime, Utc};
@@ -122,6 +125,7 @@ impl Emulator {
 
     /// Stops accepting, closes open connections and waits for the server task.
     pub async fn shutdown(self) {
+        self.shared.socket.close_all();
         let _ = self.control.stop.send(true);
         let task = self
             .control

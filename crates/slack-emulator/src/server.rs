@@ -23,7 +23,7 @@ use super::model::RecordedCall;
 use super::params::{self, Params};
 use super::rate_limit::retry_after_secs;
 use super::state::{Install, Shared, World};
-use super::{control, directory, respond, sandbox, uploads};
+use super::{control, directory, respond, sandbox, socket, uploads};
 
 /// Notified by a handler to make its connection's task drop the socket unanswered.
 #[derive(Clone)]
@@ -43,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sandbox/version", get(sandbox::version))
         .route("/oauth/v2/authorize", get(crate::oauth::authorize))
         .merge(control::routes())
+        .merge(socket::routes())
         .with_state(shared)
 }
 
@@ -69,7 +70,9 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, mut stop: watch
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                // Socket Mode's WebSocket is an upgraded connection.
+                .with_upgrades();
             tokio::select! {
                 result = connection => {
                     if let Err(e) = result {

@@ -317,6 +317,8 @@ impl World {
 pub(crate) struct Shared {
     world: Mutex<World>,
     pub addr: SocketAddr,
+    /// Socket Mode's connections and envelopes (its own lock).
+    pub socket: crate::socket::SocketMode,
 }
 
 impl Shared {
@@ -325,6 +327,7 @@ impl Shared {
         Self {
             world: Mutex::new(world),
             addr,
+            socket: Default::default(),
         }
     }
 
