@@ -12,6 +12,7 @@ pub mod events;
 pub mod group_commit;
 pub mod home;
 pub mod kpis;
+pub mod member_data;
 pub mod members;
 pub mod outbox;
 pub mod programs;

@@ -18,6 +18,7 @@ mod kpis;
 mod limiter;
 mod members;
 mod messages;
+mod my_data;
 mod operator;
 mod ops;
 mod outbox;
