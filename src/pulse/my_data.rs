@@ -271,8 +271,15 @@ pub async fn forget_me_command(
         tx.commit().await?;
         return Ok(ephemeral(named_in_configuration(&naming)));
     }
-    tx.audit(now, &actor(user), "member.forget_me_asked", None, None, &json!({}))
-        .await?;
+    tx.audit(
+        now,
+        &actor(user),
+        "member.forget_me_asked",
+        None,
+        None,
+        &json!({}),
+    )
+    .await?;
     tx.commit().await?;
     let explain = "*Erase what pulseloop holds about you?*\n\
         • Your memberships, settings, pulses, confidential and attributed answers' words, wins, \
@@ -339,7 +346,12 @@ pub async fn on_forget_me_confirm(state: &Pulses, ba: &BlockActions) -> ServiceR
             }
         }
     }
-    let mut placeholder = || format!("erased-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let mut placeholder = || {
+        format!(
+            "erased-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        )
+    };
     let (mark, keyed) = &marks[0];
     let outcome = tx
         .erase_member(user, &mailboxes, (mark, *keyed), &mut placeholder, now)
@@ -354,7 +366,11 @@ pub async fn on_forget_me_confirm(state: &Pulses, ba: &BlockActions) -> ServiceR
                 tracing::error!(actor = ERASED_ACTOR, columns = ?report.residue,
                     "an erasure left columns naming the member; an operator must look");
             }
-            tracing::info!(event = "member_erased", actor = ERASED_ACTOR, "a member erased their data");
+            tracing::info!(
+                event = "member_erased",
+                actor = ERASED_ACTOR,
+                "a member erased their data"
+            );
             ERASED.to_string()
         }
         ErasureOutcome::NamedInConfiguration(programs) => {

@@ -254,12 +254,21 @@ pub fn scrub_json(v: &mut Value, id: &str, words: &[String]) -> bool {
                 false
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, x| scrub_json(x, id, words) || changed),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |changed, x| scrub_json(x, id, words) || changed),
+        Value::Array(items) => {
+            // Every element, not only up to the first change.
+            let mut changed = false;
+            for x in items.iter_mut() {
+                changed |= scrub_json(x, id, words);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for x in map.values_mut() {
+                changed |= scrub_json(x, id, words);
+            }
+            changed
+        }
         _ => false,
     }
 }
@@ -488,7 +497,11 @@ impl Store {
 
     /// Deletes `my-data` files already sent to anyone before `before` (their payload holds a
     /// copy of someone's data; Slack has the file now).
-    pub async fn prune_sent_files(&self, key_prefix: &str, before: DateTime<Utc>) -> StoreResult<u64> {
+    pub async fn prune_sent_files(
+        &self,
+        key_prefix: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
         let pattern = format!("{}%", key_prefix.replace('%', "\\%").replace('_', "\\_"));
         Ok(on_pool!(self, |p| {
             sqlx::query(
@@ -521,10 +534,12 @@ impl StoreTx {
     /// Programs whose stored settings (owners, sponsors: from the files) name `user`.
     pub async fn programs_naming(&mut self, user: &UserId) -> StoreResult<Vec<String>> {
         let rows: Vec<(String, String)> = on_tx!(self, |c| {
-            sqlx::query_as("SELECT id, settings FROM programs WHERE settings LIKE $1 ESCAPE '\\' ORDER BY id")
-                .bind(like_pattern(user.as_str()))
-                .fetch_all(c)
-                .await?
+            sqlx::query_as(
+                "SELECT id, settings FROM programs WHERE settings LIKE $1 ESCAPE '\\' ORDER BY id",
+            )
+            .bind(like_pattern(user.as_str()))
+            .fetch_all(c)
+            .await?
         });
         Ok(rows
             .into_iter()
@@ -609,10 +624,12 @@ impl StoreTx {
             }
         }
         let results: Vec<(Option<String>,)> = on_tx!(self, |c| {
-            sqlx::query_as("SELECT result FROM outbox WHERE channel_key = $1 AND result IS NOT NULL")
-                .bind(uid)
-                .fetch_all(c)
-                .await?
+            sqlx::query_as(
+                "SELECT result FROM outbox WHERE channel_key = $1 AND result IS NOT NULL",
+            )
+            .bind(uid)
+            .fetch_all(c)
+            .await?
         });
         for (r,) in results {
             let ch = r

@@ -128,7 +128,11 @@ async fn answered_program() -> TestApp {
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["elements"][0]["action_id"].as_str().is_some_and(|a| a.starts_with("win_consent:")))
+        .find(|b| {
+            b["elements"][0]["action_id"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("win_consent:"))
+        })
         .expect("consent buttons")
         .clone();
     let named = block["elements"]
@@ -191,15 +195,20 @@ async fn aggregates(app: &TestApp) -> String {
     let r = app.admin_get("/api/v1/programs/pilot/digest/preview").await;
     assert_eq!(r.status(), 200);
     let d: Value = r.json().await.unwrap();
-    let picked: BTreeMap<&str, &Value> = ["participation", "metrics", "enps", "folded", "trends", "k"]
-        .into_iter()
-        .map(|k| (k, &d[k]))
-        .collect();
+    let picked: BTreeMap<&str, &Value> =
+        ["participation", "metrics", "enps", "folded", "trends", "k"]
+            .into_iter()
+            .map(|k| (k, &d[k]))
+            .collect();
     serde_json::to_string(&picked).unwrap()
 }
 
 async fn audit(app: &TestApp) -> Vec<BTreeMap<String, Value>> {
-    rows(&app.db.url, "SELECT actor, action, subject, detail FROM audit_log ORDER BY id").await
+    rows(
+        &app.db.url,
+        "SELECT actor, action, subject, detail FROM audit_log ORDER BY id",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -221,13 +230,19 @@ async fn my_data_holds_the_askers_own_answers_and_settings_and_nothing_of_others
             .iter()
             .find(|a| a["question_key"] == format!("{survey}_value"))
             .unwrap_or_else(|| panic!("{survey} value in {doc:#}"));
-        assert_eq!(value["question"], format!("How valuable was coaching ({survey})?"));
+        assert_eq!(
+            value["question"],
+            format!("How valuable was coaching ({survey})?")
+        );
         assert!(value["value"].is_number());
         assert!(text.contains(&words(AMY, survey)), "her {survey} comment");
         assert!(text.contains(&win_words(AMY, survey)), "her {survey} win");
     }
     // Nothing of the anonymous survey's answers, and the file says why.
-    assert!(!text.contains(&words(AMY, "anon")), "an anonymous comment leaked");
+    assert!(
+        !text.contains(&words(AMY, "anon")),
+        "an anonymous comment leaked"
+    );
     assert!(!text.contains("anon_value"), "an anonymous answer leaked");
     assert!(answers.iter().all(|a| a["survey"] != "anon"));
     assert!(
@@ -299,7 +314,10 @@ async fn forget_me_asks_first_then_no_row_names_the_member_and_the_totals_are_un
     let button = &question["blocks"][1]["elements"][0];
     assert_eq!(button["style"], "danger");
     assert_eq!(button["action_id"], "forget_me_confirm");
-    assert!(button["confirm"]["title"].is_object(), "Slack's confirm dialog");
+    assert!(
+        button["confirm"]["title"].is_object(),
+        "Slack's confirm dialog"
+    );
     assert_eq!(without_audit(dump(&app.db.url).await), dump_before);
     assert!(audit(&app)
         .await
@@ -350,8 +368,14 @@ async fn forget_me_asks_first_then_no_row_names_the_member_and_the_totals_are_un
         }
     }
     // Anonymous answers stay (unlinkable), and the totals did not move.
-    assert!(everything.contains(&words(AMY, "anon")), "the anonymous comment stays");
-    assert!(everything.contains(&words(BEN, "attr")), "others' answers stay");
+    assert!(
+        everything.contains(&words(AMY, "anon")),
+        "the anonymous comment stays"
+    );
+    assert!(
+        everything.contains(&words(BEN, "attr")),
+        "others' answers stay"
+    );
     assert_eq!(aggregates(&app).await, before);
 
     // Audited without naming her; she is not added back by the next sync.
