@@ -291,6 +291,9 @@ async fn my_data_holds_the_askers_own_answers_and_settings_and_nothing_of_others
 #[tokio::test]
 async fn forget_me_asks_first_then_no_row_names_the_member_and_the_totals_are_unchanged() {
     let app = answered_program().await;
+    // A copy of her data sits in the outbox until it is pruned: forget-me takes it too.
+    command(&app, AMY, "my-data").await;
+    settle(&app).await;
     let before = aggregates(&app).await;
     assert!(
         before.contains("\"n\":3") && before.contains("conf_value"),
