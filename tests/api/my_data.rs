@@ -76,12 +76,17 @@ async fn submit(app: &TestApp, user: &str, survey: &str, value: u8) {
     .await[0]["id"]
         .as_i64()
         .unwrap();
-    let values = json!({
+    let mut values = json!({
         format!("q:{survey}_value"): { "v": { "type": "radio_buttons", "selected_option": { "value": value.to_string() } } },
         format!("q:{survey}_comment"): { "v": { "type": "plain_text_input", "value": words(user, survey) } },
         format!("q:{survey}_win"): { "v": { "type": "plain_text_input", "value": win_words(user, survey) } },
         format!("consent:{survey}_win"): { "v": { "type": "radio_buttons", "selected_option": { "value": "named" } } },
     });
+    if user == AMY && survey == "anon" {
+        // Amy lets a program owner reply to her anonymous comment (a sealed mailbox names her).
+        values[format!("reply:{survey}_comment")] =
+            json!({ "v": { "type": "checkboxes", "selected_options": [{ "value": "allow" }] } });
+    }
     let view = json!({
         "type": "modal",
         "callback_id": pulseloop::pulse::render::MODAL_CALLBACK,
@@ -327,6 +332,13 @@ async fn forget_me_asks_first_then_no_row_names_the_member_and_the_totals_are_un
         .iter()
         .any(|e| e["action"] == "member.forget_me_asked" && e["actor"] == format!("member:{AMY}")));
 
+    app.assert_count_because(
+        "SELECT COUNT(*) FROM reply_mailboxes",
+        1,
+        "Amy allowed replies to her anonymous comment",
+    )
+    .await;
+
     // The confirmed click.
     let click = app.peer.block_actions(
         AMY,
@@ -370,6 +382,14 @@ async fn forget_me_asks_first_then_no_row_names_the_member_and_the_totals_are_un
             }
         }
     }
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM reply_mailboxes", 0),
+        (
+            "SELECT COUNT(*) FROM responses WHERE reply_handle IS NOT NULL",
+            0,
+        ),
+    ])
+    .await;
     // Anonymous answers stay (unlinkable), and the totals did not move.
     assert!(
         everything.contains(&words(AMY, "anon")),
