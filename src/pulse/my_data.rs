@@ -64,8 +64,14 @@ pub async fn command(state: &Pulses, command: &SlashCommand) -> ServiceResult<Co
     let data = state.store.member_data(user).await?;
     let document = document(state, user, &data, now);
     let bytes = serde_json::to_vec_pretty(&document).unwrap_or_default();
+    // files.completeUploadExternal shares into a conversation: their DM with the bot as Slack
+    // named it for a pulse, else the user id (which opens that DM, as for chat.postMessage).
+    let channel = match state.store.dm_channel_of(user).await? {
+        Some(dm) => dm,
+        None => user.to_string(),
+    };
     let upload = FileUpload {
-        channel: user.to_string(),
+        channel,
         filename: FILE_NAME.to_string(),
         title: "What pulseloop holds about you".to_string(),
         initial_comment: Some(

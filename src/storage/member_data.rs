@@ -485,6 +485,20 @@ impl Store {
         })
     }
 
+    /// The member's DM with the bot (`D…`) as Slack reported it for their latest pulse, if any.
+    pub async fn dm_channel_of(&self, user: &UserId) -> StoreResult<Option<String>> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT d.channel_id FROM deliveries d JOIN members m ON m.id = d.member_id
+                 WHERE m.slack_user_id = $1 AND d.channel_id LIKE 'D%'
+                 ORDER BY d.id DESC LIMIT 1",
+            )
+            .bind(user)
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
     /// Every stored tombstone (a handful: one per member who asked to be forgotten).
     pub async fn tombstones(&self) -> StoreResult<std::collections::HashSet<String>> {
         let rows: Vec<String> = on_pool!(self, |p| {

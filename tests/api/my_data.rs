@@ -227,6 +227,12 @@ async fn my_data_holds_the_askers_own_answers_and_settings_and_nothing_of_others
     );
     settle(&app).await;
     let (text, doc) = file_for(&app, AMY);
+    let shared = app.emulator.calls_to("files.completeUploadExternal");
+    assert_eq!(
+        shared.last().unwrap().params["channel_id"],
+        app.emulator.dm_channel_for(AMY),
+        "shared into her DM with the bot, by its D… id"
+    );
 
     // Her confidential and attributed answers, with the question's text.
     let answers = doc["answers"].as_array().unwrap();
