@@ -68,6 +68,20 @@ pub enum Command {
     /// Look at the digest.
     #[command(subcommand)]
     Digest(DigestCommand),
+    /// See the whole loop in a minute: simulated members answer weeks of pulses on an
+    /// accelerated clock against the built-in Slack emulator (no Slack token needed); prints
+    /// a transcript and writes the messages, the digest and its chart into a folder.
+    Demo {
+        /// Folder to write into (created; must be empty) [default: ./pulseloop-demo-<timestamp>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How many weeks of pulses to simulate.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::demo::MAX_WEEKS)))]
+        weeks: u32,
+        /// Seed of the simulated people's answers (the same seed tells the same story).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Fill the database with a synthetic history for the digest benchmark (docs/digest.md).
     #[command(hide = true)]
     BenchData {
@@ -127,12 +141,20 @@ pub enum ScheduleCommand {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging();
+    if matches!(cli.command, Command::Demo { .. }) {
+        crate::demo::init_logging();
+    } else {
+        crate::telemetry::init_logging();
+    }
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
         Command::CheckConfig { online } => {
             let offline = crate::config::check::run(&cli.config, &env);
-            if !online || offline != ExitCode::SUCCESS {
+            if offline != ExitCode::SUCCESS {
+                return offline;
+            }
+            print_sources(&cli.config, &env).await;
+            if !online {
                 return offline;
             }
             check_members_online(&cli.config, &env).await
@@ -185,6 +207,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Digest(DigestCommand::Preview { program, json }) => {
             digest_preview(&cli.config, &env, &program, json).await
         }
+        Command::Demo { out, weeks, seed } => demo(out, weeks, seed).await,
         Command::BenchData { members, weeks } => {
             // One connection: the bulk-load setting applies to every write.
             let store = match open_store(&cli.config, &env, 1).await {
@@ -318,6 +341,56 @@ async fn schedule_preview(
         Err(e) => {
             eprintln!("error: cannot write the preview: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `check-config`: where each value a run-time edit may change comes from: the file, or an
+/// admin's edit (who, when, and the file value it was made against), read from the database
+/// when there is one. A missing database is not created: then every value is the file's.
+async fn print_sources(config: &std::path::Path, env: &dyn Fn(&str) -> Option<String>) {
+    let Ok(settings) = Settings::load(config, env) else {
+        return;
+    };
+    let Ok(programs) = crate::config::program::load_programs(&settings.programs_dir()) else {
+        return;
+    };
+    let url = &settings.database.url;
+    let shown = crate::startup::redact_url(url);
+    let sqlite_file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest).to_string());
+    let exists = match &sqlite_file {
+        Some(path) => path != ":memory:" && std::path::Path::new(path).is_file(),
+        None => true,
+    };
+    let store = if exists {
+        match Store::connect(url, 1).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                println!("sources: cannot read run-time edits from {shown} ({e}); every value below is the file's");
+                None
+            }
+        }
+    } else {
+        println!("sources: no database at {shown}; every value is from the file");
+        None
+    };
+    println!("sources (a run-time edit holds until the file's value for that field changes):");
+    for program in &programs {
+        let edits = match &store {
+            Some(store) => store.overrides_of(&program.id).await.unwrap_or_else(|e| {
+                println!(
+                    "  {}: run-time edits unreadable ({e}); showing the file",
+                    program.id
+                );
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        for (key, value, source) in crate::pulse::admin::provenance(program, &edits) {
+            println!("  {key} = {value}  [{source}]");
         }
     }
 }
@@ -621,6 +694,24 @@ async fn report(
             println!("wrote {} and {}", md.display(), png.display());
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pulseloop demo`: the transcript as it happens, then the folder; exit code 1 with a
+/// sentence when the folder cannot be used or a part of the loop did not happen.
+async fn demo(out: Option<PathBuf>, weeks: u32, seed: u64) -> ExitCode {
+    let options = crate::demo::DemoOptions {
+        out,
+        weeks,
+        seed,
+        echo: true,
+    };
+    match crate::demo::run(options).await {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

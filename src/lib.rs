@@ -12,11 +12,13 @@
 //! - [`scheduler`]: the service that plans, sends, reminds, closes and seals rounds;
 //! - [`http`]: every handler (`/slack/*` verified and replay-guarded, ops, admin), the shared
 //!   state, and the one mapping of service results and errors to responses;
-//! - [`startup`] and [`cli`]: building, running and stopping the service.
+//! - [`startup`] and [`cli`]: building, running and stopping the service; [`demo`] (between
+//!   them): the whole loop against the emulator on an accelerated clock.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod digest;
 pub mod domain;
 pub mod http;

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["scheduler"],
     &["http"],
     &["startup"],
+    &["demo"],
     &["cli"],
 ];
 

@@ -83,6 +83,7 @@ struct SurveyFile {
     window_hours: Option<i64>,
     remind_after_hours: Option<i64>,
     anonymity: Option<String>,
+    paused: Option<bool>,
     #[serde(default)]
     questions: Vec<QuestionFile>,
     #[serde(flatten)]
@@ -623,6 +624,7 @@ fn validate_survey(c: &mut Check, i: usize, s: &SurveyFile) -> Option<Survey> {
         remind_after_hours,
         anonymity,
         questions,
+        paused: s.paused.unwrap_or(false),
     })
 }
 

@@ -172,6 +172,9 @@ pub struct Survey {
     pub remind_after_hours: Option<u32>,
     pub anonymity: Anonymity,
     pub questions: Vec<Question>,
+    /// A paused survey opens no new rounds (the file's `paused`, or an admin's run-time edit;
+    /// docs/config-precedence.md). Rounds already open run to their end.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,6 +13,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::digest::DigestError;
+use crate::pulse::admin_view::AdminOutcome;
 use crate::pulse::commands::CommandReply;
 use crate::pulse::interactions::InteractionOutcome;
 use crate::pulse::ServiceError;
@@ -42,6 +43,22 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every error response: `{"error": "...", "detail": "..."}` (and the request id
+/// on a 500). Also the `ErrorBody` schema of the OpenAPI document.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `unprocessable`, `payload_too_large`, `unavailable` or `internal`.
+    #[schema(example = "not_found")]
+    pub error: &'static str,
+    /// What went wrong, in a sentence (never internal causes).
+    #[schema(example = "no program 'leadership-2027'")]
+    pub detail: String,
+    /// On a 500 only: the request id, to find the cause in the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
@@ -124,6 +141,21 @@ impl IntoResponse for InteractionOutcome {
     }
 }
 
+/// Slack's reply to an admin view interaction: empty, field errors, or a replacing view.
+impl IntoResponse for AdminOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            AdminOutcome::Ack => ().into_response(),
+            AdminOutcome::Errors(errors) => {
+                Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+            }
+            AdminOutcome::Update(view) => {
+                Json(json!({ "response_action": "update", "view": view })).into_response()
+            }
+        }
+    }
+}
+
 /// A slash command's reply as Slack reads it (`response_type`, `text`, `blocks`).
 impl IntoResponse for CommandReply {
     fn into_response(self) -> Response {
@@ -149,11 +181,11 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = ?cause, request_id = %request_id.as_deref().unwrap_or("-"), "request failed");
                 return (
                     status,
-                    Json(json!({
-                        "error": code,
-                        "detail": "internal error",
-                        "request_id": request_id,
-                    })),
+                    Json(ErrorBody {
+                        error: code,
+                        detail: "internal error".into(),
+                        request_id: Some(request_id.unwrap_or_else(|| "-".into())),
+                    }),
                 )
                     .into_response();
             }
@@ -166,8 +198,12 @@ impl IntoResponse for ApiError {
             | ApiError::Unprocessable(d)
             | ApiError::Unavailable(d) => d.clone(),
         };
-        let mut response =
-            (status, Json(json!({ "error": code, "detail": detail }))).into_response();
+        let body = ErrorBody {
+            error: code,
+            detail,
+            request_id: None,
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::state::AppState;
 use crate::domain::ids::ProgramId;
 use crate::storage::kpis::{summarize, KpiBatch};
@@ -15,6 +15,15 @@ use crate::storage::kpis::{summarize, KpiBatch};
 /// Adds or replaces the KPI definitions and values in the body
 /// (`{"kpis": [{"key", "label", "unit", "direction"}], "values": [{"kpi", "period_start", "value"}]}`),
 /// all or nothing. A bad body is a 400 naming the first problem.
+#[utoipa::path(put, path = "/api/v1/programs/{id}/kpis", tag = "kpis",
+    params(("id" = String, Path, description = "The program's id")),
+    request_body(content = Object, content_type = "application/json",
+        description = "`{\"kpis\": [{\"key\", \"label\", \"unit\", \"direction\"}], \"values\": [{\"kpi\", \"period_start\", \"value\"}]}`"),
+    responses(
+        (status = 200, description = "The program's KPIs after the change (as GET)", body = Object),
+        (status = 400, description = "The body is not a KPI document, or names an unknown KPI", body = ErrorBody),
+        (status = 404, description = "No such program", body = ErrorBody),
+    ))]
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<ProgramId>,
@@ -33,6 +42,12 @@ pub async fn put(
 }
 
 /// The program's KPIs, their values and each one's latest value against its baseline.
+#[utoipa::path(get, path = "/api/v1/programs/{id}/kpis", tag = "kpis",
+    params(("id" = String, Path, description = "The program's id")),
+    responses(
+        (status = 200, description = "`{\"program\", \"kpis\": [… with \"summary\"]}`", body = Object),
+        (status = 404, description = "No such program", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<ProgramId>,

@@ -1,12 +1,16 @@
 //! The HTTP surface, the layer above the services: Slack's endpoints (`slack`, with the
 //! `verified` extractor and the replay guard), operations endpoints (`ops`) and the admin API
-//! (`admin`), the shared [`state::AppState`], and `error`, where every service result and
-//! error becomes a response. Every request goes through the layers below (request id,
-//! tracing span, metrics, body size limit, timeout, concurrency cap).
+//! (`admin`, with `export`, `kpis` and its OpenAPI document in `openapi`), the shared
+//! [`state::AppState`], and `error`, where every service result and error becomes a response.
+//! Every request goes through the layers below (request id, tracing span, metrics, body size
+//! limit, timeout, concurrency cap).
 
 pub mod admin;
+pub mod admin_config;
 pub mod error;
+pub mod export;
 pub mod kpis;
+pub mod openapi;
 pub mod ops;
 pub mod server;
 pub mod slack;
@@ -41,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(slack::router())
         .merge(ops::router())
         .merge(admin::router(state.clone()))
+        .merge(admin_config::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         // A client that sends its body slowly is cut off with 408 (the body is read inside
         // the handler's future, so the timeout covers it).

@@ -177,6 +177,11 @@ async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> Api
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
     let interaction: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
+    if crate::pulse::admin_view::is_admin_interaction(&interaction) {
+        let outcome =
+            crate::pulse::admin_view::handle(&state.pulses, &state.scheduler, interaction).await?;
+        return Ok(outcome.into_response());
+    }
     let outcome = crate::pulse::interactions::handle(&state.pulses, interaction).await?;
     Ok(outcome.into_response())
 }

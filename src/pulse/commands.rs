@@ -25,7 +25,8 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse action <text>` — owners: tell the people who answered what the program changed\n\
 • `/pulse digest` — preview this period's digest (program owners)\n\
 • `/pulse my-data` — get what pulseloop holds about you, as a file by DM\n\
-• `/pulse forget-me` — erase what pulseloop holds about you (asks you to confirm)";
+• `/pulse forget-me` — erase what pulseloop holds about you (asks you to confirm)\n\
+• `/pulse admin` — program admins: cadences, pauses, members, sponsor channel";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,7 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
         PulseCommand::Digest { program } => digest_preview(state, user, program.as_deref()).await,
         PulseCommand::MyData => super::my_data::command(state, &command).await,
         PulseCommand::ForgetMe => super::my_data::forget_me_command(state, &command).await,
+        PulseCommand::Admin => super::admin_view::open(state, &command).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
             let Some(first) = memberships.first() else {
@@ -240,6 +242,7 @@ fn command_name(c: &PulseCommand) -> &'static str {
         PulseCommand::Action { .. } => "action",
         PulseCommand::MyData => "my_data",
         PulseCommand::ForgetMe => "forget_me",
+        PulseCommand::Admin => "admin",
         PulseCommand::Unknown { .. } => "unknown",
     }
 }

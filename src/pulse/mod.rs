@@ -5,6 +5,8 @@
 //! ([`ServiceError`]); `http` turns those into responses in one place.
 
 pub mod actions;
+pub mod admin;
+pub mod admin_view;
 pub mod answers;
 pub mod catalog;
 pub mod commands;

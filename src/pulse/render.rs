@@ -751,6 +751,7 @@ mod tests {
             remind_after_hours: None,
             anonymity: Anonymity::Anonymous,
             questions,
+            paused: false,
         };
         let survey = survey_of(vec![
             question(QuestionKind::Scale, true, "a"),

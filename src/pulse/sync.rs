@@ -29,14 +29,23 @@ pub enum SyncError {
 /// Reads the programs folder, mirrors it into the database and swaps the catalog.
 /// On a configuration error nothing changes and the previous configuration stays in force.
 pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>, SyncError> {
-    let programs = load_programs(&state.programs_dir)?;
+    let mut programs = load_programs(&state.programs_dir)?;
     for warning in programs.iter().flat_map(crate::config::program::warnings) {
         tracing::warn!(problem = %warning, "configuration warning");
     }
     let mut reports = Vec::new();
-    for program in &programs {
-        let desired = desired_program(state, program).await?;
+    for program in &mut programs {
+        // Run-time edits that hold are applied over the file; those the file has changed
+        // since are dropped (docs/config-precedence.md).
+        let edits = state.store.overrides_of(&program.id).await?;
+        let file = program.clone();
+        let (kept, dropped) = super::admin::reconcile(program, edits);
+        let mut desired = desired_program(state, program).await?;
+        super::admin::apply_member_edits(&mut desired, &kept);
         let mut tx = state.store.begin().await?;
+        for edit in &dropped {
+            drop_edit(&mut tx, &file, edit, state.clock.now()).await?;
+        }
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
         if report != SyncReport::default() {
@@ -53,6 +62,43 @@ pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>
     // refresh just read are not asked twice.
     recheck_problem_members(state, started).await;
     Ok(reports)
+}
+
+/// Drops a run-time edit the file has overridden, audited as such (actor `config`).
+async fn drop_edit(
+    tx: &mut crate::storage::StoreTx,
+    file: &Program,
+    edit: &crate::storage::overrides::Override,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), SyncError> {
+    if !tx.delete_override(edit).await? {
+        return Ok(());
+    }
+    let file_now = super::admin::field_value(file, &edit.survey_id, &edit.field);
+    let subject = if edit.survey_id.is_empty() {
+        edit.field.as_str()
+    } else {
+        edit.survey_id.as_str()
+    };
+    tx.audit(
+        now,
+        "config",
+        "override.dropped",
+        Some(&file.id),
+        Some(subject),
+        &json!({
+            "field": edit.field,
+            "reason": "the file's value changed since the run-time edit; the file wins",
+            "before": edit.value,
+            "after": file_now,
+            "file_value_at_edit": edit.file_value,
+            "edited_by": edit.actor,
+        }),
+    )
+    .await?;
+    tracing::info!(program = %file.id, survey = %edit.survey_id, field = %edit.field, edited_by = %edit.actor,
+        "a run-time edit was dropped: the file's value changed since");
+    Ok(())
 }
 
 /// Re-reads every member whose last users.info answered an error (`user_not_found`).
@@ -162,7 +208,10 @@ pub async fn resync_usergroups(state: &Pulses) -> Result<usize, SyncError> {
         .iter()
         .filter(|p| !p.usergroups.is_empty())
     {
-        let desired = desired_program(state, program).await?;
+        let mut desired = desired_program(state, program).await?;
+        // The catalog's programs carry the other edits already; members are applied here.
+        let edits = state.store.overrides_of(&program.id).await?;
+        super::admin::apply_member_edits(&mut desired, &edits);
         let mut tx = state.store.begin().await?;
         let report = tx.sync_program(&desired, state.clock.now()).await?;
         tx.commit().await?;
@@ -231,7 +280,7 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
     })
 }
 
-fn program_settings(p: &Program) -> serde_json::Value {
+pub(super) fn program_settings(p: &Program) -> serde_json::Value {
     json!({
         "working_days": p.working_days.names(),
         "working_hours": [p.working_hours.0.format("%H:%M").to_string(), p.working_hours.1.format("%H:%M").to_string()],
@@ -250,20 +299,25 @@ fn program_settings(p: &Program) -> serde_json::Value {
     })
 }
 
-fn desired_survey(s: &Survey) -> DesiredSurvey {
+pub(super) fn desired_survey(s: &Survey) -> DesiredSurvey {
+    let mut definition = json!({
+        "name": s.name,
+        "audience": s.audience,
+        "cadence": s.cadence.source(),
+        "every_weeks": s.every_weeks,
+        "window_hours": s.window_hours,
+        "remind_after_hours": s.remind_after_hours,
+        "anonymity": s.anonymity,
+        // Whole questions, so a reworded prompt counts as a change (and is audited).
+        "questions": s.questions,
+    });
+    // Only when set, so surveys stored before pausing existed read as unchanged.
+    if s.paused {
+        definition["paused"] = json!(true);
+    }
     DesiredSurvey {
         id: s.id.clone(),
-        definition: json!({
-            "name": s.name,
-            "audience": s.audience,
-            "cadence": s.cadence.source(),
-            "every_weeks": s.every_weeks,
-            "window_hours": s.window_hours,
-            "remind_after_hours": s.remind_after_hours,
-            "anonymity": s.anonymity,
-            // Whole questions, so a reworded prompt counts as a change (and is audited).
-            "questions": s.questions,
-        }),
+        definition,
         questions: s
             .questions
             .iter()

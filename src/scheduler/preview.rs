@@ -8,8 +8,9 @@ use crate::domain::planning::{member_firings, PlanMember};
 use crate::domain::program::Program;
 
 /// One upcoming delivery. The JSON shape is part of the external contract.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PreviewEntry {
+    #[schema(value_type = String)]
     pub member: slack_facts::ids::UserId,
     pub survey: String,
     pub local_time: String,
@@ -37,7 +38,8 @@ pub struct TooManyRows {
 }
 
 /// Deliveries in [now, now + days), ordered by UTC time, then member, then survey.
-/// Planned times only: pauses and Slack status are ignored (docs/cadence.md).
+/// Planned times only: members' pauses and Slack status are ignored (docs/cadence.md); a
+/// paused survey has none.
 pub fn preview(
     program: &Program,
     members: &[PlanMember],
@@ -58,7 +60,8 @@ pub fn preview_bounded(
 ) -> Result<Vec<PreviewEntry>, TooManyRows> {
     let to = now + Duration::days(i64::from(days));
     let mut rows: Vec<(DateTime<Utc>, PreviewEntry)> = Vec::new();
-    for survey in &program.surveys {
+    // A paused survey sends nothing until it is resumed, so it has no upcoming deliveries.
+    for survey in program.surveys.iter().filter(|s| !s.paused) {
         for member in members {
             let firings = member_firings(program, survey, member, now, to);
             if rows.len().saturating_add(firings.len()) > max_rows {

@@ -150,7 +150,8 @@ impl Scheduler {
         for program in self.catalog.programs().iter() {
             let rows = self.store.members_of(&program.id).await?;
             let members = plan_members(program, &rows);
-            for survey in &program.surveys {
+            // A paused survey opens no rounds (an admin's pause, or the file's `paused`).
+            for survey in program.surveys.iter().filter(|s| !s.paused) {
                 let pending = self
                     .new_firings(program, survey, &members, now, grace, first_start, report)
                     .await?;

@@ -6,12 +6,16 @@ use serde::Serialize;
 
 use super::{on_pool, on_tx, to_ms, Millis, Store, StoreResult, StoreTx};
 
-#[derive(Debug, Clone, Serialize)]
+/// One entry as the admin API shows it (`GET /api/v1/audit`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    /// Grows with every entry; the paging cursor is built from it.
     pub id: i64,
     pub at: DateTime<Utc>,
+    /// `config`, `admin:<who>`, `member:<U…>` or `system`.
     pub actor: String,
     pub action: String,
+    #[schema(value_type = Option<String>)]
     pub program_id: Option<ProgramId>,
     pub subject: Option<String>,
     pub detail: serde_json::Value,
@@ -60,6 +64,31 @@ impl StoreTx {
 }
 
 impl Store {
+    /// One page of the log, newest first: at most `limit` entries older than the entry
+    /// `before` (an id, from the previous page), of one program when `program_id` is given.
+    /// Ids only grow, so a page never shifts when entries are added meanwhile (keyset paging,
+    /// not offsets).
+    pub async fn audit_page(
+        &self,
+        program_id: Option<&ProgramId>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, program_id, subject, detail FROM audit_log
+                 WHERE ($1 IS NULL OR program_id = $1) AND ($2 IS NULL OR id < $2)
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(program_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
     /// Newest first.
     pub async fn audit_entries(
         &self,
@@ -76,17 +105,20 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                id: r.id,
-                at: r.at,
-                actor: r.actor,
-                action: r.action,
-                program_id: r.program_id,
-                subject: r.subject,
-                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect())
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            program_id: r.program_id,
+            subject: r.subject,
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+        }
     }
 }

@@ -182,6 +182,8 @@ pub struct ErasureReport {
     pub digests_rewritten: u64,
     pub mailboxes_deleted: u64,
     pub installations_unlinked: u64,
+    pub overrides_deleted: u64,
+    pub overrides_unlinked: u64,
     /// `table.column` still naming the member after the erasure (should stay empty).
     pub residue: Vec<String>,
 }
@@ -1020,6 +1022,24 @@ impl StoreTx {
                     .rows_affected()
             });
         }
+
+        // Run-time edits (issue 10, item 3): an admin's "add this member" names them; an edit
+        // they made as an admin keeps the edit but not their id.
+        report.overrides_deleted = on_tx!(self, |c| {
+            sqlx::query("DELETE FROM config_overrides WHERE field = $1")
+                .bind(format!("member:{uid}"))
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        report.overrides_unlinked = on_tx!(self, |c| {
+            sqlx::query("UPDATE config_overrides SET actor = $2 WHERE actor = $1")
+                .bind(uid)
+                .bind(FORMER_MEMBER)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
 
         report.installations_unlinked = on_tx!(self, |c| {
             sqlx::query("UPDATE installations SET installed_by = NULL WHERE installed_by = $1")

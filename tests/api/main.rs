@@ -3,14 +3,19 @@
 //! PULSELOOP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres.
 
 mod actions;
+mod admin_config;
+mod admin_slack;
 mod anonymity;
+mod audit_paging;
 mod chart;
 mod cli;
 mod config_sync;
 mod delivery;
+mod demo;
 mod digest;
 mod emulator_limits;
 mod events;
+mod export;
 mod group_commit;
 mod helpers;
 mod home;
@@ -19,6 +24,7 @@ mod limiter;
 mod members;
 mod messages;
 mod my_data;
+mod openapi;
 mod operator;
 mod ops;
 mod outbox;

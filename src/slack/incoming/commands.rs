@@ -30,6 +30,8 @@ pub enum PulseCommand {
     MyData,
     /// `forget-me`: asks to confirm, then erases what pulseloop holds about the member.
     ForgetMe,
+    /// `admin`: opens the admin view (program admins only).
+    Admin,
     /// Anything we do not understand; answered with help, never silence.
     Unknown {
         input: String,
@@ -62,6 +64,10 @@ impl PulseCommand {
             "resume" => PulseCommand::Resume,
             "my-data" | "mydata" | "my_data" if rest.is_empty() => PulseCommand::MyData,
             "forget-me" | "forgetme" | "forget_me" if rest.is_empty() => PulseCommand::ForgetMe,
+            "admin" => match rest.as_slice() {
+                [] => PulseCommand::Admin,
+                _ => unknown(Some("use `/pulse admin`".into())),
+            },
             "digest" => match rest.as_slice() {
                 [] => PulseCommand::Digest { program: None },
                 [program] => PulseCommand::Digest {

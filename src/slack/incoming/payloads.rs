@@ -197,6 +197,11 @@ pub struct InputValue {
     pub value: Option<String>,
     pub selected_option: Option<SelectedOption>,
     pub selected_options: Option<Vec<SelectedOption>>,
+    /// `users_select` / `multi_users_select`.
+    pub selected_user: Option<String>,
+    pub selected_users: Option<Vec<String>>,
+    /// `conversations_select`.
+    pub selected_conversation: Option<String>,
 }
 
 impl InputValue {

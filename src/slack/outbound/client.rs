@@ -56,6 +56,8 @@ pub mod methods {
     pub const USERGROUPS_USERS_LIST: Method = Method::new("usergroups.users.list");
     pub const CHAT_POST_MESSAGE: Method = Method::new("chat.postMessage");
     pub const VIEWS_OPEN: Method = Method::new("views.open");
+    pub const VIEWS_PUSH: Method = Method::new("views.push");
+    pub const VIEWS_UPDATE: Method = Method::new("views.update");
     pub const FILES_GET_UPLOAD_URL_EXTERNAL: Method = Method::new("files.getUploadURLExternal");
     pub const FILES_COMPLETE_UPLOAD_EXTERNAL: Method = Method::new("files.completeUploadExternal");
 }
@@ -612,6 +614,20 @@ impl SlackClient {
     pub async fn views_open(&self, trigger_id: &str, view: &Value) -> Result<Value, SlackError> {
         let args = json!({ "trigger_id": trigger_id, "view": view });
         self.call_within(methods::VIEWS_OPEN, &args, self.patience.interactive)
+            .await
+    }
+
+    /// Pushes a modal on top of the one a click came from (same 3 s trigger_id bound).
+    pub async fn views_push(&self, trigger_id: &str, view: &Value) -> Result<Value, SlackError> {
+        let args = json!({ "trigger_id": trigger_id, "view": view });
+        self.call_within(methods::VIEWS_PUSH, &args, self.patience.interactive)
+            .await
+    }
+
+    /// Replaces an open modal's content (by its view id), while someone looks at it.
+    pub async fn views_update(&self, view_id: &str, view: &Value) -> Result<Value, SlackError> {
+        let args = json!({ "view_id": view_id, "view": view });
+        self.call_within(methods::VIEWS_UPDATE, &args, self.patience.interactive)
             .await
     }
 
