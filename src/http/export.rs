@@ -181,7 +181,7 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Export {
     build_for(
-        &program.id.to_string(),
+        program.id.as_ref(),
         program.anonymity_threshold,
         cells,
         answers,

@@ -24,6 +24,8 @@ pub const HELP: &str = "*pulseloop* runs the short check-ins of your coaching pr
 • `/pulse win <text>` — share a small win (you choose: with your name, anonymously or private)\n\
 • `/pulse action <text>` — owners: tell the people who answered what the program changed\n\
 • `/pulse digest` — preview this period's digest (program owners)\n\
+• `/pulse my-data` — get what pulseloop holds about you, as a file by DM\n\
+• `/pulse forget-me` — erase what pulseloop holds about you (asks you to confirm)\n\
 • `/pulse admin` — program admins: cadences, pauses, members, sponsor channel";
 
 /// The reply to a slash command: its text, optional Block Kit blocks, and who sees it.
@@ -61,6 +63,8 @@ pub async fn handle(state: &Pulses, command: SlashCommand) -> ServiceResult<Comm
         PulseCommand::Win { text } => super::wins::command(state, &command, &text).await,
         PulseCommand::Action { text } => super::actions::command(state, &command, &text).await,
         PulseCommand::Digest { program } => digest_preview(state, user, program.as_deref()).await,
+        PulseCommand::MyData => super::my_data::command(state, &command).await,
+        PulseCommand::ForgetMe => super::my_data::forget_me_command(state, &command).await,
         PulseCommand::Admin => super::admin_view::open(state, &command).await,
         PulseCommand::Pause { until } => {
             let memberships = active_memberships(state, user).await?;
@@ -236,6 +240,8 @@ fn command_name(c: &PulseCommand) -> &'static str {
         PulseCommand::Digest { .. } => "digest",
         PulseCommand::Win { .. } => "win",
         PulseCommand::Action { .. } => "action",
+        PulseCommand::MyData => "my_data",
+        PulseCommand::ForgetMe => "forget_me",
         PulseCommand::Admin => "admin",
         PulseCommand::Unknown { .. } => "unknown",
     }

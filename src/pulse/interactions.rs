@@ -70,6 +70,9 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
         confirm_in_place(state, ba, &super::commands::optout_reply(n)).await;
         return Ok(());
     }
+    if action.action_id == super::my_data::ACTION_FORGET_ME_CONFIRM {
+        return super::my_data::on_forget_me_confirm(state, ba).await;
+    }
     if let Ok(home_action) = action.action_id.parse::<HomeAction>() {
         return on_home_action(state, ba, action, home_action).await;
     }

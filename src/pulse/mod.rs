@@ -13,6 +13,7 @@ pub mod commands;
 pub mod events;
 pub mod home;
 pub mod interactions;
+pub mod my_data;
 pub mod relay;
 pub mod render;
 pub mod sync;

@@ -61,6 +61,15 @@ impl RelayKeys {
         }
     }
 
+    /// A keyed hash of `data` for another use of the server secret (`label` separates the
+    /// uses; a NUL keeps it apart from every reply handle): the forget-me tombstone.
+    pub fn tag(&self, label: &str, data: &str) -> String {
+        hex::encode(hmac::sign(
+            &self.lookup,
+            format!("{label}\0{data}").as_bytes(),
+        ))
+    }
+
     /// Where the mailbox of `handle` is stored.
     pub fn lookup(&self, handle: &ReplyHandle) -> String {
         hex::encode(hmac::sign(&self.lookup, handle.as_str().as_bytes()))

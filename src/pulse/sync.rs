@@ -294,6 +294,7 @@ async fn desired_program(state: &Pulses, p: &Program) -> Result<DesiredProgram, 
             }
         }
     }
+    super::my_data::drop_forgotten(state, &p.id, &mut members).await?;
     Ok(DesiredProgram {
         id: p.id.clone(),
         name: p.name.clone(),

@@ -15,6 +15,7 @@ pub mod group_commit;
 pub mod home;
 pub mod installations;
 pub mod kpis;
+pub mod member_data;
 pub mod members;
 pub mod outbox;
 pub mod overrides;

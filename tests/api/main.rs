@@ -23,6 +23,7 @@ mod kpis;
 mod limiter;
 mod members;
 mod messages;
+mod my_data;
 mod oauth;
 mod openapi;
 mod operator;

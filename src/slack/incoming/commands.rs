@@ -26,6 +26,10 @@ pub enum PulseCommand {
     Action {
         text: String,
     },
+    /// `my-data`: the member's own data, as a JSON file by DM.
+    MyData,
+    /// `forget-me`: asks to confirm, then erases what pulseloop holds about the member.
+    ForgetMe,
     /// `admin`: opens the admin view (program admins only).
     Admin,
     /// Anything we do not understand; answered with help, never silence.
@@ -58,6 +62,8 @@ impl PulseCommand {
                 text: text[verb.len()..].trim().to_string(),
             },
             "resume" => PulseCommand::Resume,
+            "my-data" | "mydata" | "my_data" if rest.is_empty() => PulseCommand::MyData,
+            "forget-me" | "forgetme" | "forget_me" if rest.is_empty() => PulseCommand::ForgetMe,
             "admin" => match rest.as_slice() {
                 [] => PulseCommand::Admin,
                 _ => unknown(Some("use `/pulse admin`".into())),
@@ -156,6 +162,12 @@ mod tests {
                 text: "pilot Tuesday sessions".into()
             }
         );
+        assert_eq!(PulseCommand::parse("my-data"), PulseCommand::MyData);
+        assert_eq!(PulseCommand::parse(" Forget-Me "), PulseCommand::ForgetMe);
+        assert!(matches!(
+            PulseCommand::parse("forget-me now"),
+            PulseCommand::Unknown { .. }
+        ));
         assert!(matches!(
             PulseCommand::parse("dance"),
             PulseCommand::Unknown { problem: None, .. }
