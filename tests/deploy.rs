@@ -377,10 +377,7 @@ fn the_socket_mode_manifest_is_the_http_one_without_request_urls() {
 fn methods_called() -> BTreeMap<String, PathBuf> {
     let spec = spec_scopes();
     let methods = spec["web_api"].as_object().unwrap();
-    let families: BTreeSet<&str> = methods
-        .keys()
-        .filter_map(|m| m.split('.').next())
-        .collect();
+    let families: BTreeSet<&str> = methods.keys().filter_map(|m| m.split('.').next()).collect();
     let mut called = BTreeMap::new();
     for (file, literal) in string_literals("src") {
         let mut parts = literal.split('.');

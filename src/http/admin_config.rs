@@ -9,13 +9,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::Json;
-use utoipa::ToSchema;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
@@ -220,7 +220,10 @@ pub(super) async fn set_sponsor(
         (status = 200, description = "Each value a run-time edit may change, and where it came from", body = Object),
         (status = 404, description = "No such program", body = ErrorBody),
     ))]
-pub(super) async fn config_sources(State(state): State<AppState>, Path(id): Path<ProgramId>) -> Response {
+pub(super) async fn config_sources(
+    State(state): State<AppState>,
+    Path(id): Path<ProgramId>,
+) -> Response {
     let Some(program) = state.catalog.program(&id) else {
         return ApiError::NotFound(format!("no program '{id}'")).into_response();
     };

@@ -53,15 +53,15 @@ async fn handle(state: AppState, envelope: Envelope) -> Handled {
         EnvelopeKind::Interactive => {
             let team = super::slack::team_of_interaction_value(&envelope.payload);
             match parse::<Interaction>(envelope.payload) {
-            Ok(interaction) => {
-                super::slack::once_deferred(
-                    &state,
-                    claim,
-                    super::slack::interaction_outcome(&state, team, interaction),
-                )
-                .await
-            }
-            Err(e) => Err(e),
+                Ok(interaction) => {
+                    super::slack::once_deferred(
+                        &state,
+                        claim,
+                        super::slack::interaction_outcome(&state, team, interaction),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
             }
         }
         EnvelopeKind::SlashCommands => match parse::<SlashCommand>(envelope.payload) {
