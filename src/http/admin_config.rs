@@ -40,6 +40,21 @@ fn refused(e: AdminError) -> Response {
     }
 }
 
+/// 404 for an unknown program (or survey of it), checked before the body is read: the
+/// resource decides the status before its input does, as on every other `/api/v1` route.
+fn known(state: &AppState, id: &ProgramId, survey: Option<&str>) -> Result<(), ApiError> {
+    let program = state
+        .catalog
+        .program(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no program '{id}'")))?;
+    match survey {
+        Some(survey) if program.survey(survey).is_none() => Err(ApiError::NotFound(format!(
+            "no survey '{survey}' in program '{id}'"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A JSON body, or a 400 that says what is wrong with it.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -74,6 +89,9 @@ pub(super) async fn set_cadence(
     Path((id, survey)): Path<(ProgramId, String)>,
     bytes: Bytes,
 ) -> Response {
+    if let Err(e) = known(&state, &id, Some(&survey)) {
+        return e.into_response();
+    }
     let b: CadenceBody = match body(&bytes) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -159,6 +177,9 @@ pub(super) async fn edit_members(
     Path(id): Path<ProgramId>,
     bytes: Bytes,
 ) -> Response {
+    if let Err(e) = known(&state, &id, None) {
+        return e.into_response();
+    }
     let b: MembersBody = match body(&bytes) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -202,6 +223,9 @@ pub(super) async fn set_sponsor(
     Path(id): Path<ProgramId>,
     bytes: Bytes,
 ) -> Response {
+    if let Err(e) = known(&state, &id, None) {
+        return e.into_response();
+    }
     let b: SponsorBody = match body(&bytes) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
