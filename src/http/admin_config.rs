@@ -55,12 +55,20 @@ fn known(state: &AppState, id: &ProgramId, survey: Option<&str>) -> Result<(), A
     }
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+/// The body of an edit of a known program (or survey): 404 first, then a 400 that says what
+/// is wrong with the JSON.
+fn input<T: DeserializeOwned>(
+    state: &AppState,
+    id: &ProgramId,
+    survey: Option<&str>,
+    bytes: &Bytes,
+) -> Result<T, Response> {
+    known(state, id, survey).map_err(IntoResponse::into_response)?;
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be JSON like the documented shape: {e}"
         ))
+        .into_response()
     })
 }
 
@@ -89,12 +97,9 @@ pub(super) async fn set_cadence(
     Path((id, survey)): Path<(ProgramId, String)>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(e) = known(&state, &id, Some(&survey)) {
-        return e.into_response();
-    }
-    let b: CadenceBody = match body(&bytes) {
+    let b: CadenceBody = match input(&state, &id, Some(&survey), &bytes) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(refused) => return refused,
     };
     let every_weeks = match (b.every_weeks, state.catalog.program(&id)) {
         (Some(n), _) => n,
@@ -177,12 +182,9 @@ pub(super) async fn edit_members(
     Path(id): Path<ProgramId>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(e) = known(&state, &id, None) {
-        return e.into_response();
-    }
-    let b: MembersBody = match body(&bytes) {
+    let b: MembersBody = match input(&state, &id, None, &bytes) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(refused) => return refused,
     };
     let role = match b.role.as_deref() {
         None => Role::Participant,
@@ -223,12 +225,9 @@ pub(super) async fn set_sponsor(
     Path(id): Path<ProgramId>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(e) = known(&state, &id, None) {
-        return e.into_response();
-    }
-    let b: SponsorBody = match body(&bytes) {
+    let b: SponsorBody = match input(&state, &id, None, &bytes) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(refused) => return refused,
     };
     match admin::set_sponsor_channel(&state.pulses, &Actor::Api, &id, &b.channel).await {
         Ok(channels) => Json(json!({ "sponsor_channels": channels })).into_response(),

@@ -685,9 +685,10 @@ struct InteractionRequest {
     view_submission: Option<Submission>,
 }
 
+/// A button click to send as a member (over HTTP here, or as a Socket Mode envelope).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Click {
+pub(crate) struct Click {
     user: String,
     channel: Option<String>,
     ts: String,
@@ -697,12 +698,40 @@ struct Click {
     value: String,
 }
 
+impl Click {
+    /// The `block_actions` payload; the channel is the member's DM when left out.
+    pub(crate) fn payload(self, peer: &SlackPeer) -> Value {
+        let channel = self.channel.unwrap_or_else(|| dm_channel_id(&self.user));
+        peer.block_actions(
+            &self.user,
+            &channel,
+            &self.ts,
+            &self.action_id,
+            &self.block_id,
+            &self.value,
+        )
+    }
+}
+
+/// A modal submitted as a member.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Submission {
+pub(crate) struct Submission {
     user: String,
     #[serde(default)]
     view: Value,
+}
+
+impl Submission {
+    /// The `view_submission` payload (an empty view when none is given).
+    pub(crate) fn payload(self, peer: &SlackPeer) -> Value {
+        let view = if self.view.is_null() {
+            json!({})
+        } else {
+            self.view
+        };
+        peer.view_submission(&self.user, &view)
+    }
 }
 
 async fn send_interaction(
@@ -723,21 +752,8 @@ async fn send_interaction(
         request.view_submission,
     ) {
         (Some(p), None, None) => p,
-        (None, Some(c), None) => {
-            let channel = c.channel.unwrap_or_else(|| dm_channel_id(&c.user));
-            peer.block_actions(
-                &c.user,
-                &channel,
-                &c.ts,
-                &c.action_id,
-                &c.block_id,
-                &c.value,
-            )
-        }
-        (None, None, Some(s)) => {
-            let view = if s.view.is_null() { json!({}) } else { s.view };
-            peer.view_submission(&s.user, &view)
-        }
+        (None, Some(c), None) => c.payload(&peer),
+        (None, None, Some(s)) => s.payload(&peer),
         _ => {
             return bad_request(
                 "give exactly one of \"payload\", \"block_actions\" or \"view_submission\"",

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+use super::control::{Click, Submission};
 use super::directory::dm_channel_id;
 use super::model::RecordedCall;
 use super::peer::SlackPeer;
@@ -583,26 +584,6 @@ struct InjectRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Click {
-    user: String,
-    channel: Option<String>,
-    ts: String,
-    action_id: String,
-    block_id: String,
-    #[serde(default)]
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Submission {
-    user: String,
-    #[serde(default)]
-    view: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Command {
     user: String,
     channel: Option<String>,
@@ -654,22 +635,9 @@ async fn inject(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
             .unwrap_or_else(|| format!("Ev{:010X}", fastrand::u64(..1 << 40)));
         ("events_api".into(), emulator.0.event_callback(&id, event))
     } else if let Some(c) = request.block_actions {
-        let channel = c.channel.unwrap_or_else(|| dm_channel_id(&c.user));
-        let payload = emulator.0.block_actions(
-            &c.user,
-            &channel,
-            &c.ts,
-            &c.action_id,
-            &c.block_id,
-            &c.value,
-        );
-        ("interactive".into(), payload)
+        ("interactive".into(), c.payload(&emulator.0))
     } else if let Some(s) = request.view_submission {
-        let view = if s.view.is_null() { json!({}) } else { s.view };
-        (
-            "interactive".into(),
-            emulator.0.view_submission(&s.user, &view),
-        )
+        ("interactive".into(), s.payload(&emulator.0))
     } else if let Some(c) = request.command {
         let channel = c.channel.unwrap_or_else(|| dm_channel_id(&c.user));
         (
