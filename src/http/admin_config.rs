@@ -62,13 +62,12 @@ fn input<T: DeserializeOwned>(
     id: &ProgramId,
     survey: Option<&str>,
     bytes: &Bytes,
-) -> Result<T, Response> {
-    known(state, id, survey).map_err(IntoResponse::into_response)?;
+) -> Result<T, ApiError> {
+    known(state, id, survey)?;
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be JSON like the documented shape: {e}"
         ))
-        .into_response()
     })
 }
 
@@ -99,7 +98,7 @@ pub(super) async fn set_cadence(
 ) -> Response {
     let b: CadenceBody = match input(&state, &id, Some(&survey), &bytes) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     let every_weeks = match (b.every_weeks, state.catalog.program(&id)) {
         (Some(n), _) => n,
@@ -184,7 +183,7 @@ pub(super) async fn edit_members(
 ) -> Response {
     let b: MembersBody = match input(&state, &id, None, &bytes) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     let role = match b.role.as_deref() {
         None => Role::Participant,
@@ -227,7 +226,7 @@ pub(super) async fn set_sponsor(
 ) -> Response {
     let b: SponsorBody = match input(&state, &id, None, &bytes) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(e) => return e.into_response(),
     };
     match admin::set_sponsor_channel(&state.pulses, &Actor::Api, &id, &b.channel).await {
         Ok(channels) => Json(json!({ "sponsor_channels": channels })).into_response(),
