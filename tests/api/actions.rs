@@ -354,41 +354,9 @@ async fn a_reply_to_a_comment_whose_author_does_not_allow_replies_is_refused_wit
     assert_eq!(dms_containing(&app, "U0AMY", "Hello?"), 0);
 }
 
-/// Times and random identifiers vary between runs; nothing else may (as in anonymity.rs).
+/// Times and random identifiers vary between runs; nothing else may.
 fn normalise(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_hexdigit() {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_hexdigit() || chars[j] == '-') {
-                j += 1;
-            }
-            if j - i >= 32 {
-                out.push('#');
-                i = j;
-                continue;
-            }
-        }
-        if chars[i].is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
-                j += 1;
-            }
-            let run: String = chars[i..j].iter().collect();
-            if run.contains('.') && run.len() >= 12 {
-                out.push_str("<ts>");
-            } else {
-                out.push_str(&run);
-            }
-            i = j;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+    crate::helpers::normalise_run(s, false)
 }
 
 /// One run: Amy and Ben comment, one of them allowing replies (`amy_allows`), Cat does not

@@ -727,3 +727,47 @@ pub async fn heal_members(url: &str) {
         exec(url, "DROP TRIGGER injected_failure").await;
     }
 }
+
+/// What varies between two runs of the same scenario, folded so that nothing else may differ:
+/// long hex runs (uuids, keys) become `#`, Slack timestamps `<ts>`, and with `fold_numbers`
+/// any other run of 4+ digits (ports, elapsed times in logs) `<n>`.
+pub fn normalise_run(s: &str, fold_numbers: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        // win:<32 hex> and other long hex runs (uuids) → '#'
+        if chars[i].is_ascii_hexdigit() {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_hexdigit() || chars[j] == '-') {
+                j += 1;
+            }
+            if j - i >= 32 {
+                out.push('#');
+                i = j;
+                continue;
+            }
+        }
+        // Slack message timestamps ("1800000000.000100") come from the emulator's clock.
+        if chars[i].is_ascii_digit() {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                j += 1;
+            }
+            let run: String = chars[i..j].iter().collect();
+            if run.contains('.') && run.len() >= 12 {
+                out.push_str("<ts>");
+            } else if fold_numbers && run.len() >= 4 && !run.contains('.') {
+                // ports, elapsed times and similar in logs
+                out.push_str("<n>");
+            } else {
+                out.push_str(&run);
+            }
+            i = j;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
