@@ -108,7 +108,12 @@ async fn release(state: &AppState, key: &str, failed: bool) {
 
 #[tracing::instrument(skip_all, fields(retry = req.retry_num))]
 async fn events(State(state): State<AppState>, req: VerifiedSlackRequest) -> ApiResult<Response> {
-    once(&state, claim_of(&state, &req), handle_event(&state, &req)).await
+    once(
+        &state,
+        claim_of(&state, &req),
+        Box::pin(handle_event(&state, &req)),
+    )
+    .await
 }
 
 async fn handle_event(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
@@ -186,10 +191,12 @@ async fn interactions(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
+    // Boxed: the handler's future is moved through several wrappers (claim, workspace), and
+    // each move of an unboxed future copies all of it.
     once_deferred(
         &state,
         claim_of(&state, &req),
-        handle_interaction(&state, &req),
+        Box::pin(handle_interaction(&state, &req)),
     )
     .await
 }
@@ -197,9 +204,9 @@ async fn interactions(
 async fn handle_interaction(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
     let form: InteractionForm = serde_urlencoded::from_bytes(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("expected a form with a payload field: {e}")))?;
-    let interaction: Interaction = serde_json::from_str(&form.payload)
+    let (interaction, team) = Interaction::from_payload(&form.payload)
         .map_err(|e| ApiError::BadRequest(format!("not a Slack interaction payload: {e}")))?;
-    interaction_outcome(state, team_of_interaction(&form.payload), interaction).await
+    interaction_outcome(state, team, interaction).await
 }
 
 /// An interaction, from `/slack/interactions` or a Socket Mode envelope, routed by its
@@ -220,14 +227,18 @@ pub(super) async fn interaction_outcome(
     if crate::pulse::admin_view::is_admin_interaction(&interaction) {
         let outcome = crate::storage::installations::for_team(
             team,
-            crate::pulse::admin_view::handle(&pulses, &state.scheduler, interaction),
+            Box::pin(crate::pulse::admin_view::handle(
+                &pulses,
+                &state.scheduler,
+                interaction,
+            )),
         )
         .await?;
         return Ok(outcome.into_response());
     }
     let outcome = crate::storage::installations::for_team(
         team,
-        crate::pulse::interactions::handle(&pulses, interaction),
+        Box::pin(crate::pulse::interactions::handle(&pulses, interaction)),
     )
     .await?;
     Ok(outcome.into_response())
@@ -238,7 +249,12 @@ async fn slash_commands(
     State(state): State<AppState>,
     req: VerifiedSlackRequest,
 ) -> ApiResult<Response> {
-    once(&state, claim_of(&state, &req), handle_command(&state, &req)).await
+    once(
+        &state,
+        claim_of(&state, &req),
+        Box::pin(handle_command(&state, &req)),
+    )
+    .await
 }
 
 async fn handle_command(state: &AppState, req: &VerifiedSlackRequest) -> ApiResult<Response> {
@@ -299,12 +315,8 @@ async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
     })
 }
 
-/// The workspace of an interaction payload: `team.id`, or `user.team_id`.
-fn team_of_interaction(payload: &str) -> Option<String> {
-    team_of_interaction_value(&serde_json::from_str(payload).ok()?)
-}
-
-/// [`team_of_interaction`] of a payload already parsed (a Socket Mode envelope's).
+/// The workspace of an interaction payload already parsed (a Socket Mode envelope's):
+/// `team.id`, or `user.team_id`, as [`Interaction::from_payload`] reads it from text.
 pub(super) fn team_of_interaction_value(v: &serde_json::Value) -> Option<String> {
     v.pointer("/team/id")
         .or_else(|| v.pointer("/user/team_id"))

@@ -39,12 +39,12 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
             }
             Ok(InteractionOutcome::Ack)
         }
-        Interaction::ViewSubmission(vs) => on_submission(state, vs).await,
+        Interaction::ViewSubmission(vs) => Box::pin(on_submission(state, vs)).await,
         Interaction::ViewClosed(_) => Ok(InteractionOutcome::Ack),
         Interaction::MessageAction(a)
             if a.callback_id.as_deref() == Some(CELEBRATE_WIN_CALLBACK) =>
         {
-            super::wins::on_shortcut(state, &a).await?;
+            Box::pin(super::wins::on_shortcut(state, &a)).await?;
             Ok(InteractionOutcome::Ack)
         }
         Interaction::MessageAction(a) => {
@@ -62,31 +62,48 @@ pub async fn handle(state: &Pulses, interaction: Interaction) -> ServiceResult<I
     }
 }
 
+/// A click. The buttons other than an answer are boxed: an async fn's future is as large as
+/// its largest branch and is copied each time it moves, and the answer click, by far the
+/// most frequent, should not carry (and copy) the state of a `views.open` or a data export.
 async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> ServiceResult<()> {
     let user = &ba.user.id;
     if action.action_id == render::ACTION_OPTOUT_CONFIRM {
-        let n = apply_control(state, user, MemberControl::OptOut).await?;
-        tracing::info!(event = "opt_out", member = %user, memberships = n, source = "button", "member opted out");
-        confirm_in_place(state, ba, &super::commands::optout_reply(n)).await;
-        return Ok(());
+        return Box::pin(async {
+            let n = apply_control(state, user, MemberControl::OptOut).await?;
+            tracing::info!(event = "opt_out", member = %user, memberships = n, source = "button", "member opted out");
+            confirm_in_place(state, ba, &super::commands::optout_reply(n)).await;
+            Ok(())
+        })
+        .await;
     }
     if action.action_id == super::my_data::ACTION_FORGET_ME_CONFIRM {
-        return super::my_data::on_forget_me_confirm(state, ba).await;
+        return Box::pin(super::my_data::on_forget_me_confirm(state, ba)).await;
     }
     if let Ok(home_action) = action.action_id.parse::<HomeAction>() {
-        return on_home_action(state, ba, action, home_action).await;
+        return Box::pin(on_home_action(state, ba, action, home_action)).await;
     }
     if let Ok(choice) = action.action_id.parse::<WinConsentAction>() {
-        return super::wins::on_consent(state, ba, choice, action.block_id.as_deref()).await;
+        return Box::pin(super::wins::on_consent(
+            state,
+            ba,
+            choice,
+            action.block_id.as_deref(),
+        ))
+        .await;
     }
     if action.action_id == ACTION_REPLY_TO_COMMENT {
-        return super::relay::on_reply_button(state, ba, action.value.as_deref()).await;
+        return Box::pin(super::relay::on_reply_button(
+            state,
+            ba,
+            action.value.as_deref(),
+        ))
+        .await;
     }
     if action.action_id == render::ACTION_OPEN_MODAL {
         let Some(delivery_id) = action.value.as_deref().and_then(|v| v.parse().ok()) else {
             return Ok(());
         };
-        return open_modal(state, ba, delivery_id).await;
+        return Box::pin(open_modal(state, ba, delivery_id)).await;
     }
     if action.action_id.parse::<AnswerActionId>().is_err() {
         tracing::debug!(action = %action.action_id, "unknown action ignored");
@@ -126,7 +143,13 @@ async fn on_action(state: &Pulses, ba: &BlockActions, action: &Action) -> Servic
                 answers::store_answers_via(state, &d, &program, survey, &submission, via, now)
                     .await?;
             if stored == answers::Stored::Closed {
-                closed_notice(state, &d, &program, action.action_ts.as_deref()).await?;
+                Box::pin(closed_notice(
+                    state,
+                    &d,
+                    &program,
+                    action.action_ts.as_deref(),
+                ))
+                .await?;
             }
             Ok(())
         }
