@@ -189,6 +189,7 @@ impl OutboxWorker {
             let leased = Leased {
                 row: &row,
                 token: &token,
+                until: now + lease,
             };
             if row.team_id.is_empty() {
                 self.process(leased, &mut outcome).await?;
@@ -202,14 +203,17 @@ impl OutboxWorker {
     /// One row: find what it refers to, settle an earlier unknown outcome, get a permit from
     /// the limiter, renew the lease, call Slack, record what happened.
     async fn process(&self, l: Leased<'_>, outcome: &mut StepOutcome) -> StoreResult<()> {
-        let Some(mut payload) = self.payload(l, outcome).await? else {
-            return Ok(());
-        };
+        let mut payload = l.row.payload.clone();
+        // A DM update through the click's response_url first: Slack knows which message the
+        // URL replaces, so the DM's location is looked up only if it falls back.
         if let Some(url) = response_url::take(&mut payload, self.clock.now()) {
             if let Responded::Done = self.respond(l, &url, &payload, outcome).await? {
                 return Ok(());
             }
         }
+        let Some(payload) = self.payload(l, payload, outcome).await? else {
+            return Ok(());
+        };
         if l.is_post() && l.row.outcome_unknown() {
             if let Settled::Done = self.settle_unknown_outcome(l, &payload, outcome).await? {
                 return Ok(());
@@ -237,10 +241,10 @@ impl OutboxWorker {
     async fn payload(
         &self,
         l: Leased<'_>,
+        mut payload: Value,
         outcome: &mut StepOutcome,
     ) -> StoreResult<Option<Value>> {
         let row = l.row;
-        let mut payload = row.payload.clone();
         if let Some(target) = &row.target_key {
             let Some((channel, ts)) = self.store.message_location(target).await? else {
                 self.target_missing(l, target, outcome).await?;
@@ -258,6 +262,12 @@ impl OutboxWorker {
 
     /// A DM update through the click's response_url (no tier applies). `Fallback` when the
     /// URL was refused or failed: the caller sends the same update with `chat.update`.
+    ///
+    /// No attempt mark while the claim's lease outlasts the call: the mark exists to find out
+    /// whether a *post* went out (and not post it twice); an update replaces the message with
+    /// the same content however often it arrives, and no other worker can claim the row
+    /// before the lease ends. That saves a write per answer; a lease too short to cover the
+    /// call is renewed (and checked) first, as for any other call.
     async fn respond(
         &self,
         l: Leased<'_>,
@@ -265,10 +275,13 @@ impl OutboxWorker {
         payload: &Value,
         outcome: &mut StepOutcome,
     ) -> StoreResult<Responded> {
-        if !self
-            .store
-            .begin_outbox_attempt(l.row.id, l.token, self.clock.now(), self.call_lease())
-            .await?
+        let now = self.clock.now();
+        let covered = now + self.call_lease() <= l.until;
+        if !covered
+            && !self
+                .store
+                .begin_outbox_attempt(l.row.id, l.token, now, self.call_lease())
+                .await?
         {
             outcome.lost += 1;
             return Ok(Responded::Done);
@@ -812,6 +825,8 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 struct Leased<'a> {
     row: &'a OutboxRow,
     token: &'a str,
+    /// When the claim's lease ends (nobody else can claim the row before).
+    until: DateTime<Utc>,
 }
 
 impl Leased<'_> {
