@@ -158,6 +158,7 @@ impl Application {
         background.spawn(crate::pulse::replicas::follow_edits(
             self.state.pulses.clone(),
             self.edits_seen,
+            Duration::from_secs(self.state.settings.scheduler.config_check_seconds),
             stop_rx.clone(),
         ));
         if let Some((client, first_url)) = self.socket {

@@ -177,6 +177,9 @@ pub struct SchedulerSettings {
     pub tick_seconds: u64,
     /// Member details from users.info are refreshed when older than this.
     pub profile_refresh_hours: u64,
+    /// PostgreSQL: how often each replica compares the stored run-time edits, to catch an
+    /// edit whose notification it missed (docs/config-precedence.md, "Replicas").
+    pub config_check_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -265,6 +268,7 @@ impl Default for SchedulerSettings {
             enabled: true,
             tick_seconds: 30,
             profile_refresh_hours: 24,
+            config_check_seconds: 30,
         }
     }
 }
@@ -423,6 +427,12 @@ impl Settings {
         }
         if self.scheduler.tick_seconds == 0 {
             return field("scheduler.tick_seconds", "must be at least 1".to_string());
+        }
+        if self.scheduler.config_check_seconds == 0 {
+            return field(
+                "scheduler.config_check_seconds",
+                "must be at least 1".to_string(),
+            );
         }
         if let Some(message) = self.half_configured_oauth() {
             return Err(ConfigError::field(Path::new("settings"), "slack", message));

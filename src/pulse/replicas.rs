@@ -4,7 +4,7 @@
 //! and reloads that program from its file and the stored edits ([`super::sync::reload_program`],
 //! the path of SIGHUP for one program). A notification can be lost (the listening connection
 //! dropped meanwhile), so each replica also compares a fingerprint of the stored edits every
-//! [`CHECK_EVERY`] and reloads the programs whose edits changed.
+//! `scheduler.config_check_seconds` (30) and reloads the programs whose edits changed.
 //!
 //! PostgreSQL only: SQLite is one process, which applies its own edits at once.
 
@@ -15,9 +15,6 @@ use tokio::sync::watch;
 use super::Pulses;
 use crate::domain::ids::ProgramId;
 use crate::storage::overrides::ConfigListener;
-
-/// How often the stored edits are compared, for notifications that were lost.
-pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Pause before listening again after the listening connection failed.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -34,19 +31,20 @@ pub async fn edits_seen(pulses: &Pulses) -> BTreeMap<ProgramId, u64> {
 pub async fn follow_edits(
     pulses: Pulses,
     mut seen: BTreeMap<ProgramId, u64>,
+    check_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut listener = match pulses.store.listen_config().await {
         Ok(Some(listener)) => Some(listener),
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for configuration edits made on other replicas; comparing every 30 s instead until it can");
+            tracing::warn!(error = %e, "cannot listen for configuration edits made on other replicas; comparing the stored edits periodically instead until it can");
             None
         }
     };
     // Edits made before this replica listened are found now.
     compare(&pulses, &mut seen).await;
-    let mut check = tokio::time::interval(CHECK_EVERY);
+    let mut check = tokio::time::interval(check_every);
     check.tick().await;
     loop {
         tokio::select! {
@@ -70,7 +68,7 @@ pub async fn follow_edits(
                     compare(&pulses, &mut seen).await;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "listening for configuration edits failed; trying again, and comparing every 30 s meanwhile");
+                    tracing::warn!(error = %e, "listening for configuration edits failed; trying again, and comparing the stored edits periodically meanwhile");
                     tokio::select! {
                         _ = stop.changed() => return,
                         _ = tokio::time::sleep(RETRY_AFTER) => {}

@@ -94,3 +94,59 @@ async fn an_admin_edit_on_one_replica_is_in_force_on_the_other_without_a_restart
     second.stop().await;
     first.stop().await;
 }
+
+/// A notification can be lost (the listening connection was down when it was sent). Each
+/// replica also compares the stored edits every `scheduler.config_check_seconds`: an edit
+/// stored without any notification (written straight to the table here) is found that way.
+#[tokio::test]
+async fn an_edit_whose_notification_was_lost_is_found_by_the_periodic_comparison() {
+    let first = crate::admin_config::pilot_app().await;
+    if first.store.backend() != Backend::Postgres {
+        // SQLite: one process, nothing announced or compared; its own edits are in force at
+        // once (tests/api/admin_config.rs).
+        first.stop().await;
+        return;
+    }
+    let second = TestAppBuilder::sharing(&first.db, &first.emulator, &first.clock)
+        .program("pilot.toml", PROGRAM)
+        .settings(|s| s.scheduler.config_check_seconds = 1)
+        .spawn()
+        .await;
+    let r = put_cadence(
+        &first,
+        json!({ "cadence": "0 9 * * TUE", "every_weeks": 2 }),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Process 2 has put that edit in force (by its notification or a comparison) …
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cadence_on(&second).await["cadence"] != "0 9 * * TUE" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first edit arrives"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // … then the edit changes again behind everyone's back: no NOTIFY is sent.
+    exec(
+        &first.db.url,
+        "UPDATE config_overrides SET value = '{\"cadence\":\"0 8 * * WED\",\"every_weeks\":1}'
+         WHERE program_id = 'pilot' AND field = 'cadence'",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cadence_on(&second).await["cadence"] != "0 8 * * WED" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process 2 never found the edit: {}",
+            cadence_on(&second).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        local_times(&second, "U0MEMBER1").await,
+        ["2027-01-06T08:00:00+01:00", "2027-01-13T08:00:00+01:00"]
+    );
+    second.stop().await;
+    first.stop().await;
+}
