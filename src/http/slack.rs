@@ -270,7 +270,7 @@ pub(super) async fn command_reply(state: &AppState, command: SlashCommand) -> Ap
         }
         Routed::NotInstalled(team) => {
             tracing::warn!(%team, "slash command from a workspace pulseloop is not installed in (OAuth-only mode); told how to install");
-            return Ok(not_installed_reply());
+            return Ok(not_installed_reply(state));
         }
     };
     let reply = crate::storage::installations::for_team(
@@ -294,13 +294,25 @@ enum Routed {
 }
 
 /// The ephemeral reply to a slash command from a workspace pulseloop is not installed in
-/// (OAuth-only mode).
-fn not_installed_reply() -> Response {
+/// (OAuth-only mode): the install link in full when `SLACK_REDIRECT_URL` gives pulseloop's
+/// public address, else its path.
+fn not_installed_reply(state: &AppState) -> Response {
+    let link = state
+        .settings
+        .slack
+        .redirect_url
+        .as_deref()
+        .and_then(|url| url.strip_suffix("/slack/oauth/callback"))
+        .map_or_else(
+            || "/slack/install on pulseloop's address".to_string(),
+            |base| format!("{base}/slack/install"),
+        );
     Json(json!({
         "response_type": "ephemeral",
-        "text": "pulseloop is not installed in this workspace. An admin of the workspace can \
-                 install it by opening /slack/install on pulseloop's address (the same host \
-                 Slack sends this command to).",
+        "text": format!(
+            "pulseloop is not installed in this workspace. An admin of the workspace can \
+             install it by opening {link}."
+        ),
     }))
     .into_response()
 }

@@ -180,6 +180,31 @@ async fn installed_workspaces_only_are_served_each_with_its_own_token() {
 }
 
 #[tokio::test]
+async fn the_not_installed_reply_gives_the_whole_install_link_when_the_public_address_is_known() {
+    let app = TestAppBuilder::default()
+        .emulator(emulator_with_teams().await)
+        .program("alpha.toml", &alpha_program())
+        .settings(|s| {
+            oauth_only(s);
+            s.slack.redirect_url = Some("https://pulse.example.com/slack/oauth/callback".into());
+        })
+        .spawn()
+        .await;
+    let reply: Value = command_in(&app, BRAVO, BOB, "help")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = reply["text"].as_str().unwrap();
+    assert!(
+        text.contains("not installed in this workspace")
+            && text.contains("https://pulse.example.com/slack/install"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn outbox_rows_of_a_workspace_without_installation_fail_without_a_call() {
     let app = oauth_only_app().await;
     assert_eq!(install(&app, ALPHA).await.status(), 200);
