@@ -193,6 +193,13 @@ async fn fetch_profile(state: &Pulses, user_id: &UserId) -> Fetched {
             tracing::info!(error = %e, "users.info rate limited; the rest waits for the next refresh");
             return Fetched::Limited;
         }
+        Err(SlackError::Api { code, .. })
+            if code == crate::slack::outbound::client::NOT_INSTALLED =>
+        {
+            // OAuth-only mode, the member's workspace is not installed yet: read once it is.
+            tracing::debug!(user = %user_id, "users.info waits for the member's workspace to be installed");
+            return Fetched::Failed;
+        }
         Err(e) => {
             tracing::warn!(user = %user_id, error = %e, "users.info failed");
             return Fetched::Failed;
