@@ -418,6 +418,14 @@ async fn check_members_online(
         Err(e) => return config_failure(&e),
     };
     let Some(token) = settings.slack.bot_token.clone() else {
+        if settings.oauth_only() {
+            eprintln!(
+                "error: check-config --online asks Slack about each member with SLACK_BOT_TOKEN; \
+                 in OAuth-only mode the workspaces' tokens are in the database, which it does \
+                 not read: not supported in this mode (the service reads members at start)"
+            );
+            return ExitCode::FAILURE;
+        }
         eprintln!("error: check-config --online asks Slack about each member: set SLACK_BOT_TOKEN");
         return ExitCode::FAILURE;
     };

@@ -17,7 +17,7 @@ use crate::pulse::catalog::Catalog;
 use crate::pulse::Pulses;
 use crate::scheduler::Scheduler;
 use crate::slack::outbound::{OutboxWorker, RateLimitConfig, SlackClient};
-use crate::slack::socket::{OpenError, SocketModeClient, SocketTimings};
+use crate::slack::socket::{OpenError, SocketHealth, SocketModeClient, SocketTimings};
 use crate::storage::Store;
 use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig};
 
@@ -28,6 +28,8 @@ pub struct Application {
     sandbox: Option<Emulator>,
     /// Socket Mode's client and the URL its start-up check got (used for the first connection).
     socket: Option<(SocketModeClient, Option<String>)>,
+    /// The stored run-time edits when the configuration was applied (see `pulse::replicas`).
+    edits_seen: std::collections::BTreeMap<crate::domain::ids::ProgramId, u64>,
 }
 
 impl Application {
@@ -38,8 +40,10 @@ impl Application {
         if settings.is_sandbox() {
             if settings.socket_mode() {
                 anyhow::bail!(
-                    "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both \
-                     (the app-level token opens the connection, the bot token sends messages)"
+                    "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not, and OAuth is not \
+                     configured: Socket Mode needs a bot token to send with, either \
+                     SLACK_BOT_TOKEN or workspaces installed with OAuth (SLACK_CLIENT_ID, \
+                     SLACK_CLIENT_SECRET and PULSELOOP_ENCRYPTION_KEY)"
                 );
             }
             sandbox_refuses_settings(&settings)?;
@@ -51,6 +55,10 @@ impl Application {
             None
         };
         // After the sandbox's warning, which must be the first line a newcomer reads.
+        tracing::info!(
+            mode = %settings.slack_mode().describe(),
+            "Slack mode"
+        );
         for migration in &migrations {
             tracing::info!(%migration, "database migration applied");
         }
@@ -68,7 +76,12 @@ impl Application {
             Some(token) => Some(socket_mode(&settings, token.clone()).await?),
             None => None,
         };
-        if sandbox.is_none() {
+        let socket_health = socket.as_ref().map(|_| SocketHealth::new(clock.clone()));
+        let socket = socket.map(|(client, url)| {
+            let health = socket_health.clone().expect("made with the client");
+            (client.with_health(health), url)
+        });
+        if sandbox.is_none() && slack.has_token() {
             remember_workspace(&store, &slack, clock.now()).await;
         }
         let listener = TcpListener::bind(&settings.server.bind)
@@ -76,7 +89,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
 
-        let state = app_state(store, clock, slack, signing_secret, settings);
+        let state = app_state(store, clock, slack, signing_secret, settings, socket_health);
+        let edits_seen = crate::pulse::replicas::edits_seen(&state.pulses).await;
         crate::pulse::sync::apply_config(&state.pulses)
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply config/programs:\n{e}"))?;
@@ -94,6 +108,7 @@ impl Application {
             state,
             sandbox,
             socket,
+            edits_seen,
         })
     }
 
@@ -139,6 +154,13 @@ impl Application {
             background.spawn(self.state.scheduler.clone().run(stop_rx.clone()));
         }
         background.spawn(reload_on_sighup(self.state.pulses.clone(), stop_rx.clone()));
+        // PostgreSQL: edits made on other replicas are put in force here too.
+        background.spawn(crate::pulse::replicas::follow_edits(
+            self.state.pulses.clone(),
+            self.edits_seen,
+            Duration::from_secs(self.state.settings.scheduler.config_check_seconds),
+            stop_rx.clone(),
+        ));
         if let Some((client, first_url)) = self.socket {
             let dispatch = crate::http::socket::dispatcher(self.state.clone());
             background.spawn(client.run(first_url, dispatch, stop_rx.clone()));
@@ -233,20 +255,20 @@ fn slack_client(
             uuid::Uuid::new_v4().simple()
         )),
         None => anyhow::bail!(
-            "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN is set (Slack signs every request with it); \
+            "SLACK_SIGNING_SECRET is required when SLACK_BOT_TOKEN or OAuth is set (Slack signs every request with it); \
              or set SLACK_APP_TOKEN to receive Slack's requests over Socket Mode instead"
         ),
     };
-    let token = settings
-        .slack
-        .bot_token
-        .clone()
-        .context("no Slack bot token")?;
-    let slack = SlackClient::new(
-        &settings.slack.api_base_url,
-        token,
-        Duration::from_secs(settings.slack.request_timeout_seconds),
-    )?
+    let timeout = Duration::from_secs(settings.slack.request_timeout_seconds);
+    // OAuth-only mode: no default installation, so a client that sends nothing; each
+    // installed workspace's client is made from it with its own token (`Teams`).
+    let slack = match settings.slack.bot_token.clone() {
+        Some(token) => SlackClient::new(&settings.slack.api_base_url, token, timeout)?,
+        None if settings.oauth_only() => {
+            SlackClient::without_token(&settings.slack.api_base_url, timeout)?
+        }
+        None => anyhow::bail!("no Slack bot token"),
+    }
     .with_limits(RateLimitConfig {
         posts_per_minute: settings.slack.max_posts_per_minute,
         posts_per_second_per_channel: settings.slack.posts_per_second_per_channel,
@@ -334,6 +356,7 @@ fn app_state(
     slack: SlackClient,
     signing_secret: SecretString,
     settings: Settings,
+    socket: Option<SocketHealth>,
 ) -> AppState {
     let catalog = Catalog::default();
     let teams = crate::slack::outbound::Teams::new(
@@ -369,6 +392,7 @@ fn app_state(
         settings,
         signing_secret,
         metrics: crate::telemetry::metrics_handle(),
+        socket,
     })
 }
 

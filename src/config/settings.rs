@@ -120,9 +120,39 @@ pub struct SlackSettings {
     /// arriving within `socket_read_timeout_seconds`, else the connection is replaced.
     pub socket_ping_seconds: u64,
     pub socket_read_timeout_seconds: u64,
+    /// Socket Mode: `/readyz` stays 200 while the connection is down for at most this long
+    /// (a reconnect); longer, or before the first connection, it answers 503.
+    pub socket_ready_grace_seconds: u64,
     /// Set at start when `serve` runs against the built-in sandbox (never read from a file).
     #[serde(skip)]
     pub sandbox: bool,
+}
+
+/// Which Slack setup `serve` runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackMode {
+    /// `SLACK_BOT_TOKEN` is set: its workspace is the default installation, serving any
+    /// workspace without an installation of its own (and OAuth installs, if configured).
+    DefaultInstallation,
+    /// No bot token, OAuth configured: only workspaces installed with OAuth are served.
+    OAuthOnly,
+    /// Neither: the built-in sandbox Slack on this machine.
+    Sandbox,
+}
+
+impl SlackMode {
+    /// How the start log and `check-config` name the mode.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SlackMode::DefaultInstallation => {
+                "default installation (SLACK_BOT_TOKEN), plus any workspace installed with OAuth"
+            }
+            SlackMode::OAuthOnly => {
+                "OAuth-only: workspaces installed through /slack/install, no default installation"
+            }
+            SlackMode::Sandbox => "sandbox: the built-in Slack emulator, nothing reaches Slack",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +177,9 @@ pub struct SchedulerSettings {
     pub tick_seconds: u64,
     /// Member details from users.info are refreshed when older than this.
     pub profile_refresh_hours: u64,
+    /// PostgreSQL: how often each replica compares the stored run-time edits, to catch an
+    /// edit whose notification it missed (docs/config-precedence.md, "Replicas").
+    pub config_check_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -209,6 +242,7 @@ impl Default for SlackSettings {
             app_token: None,
             socket_ping_seconds: 10,
             socket_read_timeout_seconds: 30,
+            socket_ready_grace_seconds: 30,
             sandbox: false,
         }
     }
@@ -234,6 +268,7 @@ impl Default for SchedulerSettings {
             enabled: true,
             tick_seconds: 30,
             profile_refresh_hours: 24,
+            config_check_seconds: 30,
         }
     }
 }
@@ -393,6 +428,15 @@ impl Settings {
         if self.scheduler.tick_seconds == 0 {
             return field("scheduler.tick_seconds", "must be at least 1".to_string());
         }
+        if self.scheduler.config_check_seconds == 0 {
+            return field(
+                "scheduler.config_check_seconds",
+                "must be at least 1".to_string(),
+            );
+        }
+        if let Some(message) = self.half_configured_oauth() {
+            return Err(ConfigError::field(Path::new("settings"), "slack", message));
+        }
         Ok(())
     }
 
@@ -401,9 +445,65 @@ impl Settings {
         bind_is_loopback(&self.server.bind)
     }
 
-    /// True when no bot token is configured: `serve` then runs against the built-in sandbox.
+    /// Which Slack setup `serve` runs with (docs/install.md, "Three modes").
+    pub fn slack_mode(&self) -> SlackMode {
+        if self.slack.bot_token.is_some() {
+            SlackMode::DefaultInstallation
+        } else if self.oauth_configured() {
+            SlackMode::OAuthOnly
+        } else {
+            SlackMode::Sandbox
+        }
+    }
+
+    /// True when no bot token and no OAuth app is configured: `serve` then runs against the
+    /// built-in sandbox.
     pub fn is_sandbox(&self) -> bool {
-        self.slack.bot_token.is_none()
+        self.slack_mode() == SlackMode::Sandbox
+    }
+
+    /// True when workspaces are served only through their OAuth installations (no
+    /// `SLACK_BOT_TOKEN`, OAuth configured): there is no default installation.
+    pub fn oauth_only(&self) -> bool {
+        self.slack_mode() == SlackMode::OAuthOnly
+    }
+
+    /// OAuth install is fully configured: client id, client secret and the encryption key.
+    pub fn oauth_configured(&self) -> bool {
+        self.slack.client_id.is_some()
+            && self.slack.client_secret.is_some()
+            && self.admin.encryption_key.is_some()
+    }
+
+    /// Without a bot token, OAuth set up in part (a client id or secret, but not the id, the
+    /// secret and the key together) is a mistake: refused, naming what is missing. With a bot
+    /// token it is not (installing answers 503 until it is complete, docs/install.md).
+    fn half_configured_oauth(&self) -> Option<String> {
+        if self.slack.bot_token.is_some()
+            || (self.slack.client_id.is_none() && self.slack.client_secret.is_none())
+            || self.oauth_configured()
+        {
+            return None;
+        }
+        let missing: Vec<&str> = [
+            (self.slack.client_id.is_none(), "SLACK_CLIENT_ID"),
+            (self.slack.client_secret.is_none(), "SLACK_CLIENT_SECRET"),
+            (
+                self.admin.encryption_key.is_none(),
+                "PULSELOOP_ENCRYPTION_KEY",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        Some(format!(
+            "OAuth is only half configured: {} {} not set. Without SLACK_BOT_TOKEN pulseloop \
+             serves only workspaces installed with OAuth, which needs SLACK_CLIENT_ID, \
+             SLACK_CLIENT_SECRET and PULSELOOP_ENCRYPTION_KEY together (or set SLACK_BOT_TOKEN \
+             for one workspace; or none of them for the sandbox)",
+            missing.join(" and "),
+            if missing.len() == 1 { "is" } else { "are" }
+        ))
     }
 
     /// True when an app-level token is set: Slack's requests come over Socket Mode.
@@ -481,6 +581,42 @@ mod tests {
             "xoxb-1"
         );
         assert!(!s.is_sandbox());
+    }
+
+    #[test]
+    fn the_slack_mode_follows_what_is_configured_and_half_oauth_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |pairs: &[(&str, &str)]| Settings::load(dir.path(), &env_of(pairs));
+        let oauth = [
+            ("SLACK_CLIENT_ID", "1.2"),
+            ("SLACK_CLIENT_SECRET", "s3cret-client"),
+            ("PULSELOOP_ENCRYPTION_KEY", "k"),
+        ];
+        assert_eq!(load(&[]).unwrap().slack_mode(), SlackMode::Sandbox);
+        assert_eq!(load(&oauth).unwrap().slack_mode(), SlackMode::OAuthOnly);
+        let mut with_bot = oauth.to_vec();
+        with_bot.push(("SLACK_BOT_TOKEN", "xoxb-1"));
+        assert_eq!(
+            load(&with_bot).unwrap().slack_mode(),
+            SlackMode::DefaultInstallation
+        );
+        // Half configured without a bot token: refused, naming what is missing.
+        let e = load(&oauth[..2]).unwrap_err().to_string();
+        assert!(
+            e.contains("OAuth is only half configured: PULSELOOP_ENCRYPTION_KEY is not set"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret-client"), "{e}");
+        let e = load(&oauth[1..]).unwrap_err().to_string();
+        assert!(e.contains("SLACK_CLIENT_ID is not set"), "{e}");
+        // The key alone is the relay's secret, not OAuth: still the sandbox.
+        assert_eq!(load(&oauth[2..]).unwrap().slack_mode(), SlackMode::Sandbox);
+        // With a bot token, partial OAuth only leaves installing off (as before).
+        let partial = [("SLACK_BOT_TOKEN", "xoxb-1"), ("SLACK_CLIENT_ID", "1.2")];
+        assert_eq!(
+            load(&partial).unwrap().slack_mode(),
+            SlackMode::DefaultInstallation
+        );
     }
 
     #[test]

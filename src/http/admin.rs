@@ -133,6 +133,8 @@ pub struct ProgramSummary {
     pub start_date: chrono::NaiveDate,
     pub anonymity_threshold: u32,
     pub surveys: Vec<SurveySummary>,
+    /// The workspace it runs in, and whether it is installed (docs/install.md).
+    pub workspace: crate::pulse::admin::WorkspaceStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,11 +154,15 @@ pub struct SurveySummary {
 #[utoipa::path(get, path = "/api/v1/programs", tag = "programs",
     responses((status = 200, description = "The programs", body = [ProgramSummary])))]
 async fn list_programs(State(state): State<AppState>) -> ApiResult<Json<Vec<ProgramSummary>>> {
-    let programs = state
-        .catalog
-        .programs()
+    let catalog = state.catalog.programs();
+    let mut workspaces = Vec::with_capacity(catalog.len());
+    for p in catalog.iter() {
+        workspaces.push(crate::pulse::admin::workspace_status(&state.pulses, p).await);
+    }
+    let programs = catalog
         .iter()
-        .map(|p| ProgramSummary {
+        .zip(workspaces)
+        .map(|(p, workspace)| ProgramSummary {
             id: p.id.to_string(),
             name: p.name.clone(),
             timezone: p.timezone.name().to_string(),
@@ -174,6 +180,7 @@ async fn list_programs(State(state): State<AppState>) -> ApiResult<Json<Vec<Prog
                     questions: s.questions.len(),
                 })
                 .collect(),
+            workspace,
         })
         .collect();
     Ok(Json(programs))

@@ -272,8 +272,10 @@ pub(super) async fn config_sources(
                 .map(|u| json!({ "member": u, "source": s }))
         })
         .collect();
+    let workspace = admin::workspace_status(&state.pulses, &program).await;
     Json(json!({
         "program": program.id,
+        "workspace": workspace,
         "sponsor_channels": program.sponsor_channels,
         "sponsor_channels_source": admin::source_of(&sources, admin::FIELD_SPONSOR),
         "surveys": surveys,

@@ -21,10 +21,11 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and its migrations are applied.
+/// The database answers and its migrations are applied; in Socket Mode, the WebSocket to
+/// Slack is connected too (or down for no longer than `slack.socket_ready_grace_seconds`).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.readiness().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(()) => socket_readiness(&state),
         Err(reason) => {
             // The reason may quote the database; it goes to the log, not to the prober.
             tracing::warn!(%reason, "not ready");
@@ -33,6 +34,34 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 Json(
                     json!({ "status": "not_ready", "detail": "the database is unreachable or not migrated" }),
                 ),
+            )
+        }
+    }
+}
+
+/// `/readyz` once the database is ready: as is without Socket Mode, else by its connection.
+fn socket_readiness(state: &AppState) -> (StatusCode, Json<serde_json::Value>) {
+    use crate::slack::socket::SocketStatus;
+    let Some(health) = &state.socket else {
+        return (StatusCode::OK, Json(json!({ "status": "ready" })));
+    };
+    let grace = chrono::Duration::seconds(state.settings.slack.socket_ready_grace_seconds as i64);
+    match health.status(grace) {
+        SocketStatus::Connected => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "socket": "connected" })),
+        ),
+        SocketStatus::Reconnecting { down_seconds } => (
+            StatusCode::OK,
+            Json(
+                json!({ "status": "ready", "socket": "reconnecting", "down_seconds": down_seconds }),
+            ),
+        ),
+        SocketStatus::NotConnected { detail } => {
+            tracing::warn!(%detail, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "unavailable", "detail": detail })),
             )
         }
     }

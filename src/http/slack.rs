@@ -142,6 +142,10 @@ pub(super) async fn event(state: &AppState, envelope: EventEnvelope) -> ApiResul
                     tracing::warn!(%event_id, kind = event.type_name(), %reason, "event of a workspace pulseloop does not serve; ignored");
                     return Ok(().into_response());
                 }
+                Routed::NotInstalled(team) => {
+                    tracing::warn!(%event_id, kind = event.type_name(), %team, "event of a workspace pulseloop is not installed in (OAuth-only mode); acknowledged and ignored");
+                    return Ok(().into_response());
+                }
             };
             // The event id and the event's effects commit together: a failure rolls back
             // both, so Slack's retry is handled instead of dropped as a duplicate.
@@ -223,6 +227,10 @@ pub(super) async fn interaction_outcome(
             tracing::warn!(%reason, "interaction from a workspace pulseloop does not serve; ignored");
             return Ok(().into_response());
         }
+        Routed::NotInstalled(team) => {
+            tracing::warn!(%team, "interaction from a workspace pulseloop is not installed in (OAuth-only mode); acknowledged and ignored");
+            return Ok(().into_response());
+        }
     };
     if crate::pulse::admin_view::is_admin_interaction(&interaction) {
         let outcome = crate::storage::installations::for_team(
@@ -276,6 +284,10 @@ pub(super) async fn command_reply(state: &AppState, command: SlashCommand) -> Ap
             }))
             .into_response());
         }
+        Routed::NotInstalled(team) => {
+            tracing::warn!(%team, "slash command from a workspace pulseloop is not installed in (OAuth-only mode); told how to install");
+            return Ok(not_installed_reply(state));
+        }
     };
     let reply = crate::storage::installations::for_team(
         team,
@@ -292,13 +304,45 @@ enum Routed {
     Serve(Box<crate::pulse::Pulses>, Option<String>),
     /// The workspace's installation is revoked or unusable: nothing is done for it.
     Refuse(String),
+    /// OAuth-only mode and the workspace has no installation: nothing is done or stored for
+    /// it; a slash command is told how to install (the team id, never a token, is logged).
+    NotInstalled(String),
+}
+
+/// The ephemeral reply to a slash command from a workspace pulseloop is not installed in
+/// (OAuth-only mode): the install link in full when `SLACK_REDIRECT_URL` gives pulseloop's
+/// public address, else its path.
+fn not_installed_reply(state: &AppState) -> Response {
+    let link = state
+        .settings
+        .slack
+        .redirect_url
+        .as_deref()
+        .and_then(|url| url.strip_suffix("/slack/oauth/callback"))
+        .map_or_else(
+            || "/slack/install on pulseloop's address".to_string(),
+            |base| format!("{base}/slack/install"),
+        );
+    Json(json!({
+        "response_type": "ephemeral",
+        "text": format!(
+            "pulseloop is not installed in this workspace. An admin of the workspace can \
+             install it by opening {link}."
+        ),
+    }))
+    .into_response()
 }
 
 /// Routes a request by its `team_id` (docs/install.md, "Routing"): an installed workspace to
-/// its own token; a revoked one nowhere; any other (or none) to the default installation.
+/// its own token; a revoked one nowhere; any other (or none) to the default installation, or,
+/// in OAuth-only mode, nowhere.
 async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
     use crate::slack::outbound::TeamRoute;
-    let Some(team_id) = team_id.filter(|t| !t.is_empty()) else {
+    let team_id = team_id.filter(|t| !t.is_empty());
+    let Some(team_id) = team_id else {
+        if state.pulses.teams.oauth_only() {
+            return Ok(Routed::NotInstalled("(none given)".into()));
+        }
         return Ok(Routed::Serve(Box::new(state.pulses.clone()), None));
     };
     Ok(match state.pulses.teams.route(team_id).await? {
@@ -312,6 +356,7 @@ async fn route(state: &AppState, team_id: Option<&str>) -> ApiResult<Routed> {
         TeamRoute::Unusable { team_id, reason } => {
             Routed::Refuse(format!("{team_id}'s token cannot be used: {reason}"))
         }
+        TeamRoute::NotInstalled { team_id } => Routed::NotInstalled(team_id),
     })
 }
 

@@ -28,6 +28,8 @@ pub struct AppInner {
     pub settings: Settings,
     pub signing_secret: SecretString,
     pub metrics: PrometheusHandle,
+    /// Socket Mode's connection state (`/readyz`); `None` when Socket Mode is off.
+    pub socket: Option<crate::slack::socket::SocketHealth>,
 }
 
 impl AppState {

@@ -34,6 +34,63 @@ const MEMBER_PREFIX: &str = "member:";
 /// How many upcoming sends the admin view and the API show.
 pub const NEXT_SENDS: usize = 5;
 
+/// The workspace a program runs in, as the admin view and the API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WorkspaceStatus {
+    /// The program's `team_id`; `None`: the default installation.
+    pub team_id: Option<String>,
+    /// `default`, `installed`, `not_installed` (OAuth-only mode: its sends wait), `revoked`
+    /// or `unusable`.
+    pub status: String,
+    /// In words.
+    pub detail: String,
+}
+
+/// Where the sends of `program` go now (docs/install.md).
+pub async fn workspace_status(state: &Pulses, program: &Program) -> WorkspaceStatus {
+    use crate::slack::outbound::TeamRoute;
+    let team = program.team_id.clone();
+    let route = state.teams.route(team.as_deref().unwrap_or_default()).await;
+    let (status, detail) = match route {
+        Ok(TeamRoute::Default) => (
+            "default",
+            "the default installation (SLACK_BOT_TOKEN)".to_string(),
+        ),
+        Ok(TeamRoute::Installed { team_id, .. }) => {
+            ("installed", format!("workspace {team_id}, installed"))
+        }
+        Ok(TeamRoute::NotInstalled { team_id }) => (
+            "not_installed",
+            format!(
+                "workspace not installed: its sends wait until {} installs pulseloop \
+                 (/slack/install)",
+                if team_id.is_empty() {
+                    "the workspace"
+                } else {
+                    team_id.as_str()
+                }
+            ),
+        ),
+        Ok(TeamRoute::Revoked { team_id, reason }) => (
+            "revoked",
+            format!("workspace {team_id} uninstalled or revoked ({reason}): nothing is sent"),
+        ),
+        Ok(TeamRoute::Unusable { team_id, reason }) => (
+            "unusable",
+            format!("workspace {team_id}'s token cannot be used ({reason}): nothing is sent"),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, program = %program.id, "cannot read the program's installation");
+            ("unknown", "cannot read the installation now".to_string())
+        }
+    };
+    WorkspaceStatus {
+        team_id: team,
+        status: status.to_string(),
+        detail,
+    }
+}
+
 /// Who asks for a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -588,6 +645,7 @@ pub async fn edit_members(
             change.removed.push(user.to_string());
         }
     }
+    tx.notify_config_changed(program_id).await?;
     tx.commit().await?;
     // New members' Slack details (zone) are read now rather than at the daily refresh.
     for user in &add {
@@ -699,14 +757,17 @@ async fn commit_edit(
         &json!({ "field": field, "before": before, "after": after, "file_value": file_value }),
     )
     .await?;
+    // Every replica reloads the program once this commits (docs/config-precedence.md).
+    tx.notify_config_changed(program_id).await?;
     tx.commit().await?;
     tracing::info!(program = %program_id, survey = survey_id, field, actor = %actor.audit_name(), "configuration edited at run time");
     replace_in_catalog(state, edited.clone());
     Ok(edited)
 }
 
-/// Swaps one program in the catalog (the others stay as they are).
-fn replace_in_catalog(state: &Pulses, program: Program) {
+/// Swaps one program in the catalog (the others stay as they are; a program not in it is
+/// not added).
+pub(super) fn replace_in_catalog(state: &Pulses, program: Program) {
     let programs: Vec<Program> = state
         .catalog
         .programs()

@@ -568,10 +568,15 @@ async fn program_blocks(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let workspace = admin::workspace_status(state, program).await;
+    let workspace_line = match workspace.status.as_str() {
+        "default" | "installed" => String::new(),
+        _ => format!("\n:warning: {}", workspace.detail),
+    };
     let mut blocks = vec![
         json!({ "type": "header", "text": plain(&program.name) }),
         json!({ "type": "section", "text": mrkdwn(&format!(
-            "`{}` · {} members · time zone {}\n*Sponsor channel:* {channels} {}",
+            "`{}` · {} members · time zone {}\n*Sponsor channel:* {channels} {}{workspace_line}",
             program.id, active, program.timezone.name(),
             source_text(&admin::source_of(&sources, admin::FIELD_SPONSOR))
         )) }),

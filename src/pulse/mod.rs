@@ -16,6 +16,7 @@ pub mod interactions;
 pub mod my_data;
 pub mod relay;
 pub mod render;
+pub mod replicas;
 pub mod sync;
 pub mod wins;
 

@@ -30,29 +30,18 @@ pub enum SyncError {
 /// On a configuration error nothing changes and the previous configuration stays in force.
 pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>, SyncError> {
     let mut programs = load_programs(&state.programs_dir)?;
+    if state.teams.oauth_only() {
+        let missing = crate::config::check::programs_without_workspace(&programs);
+        if !missing.is_empty() {
+            return Err(ConfigErrors(missing).into());
+        }
+    }
     for warning in programs.iter().flat_map(crate::config::program::warnings) {
         tracing::warn!(problem = %warning, "configuration warning");
     }
     let mut reports = Vec::new();
     for program in &mut programs {
-        // Run-time edits that hold are applied over the file; those the file has changed
-        // since are dropped (docs/config-precedence.md).
-        let edits = state.store.overrides_of(&program.id).await?;
-        let file = program.clone();
-        let (kept, dropped) = super::admin::reconcile(program, edits);
-        let mut desired = desired_program(state, program).await?;
-        super::admin::apply_member_edits(&mut desired, &kept);
-        let mut tx = state.store.begin().await?;
-        for edit in &dropped {
-            drop_edit(&mut tx, &file, edit, state.clock.now()).await?;
-        }
-        let report = tx.sync_program(&desired, state.clock.now()).await?;
-        tx.set_program_team(program.id.as_str(), program.team_id.as_deref())
-            .await?;
-        tx.commit().await?;
-        if report != SyncReport::default() {
-            report.log(&program.id, "configuration applied");
-        }
+        let report = apply_program(state, program).await?;
         reports.push((program.id.clone(), report));
     }
     state.catalog.replace(programs);
@@ -64,6 +53,51 @@ pub async fn apply_config(state: &Pulses) -> Result<Vec<(ProgramId, SyncReport)>
     // refresh just read are not asked twice.
     recheck_problem_members(state, started).await;
     Ok(reports)
+}
+
+/// Applies one program read from its file: the run-time edits that hold are applied over
+/// it (`program` is changed in place), those the file has changed since are dropped
+/// (docs/config-precedence.md), and the result is mirrored into the database.
+async fn apply_program(state: &Pulses, program: &mut Program) -> Result<SyncReport, SyncError> {
+    let edits = state.store.overrides_of(&program.id).await?;
+    let file = program.clone();
+    let (kept, dropped) = super::admin::reconcile(program, edits);
+    let mut desired = desired_program(state, program).await?;
+    super::admin::apply_member_edits(&mut desired, &kept);
+    let mut tx = state.store.begin().await?;
+    for edit in &dropped {
+        drop_edit(&mut tx, &file, edit, state.clock.now()).await?;
+    }
+    let report = tx.sync_program(&desired, state.clock.now()).await?;
+    tx.set_program_team(program.id.as_str(), program.team_id.as_deref())
+        .await?;
+    tx.commit().await?;
+    if report != SyncReport::default() {
+        report.log(&program.id, "configuration applied");
+    }
+    Ok(report)
+}
+
+/// Re-reads one program from its file and its stored run-time edits, the same way as
+/// [`apply_config`] does for all, and swaps it in the catalog: how a replica puts in force an
+/// edit another replica made (docs/config-precedence.md, "Replicas"). The files are read
+/// whole, so a broken file elsewhere leaves this program as it was (an error). `false`
+/// when the files hold no such program (it stays as it is until a reload).
+pub async fn reload_program(state: &Pulses, id: &ProgramId) -> Result<bool, SyncError> {
+    let programs = load_programs(&state.programs_dir)?;
+    let Some(mut program) = programs.into_iter().find(|p| &p.id == id) else {
+        return Ok(false);
+    };
+    if state.teams.oauth_only() {
+        let missing =
+            crate::config::check::programs_without_workspace(std::slice::from_ref(&program));
+        if !missing.is_empty() {
+            return Err(ConfigErrors(missing).into());
+        }
+    }
+    apply_program(state, &mut program).await?;
+    super::admin::replace_in_catalog(state, program);
+    Ok(true)
 }
 
 /// Drops a run-time edit the file has overridden, audited as such (actor `config`).
@@ -158,6 +192,13 @@ async fn fetch_profile(state: &Pulses, user_id: &UserId) -> Fetched {
         Err(e @ (SlackError::RateLimited { .. } | SlackError::LocallyLimited { .. })) => {
             tracing::info!(error = %e, "users.info rate limited; the rest waits for the next refresh");
             return Fetched::Limited;
+        }
+        Err(SlackError::Api { code, .. })
+            if code == crate::slack::outbound::client::NOT_INSTALLED =>
+        {
+            // OAuth-only mode, the member's workspace is not installed yet: read once it is.
+            tracing::debug!(user = %user_id, "users.info waits for the member's workspace to be installed");
+            return Fetched::Failed;
         }
         Err(e) => {
             tracing::warn!(user = %user_id, error = %e, "users.info failed");

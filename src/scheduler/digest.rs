@@ -20,13 +20,19 @@ use crate::storage::{Store, StoreResult};
 pub const LATE_LIMIT: Duration = Duration::hours(24);
 
 /// Posts the digests that are due at `now`; returns how many channel posts were queued.
+/// Programs in `waiting` (their workspace is not installed yet, OAuth-only mode) post nothing:
+/// their digest is posted once the workspace is installed, within [`LATE_LIMIT`].
 pub(super) async fn post_due_digests(
     store: &Store,
     catalog: &Catalog,
+    waiting: &std::collections::HashSet<crate::domain::ids::ProgramId>,
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
     let mut queued = 0;
     for program in catalog.programs().iter() {
+        if waiting.contains(&program.id) {
+            continue;
+        }
         let team = program.team_id.clone();
         let posted = crate::storage::installations::for_team(team, post_due(store, program, now));
         match posted.await {

@@ -51,6 +51,8 @@ pub struct TickReport {
     pub status_rechecked: usize,
     /// Digest posts queued (one per sponsor channel and period).
     pub digests: usize,
+    /// Due DMs of programs whose workspace is not installed yet (OAuth-only mode): they wait.
+    pub waiting_for_install: usize,
 }
 
 impl TickReport {
@@ -82,6 +84,7 @@ impl TickReport {
             queued = self.queued,
             held = self.held,
             waiting_for_hours = self.waiting_for_hours,
+            waiting_for_install = self.waiting_for_install,
             reminded = self.reminded,
             closed = self.closed,
             rounds_opened = self.rounds_opened,
@@ -135,7 +138,9 @@ impl Scheduler {
         self.dispatch(now, &mut report).await?;
         self.remind(now, &mut report).await?;
         self.close(now, &mut report).await?;
-        report.digests = super::digest::post_due_digests(&self.store, &self.catalog, now).await?;
+        let waiting = self.waiting_for_install().await?;
+        report.digests =
+            super::digest::post_due_digests(&self.store, &self.catalog, &waiting, now).await?;
         report.record_metrics();
         report.log();
         Ok(report)
@@ -162,6 +167,26 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The programs whose sends wait for their workspace to be installed (OAuth-only mode;
+    /// empty in the other modes).
+    pub async fn waiting_for_install(&self) -> StoreResult<HashSet<ProgramId>> {
+        let mut waiting = HashSet::new();
+        if !self.pulses.teams.oauth_only() {
+            return Ok(waiting);
+        }
+        for program in self.catalog.programs().iter() {
+            if self
+                .pulses
+                .teams
+                .waits_for_install(program.team_id.as_deref())
+                .await?
+            {
+                waiting.insert(program.id.clone());
+            }
+        }
+        Ok(waiting)
     }
 
     /// How late a firing may be handled and still count as on time (a tick or two).
@@ -321,12 +346,19 @@ impl Scheduler {
     /// delivery waits) or can no longer be messaged (then it is skipped).
     pub async fn dispatch(&self, now: DateTime<Utc>, report: &mut TickReport) -> StoreResult<()> {
         let mut members: HashMap<MemberId, MemberRow> = HashMap::new();
+        let waiting = self.waiting_for_install().await?;
         let mut after = DeliveryId(0);
         loop {
             let due = self.store.due_deliveries(now, after, BATCH).await?;
             let page = due.len();
             for d in due {
                 after = d.id;
+                if waiting.contains(&d.program_id) {
+                    // OAuth-only mode, the program's workspace is not installed: its DM waits
+                    // (scheduled) until it is, or until its window closes.
+                    report.waiting_for_install += 1;
+                    continue;
+                }
                 self.dispatch_one(d, now, &mut members, report).await?;
             }
             if (page as i64) < BATCH {

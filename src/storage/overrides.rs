@@ -54,7 +54,63 @@ impl From<OverrideRow> for Override {
 
 const COLUMNS: &str = "program_id, survey_id, field, value, file_value, actor, set_at";
 
+/// The PostgreSQL channel a committed run-time edit is announced on (payload: the program
+/// id), so every replica reloads that program (docs/config-precedence.md, "Replicas").
+pub const CONFIG_CHANNEL: &str = "pulseloop_config";
+
+/// A replica's subscription to [`CONFIG_CHANNEL`], on a connection of its own (not one of
+/// the pool's: it is held for as long as the process runs).
+pub struct ConfigListener(sqlx::postgres::PgListener);
+
+impl ConfigListener {
+    /// The next announced program id; `None` when the connection was lost and made again
+    /// (announcements made meanwhile are lost: compare [`Store::override_fingerprints`]).
+    pub async fn recv(&mut self) -> StoreResult<Option<String>> {
+        Ok(self.0.try_recv().await?.map(|n| n.payload().to_string()))
+    }
+}
+
 impl Store {
+    /// Subscribes to announcements of run-time edits: `None` on SQLite (one process, nothing
+    /// to announce to).
+    pub async fn listen_config(&self) -> StoreResult<Option<ConfigListener>> {
+        let super::Pool::Postgres(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+        listener.listen(CONFIG_CHANNEL).await?;
+        Ok(Some(ConfigListener(listener)))
+    }
+
+    /// A fingerprint of each program's stored run-time edits (programs without any are
+    /// absent): a replica that missed an announcement finds the programs whose edits changed
+    /// by comparing these.
+    pub async fn override_fingerprints(
+        &self,
+    ) -> StoreResult<std::collections::BTreeMap<ProgramId, u64>> {
+        use std::hash::{Hash, Hasher};
+        let rows: Vec<OverrideRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM config_overrides ORDER BY program_id, survey_id, field"
+            )))
+            .fetch_all(p)
+            .await?
+        });
+        let mut hashers: std::collections::BTreeMap<
+            ProgramId,
+            std::collections::hash_map::DefaultHasher,
+        > = Default::default();
+        for r in rows {
+            let h = hashers.entry(r.program_id.clone()).or_default();
+            (&r.survey_id, &r.field, &r.value, &r.file_value, &r.actor).hash(h);
+            r.set_at.timestamp_millis().hash(h);
+        }
+        Ok(hashers.into_iter().map(|(k, h)| (k, h.finish())).collect())
+    }
+
     /// The run-time edits of one program, by survey then field.
     pub async fn overrides_of(&self, program_id: &ProgramId) -> StoreResult<Vec<Override>> {
         let rows: Vec<OverrideRow> = on_pool!(self, |p| {
@@ -71,6 +127,19 @@ impl Store {
 }
 
 impl StoreTx {
+    /// Announces that `program_id`'s configuration changed, delivered to every replica when
+    /// this transaction commits (PostgreSQL `NOTIFY`); nothing on SQLite.
+    pub async fn notify_config_changed(&mut self, program_id: &ProgramId) -> StoreResult<()> {
+        if let super::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CONFIG_CHANNEL)
+                .bind(program_id.as_str())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The edit of one field, if any (read inside the transaction that replaces it).
     pub async fn override_of(
         &mut self,

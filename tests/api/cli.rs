@@ -13,6 +13,10 @@ fn bin() -> Command {
         "PULSELOOP_CONFIG",
         "PULSELOOP_BIND",
         "SLACK_API_BASE_URL",
+        "SLACK_APP_TOKEN",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "PULSELOOP_ENCRYPTION_KEY",
     ] {
         cmd.env_remove(var);
     }
@@ -398,4 +402,97 @@ fn schedule_preview_prints_json_in_the_contract_shape() {
         !data.path().join("none.db").exists(),
         "a preview never creates a database"
     );
+}
+
+/// OAuth half configured without a bot token: `serve` and `check-config` refuse with exit
+/// code 1 and say what is missing; configured whole, `check-config` names the mode and wants
+/// every program to name its workspace (docs/install.md, "Three modes").
+#[test]
+fn oauth_only_mode_is_checked_at_start_and_by_check_config() {
+    let data = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", data.path().join("p.db").display());
+    for (vars, missing) in [
+        (
+            vec![("SLACK_CLIENT_ID", "4242.1717")],
+            "SLACK_CLIENT_SECRET and PULSELOOP_ENCRYPTION_KEY are not set",
+        ),
+        (
+            vec![
+                ("SLACK_CLIENT_ID", "4242.1717"),
+                ("SLACK_CLIENT_SECRET", "client-secret-for-tests"),
+            ],
+            "PULSELOOP_ENCRYPTION_KEY is not set",
+        ),
+    ] {
+        for command in [&["serve"][..], &["check-config", "--config"][..]] {
+            let mut cmd = bin();
+            cmd.args(command);
+            if command.len() > 1 {
+                cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config"));
+            }
+            cmd.env("DATABASE_URL", &db)
+                .env("PULSELOOP_BIND", "127.0.0.1:0");
+            for (k, v) in &vars {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command:?}: {stderr}");
+            assert!(
+                stderr.contains("OAuth is only half configured") && stderr.contains(missing),
+                "{command:?}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("client-secret-for-tests"),
+                "no secret printed"
+            );
+            assert!(!stderr.contains("SANDBOX"), "no sandbox started: {stderr}");
+        }
+    }
+
+    // Whole: the shipped example's program names no workspace, which OAuth-only mode refuses.
+    let oauth = [
+        ("SLACK_CLIENT_ID", "4242.1717"),
+        ("SLACK_CLIENT_SECRET", "client-secret-for-tests"),
+        (
+            "PULSELOOP_ENCRYPTION_KEY",
+            "test encryption key, 32 bytes or more",
+        ),
+    ];
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let out = bin()
+        .args(["check-config", "--config", config])
+        .envs(oauth)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("team_id: program 'leadership-pilot' names no workspace"),
+        "{stderr}"
+    );
+
+    // With team_id set, it is valid, and the mode is named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("programs")).unwrap();
+    for entry in std::fs::read_dir(format!("{config}/programs")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let with_team = text.replacen("\nname = ", "\nteam_id = \"T0ALPHA\"\nname = ", 1);
+        assert_ne!(text, with_team, "{}", path.display());
+        std::fs::write(
+            dir.path().join("programs").join(path.file_name().unwrap()),
+            with_team,
+        )
+        .unwrap();
+    }
+    let stdout = succeeds(
+        bin()
+            .args(["check-config", "--config"])
+            .arg(dir.path())
+            .envs(oauth),
+    );
+    assert!(stdout.contains("slack mode: OAuth-only"), "{stdout}");
+    let stdout = succeeds(bin().args(["check-config", "--config", config]));
+    assert!(stdout.contains("slack mode: sandbox"), "{stdout}");
 }

@@ -10,9 +10,9 @@ use pulseloop::slack::oauth::{OAuthKeys, BOT_SCOPES};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-const CLIENT_ID: &str = "4242.1717";
-const CLIENT_SECRET: &str = "client-secret-for-tests";
-const KEY: &str = "test encryption key, 32 bytes or more";
+pub(crate) const CLIENT_ID: &str = "4242.1717";
+pub(crate) const CLIENT_SECRET: &str = "client-secret-for-tests";
+pub(crate) const KEY: &str = "test encryption key, 32 bytes or more";
 const SECOND: &str = "T0SECOND";
 const BERLIN: &str = "Europe/Berlin";
 /// A member of the default workspace's program, and one of the second workspace's.
@@ -105,13 +105,13 @@ async fn approve(link: &str, team: &str) -> String {
 }
 
 /// The whole install into `team`: the callback's answer.
-async fn install(app: &TestApp, team: &str) -> reqwest::Response {
+pub(crate) async fn install(app: &TestApp, team: &str) -> reqwest::Response {
     let callback = approve(&install_link(app).await, team).await;
     no_redirects().get(callback).send().await.unwrap()
 }
 
 /// The bot token Slack handed out for `team` (read back from the emulator's record).
-fn token_of(app: &TestApp, team: &str) -> String {
+pub(crate) fn token_of(app: &TestApp, team: &str) -> String {
     app.emulator
         .calls_to("oauth.v2.access")
         .into_iter()
@@ -314,7 +314,12 @@ async fn a_good_callback_stores_the_installation_with_its_token_encrypted() {
 }
 
 /// A signed `/pulse` command typed in workspace `team`.
-async fn command_in(app: &TestApp, team: &str, user: &str, text: &str) -> reqwest::Response {
+pub(crate) async fn command_in(
+    app: &TestApp,
+    team: &str,
+    user: &str,
+    text: &str,
+) -> reqwest::Response {
     let form = serde_urlencoded::to_string([
         ("command", "/pulse"),
         ("text", text),
@@ -329,7 +334,7 @@ async fn command_in(app: &TestApp, team: &str, user: &str, text: &str) -> reqwes
 }
 
 /// The tokens the DMs to `user` were posted with.
-fn dm_tokens(app: &TestApp, user: &str) -> Vec<String> {
+pub(crate) fn dm_tokens(app: &TestApp, user: &str) -> Vec<String> {
     app.emulator
         .calls_to("chat.postMessage")
         .into_iter()

@@ -304,3 +304,71 @@ async fn a_bad_app_token_stops_the_start_with_a_clear_error() {
         .expect("a good app token starts");
     drop(app);
 }
+
+/// `/readyz` once its JSON answers `pred`, polled (the connection loop reacts on its own).
+async fn readyz_until(app: &TestApp, what: &str, pred: impl Fn(u16, &Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = app.get("/readyz").await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        if pred(status, &body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became {what}: last {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_reports_the_socket_and_turns_503_when_it_is_down_past_the_grace_period() {
+    let app = socket_app(&["U0AMY"]).await;
+    readyz_until(&app, "connected", |s, b| {
+        s == 200 && b["socket"] == "connected"
+    })
+    .await;
+
+    // Slack refuses the token from now on, and the connection drops: the loop keeps trying.
+    assert!(app.emulator.remove_app_token(APP_TOKEN));
+    assert_eq!(app.emulator.socket_drop(), 1);
+    let body = readyz_until(&app, "reconnecting", |s, b| {
+        s == 200 && b["socket"] == "reconnecting"
+    })
+    .await;
+    assert_eq!(body["status"], "ready", "within the grace period: {body}");
+
+    // Past the grace period (30 s by the app's clock): not ready, saying why.
+    app.advance(chrono::Duration::seconds(31));
+    let body = readyz_until(&app, "503", |s, _| s == 503).await;
+    assert_eq!(body["error"], "unavailable");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("socket mode not connected"),
+        "{body}"
+    );
+
+    // Slack takes the token again: the loop reconnects and the replica is ready again.
+    app.emulator.add_app_token(APP_TOKEN);
+    readyz_until(&app, "connected again", |s, b| {
+        s == 200 && b["socket"] == "connected"
+    })
+    .await;
+
+    // A routine refresh (`disconnect`) keeps it ready and connected.
+    let opened = app.emulator.socket_connections_opened();
+    app.emulator.socket_disconnect("refresh_requested");
+    assert!(
+        app.emulator.socket_wait_connected(opened + 1, WAIT).await,
+        "a new connection after the refresh"
+    );
+    readyz_until(&app, "connected after a refresh", |s, b| {
+        s == 200 && b["socket"] == "connected"
+    })
+    .await;
+    app.stop().await;
+}

@@ -518,7 +518,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/link/", get(link))
         .route("/link", get(link))
         .route("/_control/socket", get(status))
-        .route("/_control/socket/app_tokens", post(add_app_token))
+        .route(
+            "/_control/socket/app_tokens",
+            post(add_app_token).delete(remove_app_token),
+        )
         .route("/_control/socket/envelopes", post(inject))
         .route("/_control/socket/envelopes/{id}/redeliver", post(redeliver))
         .route("/_control/socket/disconnect", post(disconnect))
@@ -564,6 +567,18 @@ async fn add_app_token(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Respo
     }
     shared.socket.lock().app_tokens.insert(request.token);
     Json(json!({ "ok": true })).into_response()
+}
+
+/// `DELETE /_control/socket/app_tokens {"token"}`: the token is revoked; apps.connections.open
+/// answers `invalid_auth` for it (open connections stay open: drop them to see a reconnect
+/// fail).
+async fn remove_app_token(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
+    let request: AppToken = match parse(&bytes) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
+    };
+    let removed = shared.socket.lock().app_tokens.remove(&request.token);
+    Json(json!({ "ok": true, "removed": removed })).into_response()
 }
 
 /// An envelope to push: exactly one of `event` (an inner event, wrapped in an
@@ -736,6 +751,12 @@ impl Emulator {
             .lock()
             .app_tokens
             .insert(token.to_string());
+    }
+
+    /// Revokes an app-level token: apps.connections.open refuses it from now on
+    /// (`invalid_auth`); open connections stay open. True when it was registered.
+    pub fn remove_app_token(&self, token: &str) -> bool {
+        self.shared.socket.lock().app_tokens.remove(token)
     }
 
     /// Pushes an `events_api` envelope carrying `event` (an inner event) in an

@@ -200,6 +200,9 @@ impl SlackError {
     }
 }
 
+/// The error of every call of a client without a token ([`SlackClient::without_token`]).
+pub const NOT_INSTALLED: &str = "not_installed";
+
 /// Methods Slack only accepts form-encoded (see `consumes` in Slack's OpenAPI spec).
 const FORM_METHODS: &[&str] = &[
     "users.info",
@@ -216,7 +219,9 @@ const FORM_METHODS: &[&str] = &[
 pub struct SlackClient {
     http: reqwest::Client,
     base_url: String,
-    token: SecretString,
+    /// `None`: a client of no workspace (OAuth-only mode has no default installation); every
+    /// call fails with `not_installed` before anything is sent.
+    token: Option<SecretString>,
     timeout: Duration,
     limiter: Arc<RateLimiter>,
     clock: SharedClock,
@@ -277,12 +282,27 @@ impl SlackClient {
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            token,
+            token: Some(token),
             timeout,
             limiter: Arc::new(RateLimiter::new(RateLimitConfig::default())),
             clock: Arc::new(SystemClock),
             patience: Patience::default(),
         })
+    }
+
+    /// A client with no token, for OAuth-only mode (no default installation): it carries the
+    /// base URL, timeout, limits and clock the installed workspaces' clients copy, and
+    /// refuses every call itself ([`NOT_INSTALLED`]), so nothing is ever sent for a workspace
+    /// without an installation, with any token.
+    pub fn without_token(base_url: &str, timeout: Duration) -> Result<Self, SlackError> {
+        let mut client = Self::new(base_url, SecretString::from(String::new()), timeout)?;
+        client.token = None;
+        Ok(client)
+    }
+
+    /// True when this client has a token (see [`SlackClient::without_token`]).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
     }
 
     /// A client for another workspace's token: the same HTTP pool, base URL, timeout, clock
@@ -291,7 +311,7 @@ impl SlackClient {
         Self {
             http: self.http.clone(),
             base_url: self.base_url.clone(),
-            token,
+            token: Some(token),
             timeout: self.timeout,
             limiter: Arc::new(RateLimiter::new(self.limiter.config())),
             clock: self.clock.clone(),
@@ -424,8 +444,17 @@ impl SlackClient {
     }
 
     async fn send(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
+        let Some(token) = &self.token else {
+            return Err(SlackError::Api {
+                code: NOT_INSTALLED.into(),
+                messages: vec![
+                    "no workspace installation to send with (OAuth-only mode); nothing was sent"
+                        .into(),
+                ],
+            });
+        };
         let url = format!("{}/{}", self.base_url, method);
-        let request = self.http.post(url).bearer_auth(self.token.expose_secret());
+        let request = self.http.post(url).bearer_auth(token.expose_secret());
         let request = if FORM_METHODS.contains(&method) {
             request.form(&form_fields(args))
         } else {

@@ -29,6 +29,9 @@ pub enum TeamRoute {
     Revoked { team_id: String, reason: String },
     /// Installed, but its token cannot be opened (no key, or another key): nothing is sent.
     Unusable { team_id: String, reason: String },
+    /// OAuth-only mode (no default installation) and the workspace has no installation
+    /// (`team_id` '' when the request named none): nothing is sent or served for it.
+    NotInstalled { team_id: String },
 }
 
 /// The clients of every workspace this process serves; cheap to clone.
@@ -37,6 +40,9 @@ pub struct Teams(Arc<Inner>);
 
 struct Inner {
     default: SlackClient,
+    /// No default installation (OAuth-only mode): a workspace without an installation routes
+    /// to [`TeamRoute::NotInstalled`] instead of [`TeamRoute::Default`].
+    oauth_only: bool,
     store: Store,
     keys: Option<OAuthKeys>,
     /// Installed workspaces' clients, with the sealed token they were made from.
@@ -45,9 +51,11 @@ struct Inner {
 
 impl Teams {
     /// `default` is the client of the default installation; installed workspaces' clients
-    /// copy its base URL, timeout, post limits and clock.
+    /// copy its base URL, timeout, post limits and clock. A `default` without a token
+    /// ([`SlackClient::without_token`]) means OAuth-only mode: no default route.
     pub fn new(default: SlackClient, store: Store, keys: Option<OAuthKeys>) -> Self {
         Self(Arc::new(Inner {
+            oauth_only: !default.has_token(),
             default,
             store,
             keys,
@@ -63,13 +71,30 @@ impl Teams {
         self.0.keys.as_ref()
     }
 
+    /// True in OAuth-only mode: there is no default installation.
+    pub fn oauth_only(&self) -> bool {
+        self.0.oauth_only
+    }
+
+    /// The route of a workspace with no installation of its own: the default installation,
+    /// or nowhere in OAuth-only mode.
+    fn uninstalled(&self, team_id: &str) -> TeamRoute {
+        if self.0.oauth_only {
+            TeamRoute::NotInstalled {
+                team_id: team_id.to_string(),
+            }
+        } else {
+            TeamRoute::Default
+        }
+    }
+
     /// Where the calls of `team_id` go ('' is the default installation).
     pub async fn route(&self, team_id: &str) -> StoreResult<TeamRoute> {
         if team_id.is_empty() {
-            return Ok(TeamRoute::Default);
+            return Ok(self.uninstalled(team_id));
         }
         let Some(install) = self.0.store.installation(team_id).await? else {
-            return Ok(TeamRoute::Default);
+            return Ok(self.uninstalled(team_id));
         };
         if install.revoked_at.is_some() {
             self.forget(team_id);
@@ -115,6 +140,19 @@ impl Teams {
             team_id: team_id.to_string(),
             client,
         })
+    }
+
+    /// True when the sends of a program in workspace `team_id` wait: OAuth-only mode and that
+    /// workspace is not installed (yet). Revoked or unusable installations do not wait: their
+    /// sends fail with the reason, as in every mode.
+    pub async fn waits_for_install(&self, team_id: Option<&str>) -> StoreResult<bool> {
+        if !self.0.oauth_only {
+            return Ok(false);
+        }
+        Ok(matches!(
+            self.route(team_id.unwrap_or_default()).await?,
+            TeamRoute::NotInstalled { .. }
+        ))
     }
 
     fn cached(&self, team_id: &str) -> Option<(String, SlackClient)> {

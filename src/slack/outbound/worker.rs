@@ -132,6 +132,14 @@ impl OutboxWorker {
             TeamRoute::Unusable { team_id, reason } => {
                 format!("workspace_token_unusable: {team_id} ({reason}); not sent")
             }
+            TeamRoute::NotInstalled { team_id } if team_id.is_empty() => {
+                "workspace_not_installed: the row names no workspace and there is no default \
+                 installation (OAuth-only mode); not sent"
+                    .to_string()
+            }
+            TeamRoute::NotInstalled { team_id } => format!(
+                "workspace_not_installed: {team_id} has no installation (OAuth-only mode); not sent"
+            ),
         };
         tracing::warn!(method = %l.row.method, team = %l.row.team_id, %reason, "outbox row not sent");
         self.fail(l, self.clock.now(), &reason, false, outcome)
@@ -191,7 +199,8 @@ impl OutboxWorker {
                 token: &token,
                 until: now + lease,
             };
-            if row.team_id.is_empty() {
+            // In OAuth-only mode a row of the default installation ('') has nowhere to go.
+            if row.team_id.is_empty() && !self.teams.as_ref().is_some_and(Teams::oauth_only) {
                 self.process(leased, &mut outcome).await?;
             } else if let Some(worker) = self.for_team(leased, &mut outcome).await? {
                 worker.process(leased, &mut outcome).await?;

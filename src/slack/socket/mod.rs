@@ -14,6 +14,7 @@
 //! A `refresh_requested` or `warning` disconnect opens the next connection first; the old
 //! one stays open until the envelopes it delivered are acknowledged on it, then closes.
 
+pub mod health;
 pub mod protocol;
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use health::{SocketHealth, SocketStatus};
 pub use protocol::{DisconnectReason, Envelope, EnvelopeKind, Frame};
 
 /// What handling an envelope came to.
@@ -94,6 +96,8 @@ pub struct SocketModeClient {
     api_base_url: String,
     app_token: SecretString,
     timings: SocketTimings,
+    /// Told of each connection opened and ended (`/readyz`).
+    health: Option<SocketHealth>,
 }
 
 impl std::fmt::Debug for SocketModeClient {
@@ -130,7 +134,14 @@ impl SocketModeClient {
             api_base_url: api_base_url.trim_end_matches('/').to_string(),
             app_token,
             timings,
+            health: None,
         })
+    }
+
+    /// Reports the connection's state to `health` (read by `/readyz`).
+    pub fn with_health(mut self, health: SocketHealth) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// Asks Slack for a WebSocket URL (single use, valid for a short time).
@@ -204,7 +215,13 @@ impl SocketModeClient {
                     }
                 };
             metrics::counter!("slack_socket_connections_total").increment(1);
-            match connection.serve(dispatch.clone(), &mut stop).await {
+            let served = connection
+                .serve(dispatch.clone(), &mut stop, self.health.as_ref())
+                .await;
+            if let (Some(health), true) = (&self.health, served.1) {
+                health.ended();
+            }
+            match served {
                 (End::Stopped, _) => break,
                 (End::Disconnect(reason, old), hello) => {
                     if hello {
@@ -383,7 +400,12 @@ impl Connection {
 
     /// Reads frames, hands envelopes to `dispatch`, sends acks and pings, until the
     /// connection ends. The flag says whether Slack's `hello` arrived.
-    async fn serve(mut self, dispatch: Dispatch, stop: &mut watch::Receiver<bool>) -> (End, bool) {
+    async fn serve(
+        mut self,
+        dispatch: Dispatch,
+        stop: &mut watch::Receiver<bool>,
+        health: Option<&SocketHealth>,
+    ) -> (End, bool) {
         let mut hello = false;
         let mut ping = tokio::time::interval(self.timings.ping_every);
         ping.tick().await;
@@ -395,6 +417,11 @@ impl Connection {
                     match frame {
                         Some(Ok(Message::Text(text))) => match protocol::parse_frame(text.as_str()) {
                             Ok(Frame::Hello { num_connections }) => {
+                                if !hello {
+                                    if let Some(health) = health {
+                                        health.connected();
+                                    }
+                                }
                                 hello = true;
                                 tracing::info!(?num_connections, "Socket Mode: connected");
                             }
