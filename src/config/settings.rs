@@ -212,7 +212,7 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: 20,
             header_read_timeout_seconds: 5,
             request_timeout_seconds: 10,
-            max_concurrent_requests: 512,
+            max_concurrent_requests: 128,
         }
     }
 }
