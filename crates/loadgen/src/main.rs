@@ -437,7 +437,7 @@ async fn inbound(
         members,
         "[server]\nrequest_timeout_seconds = 120\n\
          [slack]\nmax_posts_per_minute = 1000000\nrequest_timeout_seconds = 10\n\
-         [scheduler]\nenabled = false\n[outbox]\nworkers = 2\n\
+         [scheduler]\nenabled = false\n\
          [database]\nmax_connections = 10\n",
     )?;
     let emulator = start_emulator(members, RateLimits::unlimited()).await?;
@@ -728,7 +728,7 @@ async fn fanout(
         &format!(
             "[server]\nrequest_timeout_seconds = 120\n\
              [slack]\nmax_posts_per_minute = {per_minute}\nposts_per_second_per_channel = 1.0\n\
-             [scheduler]\nenabled = false\n[outbox]\nworkers = 2\nlease_seconds = 10\n"
+             [scheduler]\nenabled = false\n[outbox]\nlease_seconds = 10\n"
         ),
     )?;
     let limits = RateLimits {
