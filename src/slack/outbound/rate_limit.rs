@@ -46,9 +46,7 @@ impl Bucket {
     /// milliseconds, the fraction lost at each call added up to a tenth of the rate when the
     /// workers asked every few milliseconds (fan-out at 100 posts/s reached 91 %).
     fn refill(&mut self, now: DateTime<Utc>) {
-        let elapsed = (now - self.at)
-            .to_std()
-            .map_or(0.0, |d| d.as_secs_f64());
+        let elapsed = (now - self.at).to_std().map_or(0.0, |d| d.as_secs_f64());
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         if now > self.at {
             self.at = now;
