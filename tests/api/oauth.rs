@@ -19,12 +19,24 @@ const BERLIN: &str = "Europe/Berlin";
 const ALICE: &str = "U0ALICE1";
 const BRUNO: &str = "U0BRUNO1";
 
-fn second_program() -> String {
-    program(&[(BRUNO, "participant", BERLIN)], "", ONE_SCALE).replacen(
+/// A program `id` of workspace `team` with one participant in Berlin.
+pub(crate) fn program_in_team(id: &str, team: &str, member: &str) -> String {
+    program(&[(member, "participant", BERLIN)], "", ONE_SCALE).replacen(
         "id = \"pilot\"",
-        "id = \"second\"\nteam_id = \"T0SECOND\"",
+        &format!("id = \"{id}\"\nteam_id = \"{team}\""),
         1,
     )
+}
+
+fn second_program() -> String {
+    program_in_team("second", SECOND, BRUNO)
+}
+
+/// OAuth configured: the client id and secret, and the key that seals the tokens.
+pub(crate) fn with_oauth(s: &mut pulseloop::config::Settings) {
+    s.slack.client_id = Some(CLIENT_ID.into());
+    s.slack.client_secret = Some(SecretString::from(CLIENT_SECRET));
+    s.admin.encryption_key = Some(SecretString::from(KEY));
 }
 
 /// The app with OAuth configured (client id and secret, the key) and two programs: `pilot`
@@ -44,11 +56,7 @@ async fn oauth_app() -> TestApp {
         )
         .program("second.toml", &second_program())
         .now(sunday_noon())
-        .settings(|s| {
-            s.slack.client_id = Some(CLIENT_ID.into());
-            s.slack.client_secret = Some(SecretString::from(CLIENT_SECRET));
-            s.admin.encryption_key = Some(SecretString::from(KEY));
-        })
+        .settings(with_oauth)
         .spawn()
         .await
 }

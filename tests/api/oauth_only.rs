@@ -6,7 +6,9 @@
 //! Over HTTP and over Socket Mode.
 
 use crate::helpers::*;
-use crate::oauth::{command_in, dm_tokens, install, token_of, CLIENT_ID, CLIENT_SECRET, KEY};
+use crate::oauth::{
+    command_in, dm_tokens, install, program_in_team, token_of, with_oauth, CLIENT_ID, CLIENT_SECRET,
+};
 use crate::pulses::{program, ONE_SCALE};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -22,18 +24,12 @@ const APP_TOKEN: &str = "xapp-1-A0PULSELOOP-1234-oauthonlysocket";
 
 /// The program of workspace A (`team_id = "T0ALPHA"`).
 fn alpha_program() -> String {
-    program(&[(ALICE, "participant", BERLIN)], "", ONE_SCALE).replacen(
-        "id = \"pilot\"",
-        "id = \"alpha\"\nteam_id = \"T0ALPHA\"",
-        1,
-    )
+    program_in_team("alpha", ALPHA, ALICE)
 }
 
 fn oauth_only(s: &mut pulseloop::config::Settings) {
     s.slack.bot_token = None;
-    s.slack.client_id = Some(CLIENT_ID.into());
-    s.slack.client_secret = Some(SecretString::from(CLIENT_SECRET));
-    s.admin.encryption_key = Some(SecretString::from(KEY));
+    with_oauth(s);
 }
 
 async fn emulator_with_teams() -> slack_emulator::Emulator {
