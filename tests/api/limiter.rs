@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pulseloop::clock::ManualClock;
+use pulseloop::slack::outbound::client::USERS_LIST_PAGE;
 use pulseloop::slack::outbound::{Patience, SlackClient, SlackError};
 use pulseloop::storage::outbox::{NewOutboxMessage, OutboxStatus};
 use secrecy::SecretString;
@@ -190,8 +191,10 @@ async fn a_429_on_an_inline_call_pauses_the_outbox_for_that_method() {
 async fn users_list_sits_out_a_429_and_reads_every_page() {
     let emulator = start_emulator().await;
     emulator.set_limits(RateLimits::default());
-    for i in 0..250 {
-        emulator.add_user(EmulatedUser::new(&format!("U0PAGE{i:03}"), "Asia/Tokyo"));
+    // More than one page.
+    let members = USERS_LIST_PAGE + 50;
+    for i in 0..members {
+        emulator.add_user(EmulatedUser::new(&format!("U0PAGE{i:04}"), "Asia/Tokyo"));
     }
     emulator.inject(once(
         "users.list",
@@ -203,7 +206,7 @@ async fn users_list_sits_out_a_429_and_reads_every_page() {
     let client = client(&emulator, &clock, Patience::default());
 
     let users = client.users_list().await.expect("every page read");
-    assert!(users.len() >= 250, "{}", users.len());
+    assert!(users.len() >= members, "{}", users.len());
     // The refused page asked again after the pause, then the second page: no 429 from the
     // emulator's own Tier 2 limit.
     assert_eq!(statuses(&emulator, "users.list"), (3, 1));
