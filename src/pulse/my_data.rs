@@ -265,15 +265,7 @@ pub async fn forget_me_command(
     let mut tx = state.store.begin().await?;
     let naming = tx.programs_naming(user).await?;
     if !naming.is_empty() {
-        tx.audit(
-            now,
-            &actor(user),
-            "member.forget_me_refused",
-            None,
-            None,
-            &json!({ "reason": "named in the configuration", "programs": naming }),
-        )
-        .await?;
+        audit_named_refusal(&mut tx, now, user, &naming).await?;
         tx.commit().await?;
         return Ok(ephemeral(named_in_configuration(&naming)));
     }
@@ -312,6 +304,25 @@ pub async fn forget_me_command(
         ])),
         ephemeral: true,
     })
+}
+
+/// Audits a forget-me refused because a configuration file names the member (before the
+/// confirmation, or found again at it).
+async fn audit_named_refusal(
+    tx: &mut crate::storage::StoreTx,
+    now: DateTime<Utc>,
+    user: &UserId,
+    programs: &[String],
+) -> crate::storage::StoreResult<()> {
+    tx.audit(
+        now,
+        &actor(user),
+        "member.forget_me_refused",
+        None,
+        None,
+        &json!({ "reason": "named in the configuration", "programs": programs }),
+    )
+    .await
 }
 
 fn named_in_configuration(programs: &[String]) -> String {
@@ -380,15 +391,7 @@ pub async fn on_forget_me_confirm(state: &Pulses, ba: &BlockActions) -> ServiceR
             ERASED.to_string()
         }
         ErasureOutcome::NamedInConfiguration(programs) => {
-            tx.audit(
-                now,
-                &actor(user),
-                "member.forget_me_refused",
-                None,
-                None,
-                &json!({ "reason": "named in the configuration", "programs": programs }),
-            )
-            .await?;
+            audit_named_refusal(&mut tx, now, user, programs).await?;
             tx.commit().await?;
             named_in_configuration(programs)
         }

@@ -845,13 +845,8 @@ impl Store {
     /// transaction. PostgreSQL keeps dead tuples until VACUUM and its WAL per its own
     /// settings; the README says what an operator must do.
     pub async fn checkpoint_after_seal(&self) -> StoreResult<()> {
-        if let super::Pool::Sqlite(p) = &self.pool {
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(p)
-                .await?;
-            if busy != 0 {
-                tracing::warn!("the WAL could not be truncated after a seal (readers active); the next seal retries");
-            }
+        if !self.truncate_wal().await? {
+            tracing::warn!("the WAL could not be truncated after a seal (readers active); the next seal retries");
         }
         Ok(())
     }
