@@ -18,7 +18,7 @@ use crate::storage::answer_write::{OneTrip, OneTripAnswer};
 use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
 use crate::storage::outbox::NewOutboxMessage;
 use crate::storage::rounds::DeliveryRow;
-use crate::storage::{Backend, StoreError, StoreResult, StoreTx};
+use crate::storage::{StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
 
 pub type Answers = BTreeMap<String, (Option<f64>, Option<String>)>;
@@ -202,12 +202,8 @@ pub async fn store_answers_via(
         Some(p) if p.survey(&survey.id).is_some() => p,
         _ => std::sync::Arc::new(program.clone()),
     };
-    let one_trip = match state.store.backend() {
-        Backend::Postgres => {
-            prepare_one_trip(state, d, &in_force, survey, submission, response_url, now).await?
-        }
-        Backend::Sqlite => None,
-    };
+    let one_trip =
+        prepare_one_trip(state, d, &in_force, survey, submission, response_url, now).await?;
     let job = AnswerJob {
         delivery: d.clone(),
         program: in_force,
@@ -284,7 +280,7 @@ struct AnswerJob {
     relay: Option<super::relay::RelayKeys>,
     response_url: Option<String>,
     claim: Option<SignatureClaim>,
-    /// PostgreSQL: the answer as one statement, prepared from what was read before.
+    /// The answer as one statement (two on SQLite), prepared from what was read before.
     one_trip: Option<OneTripPrepared>,
     now: DateTime<Utc>,
 }
@@ -295,7 +291,7 @@ impl WriteJob for AnswerJob {
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Written> {
         Box::pin(async move {
             let mut claim = self.claim.as_ref();
-            if let (Some(p), Backend::Postgres) = (&self.one_trip, tx.backend()) {
+            if let Some(p) = &self.one_trip {
                 let one = OneTripAnswer {
                     delivery_id: self.delivery.id,
                     round_id: self.delivery.round_id,
@@ -487,14 +483,15 @@ fn answered_update(
     update
 }
 
-/// An answer made ready to be written in one statement ([`StoreTx::answer_in_one_trip`]).
+/// An answer made ready to be written in one statement, two on SQLite
+/// ([`StoreTx::answer_in_one_trip`]).
 struct OneTripPrepared {
     values: Vec<(String, Option<f64>, Option<String>)>,
     /// The DM update at the next revision; `None` when the answer changes nothing.
     update: Option<NewOutboxMessage>,
 }
 
-/// Prepares the one-statement answer of PostgreSQL: the DM update rendered from the answers
+/// Prepares the one-trip answer (one statement on PostgreSQL, two on SQLite): the DM update rendered from the answers
 /// stored at the delivery's revision `d.answer_revision` with this submission's values put
 /// in. The statement applies only while the revision is still that one, so the update is
 /// exactly what the step-by-step writes would queue. `None` (the step-by-step writes) for

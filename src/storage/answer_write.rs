@@ -13,8 +13,14 @@
 //! ([`OneTrip::NotApplied`]): the caller goes on with the step-by-step writes in the same
 //! transaction, which decide between "closed" and "stored".
 //!
-//! SQLite has no data-modifying CTEs, and its statements are calls into the process, not
-//! round trips: it keeps the step-by-step writes.
+//! SQLite has no data-modifying CTEs. There the same writes take two round trips to the
+//! connection's thread instead of seven ([`SQLITE_OPEN`], then [`SQLITE_WRITE`]): each
+//! statement is a hop between the async task and sqlx's SQLite worker thread, and those hops,
+//! not the statements, were half of an answer's CPU.
+//!
+//! Both backends give the DM update's outbox row the workspace [`StoreTx::enqueue`] would give
+//! it ([`outbox_team!`]), so an answer in an OAuth-installed workspace is updated with that
+//! workspace's token.
 
 use chrono::{DateTime, Utc};
 
@@ -51,7 +57,27 @@ pub enum OneTrip {
     NotApplied,
 }
 
-const ONE_TRIP: &str = "
+/// The workspace an outbox row is sent for, as [`StoreTx::enqueue`] decides it: the workspace
+/// of the work that writes the row when it is installed, else the workspace of the
+/// delivery's program when that one is installed, else the default installation (`''`).
+/// `$team` and `$delivery` are the statement's parameters for the two.
+macro_rules! outbox_team {
+    ($team:literal, $delivery:literal) => {
+        concat!(
+            "COALESCE((SELECT i.team_id FROM installations i WHERE i.team_id = ",
+            $team,
+            "), (SELECT i.team_id FROM deliveries d JOIN rounds r ON r.id = d.round_id
+                 JOIN programs p ON p.id = r.program_id
+                 JOIN installations i ON i.team_id = p.team_id WHERE d.id = ",
+            $delivery,
+            "), '')"
+        )
+    };
+}
+pub(crate) use outbox_team;
+
+const ONE_TRIP: &str = concat!(
+    "
 WITH sig AS (
     INSERT INTO seen_signatures (signature, request_ts)
     SELECT $5::text, $6::bigint WHERE $5::text IS NOT NULL
@@ -86,18 +112,132 @@ WITH sig AS (
     RETURNING 1
 ), queued AS (
     INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
-        subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at)
-    SELECT $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'pending', 0, $2, $2
+        subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
+        team_id)
+    SELECT $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'pending', 0, $2, $2, ",
+    outbox_team!("$22", "$1"),
+    "
     FROM open WHERE $4
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*) FROM queued)";
+SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*) FROM queued)"
+);
+
+/// SQLite, first trip: the replay claim, then the "still open at the revision read?" write.
+/// Each statement returns a row naming itself when it wrote something. `changes()` in the
+/// second statement is the first one's count (the most recently completed statement on the
+/// connection): an answer whose signature was claimed before writes nothing.
+const SQLITE_OPEN: &str = "
+INSERT INTO seen_signatures (signature, request_ts)
+SELECT $5, $6 WHERE $5 IS NOT NULL
+ON CONFLICT (signature) DO NOTHING
+RETURNING 'sig';
+UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $2),
+    answer_revision = answer_revision + $4
+WHERE id = $1 AND closes_at > $2 AND closed_at IS NULL
+  AND state IN ('scheduled', 'queued', 'sent', 'answered')
+  AND answer_revision = $3
+  AND ($5 IS NULL OR changes() = 1)
+  AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
+              AND r.state = 'open' AND r.sealed_at IS NULL)
+RETURNING 'open'";
+
+/// SQLite, second trip (only once the first one applied, and only when the answer changes
+/// something): the answers (`$5`: a JSON array of `[key, number, text]`), dropping the DM's
+/// pending update and queueing the new one.
+const SQLITE_WRITE: &str = concat!(
+    "
+INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
+    allow_reply, created_at, updated_at)
+SELECT $1, $2, v.value ->> 0, $3, v.value ->> 1, v.value ->> 2, 0, $4, $4
+FROM json_each($5) AS v WHERE true
+ON CONFLICT (delivery_id, metric_key) DO UPDATE SET value_number = excluded.value_number,
+    value_text = excluded.value_text, allow_reply = excluded.allow_reply,
+    updated_at = excluded.updated_at
+WHERE responses.value_number IS DISTINCT FROM excluded.value_number
+   OR responses.value_text IS DISTINCT FROM excluded.value_text
+   OR responses.allow_reply <> excluded.allow_reply;
+DELETE FROM outbox WHERE target_key = $6 AND method = 'chat.update' AND status = 'pending';
+INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
+    subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
+    team_id)
+VALUES ($7, $8, $9, $10, $11, $6, $12, $13, $14, $15, 'pending', 0, $4, $4, ",
+    outbox_team!("$16", "$2"),
+    ")
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING 'queued'"
+);
 
 impl StoreTx {
-    /// Writes one answer in one statement (PostgreSQL only; on SQLite it returns
-    /// [`OneTrip::NotApplied`] having written nothing).
+    /// Writes one answer in one statement on PostgreSQL, two on SQLite; [`OneTrip::NotApplied`]
+    /// (nothing written but the signature claim) when the delivery closed or its revision moved.
     pub async fn answer_in_one_trip(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
+        if matches!(self.inner, TxInner::Postgres(_)) {
+            self.answer_in_one_statement(a).await
+        } else {
+            self.answer_in_two_trips(a).await
+        }
+    }
+
+    async fn answer_in_two_trips(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
+        let TxInner::Sqlite(c) = &mut self.inner else {
+            return Ok(OneTrip::NotApplied);
+        };
+        let update = a.update;
+        let tags: Vec<String> = sqlx::query_scalar(SQLITE_OPEN)
+            .bind(a.delivery_id)
+            .bind(to_ms(a.now))
+            .bind(a.expected_revision)
+            .bind(i64::from(update.is_some()))
+            .bind(a.claim.map(|c| c.signature.as_str()))
+            .bind(a.claim.map(|c| to_ms(c.signed_at)))
+            .fetch_all(&mut **c)
+            .await?;
+        let claimed = tags.iter().any(|t| t == "sig");
+        if a.claim.is_some() && !claimed {
+            return Ok(OneTrip::Replay);
+        }
+        if !tags.iter().any(|t| t == "open") {
+            return Ok(OneTrip::NotApplied);
+        }
+        // Unchanged revision and no update: the values are the ones stored (a double click).
+        let Some(update) = update else {
+            return Ok(OneTrip::Stored);
+        };
+        let values = serde_json::to_string(a.values)
+            .map_err(|e| super::StoreError::Corrupt(format!("an answer as JSON: {e}")))?;
+        let (subject_kind, subject_id) = match update.subject {
+            Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
+            None => (None, None),
+        };
+        let team = super::installations::current_team();
+        let queued: Vec<String> = sqlx::query_scalar(SQLITE_WRITE)
+            .bind(a.round_id)
+            .bind(a.delivery_id)
+            .bind(a.role)
+            .bind(to_ms(a.now))
+            .bind(values)
+            .bind(update.target_key.as_deref())
+            .bind(update.dedupe_key.as_str())
+            .bind(update.method.as_str())
+            .bind(update.payload.to_string())
+            .bind(update.channel_key.as_deref())
+            .bind(update.message_key.as_deref())
+            .bind(subject_kind)
+            .bind(subject_id)
+            .bind(update.delivery_id)
+            .bind(update.kind.as_str())
+            .bind(&team)
+            .fetch_all(&mut **c)
+            .await?;
+        if !queued.is_empty() {
+            self.enqueued = true;
+        }
+        Ok(OneTrip::Stored)
+    }
+
+    async fn answer_in_one_statement(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
         let TxInner::Postgres(c) = &mut self.inner else {
             return Ok(OneTrip::NotApplied);
         };
@@ -131,6 +271,7 @@ impl StoreTx {
             .bind(subject_id)
             .bind(update.and_then(|u| u.delivery_id))
             .bind(update.map(|u| u.kind.as_str()))
+            .bind(super::installations::current_team())
             .fetch_one(&mut **c)
             .await?;
         if queued > 0 {

@@ -267,23 +267,17 @@ impl StoreTx {
     ) -> StoreResult<bool> {
         let (kind, id) = msg.subject.map(|s| s.parts()).unzip();
         let payload = msg.payload.to_string();
-        // The workspace the work writing this row is for, when it is installed with OAuth;
-        // else a DM of a delivery belongs to its program's workspace when that one is
-        // installed (in the statement); anything else to the default installation ('').
+        // The workspace the work writing this row is for (see `outbox_team!`).
         let team = super::installations::current_team();
         let n = on_tx!(self, |c| {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key,
                     target_key, subject_kind, subject_id, delivery_id, kind, status, attempts,
                     next_attempt_at, created_at, team_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 'pending', 0, $9, $9,
-                    COALESCE((SELECT i.team_id FROM installations i WHERE i.team_id = $12),
-                        (SELECT i.team_id FROM deliveries d JOIN rounds r ON r.id = d.round_id
-                         JOIN programs p ON p.id = r.program_id
-                         JOIN installations i ON i.team_id = p.team_id WHERE d.id = $10),
-                        ''))
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 'pending', 0, $9, $9, ",
+                super::answer_write::outbox_team!("$12", "$10"),
+                ") ON CONFLICT (dedupe_key) DO NOTHING",
+            ))
             .bind(&msg.dedupe_key)
             .bind(&msg.method)
             .bind(&payload)

@@ -334,3 +334,37 @@ async fn socket_mode_routes_envelopes_by_workspace_without_a_bot_token() {
     app.assert_count("SELECT COUNT(*) FROM outbox", 0).await;
     app.stop().await;
 }
+
+/// An answer's DM update is queued for the answer's workspace, like every other outbox row:
+/// the answer's own writes (one statement on PostgreSQL, two on SQLite) name it too. Before
+/// they did not on PostgreSQL, and in OAuth-only mode the update then failed as "not
+/// installed".
+#[tokio::test]
+async fn an_answers_dm_update_is_queued_for_its_workspace_and_sent() {
+    let app = oauth_only_app().await;
+    assert_eq!(install(&app, ALPHA).await.status(), 200);
+    app.run_at(monday_ten_berlin()).await;
+    let dm = app.first_dm(ALICE);
+    let (block_id, action_id, value) = crate::messages::find_action(&dm.blocks, "answer:4");
+    let mut click =
+        app.peer
+            .block_actions(ALICE, &dm.channel, &dm.ts, &action_id, &block_id, &value);
+    click["team"] = json!({ "id": ALPHA });
+    click["user"]["team_id"] = json!(ALPHA);
+    assert_eq!(app.send_interaction(&click).await.status(), 200);
+    app.assert_count("SELECT COUNT(*) FROM responses", 1).await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND team_id = 'T0ALPHA'",
+        1,
+    )
+    .await;
+    app.drain_outbox().await;
+    app.assert_count(
+        "SELECT COUNT(*) FROM outbox WHERE method = 'chat.update' AND status = 'sent'",
+        1,
+    )
+    .await;
+    let updated = app.first_dm(ALICE);
+    assert!(updated.edits > 0, "the DM shows the answer: {updated:?}");
+    app.stop().await;
+}
