@@ -335,7 +335,9 @@ impl StoreTx {
             }
         }
         if self.enqueued {
-            self.outbox_wake.notify_waiters();
+            // One worker is enough to look; one that finds a full batch rings for another
+            // (a permit is kept when nobody waits, so a busy worker's next look sees it).
+            self.outbox_wake.notify_one();
         }
         Ok(())
     }

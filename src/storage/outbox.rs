@@ -413,14 +413,25 @@ impl Store {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
+                        // Two walks, each stopping at the limit: due pending rows in the order
+                        // of the `outbox_due` index (no sort), and in-flight rows whose lease
+                        // ran out (a handful). One `OR` made SQLite collect and sort every
+                        // due row first: under a backlog of thousands each claim took
+                        // milliseconds, inside the writer every answer waits for.
                         super::Backend::Sqlite => format!(
                             "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
                              WHERE id IN (
-                                SELECT id FROM outbox
-                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
-                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
-                                ORDER BY next_attempt_at, id
-                                LIMIT $2)
+                                SELECT id FROM (
+                                  SELECT * FROM (
+                                    SELECT id, next_attempt_at FROM outbox
+                                    WHERE status = 'pending' AND next_attempt_at <= $1{filter}
+                                    ORDER BY next_attempt_at, id LIMIT $2)
+                                  UNION ALL
+                                  SELECT * FROM (
+                                    SELECT id, next_attempt_at FROM outbox
+                                    WHERE status = 'in_flight' AND lease_until <= $1{filter}
+                                    ORDER BY next_attempt_at, id LIMIT $2))
+                                ORDER BY next_attempt_at, id LIMIT $2)
                              RETURNING {COLUMNS}"
                         ),
                     };

@@ -13,6 +13,7 @@
 //! and adopted if it is there; only otherwise is it posted again.
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -65,6 +66,26 @@ pub struct StepOutcome {
     /// Calls Slack accepted whose completion could not be written; the row keeps its attempt
     /// mark, so whoever claims it next looks the message up instead of posting again.
     pub unconfirmed: usize,
+}
+
+impl StepOutcome {
+    /// Adds what another part of the same step did.
+    fn absorb(&mut self, other: StepOutcome) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.deferred += other.deferred;
+        self.failed += other.failed;
+        self.released += other.released;
+        self.lost += other.lost;
+        self.adopted += other.adopted;
+        self.unconfirmed += other.unconfirmed;
+    }
+}
+
+/// A DM update that goes to a click's response_url first.
+fn is_response_url_update(row: &OutboxRow) -> bool {
+    row.method == "chat.update" && row.payload.get(response_url::FIELD).is_some()
 }
 
 #[derive(Clone)]
@@ -186,6 +207,34 @@ impl OutboxWorker {
             claimed: batch.len(),
             ..Default::default()
         };
+        // The DM updates after clicks go out together: each waits for its response_url post
+        // and then for the grouped commit of its completion, so one at a time a worker
+        // would update a few hundred DMs a second while members answer thousands. They are
+        // idempotent and under no Web API tier (a fallback to chat.update still asks the
+        // shared limiter). Posts stay one at a time, in claim order.
+        let (updates, batch): (Vec<OutboxRow>, Vec<OutboxRow>) =
+            batch.into_iter().partition(is_response_url_update);
+        if !updates.is_empty() && !stop.is_some_and(|s| *s.borrow()) {
+            let each = updates.iter().map(|row| async {
+                let mut one = StepOutcome::default();
+                let leased = Leased {
+                    row,
+                    token: &token,
+                    until: now + lease,
+                };
+                self.process_routed(leased, &mut one).await.map(|()| one)
+            });
+            for one in futures_util::future::join_all(each).await {
+                outcome.absorb(one?);
+            }
+        } else {
+            for row in &updates {
+                self.store
+                    .retry_outbox(row.id, &token, self.clock.now(), None, false, false)
+                    .await?;
+                outcome.released += 1;
+            }
+        }
         for row in batch {
             if stop.is_some_and(|s| *s.borrow()) {
                 self.store
@@ -199,14 +248,21 @@ impl OutboxWorker {
                 token: &token,
                 until: now + lease,
             };
-            // In OAuth-only mode a row of the default installation ('') has nowhere to go.
-            if row.team_id.is_empty() && !self.teams.as_ref().is_some_and(Teams::oauth_only) {
-                self.process(leased, &mut outcome).await?;
-            } else if let Some(worker) = self.for_team(leased, &mut outcome).await? {
-                worker.process(leased, &mut outcome).await?;
-            }
+            self.process_routed(leased, &mut outcome).await?;
         }
         Ok(outcome)
+    }
+
+    /// [`Self::process`] by the worker of the row's workspace.
+    async fn process_routed(&self, l: Leased<'_>, outcome: &mut StepOutcome) -> StoreResult<()> {
+        // In OAuth-only mode a row of the default installation ('') has nowhere to go.
+        if l.row.team_id.is_empty() && !self.teams.as_ref().is_some_and(Teams::oauth_only) {
+            self.process(l, outcome).await
+        } else if let Some(worker) = self.for_team(l, outcome).await? {
+            worker.process(l, outcome).await
+        } else {
+            Ok(())
+        }
     }
 
     /// One row: find what it refers to, settle an earlier unknown outcome, get a permit from
@@ -776,8 +832,16 @@ impl OutboxWorker {
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.step(Some(&shutdown)).await {
-                Ok(outcome) if outcome.claimed > 0 && outcome.deferred < outcome.claimed => {
-                    continue
+                Ok(outcome) if outcome.deferred < outcome.claimed => {
+                    if outcome.claimed >= self.settings.batch_size as usize {
+                        // A full batch: there may be more, and another worker can take it.
+                        wake.notify_one();
+                        continue;
+                    }
+                    // The claim took everything due; work queued since rang the bell.
+                    if notified.as_mut().now_or_never().is_some() {
+                        continue;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "outbox step failed"),
