@@ -97,15 +97,42 @@ impl GroupCommit {
     /// stop when the last handle with this queue is dropped).
     pub(crate) fn start(store: Store) -> GroupCommit {
         let (queue, rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
-        let writers = match store.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => POSTGRES_WRITERS,
-        };
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers {
-            tokio::spawn(writer(store.clone(), rx.clone()));
+        match store.backend() {
+            Backend::Sqlite => start_writer_thread(store, rx),
+            Backend::Postgres => {
+                for _ in 0..POSTGRES_WRITERS {
+                    tokio::spawn(writer(store.clone(), rx.clone()));
+                }
+            }
         }
         GroupCommit { queue }
+    }
+}
+
+/// SQLite's one writer runs on a thread of its own. A batch is a chain of statements, each a
+/// hop to sqlx's connection thread and back; the connection thread wakes the task from
+/// outside the runtime, and on the shared runtime that wake-up waited in the global queue
+/// behind the HTTP requests being parsed (tokio looks there only every few dozen tasks).
+/// Under load every hop of every batch waited so, and the answers of the batch with it. On
+/// its own thread the writer is the only task there is. (PostgreSQL's writers stay on the
+/// shared runtime: their connections are sockets registered with it.)
+fn start_writer_thread(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let spawned = std::thread::Builder::new()
+        .name("pulseloop-writer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(writer(store, rx)),
+                Err(e) => tracing::error!(error = %e, "cannot start the writer's runtime; writes will fail"),
+            }
+        });
+    if let Err(e) = spawned {
+        // Dropping the receiver closes the queue: every write then fails with "the writer
+        // has stopped", loudly, instead of waiting for ever.
+        tracing::error!(error = %e, "cannot start the writer thread; writes will fail");
     }
 }
 
