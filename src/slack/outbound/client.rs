@@ -18,16 +18,18 @@
 //! Waits are real time but bounded, and measured from the limiter's own now, so a test's manual
 //! clock that stands still never hangs a call.
 
-/// Members per users.list page: the size Slack recommends. The method is Tier 2 (a burst of
-/// 2, then one every 3 s here), and the start-up reads the whole directory before the server
-/// listens, so a 10,000-member workspace takes 50 pages and about three minutes to start.
-/// Slack's maximum, 1,000, makes that ten pages, but then the process keeps about 6 MB more
-/// heap after start-up (the pages are parsed into JSON values first; measured with `loadgen
-/// memory`). Slack may return fewer than asked; the cursor carries on.
-pub const USERS_LIST_PAGE: usize = 200;
+/// Members per users.list page: Slack's maximum. The method is Tier 2 (a burst of 2, then one
+/// every 3 s here), and the start-up reads the whole directory before the server listens, so
+/// the page size decides how long a large workspace takes to start: 10,000 members are ten
+/// pages (about 25 s) at 1,000, fifty (about three minutes) at 200. Pages are read straight
+/// into [`SlackUser`]s, never as JSON values, so a large page costs no lasting heap (a page
+/// of 1,000 as values left about 6 MB behind: `loadgen memory`). Slack may return fewer
+/// than asked; the cursor carries on.
+pub const USERS_LIST_PAGE: usize = 1000;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -432,6 +434,16 @@ impl SlackClient {
     /// pauses the method for every user of this client until `Retry-After` has passed.
     #[tracing::instrument(skip_all, fields(method = %permit.method))]
     pub async fn call(&self, permit: Permit, args: &Value) -> Result<Value, SlackError> {
+        self.call_as(permit, args).await
+    }
+
+    /// [`Self::call`], with the `ok: true` body read straight into `T` (no JSON tree first:
+    /// a users.list page of 1,000 profiles is megabytes as `Value`s).
+    async fn call_as<T: DeserializeOwned>(
+        &self,
+        permit: Permit,
+        args: &Value,
+    ) -> Result<T, SlackError> {
         let method = permit.method.as_str();
         let result = self.send(method, args).await;
         let outcome = match &result {
@@ -451,7 +463,7 @@ impl SlackClient {
         result
     }
 
-    async fn send(&self, method: &str, args: &Value) -> Result<Value, SlackError> {
+    async fn send<T: DeserializeOwned>(&self, method: &str, args: &Value) -> Result<T, SlackError> {
         let Some(token) = &self.token else {
             return Err(SlackError::Api {
                 code: NOT_INSTALLED.into(),
@@ -512,48 +524,65 @@ impl SlackClient {
 
 /// Slack's answer: the `ok: true` body, or the error it stands for (429, other statuses,
 /// `ok: false`, an unreadable body).
-async fn read_envelope(response: reqwest::Response) -> Result<Value, SlackError> {
-    {
-        let status = response.status().as_u16();
-        if status == 429 {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1);
-            return Err(SlackError::RateLimited {
-                retry_after: Duration::from_secs(retry_after.max(1)),
-            });
-        }
-        if status != 200 {
-            return Err(SlackError::Http(status));
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| SlackError::Decode(transport_reason(e)))?;
-        match body.get("ok").and_then(Value::as_bool) {
-            Some(true) => Ok(body),
-            Some(false) => Err(SlackError::Api {
-                code: body
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown_error")
-                    .to_string(),
-                messages: body
-                    .pointer("/response_metadata/messages")
-                    .and_then(Value::as_array)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|s| s.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            None => Err(SlackError::Decode("no `ok` field".into())),
-        }
+async fn read_envelope<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, SlackError> {
+    let status = response.status().as_u16();
+    if status == 429 {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        return Err(SlackError::RateLimited {
+            retry_after: Duration::from_secs(retry_after.max(1)),
+        });
     }
+    if status != 200 {
+        return Err(SlackError::Http(status));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| SlackError::Decode(transport_reason(e)))?;
+    // Two passes over the bytes: the envelope's few fields first (the rest skipped, not
+    // built), then, when `ok` is true, the body as the caller's type.
+    let head: EnvelopeHead =
+        serde_json::from_slice(&bytes).map_err(|e| SlackError::Decode(e.to_string()))?;
+    match head.ok {
+        Some(true) => serde_json::from_slice(&bytes).map_err(|e| SlackError::Decode(e.to_string())),
+        Some(false) => Err(SlackError::Api {
+            code: head.error.unwrap_or_else(|| "unknown_error".to_string()),
+            messages: head.response_metadata.messages,
+        }),
+        None => Err(SlackError::Decode("no `ok` field".into())),
+    }
+}
+
+/// The fields every Web API answer shares; the rest of the body is skipped.
+#[derive(Deserialize)]
+struct EnvelopeHead {
+    ok: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    response_metadata: ResponseMetadata,
+}
+
+#[derive(Deserialize, Default)]
+struct ResponseMetadata {
+    #[serde(default)]
+    messages: Vec<String>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// One page of users.list, read without a JSON tree in between.
+#[derive(Deserialize)]
+struct UsersListPage {
+    #[serde(default)]
+    members: Vec<SlackUser>,
+    #[serde(default)]
+    response_metadata: ResponseMetadata,
 }
 
 impl SlackClient {
@@ -639,26 +668,18 @@ impl SlackClient {
             .map_err(|e| SlackError::Decode(e.to_string()))
     }
 
-    /// Every user of a workspace, following `next_cursor`. Pages are paced by the limiter
-    /// (Tier 2), and a page Slack answers with 429 is asked again once its pause is over, so
-    /// a large workspace is read to the end rather than failing halfway.
-    /// Every member of the workspace, paged by [`USERS_LIST_PAGE`].
+    /// Every user of a workspace, following `next_cursor`, [`USERS_LIST_PAGE`] to a page.
+    /// Pages are paced by the limiter (Tier 2), and a page Slack answers with 429 is asked
+    /// again once its pause is over, so a large workspace is read to the end rather than
+    /// failing halfway.
     pub async fn users_list(&self) -> Result<Vec<SlackUser>, SlackError> {
         let mut users = Vec::new();
         let mut cursor = String::new();
         loop {
             let args = json!({ "limit": USERS_LIST_PAGE, "cursor": cursor });
-            let mut body = self.page(methods::USERS_LIST, &args).await?;
-            // Taken, not cloned: a page of 1,000 profiles is megabytes of JSON values.
-            let members = body.get_mut("members").map(Value::take);
-            let page: Vec<SlackUser> = serde_json::from_value(members.unwrap_or(json!([])))
-                .map_err(|e| SlackError::Decode(e.to_string()))?;
-            users.extend(page);
-            cursor = body
-                .pointer("/response_metadata/next_cursor")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let page: UsersListPage = self.page(methods::USERS_LIST, &args).await?;
+            users.extend(page.members);
+            cursor = page.response_metadata.next_cursor.unwrap_or_default();
             if cursor.is_empty() {
                 return Ok(users);
             }
@@ -667,15 +688,21 @@ impl SlackClient {
 
     /// One page of a paged read: a 429 paused the method, so the next permit waits it out
     /// (within the background patience); a few such refusals in a row end the read.
-    async fn page(&self, method: Method, args: &Value) -> Result<Value, SlackError> {
+    async fn page<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        args: &Value,
+    ) -> Result<T, SlackError> {
         const TRIES_PER_PAGE: u32 = 3;
         let mut tries = 0;
         loop {
             tries += 1;
-            match self
-                .call_within(method, args, self.patience.background)
-                .await
-            {
+            let permit = self.permit_within(method, None, self.patience.background);
+            let result = match permit.await {
+                Ok(permit) => self.call_as(permit, args).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Err(SlackError::RateLimited { .. }) if tries < TRIES_PER_PAGE => continue,
                 other => return other,
             }
