@@ -269,7 +269,12 @@ fn serve(
         .env("SLACK_SIGNING_SECRET", SECRET)
         .env("SLACK_API_BASE_URL", slack)
         .env("PULSELOOP_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn,pulseloop::startup=info")
+        .env(
+            "RUST_LOG",
+            std::env::var("LOADGEN_SERVER_LOG_FILTER")
+                .map(|f| format!("{f},pulseloop::startup=info"))
+                .unwrap_or_else(|_| "warn,pulseloop::startup=info".into()),
+        )
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -284,7 +289,17 @@ fn serve(
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        let mut log = std::env::var("LOADGEN_SERVER_LOG")
+            .ok()
+            .and_then(|p| std::fs::File::create(p).ok());
+        for line in lines.map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     Ok(Served {
         child,
         base_url: format!("http://{}", addr.context("pulseloop did not start")?),
