@@ -190,7 +190,19 @@ async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
     tx.commit().await
 }
 
+/// Jobs waiting beyond which the writer is behind: at a thousand answers a second a commit
+/// lets a handful queue up; this many means the writer has fallen tens of milliseconds behind.
+pub const WRITER_BEHIND_AT: usize = 64;
+
 impl Store {
+    /// Whether the writer(s) have fallen behind ([`WRITER_BEHIND_AT`] jobs waiting). The
+    /// outbox then leaves the writer and the CPU to the requests someone waits for.
+    pub fn writer_is_behind(&self) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|g| QUEUE_CAPACITY - g.queue.capacity() >= WRITER_BEHIND_AT)
+    }
+
     /// Runs `job` in the next grouped transaction and returns its output once that
     /// transaction is committed (durable). [`StoreError::Busy`] at once when the queue is full.
     pub async fn write<J: WriteJob>(&self, job: J) -> StoreResult<J::Output> {

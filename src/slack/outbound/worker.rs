@@ -827,6 +827,16 @@ impl OutboxWorker {
             if *shutdown.borrow() {
                 break;
             }
+            // Overload: answers wait on the writer with Slack's 3 s running, DM updates and
+            // posts can wait a moment. Back off until the writer catches up.
+            if self.store.writer_is_behind() {
+                metrics::counter!("outbox_yields_total").increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(floor) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
             // Registered before the step, so a commit during the step is not missed.
             let notified = wake.notified();
             tokio::pin!(notified);
