@@ -960,8 +960,8 @@ fn the_dockerfile_builds_in_two_stages_and_runs_unprivileged_with_a_health_check
         named("RUN")
             .iter()
             .any(|r| r.contains("--mount=type=cache")
-                && r.contains("cargo build --release --locked")),
-        "the release build uses cache mounts"
+                && r.contains("cargo build --profile production --locked")),
+        "the production build (LTO, Cargo.toml) uses cache mounts"
     );
     let user = named("USER");
     let last_user = user
