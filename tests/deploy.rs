@@ -957,10 +957,8 @@ fn the_dockerfile_builds_in_two_stages_and_runs_unprivileged_with_a_health_check
     };
     assert!(named("FROM").len() >= 2, "multi-stage");
     assert!(
-        named("RUN")
-            .iter()
-            .any(|r| r.contains("--mount=type=cache")
-                && r.contains("cargo build --profile production --locked")),
+        named("RUN").iter().any(|r| r.contains("--mount=type=cache")
+            && r.contains("cargo build --profile production --locked")),
         "the production build (LTO, Cargo.toml) uses cache mounts"
     );
     let user = named("USER");
