@@ -53,7 +53,8 @@ pub enum OneTrip {
     Stored,
     /// The signature was claimed before: nothing written.
     Replay,
-    /// The delivery closed or its revision moved: nothing written but the claim (if any).
+    /// The delivery closed or its revision moved (or, on SQLite, the answer changes nothing):
+    /// nothing written but the claim (if any); the step-by-step writes decide.
     NotApplied,
 }
 
@@ -201,9 +202,11 @@ impl StoreTx {
         if !tags.iter().any(|t| t == "open") {
             return Ok(OneTrip::NotApplied);
         }
-        // Unchanged revision and no update: the values are the ones stored (a double click).
+        // No update: the answer read is the one clicked again (a double click). The
+        // step-by-step writes store it anyway, as PostgreSQL's statement does, so an answer
+        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
         let Some(update) = update else {
-            return Ok(OneTrip::Stored);
+            return Ok(OneTrip::NotApplied);
         };
         let values = serde_json::to_string(a.values)
             .map_err(|e| super::StoreError::Corrupt(format!("an answer as JSON: {e}")))?;
