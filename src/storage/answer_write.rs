@@ -77,6 +77,20 @@ macro_rules! outbox_team {
 }
 pub(crate) use outbox_team;
 
+/// What an answer to a question already answered does: replaces the stored values, and
+/// counts as a change only when they differ (every answer write uses it).
+macro_rules! response_upsert {
+    () => {
+        " ON CONFLICT (delivery_id, metric_key) DO UPDATE SET value_number = excluded.value_number,
+            value_text = excluded.value_text, allow_reply = excluded.allow_reply,
+            updated_at = excluded.updated_at
+          WHERE responses.value_number IS DISTINCT FROM excluded.value_number
+             OR responses.value_text IS DISTINCT FROM excluded.value_text
+             OR responses.allow_reply <> excluded.allow_reply"
+    };
+}
+pub(crate) use response_upsert;
+
 const ONE_TRIP: &str = concat!(
     "
 WITH sig AS (
@@ -99,12 +113,9 @@ WITH sig AS (
         allow_reply, created_at, updated_at)
     SELECT $7, open.id, v.k, $8, v.n, v.t, FALSE, $2, $2
     FROM open, unnest($9::text[], $10::float8[], $11::text[]) AS v(k, n, t)
-    ON CONFLICT (delivery_id, metric_key) DO UPDATE SET value_number = excluded.value_number,
-        value_text = excluded.value_text, allow_reply = excluded.allow_reply,
-        updated_at = excluded.updated_at
-    WHERE responses.value_number IS DISTINCT FROM excluded.value_number
-       OR responses.value_text IS DISTINCT FROM excluded.value_text
-       OR responses.allow_reply <> excluded.allow_reply
+    ",
+    response_upsert!(),
+    "
     RETURNING 1
 ), superseded AS (
     DELETE FROM outbox
@@ -153,12 +164,9 @@ INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, va
     allow_reply, created_at, updated_at)
 SELECT $1, $2, v.value ->> 0, $3, v.value ->> 1, v.value ->> 2, 0, $4, $4
 FROM json_each($5) AS v WHERE true
-ON CONFLICT (delivery_id, metric_key) DO UPDATE SET value_number = excluded.value_number,
-    value_text = excluded.value_text, allow_reply = excluded.allow_reply,
-    updated_at = excluded.updated_at
-WHERE responses.value_number IS DISTINCT FROM excluded.value_number
-   OR responses.value_text IS DISTINCT FROM excluded.value_text
-   OR responses.allow_reply <> excluded.allow_reply;
+",
+    response_upsert!(),
+    ";
 DELETE FROM outbox WHERE target_key = $6 AND method = 'chat.update' AND status = 'pending';
 INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
     subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,

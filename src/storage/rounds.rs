@@ -450,17 +450,12 @@ impl StoreTx {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let n = on_tx!(self, |c| {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
                     allow_reply, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-                 ON CONFLICT (delivery_id, metric_key) DO UPDATE SET value_number = excluded.value_number,
-                    value_text = excluded.value_text, allow_reply = excluded.allow_reply,
-                    updated_at = excluded.updated_at
-                 WHERE responses.value_number IS DISTINCT FROM excluded.value_number
-                    OR responses.value_text IS DISTINCT FROM excluded.value_text
-                    OR responses.allow_reply <> excluded.allow_reply",
-            )
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                super::answer_write::response_upsert!()
+            ))
             .bind(round_id)
             .bind(delivery_id)
             .bind(metric_key)

@@ -420,14 +420,14 @@ impl SlackClient {
     }
 
     /// Calls a method the client knows, waiting for the limiter up to `patience`.
-    async fn call_within(
+    async fn call_within<T: DeserializeOwned>(
         &self,
         method: Method,
         args: &Value,
         patience: Duration,
-    ) -> Result<Value, SlackError> {
+    ) -> Result<T, SlackError> {
         let permit = self.permit_within(method, None, patience).await?;
-        self.call(permit, args).await
+        self.call_as(permit, args).await
     }
 
     /// Calls the method `permit` was given for; `Ok` carries the whole `ok: true` body. A 429
@@ -661,7 +661,7 @@ impl SlackClient {
 
     pub async fn users_info(&self, user: &UserId) -> Result<SlackUser, SlackError> {
         let args = json!({ "user": user });
-        let body = self
+        let body: Value = self
             .call_within(methods::USERS_INFO, &args, self.patience.background)
             .await?;
         serde_json::from_value(body.get("user").cloned().unwrap_or(Value::Null))
@@ -697,12 +697,10 @@ impl SlackClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let permit = self.permit_within(method, None, self.patience.background);
-            let result = match permit.await {
-                Ok(permit) => self.call_as(permit, args).await,
-                Err(e) => Err(e),
-            };
-            match result {
+            match self
+                .call_within(method, args, self.patience.background)
+                .await
+            {
                 Err(SlackError::RateLimited { .. }) if tries < TRIES_PER_PAGE => continue,
                 other => return other,
             }
@@ -711,7 +709,7 @@ impl SlackClient {
 
     pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<UserId>, SlackError> {
         let args = json!({ "usergroup": usergroup });
-        let body = self
+        let body: Value = self
             .call_within(
                 methods::USERGROUPS_USERS_LIST,
                 &args,
@@ -803,7 +801,7 @@ impl SlackClient {
     ) -> Result<Value, SlackError> {
         let patience = self.patience.background;
         let args = json!({ "filename": filename, "length": bytes.len() });
-        let ticket = self
+        let ticket: Value = self
             .call_within(methods::FILES_GET_UPLOAD_URL_EXTERNAL, &args, patience)
             .await?;
         let (Some(upload_url), Some(file_id)) = (

@@ -229,18 +229,12 @@ impl OutboxWorker {
             }
         } else {
             for row in &updates {
-                self.store
-                    .retry_outbox(row.id, &token, self.clock.now(), None, false, false)
-                    .await?;
-                outcome.released += 1;
+                self.release(row, &token, &mut outcome).await?;
             }
         }
         for row in batch {
             if stop.is_some_and(|s| *s.borrow()) {
-                self.store
-                    .retry_outbox(row.id, &token, self.clock.now(), None, false, false)
-                    .await?;
-                outcome.released += 1;
+                self.release(&row, &token, &mut outcome).await?;
                 continue;
             }
             let leased = Leased {
@@ -251,6 +245,20 @@ impl OutboxWorker {
             self.process_routed(leased, &mut outcome).await?;
         }
         Ok(outcome)
+    }
+
+    /// Gives a claimed row back untouched (the worker is stopping).
+    async fn release(
+        &self,
+        row: &OutboxRow,
+        token: &str,
+        outcome: &mut StepOutcome,
+    ) -> StoreResult<()> {
+        self.store
+            .retry_outbox(row.id, token, self.clock.now(), None, false, false)
+            .await?;
+        outcome.released += 1;
+        Ok(())
     }
 
     /// [`Self::process`] by the worker of the row's workspace.
