@@ -11,7 +11,10 @@
 //! falls back to the workspace of its program (`programs.team_id`) in SQL.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::{on_pool, on_tx, to_ms, Millis, OptMillis, Store, StoreResult, StoreTx};
 
@@ -66,7 +69,93 @@ const COLUMNS: &str = "team_id, COALESCE(team_name, team_id) AS team_name, app_i
     bot_token_enc AS token_sealed, installed_by AS installer_id, installed_at, revoked_at, \
     revoked_reason";
 
+/// What routing a request needs of a workspace's installation: the sealed token, and
+/// whether (and why) it was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InstallationRoute {
+    pub token_sealed: String,
+    #[sqlx(try_from = "OptMillis")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+}
+
+/// Workspaces' [`InstallationRoute`]s (or the absence of an installation) already read, so
+/// that a request naming its workspace costs no read on SQLite (docs/performance.md).
+///
+/// Exact on SQLite: one process writes the database, and every installation write in it
+/// goes through a [`StoreTx`] whose commit calls [`RouteCache::invalidate`]. An entry holds
+/// the epoch taken *before* its read, so a read that raced a commit is never trusted. Not
+/// used on PostgreSQL, where another replica may install or revoke a workspace.
+#[derive(Default)]
+pub struct RouteCache {
+    epoch: AtomicU64,
+    entries: Mutex<HashMap<String, (u64, Option<InstallationRoute>)>>,
+}
+
+/// Workspaces remembered at most; past it the cache starts again (signed requests only
+/// reach it, so this bounds memory, not an attack).
+const ROUTE_CACHE_MAX: usize = 4096;
+
+impl std::fmt::Debug for RouteCache {
+    // Not the entries: they hold sealed tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteCache")
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteCache {
+    fn get(&self, team_id: &str) -> Result<Option<InstallationRoute>, u64> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let entries = self.entries.lock().expect("route cache lock");
+        match entries.get(team_id) {
+            Some((at, route)) if *at == epoch => Ok(route.clone()),
+            _ => Err(epoch),
+        }
+    }
+
+    fn put(&self, team_id: &str, read_at: u64, route: Option<InstallationRoute>) {
+        let mut entries = self.entries.lock().expect("route cache lock");
+        if entries.len() >= ROUTE_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(team_id.to_string(), (read_at, route));
+    }
+
+    /// Forgets everything read so far: an installation was written and committed.
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.lock().expect("route cache lock").clear();
+    }
+}
+
 impl Store {
+    /// The routing facts of `team_id`'s installation (`None`: not installed). Served from
+    /// [`RouteCache`] on SQLite; read each time on PostgreSQL.
+    pub async fn installation_route(
+        &self,
+        team_id: &str,
+    ) -> StoreResult<Option<InstallationRoute>> {
+        const SQL: &str = "SELECT bot_token_enc AS token_sealed, revoked_at, revoked_reason \
+                           FROM installations WHERE team_id = $1";
+        match &self.pool {
+            super::Pool::Sqlite(p) => {
+                let epoch = match self.install_routes.get(team_id) {
+                    Ok(route) => return Ok(route),
+                    Err(epoch) => epoch,
+                };
+                let route: Option<InstallationRoute> =
+                    sqlx::query_as(SQL).bind(team_id).fetch_optional(p).await?;
+                self.install_routes.put(team_id, epoch, route.clone());
+                Ok(route)
+            }
+            super::Pool::Postgres(p) => {
+                Ok(sqlx::query_as(SQL).bind(team_id).fetch_optional(p).await?)
+            }
+        }
+    }
+
     /// Stores an installation, replacing an earlier one of the same workspace (a reinstall:
     /// new token, new scopes, no longer revoked).
     pub async fn save_installation(
@@ -96,6 +185,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        tx.installations_changed = true;
         tx.commit().await
     }
 
@@ -182,6 +272,7 @@ impl StoreTx {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<(bool, u64)> {
+        self.installations_changed = true;
         let revoked = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE installations SET revoked_at = $1, revoked_reason = $2
@@ -217,5 +308,40 @@ impl StoreTx {
             .await?
             .rows_affected()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(token: &str) -> Option<InstallationRoute> {
+        Some(InstallationRoute {
+            token_sealed: token.into(),
+            revoked_at: None,
+            revoked_reason: None,
+        })
+    }
+
+    #[test]
+    fn a_read_that_raced_an_installation_commit_is_not_trusted() {
+        let cache = RouteCache::default();
+        let Err(before) = cache.get("T1") else {
+            panic!("nothing read yet")
+        };
+        // A commit lands while the read is in flight: what it read may be the old row.
+        cache.invalidate();
+        cache.put("T1", before, route("old"));
+        assert!(cache.get("T1").is_err(), "read again, not served");
+
+        let Err(now) = cache.get("T1") else {
+            panic!("still not trusted")
+        };
+        cache.put("T1", now, route("new"));
+        assert_eq!(cache.get("T1"), Ok(route("new")));
+        cache.put("T2", now, None);
+        assert_eq!(cache.get("T2"), Ok(None), "not installed is remembered too");
+        cache.invalidate();
+        assert!(cache.get("T1").is_err() && cache.get("T2").is_err());
     }
 }

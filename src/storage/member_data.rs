@@ -1041,6 +1041,7 @@ impl StoreTx {
                 .rows_affected()
         });
 
+        self.installations_changed = true;
         report.installations_unlinked = on_tx!(self, |c| {
             sqlx::query("UPDATE installations SET installed_by = NULL WHERE installed_by = $1")
                 .bind(uid)

@@ -117,6 +117,8 @@ pub struct Store {
     pub(crate) group: Option<group_commit::GroupCommit>,
     /// Wakes this process's outbox workers when a transaction that queued work commits.
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The installations' routing facts already read ([`installations::RouteCache`]).
+    pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
 }
 
 pub(crate) enum TxInner {
@@ -130,6 +132,10 @@ pub struct StoreTx {
     /// Set when this transaction queued outbox work: its commit wakes the workers.
     pub(crate) enqueued: bool,
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Set when this transaction wrote an installation: its commit drops what
+    /// [`installations::RouteCache`] holds.
+    pub(crate) installations_changed: bool,
+    pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
 }
 
 /// How long the first connection to PostgreSQL may take before start-up gives up.
@@ -229,6 +235,7 @@ impl Store {
             signatures_pruned_at: Default::default(),
             group: None,
             outbox_wake: Default::default(),
+            install_routes: Default::default(),
         };
         store.group = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
@@ -312,6 +319,8 @@ impl Store {
             inner,
             enqueued: false,
             outbox_wake: self.outbox_wake.clone(),
+            installations_changed: false,
+            install_routes: self.install_routes.clone(),
         })
     }
 
@@ -337,6 +346,11 @@ impl StoreTx {
                 }
                 t.commit().await?
             }
+        }
+        if self.installations_changed {
+            // After the commit: a read that began before it is cached under the old epoch,
+            // so it is read again.
+            self.install_routes.invalidate();
         }
         if self.enqueued {
             // One worker is enough to look; one that finds a full batch rings for another

@@ -415,6 +415,15 @@ async fn tokens_revoked_stops_that_workspace_and_the_other_keeps_going() {
     let token = token_of(&app, SECOND);
     app.send_monday_pulse().await;
     assert_eq!(dm_tokens(&app, BRUNO).len(), 1);
+    // Served while installed (this process now remembers the installation).
+    // (Another text than the later command's: the same body signed in the same second
+    // would be a replay.)
+    let served = command_in(&app, SECOND, BRUNO, "help me")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!served.contains("no longer installed"), "{served}");
 
     let event =
         json!({ "type": "tokens_revoked", "tokens": { "oauth": [], "bot": ["U0SECONDBOT"] } });
@@ -509,6 +518,12 @@ async fn app_uninstalled_parks_the_workspaces_queued_dms_and_a_reinstall_serves_
         dm_tokens(&app, BRUNO).is_empty(),
         "the uninstalled one's did not"
     );
+    let refused = command_in(&app, SECOND, BRUNO, "help me")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("no longer installed"), "{refused}");
 
     // Installed again: served again, with the new token.
     assert_eq!(install(&app, SECOND).await.status(), 200);

@@ -93,7 +93,7 @@ impl Teams {
         if team_id.is_empty() {
             return Ok(self.uninstalled(team_id));
         }
-        let Some(install) = self.0.store.installation(team_id).await? else {
+        let Some(install) = self.0.store.installation_route(team_id).await? else {
             return Ok(self.uninstalled(team_id));
         };
         if install.revoked_at.is_some() {
