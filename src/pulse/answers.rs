@@ -17,7 +17,7 @@ use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
 use crate::storage::answer_write::{OneTrip, OneTripAnswer};
 use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
 use crate::storage::outbox::NewOutboxMessage;
-use crate::storage::rounds::DeliveryRow;
+use crate::storage::rounds::{DeliveryRow, ResponseRow};
 use crate::storage::{StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
 
@@ -107,7 +107,7 @@ pub async fn find_delivery(
     delivery_id: DeliveryId,
     user_id: &UserId,
 ) -> StoreResult<Lookup> {
-    let d = match state.store.delivery(delivery_id).await {
+    let d = match state.store.delivery_with_answers(delivery_id).await {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
         Err(e) => return Err(e),
@@ -126,13 +126,15 @@ pub async fn find_delivery(
 }
 
 pub async fn answers_of(state: &Pulses, delivery_id: DeliveryId) -> StoreResult<Answers> {
-    Ok(state
-        .store
-        .responses_of_delivery(delivery_id)
-        .await?
-        .into_iter()
+    Ok(to_answers(
+        state.store.responses_of_delivery(delivery_id).await?,
+    ))
+}
+
+fn to_answers(rows: impl IntoIterator<Item = ResponseRow>) -> Answers {
+    rows.into_iter()
         .map(|r| (r.metric_key, (r.value_number, r.value_text)))
-        .collect())
+        .collect()
 }
 
 /// A win typed into a survey, with the author's consent for how it may be shown.
@@ -519,10 +521,10 @@ async fn prepare_one_trip(
         return Ok(None);
     }
     // Every stored answer marks its delivery answered: before that there is nothing to read.
-    let mut answers: Answers = if d.state == DeliveryState::Answered {
-        answers_of(state, d.id).await?
-    } else {
-        Answers::new()
+    let mut answers: Answers = match &d.answers_read {
+        _ if d.state != DeliveryState::Answered => Answers::new(),
+        Some(read) => to_answers(read.0.iter().cloned()),
+        None => answers_of(state, d.id).await?,
     };
     let mut changed = d.state != DeliveryState::Answered;
     let mut values = Vec::with_capacity(submission.values.len());

@@ -60,6 +60,21 @@ pub struct DeliveryRow {
     pub round_k: Option<i64>,
     pub slack_user_id: UserId,
     pub role: String,
+    /// The answers stored for this delivery, when they were read in the same statement
+    /// ([`Store::delivery_with_answers`]); `None` when not read.
+    #[sqlx(skip)]
+    pub answers_read: Option<AnswersRead>,
+}
+
+/// The answers of one delivery read with it. Its `Debug` says how many, never what: a
+/// delivery row may be logged, and an anonymous round's answers must not be.
+#[derive(Clone, Default)]
+pub struct AnswersRead(pub Vec<ResponseRow>);
+
+impl std::fmt::Debug for AnswersRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnswersRead({} answers)", self.0.len())
+    }
 }
 
 impl DeliveryRow {
@@ -870,6 +885,63 @@ impl StoreTx {
 }
 
 impl Store {
+    /// A delivery and the answers stored for it, read in one statement (one consistent
+    /// snapshot, one trip): what a click needs to tell whether it changes anything.
+    /// The answers travel as JSON (a number keeps 15 significant digits on SQLite), which is
+    /// enough to compare a click's value and to render the DM; nothing is stored from it.
+    pub async fn delivery_with_answers(&self, id: DeliveryId) -> StoreResult<DeliveryRow> {
+        use sqlx::{FromRow, Row};
+        const SQLITE: &str = "(SELECT json_group_array(json_array(metric_key, value_number, \
+             value_text)) FROM responses WHERE delivery_id = d.id)";
+        const POSTGRES: &str = "(SELECT COALESCE(json_agg(json_build_array(metric_key, \
+             value_number, value_text)), '[]')::text FROM responses WHERE delivery_id = d.id)";
+        static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+            [SQLITE, POSTGRES].map(|answers| {
+                DELIVERY_SELECT.replacen(
+                    "\n     FROM deliveries d",
+                    &format!(", {answers} AS answers_json\n     FROM deliveries d"),
+                    1,
+                ) + " WHERE d.id = $1"
+            })
+        });
+        let (mut d, answers) = match &self.pool {
+            super::Pool::Sqlite(p) => {
+                let row = sqlx::query(sqlx::AssertSqlSafe(SQL[0].as_str()))
+                    .bind(id)
+                    .fetch_one(p)
+                    .await?;
+                (
+                    DeliveryRow::from_row(&row)?,
+                    row.try_get::<String, _>("answers_json")?,
+                )
+            }
+            super::Pool::Postgres(p) => {
+                let row = sqlx::query(sqlx::AssertSqlSafe(SQL[1].as_str()))
+                    .bind(id)
+                    .fetch_one(p)
+                    .await?;
+                (
+                    DeliveryRow::from_row(&row)?,
+                    row.try_get::<String, _>("answers_json")?,
+                )
+            }
+        };
+        let rows: Vec<(String, Option<f64>, Option<String>)> = serde_json::from_str(&answers)
+            .map_err(|e| {
+                super::StoreError::Corrupt(format!("answers of delivery {}: {e}", id.0))
+            })?;
+        d.answers_read = Some(AnswersRead(
+            rows.into_iter()
+                .map(|(metric_key, value_number, value_text)| ResponseRow {
+                    metric_key,
+                    value_number,
+                    value_text,
+                })
+                .collect(),
+        ));
+        Ok(d)
+    }
+
     pub async fn delivery(&self, id: DeliveryId) -> StoreResult<DeliveryRow> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -226,6 +226,19 @@ async fn a_click_is_written_by_the_one_trip_path() {
         ),
     ])
     .await;
+
+    // The same answer again (a new click, read with the answers stored): nothing changes,
+    // no new revision, no second update.
+    let again = click_payload(&app.peer, "U0ONE", &dm, 4);
+    assert_eq!(app.send_interaction(&again).await.status(), 200);
+    app.assert_counts(&[
+        ("SELECT MAX(answer_revision) FROM deliveries", 2),
+        (
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'answer_update' AND status = 'pending'",
+            1,
+        ),
+    ])
+    .await;
 }
 
 /// Runs the futures concurrently on this task and collects their outputs in order.
