@@ -582,6 +582,90 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::complete_outbox`] for many rows with the same result and no location (the
+    /// DM updates a batch's response_urls took), in one statement: one write for the batch.
+    pub async fn complete_outbox_many(
+        &self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+        result: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let result_text = result.to_string();
+        let ids = ids.to_vec();
+        self.write(job(move |tx| {
+            let (result_text, ids) = (result_text.clone(), ids.clone());
+            Box::pin(async move { complete_many_in(tx, &ids, now, &result_text).await })
+        }))
+        .await
+    }
+}
+
+/// The writes of [`Store::complete_outbox_many`], in its grouped transaction.
+async fn complete_many_in(
+    tx: &mut StoreTx,
+    ids: &[i64],
+    now: DateTime<Utc>,
+    result_text: &str,
+) -> StoreResult<()> {
+    const SET: &str = "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, \
+        lease_until = NULL, last_error = NULL, attempt_started_at = NULL";
+    const WHERE: &str = "AND status IN ('in_flight', 'pending') RETURNING subject_kind, subject_id";
+    let subjects: Vec<(Option<String>, Option<DeliveryId>)> = match &mut tx.inner {
+        super::TxInner::Sqlite(t) => {
+            let ids = serde_json::to_string(ids).expect("ids serialize");
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SET} WHERE id IN (SELECT value FROM json_each($3)) {WHERE}"
+            )))
+            .bind(to_ms(now))
+            .bind(result_text)
+            .bind(ids)
+            .fetch_all(&mut **t)
+            .await?
+        }
+        super::TxInner::Postgres(t) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SET} WHERE id = ANY($3) {WHERE}"
+            )))
+            .bind(to_ms(now))
+            .bind(result_text)
+            .bind(ids)
+            .fetch_all(&mut **t)
+            .await?
+        }
+    };
+    for (kind, subject_id) in subjects {
+        if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
+            mark_delivery_sent(tx, delivery_id, now, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A delivery whose DM Slack accepted is `sent` (if it was still `queued`).
+async fn mark_delivery_sent(
+    tx: &mut StoreTx,
+    delivery_id: DeliveryId,
+    now: DateTime<Utc>,
+    location: Option<(&str, &str)>,
+) -> StoreResult<()> {
+    let (channel, ts) = location.unzip();
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'sent', sent_at = $1, channel_id = $2, message_ts = $3
+             WHERE id = $4 AND state = 'queued'",
+        )
+        .bind(to_ms(now))
+        .bind(channel)
+        .bind(ts)
+        .bind(delivery_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
 /// The writes of [`Store::complete_outbox`], in its grouped transaction.
 async fn complete_in(
     tx: &mut StoreTx,
@@ -626,20 +710,7 @@ async fn complete_in(
             });
         }
         if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
-            let (channel, ts) = location.unzip();
-            on_tx!(tx, |c| {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'sent', sent_at = $1, channel_id = $2, message_ts = $3
-                     WHERE id = $4 AND state = 'queued'",
-                )
-                .bind(to_ms(now))
-                .bind(channel)
-                .bind(ts)
-                .bind(delivery_id)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
+            mark_delivery_sent(tx, delivery_id, now, location).await?;
         }
         Ok(true)
     }

@@ -83,6 +83,11 @@ impl StepOutcome {
     }
 }
 
+/// The result recorded for a DM update a response_url took.
+fn responded() -> Value {
+    json!({ "via": "response_url" })
+}
+
 /// A DM update that goes to a click's response_url first.
 fn is_response_url_update(row: &OutboxRow) -> bool {
     row.method == "chat.update" && row.payload.get(response_url::FIELD).is_some()
@@ -215,17 +220,35 @@ impl OutboxWorker {
         let (updates, batch): (Vec<OutboxRow>, Vec<OutboxRow>) =
             batch.into_iter().partition(is_response_url_update);
         if !updates.is_empty() && !stop.is_some_and(|s| *s.borrow()) {
+            // The updates the response_urls took are recorded together: one write for the
+            // batch instead of one per answer.
+            let responded = std::sync::Mutex::new(Vec::with_capacity(updates.len()));
             let each = updates.iter().map(|row| async {
                 let mut one = StepOutcome::default();
                 let leased = Leased {
                     row,
                     token: &token,
                     until: now + lease,
+                    responded: Some(&responded),
                 };
                 self.process_routed(leased, &mut one).await.map(|()| one)
             });
+            let mut failed = None;
             for one in futures_util::future::join_all(each).await {
-                outcome.absorb(one?);
+                match one {
+                    Ok(one) => outcome.absorb(one),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let responded = responded.into_inner().expect("responded lock");
+            let responded: Vec<&OutboxRow> = updates
+                .iter()
+                .filter(|r| responded.contains(&r.id))
+                .collect();
+            self.record_responded(&responded, &token, &mut outcome)
+                .await;
+            if let Some(e) = failed {
+                return Err(e);
             }
         } else {
             for row in &updates {
@@ -241,6 +264,7 @@ impl OutboxWorker {
                 row: &row,
                 token: &token,
                 until: now + lease,
+                responded: None,
             };
             self.process_routed(leased, &mut outcome).await?;
         }
@@ -365,10 +389,11 @@ impl OutboxWorker {
             .await
         {
             Ok(()) => {
-                if self
-                    .record_sent(l, &json!({ "via": "response_url" }), None)
-                    .await
-                {
+                if let Some(responded) = l.responded {
+                    responded.lock().expect("responded lock").push(l.row.id);
+                    return Ok(Responded::Done);
+                }
+                if self.record_sent(l, &responded(), None).await {
                     outcome.sent += 1;
                 } else {
                     outcome.unconfirmed += 1;
@@ -565,6 +590,48 @@ impl OutboxWorker {
     /// Records a call Slack accepted, retrying the write with back-off (the lease is renewed
     /// between tries). `false` when every try failed: the row keeps its attempt mark and is
     /// looked up, never re-posted blindly, once its lease expires.
+    /// Records the DM updates the response_urls took as sent, in one write
+    /// ([`Store::complete_outbox_many`]), with [`Self::record_sent`]'s retries.
+    async fn record_responded(&self, rows: &[&OutboxRow], token: &str, outcome: &mut StepOutcome) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let result = responded();
+        let written = with_retries(COMPLETION_TRIES, COMPLETION_FIRST_PAUSE, |tries| {
+            let (ids, result) = (&ids, &result);
+            async move {
+                let now = self.clock.now();
+                if tries > 0 {
+                    metrics::counter!("outbox_completion_retries_total").increment(1);
+                    for id in ids {
+                        let _ = self
+                            .store
+                            .hold_outbox(*id, token, now, self.call_lease())
+                            .await;
+                    }
+                }
+                self.store.complete_outbox_many(ids, now, result).await
+            }
+        })
+        .await;
+        match written {
+            Ok(()) => {
+                for row in rows {
+                    tracing::info!(event = "dm_sent", method = %row.method, kind = row.kind.as_str(),
+                        outbox_id = row.id, attempts = row.attempts, "message sent to Slack");
+                }
+                outcome.sent += rows.len();
+            }
+            Err(e) => {
+                metrics::counter!("outbox_completion_failed_total").increment(rows.len() as u64);
+                tracing::error!(method = "chat.update", rows = rows.len(), error = %e, tries = COMPLETION_TRIES,
+                    "slack accepted the DM updates but their completion could not be written; they will be sent again (an update replaces the message with the same content)");
+                outcome.unconfirmed += rows.len();
+            }
+        }
+    }
+
     async fn record_sent(
         &self,
         l: Leased<'_>,
@@ -918,6 +985,9 @@ struct Leased<'a> {
     token: &'a str,
     /// When the claim's lease ends (nobody else can claim the row before).
     until: DateTime<Utc>,
+    /// Where a DM update the response_url took is noted, to be recorded with the batch's
+    /// others in one write ([`OutboxWorker::record_responded`]); `None`: recorded at once.
+    responded: Option<&'a std::sync::Mutex<Vec<i64>>>,
 }
 
 impl Leased<'_> {
