@@ -334,3 +334,58 @@ where
         (self.0)(tx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+    use std::time::Duration;
+
+    fn nothing() -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        job(|_tx| Box::pin(async { Ok(()) }))
+    }
+
+    /// The outbox yields while [`Store::writer_is_behind`]: true while jobs pile up behind a
+    /// writer that cannot commit, false again once they are written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_is_behind_while_jobs_pile_up_and_not_once_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("behind.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        assert!(!store.writer_is_behind());
+
+        // Another connection holds SQLite's write lock: the writer's next BEGIN waits.
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let store = store.clone();
+            async move { store.write(nothing()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let queued: Vec<_> = (0..WRITER_BEHIND_AT + 8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.write(nothing()).await })
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !store.writer_is_behind() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} jobs queued behind a blocked writer, and it is not behind",
+                WRITER_BEHIND_AT + 8
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        first.await.unwrap().unwrap();
+        for job in queued {
+            job.await.unwrap().unwrap();
+        }
+        assert!(!store.writer_is_behind(), "caught up");
+    }
+}
