@@ -22,6 +22,7 @@ pub mod demo;
 pub mod digest;
 pub mod domain;
 pub mod http;
+pub mod memory;
 pub mod pulse;
 pub mod scheduler;
 pub mod slack;

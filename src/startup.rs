@@ -168,7 +168,7 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         tracing::info!(addr = %self.addr, workers = self.state.settings.outbox.workers, "pulseloop is listening");
-        release_freed_memory();
+        crate::memory::release_freed_memory();
 
         let stop_signal = {
             let stop_tx = stop_tx.clone();
@@ -686,16 +686,3 @@ async fn start_sandbox(settings: &mut Settings) -> anyhow::Result<Emulator> {
 }
 
 pub use crate::config::settings::redact_url;
-
-/// Gives the memory start-up used and freed (the members' profiles read page by page, the
-/// migrations, the configuration) back to the system. glibc keeps freed memory in its
-/// arenas, one per thread that allocated, and would otherwise carry start-up's peak for the
-/// process's whole life (docs/performance.md, "Memory").
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only walks glibc's own arenas, takes their locks itself and has
-    // no precondition.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. Modules on one row are peers that must not refer to each other.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "telemetry", "tls"],
+    &["clock", "memory", "telemetry", "tls"],
     &["domain"],
     &["config"],
     &["storage"],
