@@ -610,30 +610,24 @@ async fn complete_many_in(
 ) -> StoreResult<()> {
     const SET: &str = "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, \
         lease_until = NULL, last_error = NULL, attempt_started_at = NULL";
-    const WHERE: &str = "AND status IN ('in_flight', 'pending') RETURNING subject_kind, subject_id";
-    let subjects: Vec<(Option<String>, Option<DeliveryId>)> = match &mut tx.inner {
-        super::TxInner::Sqlite(t) => {
-            let ids = serde_json::to_string(ids).expect("ids serialize");
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SET} WHERE id IN (SELECT value FROM json_each($3)) {WHERE}"
-            )))
-            .bind(to_ms(now))
-            .bind(result_text)
-            .bind(ids)
-            .fetch_all(&mut **t)
-            .await?
-        }
-        super::TxInner::Postgres(t) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SET} WHERE id = ANY($3) {WHERE}"
-            )))
-            .bind(to_ms(now))
-            .bind(result_text)
-            .bind(ids)
-            .fetch_all(&mut **t)
-            .await?
-        }
+    // The ids travel as one JSON array on both backends.
+    let listed = match tx.backend() {
+        super::Backend::Sqlite => "SELECT value FROM json_each($3)",
+        super::Backend::Postgres => "SELECT jsonb_array_elements_text($3::jsonb)::bigint",
     };
+    let sql = format!(
+        "{SET} WHERE id IN ({listed}) AND status IN ('in_flight', 'pending')
+         RETURNING subject_kind, subject_id"
+    );
+    let ids = serde_json::to_string(ids).expect("ids serialize");
+    let subjects: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(to_ms(now))
+            .bind(result_text)
+            .bind(&ids)
+            .fetch_all(c)
+            .await?
+    });
     for (kind, subject_id) in subjects {
         if let Some(delivery_id) = OutboxSubject::delivery(kind.as_deref(), subject_id) {
             mark_delivery_sent(tx, delivery_id, now, None).await?;

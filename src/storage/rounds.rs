@@ -904,28 +904,20 @@ impl Store {
                 ) + " WHERE d.id = $1"
             })
         });
-        let (mut d, answers) = match &self.pool {
-            super::Pool::Sqlite(p) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(SQL[0].as_str()))
-                    .bind(id)
-                    .fetch_one(p)
-                    .await?;
-                (
-                    DeliveryRow::from_row(&row)?,
-                    row.try_get::<String, _>("answers_json")?,
-                )
-            }
-            super::Pool::Postgres(p) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(SQL[1].as_str()))
-                    .bind(id)
-                    .fetch_one(p)
-                    .await?;
-                (
-                    DeliveryRow::from_row(&row)?,
-                    row.try_get::<String, _>("answers_json")?,
-                )
-            }
+        let sql = match self.backend() {
+            super::Backend::Sqlite => SQL[0].as_str(),
+            super::Backend::Postgres => SQL[1].as_str(),
         };
+        let (mut d, answers) = on_pool!(self, |p| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(p)
+                .await?;
+            (
+                DeliveryRow::from_row(&row)?,
+                row.try_get::<String, _>("answers_json")?,
+            )
+        });
         let rows: Vec<(String, Option<f64>, Option<String>)> = serde_json::from_str(&answers)
             .map_err(|e| {
                 super::StoreError::Corrupt(format!("answers of delivery {}: {e}", id.0))
