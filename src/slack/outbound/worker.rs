@@ -88,6 +88,13 @@ fn responded() -> Value {
     json!({ "via": "response_url" })
 }
 
+/// One line per message Slack accepted; never the text, never whom a reminder went to (that
+/// would tell who had not answered an anonymous pulse).
+fn log_sent(row: &OutboxRow) {
+    tracing::info!(event = "dm_sent", method = %row.method, kind = row.kind.as_str(),
+        outbox_id = row.id, attempts = row.attempts, "message sent to Slack");
+}
+
 /// A DM update that goes to a click's response_url first.
 fn is_response_url_update(row: &OutboxRow) -> bool {
     row.method == "chat.update" && row.payload.get(response_url::FIELD).is_some()
@@ -587,9 +594,6 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// Records a call Slack accepted, retrying the write with back-off (the lease is renewed
-    /// between tries). `false` when every try failed: the row keeps its attempt mark and is
-    /// looked up, never re-posted blindly, once its lease expires.
     /// Records the DM updates the response_urls took as sent, in one write
     /// ([`Store::complete_outbox_many`]), with [`Self::record_sent`]'s retries.
     async fn record_responded(&self, rows: &[&OutboxRow], token: &str, outcome: &mut StepOutcome) {
@@ -618,8 +622,7 @@ impl OutboxWorker {
         match written {
             Ok(()) => {
                 for row in rows {
-                    tracing::info!(event = "dm_sent", method = %row.method, kind = row.kind.as_str(),
-                        outbox_id = row.id, attempts = row.attempts, "message sent to Slack");
+                    log_sent(row);
                 }
                 outcome.sent += rows.len();
             }
@@ -632,6 +635,9 @@ impl OutboxWorker {
         }
     }
 
+    /// Records a call Slack accepted, retrying the write with back-off (the lease is renewed
+    /// between tries). `false` when every try failed: the row keeps its attempt mark and is
+    /// looked up, never re-posted blindly, once its lease expires.
     async fn record_sent(
         &self,
         l: Leased<'_>,
@@ -660,10 +666,7 @@ impl OutboxWorker {
         .await;
         match written {
             Ok(_) => {
-                // One line per message Slack accepted; never the text, never whom a reminder
-                // went to (that would tell who had not answered an anonymous pulse).
-                tracing::info!(event = "dm_sent", method = %l.row.method, kind = l.row.kind.as_str(),
-                    outbox_id = l.row.id, attempts = l.row.attempts, "message sent to Slack");
+                log_sent(l.row);
                 true
             }
             Err(e) => {
