@@ -601,6 +601,15 @@ impl Store {
     }
 }
 
+/// What marking a row sent sets (`$1` the time, `$2` the result), shared by the one-row and
+/// the many-row completion.
+macro_rules! mark_sent {
+    () => {
+        "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL, \
+         last_error = NULL, attempt_started_at = NULL"
+    };
+}
+
 /// The writes of [`Store::complete_outbox_many`], in its grouped transaction.
 async fn complete_many_in(
     tx: &mut StoreTx,
@@ -608,8 +617,7 @@ async fn complete_many_in(
     now: DateTime<Utc>,
     result_text: &str,
 ) -> StoreResult<()> {
-    const SET: &str = "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, \
-        lease_until = NULL, last_error = NULL, attempt_started_at = NULL";
+    const SET: &str = mark_sent!();
     // The ids travel as one JSON array on both backends.
     let listed = match tx.backend() {
         super::Backend::Sqlite => "SELECT value FROM json_each($3)",
@@ -671,17 +679,16 @@ async fn complete_in(
     {
         let subject: Option<(Option<String>, Option<String>, Option<DeliveryId>)> =
             on_tx!(tx, |c| {
-                sqlx::query_as(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, result = $2, lease_until = NULL,
-                    last_error = NULL, attempt_started_at = NULL
-                 WHERE id = $3 AND status IN ('in_flight', 'pending')
-                 RETURNING message_key, subject_kind, subject_id",
-            )
-            .bind(to_ms(now))
-            .bind(result_text)
-            .bind(id)
-            .fetch_optional(c)
-            .await?
+                sqlx::query_as(concat!(
+                    mark_sent!(),
+                    " WHERE id = $3 AND status IN ('in_flight', 'pending')
+                     RETURNING message_key, subject_kind, subject_id"
+                ))
+                .bind(to_ms(now))
+                .bind(result_text)
+                .bind(id)
+                .fetch_optional(c)
+                .await?
             });
         let Some((message_key, kind, subject_id)) = subject else {
             return Ok(false);
