@@ -282,7 +282,8 @@ struct AnswerJob {
     relay: Option<super::relay::RelayKeys>,
     response_url: Option<String>,
     claim: Option<SignatureClaim>,
-    /// The answer as one statement (two on SQLite), prepared from what was read before.
+    /// The answer as one trip (one statement on PostgreSQL, five in one trip on SQLite),
+    /// prepared from what was read before.
     one_trip: Option<OneTripPrepared>,
     now: DateTime<Utc>,
 }
@@ -485,20 +486,21 @@ fn answered_update(
     update
 }
 
-/// An answer made ready to be written in one statement, two on SQLite
-/// ([`StoreTx::answer_in_one_trip`]).
+/// An answer made ready to be written in one trip (one statement on PostgreSQL, five sent
+/// together on SQLite; [`StoreTx::answer_in_one_trip`]).
 struct OneTripPrepared {
     values: Vec<(String, Option<f64>, Option<String>)>,
     /// The DM update at the next revision; `None` when the answer changes nothing.
     update: Option<NewOutboxMessage>,
 }
 
-/// Prepares the one-trip answer (one statement on PostgreSQL, two on SQLite): the DM update rendered from the answers
-/// stored at the delivery's revision `d.answer_revision` with this submission's values put
-/// in. The statement applies only while the revision is still that one, so the update is
-/// exactly what the step-by-step writes would queue. `None` (the step-by-step writes) for
-/// what one statement does not cover: cleared answers, wins (their consents), comments
-/// (the reply relay), and a DM that cannot be rendered.
+/// Prepares the one-trip answer (one statement on PostgreSQL, one trip of five on SQLite):
+/// the DM update rendered from the answers stored at the delivery's revision
+/// `d.answer_revision` with this submission's values put in. The statement applies only
+/// while the revision is still that one, so the update is exactly what the step-by-step
+/// writes would queue. `None` (the step-by-step writes) for what one statement does not
+/// cover: cleared answers, wins (their consents), comments (the reply relay), and a DM that
+/// cannot be rendered.
 async fn prepare_one_trip(
     state: &Pulses,
     d: &DeliveryRow,

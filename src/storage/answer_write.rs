@@ -13,10 +13,10 @@
 //! ([`OneTrip::NotApplied`]): the caller goes on with the step-by-step writes in the same
 //! transaction, which decide between "closed" and "stored".
 //!
-//! SQLite has no data-modifying CTEs. There the same writes take two round trips to the
-//! connection's thread instead of seven ([`SQLITE_OPEN`], then [`SQLITE_WRITE`]): each
-//! statement is a hop between the async task and sqlx's SQLite worker thread, and those hops,
-//! not the statements, were half of an answer's CPU.
+//! SQLite has no data-modifying CTEs. There the same writes are five statements sent as ONE
+//! trip to the connection's thread ([`SQLITE_ONE_TRIP`]), ordered so that none depends on
+//! another's outcome: each statement is a hop between the async task and sqlx's SQLite
+//! worker thread, and those hops, not the statements, were half of an answer's CPU.
 //!
 //! Both backends give the DM update's outbox row the workspace [`StoreTx::enqueue`] would give
 //! it ([`outbox_team!`]), so an answer in an OAuth-installed workspace is updated with that
@@ -136,116 +136,138 @@ WITH sig AS (
 SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*) FROM queued)"
 );
 
-/// SQLite, first trip: the replay claim, then the "still open at the revision read?" write.
-/// Each statement returns a row naming itself when it wrote something. `changes()` in the
-/// second statement is the first one's count (the most recently completed statement on the
-/// connection): an answer whose signature was claimed before writes nothing.
-const SQLITE_OPEN: &str = "
-INSERT INTO seen_signatures (signature, request_ts)
-SELECT $5, $6 WHERE $5 IS NOT NULL
-ON CONFLICT (signature) DO NOTHING
-RETURNING 'sig';
+/// SQLite: whether the answer applies, evaluated by every statement of [`SQLITE_ONE_TRIP`]
+/// against the same state: the delivery is open at the revision read, its round is open,
+/// and the request's signature (`$5`) was not claimed before. The statements that use it
+/// change neither the delivery nor the signatures, so they all see the answer apply, or all
+/// see it not apply.
+macro_rules! sqlite_answer_applies {
+    () => {
+        "EXISTS (SELECT 1 FROM deliveries d JOIN rounds r ON r.id = d.round_id
+                 WHERE d.id = $1 AND d.closes_at > $2 AND d.closed_at IS NULL
+                   AND d.state IN ('scheduled', 'queued', 'sent', 'answered')
+                   AND d.answer_revision = $3
+                   AND r.state = 'open' AND r.sealed_at IS NULL)
+         AND ($5 IS NULL OR NOT EXISTS (SELECT 1 FROM seen_signatures WHERE signature = $5))"
+    };
+}
+
+/// SQLite, in ONE trip to the connection's thread: the answers (`$9`: a JSON array of
+/// `[key, number, text]`), dropping the DM's pending update and queueing the new one (these
+/// three only when the answer changes something, `$4`), then the "still open?" write that
+/// marks the delivery answered and bumps its revision, then the replay claim.
+///
+/// SQLite has no data-modifying CTEs, and a statement cannot see whether an earlier one of
+/// the same trip wrote. So the order does the work: every write is conditioned on
+/// [`sqlite_answer_applies!`], and the two statements that change what it reads (the
+/// revision bump, the claim) come last. Each statement returns a row naming itself when it
+/// wrote something.
+const SQLITE_ONE_TRIP: &str = concat!(
+    "
+INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
+    allow_reply, created_at, updated_at)
+SELECT $7, $1, v.value ->> 0, $8, v.value ->> 1, v.value ->> 2, 0, $2, $2
+FROM json_each($9) AS v WHERE $4 AND ",
+    sqlite_answer_applies!(),
+    "
+",
+    response_upsert!(),
+    ";
+DELETE FROM outbox WHERE $4 AND target_key = $10 AND method = 'chat.update' AND status = 'pending'
+  AND ",
+    sqlite_answer_applies!(),
+    ";
+INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
+    subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
+    team_id)
+SELECT $11, $12, $13, $14, $15, $10, $16, $17, $18, $19, 'pending', 0, $2, $2, ",
+    outbox_team!("$20", "$1"),
+    "
+WHERE $4 AND ",
+    sqlite_answer_applies!(),
+    "
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING 'queued';
 UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $2),
     answer_revision = answer_revision + $4
 WHERE id = $1 AND closes_at > $2 AND closed_at IS NULL
   AND state IN ('scheduled', 'queued', 'sent', 'answered')
   AND answer_revision = $3
-  AND ($5 IS NULL OR changes() = 1)
+  AND ($5 IS NULL OR NOT EXISTS (SELECT 1 FROM seen_signatures WHERE signature = $5))
   AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
               AND r.state = 'open' AND r.sealed_at IS NULL)
-RETURNING 'open'";
-
-/// SQLite, second trip (only once the first one applied, and only when the answer changes
-/// something): the answers (`$5`: a JSON array of `[key, number, text]`), dropping the DM's
-/// pending update and queueing the new one.
-const SQLITE_WRITE: &str = concat!(
-    "
-INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
-    allow_reply, created_at, updated_at)
-SELECT $1, $2, v.value ->> 0, $3, v.value ->> 1, v.value ->> 2, 0, $4, $4
-FROM json_each($5) AS v WHERE true
-",
-    response_upsert!(),
-    ";
-DELETE FROM outbox WHERE target_key = $6 AND method = 'chat.update' AND status = 'pending';
-INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
-    subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
-    team_id)
-VALUES ($7, $8, $9, $10, $11, $6, $12, $13, $14, $15, 'pending', 0, $4, $4, ",
-    outbox_team!("$16", "$2"),
-    ")
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING 'queued'"
+RETURNING 'open';
+INSERT INTO seen_signatures (signature, request_ts)
+SELECT $5, $6 WHERE $5 IS NOT NULL
+ON CONFLICT (signature) DO NOTHING
+RETURNING 'sig'"
 );
 
 impl StoreTx {
-    /// Writes one answer in one statement on PostgreSQL, two on SQLite; [`OneTrip::NotApplied`]
+    /// Writes one answer in one trip: one statement on PostgreSQL, five in one trip on SQLite; [`OneTrip::NotApplied`]
     /// (nothing written but the signature claim) when the delivery closed or its revision moved.
     pub async fn answer_in_one_trip(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
         if matches!(self.inner, TxInner::Postgres(_)) {
             self.answer_in_one_statement(a).await
         } else {
-            self.answer_in_two_trips(a).await
+            self.answer_in_one_sqlite_trip(a).await
         }
     }
 
-    async fn answer_in_two_trips(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
+    async fn answer_in_one_sqlite_trip(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
         let TxInner::Sqlite(c) = &mut self.inner else {
             return Ok(OneTrip::NotApplied);
         };
         let update = a.update;
-        let tags: Vec<String> = sqlx::query_scalar(SQLITE_OPEN)
+        // No update: the answer read is the one clicked again (a double click). The trip
+        // then only marks the delivery answered and claims the signature; the step-by-step
+        // writes store the answer anyway, as PostgreSQL's statement does, so an answer
+        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
+        let values = match update {
+            Some(_) => Some(
+                serde_json::to_string(a.values)
+                    .map_err(|e| super::StoreError::Corrupt(format!("an answer as JSON: {e}")))?,
+            ),
+            None => None,
+        };
+        let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
+            Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
+            None => (None, None),
+        };
+        let tags: Vec<String> = sqlx::query_scalar(SQLITE_ONE_TRIP)
             .bind(a.delivery_id)
             .bind(to_ms(a.now))
             .bind(a.expected_revision)
             .bind(i64::from(update.is_some()))
             .bind(a.claim.map(|c| c.signature.as_str()))
             .bind(a.claim.map(|c| to_ms(c.signed_at)))
-            .fetch_all(&mut **c)
-            .await?;
-        let claimed = tags.iter().any(|t| t == "sig");
-        if a.claim.is_some() && !claimed {
-            return Ok(OneTrip::Replay);
-        }
-        if !tags.iter().any(|t| t == "open") {
-            return Ok(OneTrip::NotApplied);
-        }
-        // No update: the answer read is the one clicked again (a double click). The
-        // step-by-step writes store it anyway, as PostgreSQL's statement does, so an answer
-        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
-        let Some(update) = update else {
-            return Ok(OneTrip::NotApplied);
-        };
-        let values = serde_json::to_string(a.values)
-            .map_err(|e| super::StoreError::Corrupt(format!("an answer as JSON: {e}")))?;
-        let (subject_kind, subject_id) = match update.subject {
-            Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
-            None => (None, None),
-        };
-        let team = super::installations::current_team();
-        let queued: Vec<String> = sqlx::query_scalar(SQLITE_WRITE)
             .bind(a.round_id)
-            .bind(a.delivery_id)
             .bind(a.role)
-            .bind(to_ms(a.now))
             .bind(values)
-            .bind(update.target_key.as_deref())
-            .bind(update.dedupe_key.as_str())
-            .bind(update.method.as_str())
-            .bind(update.payload.to_string())
-            .bind(update.channel_key.as_deref())
-            .bind(update.message_key.as_deref())
+            .bind(update.and_then(|u| u.target_key.as_deref()))
+            .bind(update.map(|u| u.dedupe_key.as_str()))
+            .bind(update.map(|u| u.method.as_str()))
+            .bind(update.map(|u| u.payload.to_string()))
+            .bind(update.and_then(|u| u.channel_key.as_deref()))
+            .bind(update.and_then(|u| u.message_key.as_deref()))
             .bind(subject_kind)
             .bind(subject_id)
-            .bind(update.delivery_id)
-            .bind(update.kind.as_str())
-            .bind(&team)
+            .bind(update.and_then(|u| u.delivery_id))
+            .bind(update.map(|u| u.kind.as_str()))
+            .bind(super::installations::current_team())
             .fetch_all(&mut **c)
             .await?;
-        if !queued.is_empty() {
+        let tagged = |name: &str| tags.iter().any(|t| t == name);
+        if tagged("queued") {
             self.enqueued = true;
         }
-        Ok(OneTrip::Stored)
+        Ok(if a.claim.is_some() && !tagged("sig") {
+            OneTrip::Replay
+        } else if !tagged("open") || update.is_none() {
+            OneTrip::NotApplied
+        } else {
+            OneTrip::Stored
+        })
     }
 
     async fn answer_in_one_statement(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {

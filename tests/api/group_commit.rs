@@ -201,7 +201,7 @@ async fn counter(app: &TestApp, name: &str) -> f64 {
 }
 
 /// A click's answer takes the one-trip path on both databases (one statement on PostgreSQL,
-/// two trips on SQLite), not the step-by-step writes.
+/// five statements in one trip on SQLite), not the step-by-step writes.
 #[tokio::test]
 async fn a_click_is_written_by_the_one_trip_path() {
     let app = pilot_at(&["U0ONE"], "", ONE_SCALE, monday_ten_berlin()).await;

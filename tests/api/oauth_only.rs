@@ -336,9 +336,9 @@ async fn socket_mode_routes_envelopes_by_workspace_without_a_bot_token() {
 }
 
 /// An answer's DM update is queued for the answer's workspace, like every other outbox row:
-/// the answer's own writes (one statement on PostgreSQL, two on SQLite) name it too. Before
-/// they did not on PostgreSQL, and in OAuth-only mode the update then failed as "not
-/// installed".
+/// the answer's own writes (one statement on PostgreSQL, one trip of five on SQLite) name it
+/// too. Before they did not on PostgreSQL, and in OAuth-only mode the update then failed as
+/// "not installed".
 #[tokio::test]
 async fn an_answers_dm_update_is_queued_for_its_workspace_and_sent() {
     let app = oauth_only_app().await;
