@@ -12,6 +12,7 @@ pub mod digest;
 pub mod events;
 pub mod export;
 pub mod group_commit;
+mod held;
 pub mod home;
 pub mod installations;
 pub mod kpis;
@@ -60,7 +61,37 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+/// Expands `$body` once for each backend with `$c` bound to an executor for a read on a
+/// click's path: on SQLite one of the store's held connections ([`held`]: no ping when it is
+/// given back), on PostgreSQL the pool. `?` in `$body` is on `sqlx::Error`.
+macro_rules! on_reader {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match (&$store.pool, &$store.held) {
+            ($crate::storage::Pool::Sqlite(_), Some(held)) => {
+                let mut held = held.acquire().await?;
+                let result: Result<_, sqlx::Error> = async {
+                    let $c = &mut *held;
+                    Ok($body)
+                }
+                .await;
+                if let Err(e) = &result {
+                    held.discard_if_broken(e);
+                }
+                result?
+            }
+            ($crate::storage::Pool::Sqlite($c), None) => {
+                let result: Result<_, sqlx::Error> = async { Ok($body) }.await;
+                result?
+            }
+            ($crate::storage::Pool::Postgres($c), _) => {
+                let result: Result<_, sqlx::Error> = async { Ok($body) }.await;
+                result?
+            }
+        }
+    };
+}
+
+pub(crate) use {on_pool, on_reader, on_tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +150,8 @@ pub struct Store {
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The installations' routing facts already read ([`installations::RouteCache`]).
     pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
+    /// SQLite: the connections a click's read takes ([`held`]); `None` on PostgreSQL.
+    pub(crate) held: Option<std::sync::Arc<held::HeldConnections>>,
 }
 
 pub(crate) enum TxInner {
@@ -230,12 +263,19 @@ impl Store {
                 .await?;
             Pool::Postgres(pool)
         };
+        let held = match &pool {
+            Pool::Sqlite(p) => Some(std::sync::Arc::new(held::HeldConnections::new(
+                p.connect_options(),
+            ))),
+            Pool::Postgres(_) => None,
+        };
         let mut store = Store {
             pool,
             signatures_pruned_at: Default::default(),
             group: None,
             outbox_wake: Default::default(),
             install_routes: Default::default(),
+            held,
         };
         store.group = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
@@ -325,6 +365,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(held) = &self.held {
+            held.close().await;
+        }
         on_pool!(self, |p| p.close().await)
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::program::Anonymity;
 use crate::domain::state::{Consent, DeliveryState};
 use slack_facts::ids::{ChannelId, MessageTs, UserId};
 
-use super::{on_pool, on_tx, to_ms, Millis, OptMillis, Store, StoreResult, StoreTx};
+use super::{on_pool, on_reader, on_tx, to_ms, Millis, OptMillis, Store, StoreResult, StoreTx};
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -908,10 +908,10 @@ impl Store {
             super::Backend::Sqlite => SQL[0].as_str(),
             super::Backend::Postgres => SQL[1].as_str(),
         };
-        let (mut d, answers) = on_pool!(self, |p| {
+        let (mut d, answers) = on_reader!(self, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
-                .fetch_one(p)
+                .fetch_one(c)
                 .await?;
             (
                 DeliveryRow::from_row(&row)?,
