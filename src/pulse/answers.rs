@@ -215,6 +215,7 @@ pub async fn store_answers_via(
         response_url: response_url.map(str::to_string),
         claim: take_deferred_claim(),
         one_trip,
+        batched: None,
         now,
     };
     let written = state.store.write(job).await?;
@@ -285,27 +286,47 @@ struct AnswerJob {
     /// The answer as one trip (one statement on PostgreSQL, five in one trip on SQLite),
     /// prepared from what was read before.
     one_trip: Option<OneTripPrepared>,
+    /// What the writer's trip for the whole batch did with `one_trip` (SQLite), if it did.
+    batched: Option<OneTrip>,
     now: DateTime<Utc>,
+}
+
+impl AnswerJob {
+    fn one_trip_answer(&self) -> Option<OneTripAnswer<'_>> {
+        let p = self.one_trip.as_ref()?;
+        Some(OneTripAnswer {
+            delivery_id: self.delivery.id,
+            round_id: self.delivery.round_id,
+            role: &self.delivery.role,
+            expected_revision: self.delivery.answer_revision,
+            values: &p.values,
+            update: p.update.as_ref(),
+            claim: self.claim.as_ref(),
+            now: self.now,
+        })
+    }
 }
 
 impl WriteJob for AnswerJob {
     type Output = Written;
 
+    fn answer(&self) -> Option<OneTripAnswer<'_>> {
+        self.one_trip_answer()
+    }
+
+    fn answered(&mut self, outcome: Option<OneTrip>) {
+        self.batched = outcome;
+    }
+
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Written> {
         Box::pin(async move {
             let mut claim = self.claim.as_ref();
-            if let Some(p) = &self.one_trip {
-                let one = OneTripAnswer {
-                    delivery_id: self.delivery.id,
-                    round_id: self.delivery.round_id,
-                    role: &self.delivery.role,
-                    expected_revision: self.delivery.answer_revision,
-                    values: &p.values,
-                    update: p.update.as_ref(),
-                    claim,
-                    now: self.now,
+            if let Some(one) = self.one_trip_answer() {
+                let outcome = match self.batched {
+                    Some(outcome) => outcome,
+                    None => tx.answer_in_one_trip(&one).await?,
                 };
-                match tx.answer_in_one_trip(&one).await? {
+                match outcome {
                     OneTrip::Stored => {
                         metrics::counter!("answer_one_trip_total").increment(1);
                         return Ok(Written::Stored);

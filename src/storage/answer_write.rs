@@ -14,9 +14,10 @@
 //! transaction, which decide between "closed" and "stored".
 //!
 //! SQLite has no data-modifying CTEs. There the same writes are five statements sent as ONE
-//! trip to the connection's thread ([`SQLITE_ONE_TRIP`]), ordered so that none depends on
-//! another's outcome: each statement is a hop between the async task and sqlx's SQLite
-//! worker thread, and those hops, not the statements, were half of an answer's CPU.
+//! trip to the connection's thread ([`SQLITE_ANSWERS`]), ordered so that none depends on
+//! another's outcome, and they take every answer of a grouped commit at once (one per
+//! delivery): each statement is a hop between the writer and sqlx's SQLite worker thread,
+//! and those hops, not the statements, were the writer's time, and half of an answer's CPU.
 //!
 //! Both backends give the DM update's outbox row the workspace [`StoreTx::enqueue`] would give
 //! it ([`outbox_team!`]), so an answer in an OAuth-installed workspace is updated with that
@@ -30,6 +31,7 @@ use super::{to_ms, StoreResult, StoreTx, TxInner};
 use crate::domain::ids::{DeliveryId, RoundId};
 
 /// One answer to write in one statement.
+#[derive(Clone, Copy)]
 pub struct OneTripAnswer<'a> {
     pub delivery_id: DeliveryId,
     pub round_id: RoundId,
@@ -136,72 +138,152 @@ WITH sig AS (
 SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*) FROM queued)"
 );
 
-/// SQLite: whether the answer applies, evaluated by every statement of [`SQLITE_ONE_TRIP`]
-/// against the same state: the delivery is open at the revision read, its round is open,
-/// and the request's signature (`$5`) was not claimed before. The statements that use it
-/// change neither the delivery nor the signatures, so they all see the answer apply, or all
-/// see it not apply.
-macro_rules! sqlite_answer_applies {
+/// SQLite: the answers of one trip (`$1`, a JSON array: [`sqlite_answer_json`]) as rows.
+/// `jsonb_each` hands each answer over as binary JSON, which `->>` reads in place: with
+/// `json_each` every `->>` parsed the answer's text again, the DM's rendered blocks
+/// included, twenty times per answer and statement.
+macro_rules! sqlite_answers {
     () => {
-        "EXISTS (SELECT 1 FROM deliveries d JOIN rounds r ON r.id = d.round_id
-                 WHERE d.id = $1 AND d.closes_at > $2 AND d.closed_at IS NULL
-                   AND d.state IN ('scheduled', 'queued', 'sent', 'answered')
-                   AND d.answer_revision = $3
-                   AND r.state = 'open' AND r.sealed_at IS NULL)
-         AND ($5 IS NULL OR NOT EXISTS (SELECT 1 FROM seen_signatures WHERE signature = $5))"
+        "WITH a AS (
+    SELECT value ->> 'delivery' AS delivery, value ->> 'round' AS round, value ->> 'role' AS role,
+        value ->> 'revision' AS revision, value ->> 'update' AS has_update,
+        value ->> 'signature' AS signature, value ->> 'signed_at' AS signed_at,
+        value ->> 'now' AS now, jsonb_extract(value, '$.values') AS vals,
+        value ->> 'target' AS target,
+        value ->> 'dedupe' AS dedupe, value ->> 'method' AS method, value ->> 'payload' AS payload,
+        value ->> 'channel' AS channel, value ->> 'message' AS message,
+        value ->> 'subject_kind' AS subject_kind, value ->> 'subject_id' AS subject_id,
+        value ->> 'update_delivery' AS update_delivery, value ->> 'kind' AS kind,
+        value ->> 'team' AS team
+    FROM jsonb_each($1)
+)"
     };
 }
 
-/// SQLite, in ONE trip to the connection's thread: the answers (`$9`: a JSON array of
-/// `[key, number, text]`), dropping the DM's pending update and queueing the new one (these
-/// three only when the answer changes something, `$4`), then the "still open?" write that
-/// marks the delivery answered and bumps its revision, then the replay claim.
+/// SQLite: whether answer `a` applies, evaluated by every statement of [`SQLITE_ANSWERS`]
+/// against the same state: its delivery is open at the revision read, its round is open, and
+/// its request's signature was not claimed before. The statements that use it change
+/// neither the deliveries nor the signatures, so they all see an answer apply, or all see it
+/// not apply.
+macro_rules! sqlite_answer_applies {
+    () => {
+        "EXISTS (SELECT 1 FROM deliveries d JOIN rounds r ON r.id = d.round_id
+                 WHERE d.id = a.delivery AND d.closes_at > a.now AND d.closed_at IS NULL
+                   AND d.state IN ('scheduled', 'queued', 'sent', 'answered')
+                   AND d.answer_revision = a.revision
+                   AND r.state = 'open' AND r.sealed_at IS NULL)
+         AND (a.signature IS NULL
+              OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))"
+    };
+}
+
+/// SQLite, the answers of a batch in ONE trip to the connection's thread (at most one per
+/// delivery and per signature): their values (`values`: `[key, number, text]` each),
+/// dropping each DM's pending update and queueing the new one (these three only for an
+/// answer that changes something, `update`), then the "still open?" write that marks each
+/// delivery answered and bumps its revision, then the replay claims.
 ///
 /// SQLite has no data-modifying CTEs, and a statement cannot see whether an earlier one of
 /// the same trip wrote. So the order does the work: every write is conditioned on
 /// [`sqlite_answer_applies!`], and the two statements that change what it reads (the
-/// revision bump, the claim) come last. Each statement returns a row naming itself when it
-/// wrote something.
-const SQLITE_ONE_TRIP: &str = concat!(
-    "
+/// revision bump, the claim) come last. A unary `+` keeps SQLite from planning a statement
+/// around an index on `state` or `status` (walking every open delivery or pending message)
+/// instead of looking each answer's rows up by key. Each statement returns `(what, key)` for each row it
+/// wrote: `queued` and the update's dedupe key, `open` and the delivery, `sig` and the
+/// signature.
+const SQLITE_ANSWERS: &str = concat!(
+    sqlite_answers!(),
+    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
+    sqlite_answer_applies!(),
+    ")
 INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
     allow_reply, created_at, updated_at)
-SELECT $7, $1, v.value ->> 0, $8, v.value ->> 1, v.value ->> 2, 0, $2, $2
-FROM json_each($9) AS v WHERE $4 AND ",
-    sqlite_answer_applies!(),
-    "
+SELECT ok.round, ok.delivery, v.value ->> 0, ok.role, v.value ->> 1, v.value ->> 2, 0, ok.now,
+    ok.now
+FROM ok, json_each(ok.vals) AS v WHERE true
 ",
     response_upsert!(),
     ";
-DELETE FROM outbox WHERE $4 AND target_key = $10 AND method = 'chat.update' AND status = 'pending'
-  AND ",
+",
+    sqlite_answers!(),
+    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
     sqlite_answer_applies!(),
-    ";
+    ")
+DELETE FROM outbox WHERE +method = 'chat.update' AND +status = 'pending'
+  AND target_key IN (SELECT target FROM ok);
+",
+    sqlite_answers!(),
+    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
+    sqlite_answer_applies!(),
+    ")
 INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
     subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
     team_id)
-SELECT $11, $12, $13, $14, $15, $10, $16, $17, $18, $19, 'pending', 0, $2, $2, ",
-    outbox_team!("$20", "$1"),
+SELECT ok.dedupe, ok.method, ok.payload, ok.channel, ok.message, ok.target, ok.subject_kind,
+    ok.subject_id, ok.update_delivery, ok.kind, 'pending', 0, ok.now, ok.now, ",
+    outbox_team!("ok.team", "ok.delivery"),
     "
-WHERE $4 AND ",
-    sqlite_answer_applies!(),
-    "
+FROM ok WHERE true
 ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING 'queued';
-UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $2),
-    answer_revision = answer_revision + $4
-WHERE id = $1 AND closes_at > $2 AND closed_at IS NULL
-  AND state IN ('scheduled', 'queued', 'sent', 'answered')
-  AND answer_revision = $3
-  AND ($5 IS NULL OR NOT EXISTS (SELECT 1 FROM seen_signatures WHERE signature = $5))
+RETURNING 'queued', dedupe_key;
+",
+    sqlite_answers!(),
+    "
+UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, a.now),
+    answer_revision = answer_revision + a.has_update
+FROM a
+WHERE deliveries.id = a.delivery AND +deliveries.closes_at > a.now
+  AND deliveries.closed_at IS NULL
+  AND +deliveries.state IN ('scheduled', 'queued', 'sent', 'answered')
+  AND deliveries.answer_revision = a.revision
+  AND (a.signature IS NULL
+       OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))
   AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
               AND r.state = 'open' AND r.sealed_at IS NULL)
-RETURNING 'open';
+RETURNING 'open', CAST(deliveries.id AS TEXT);
+",
+    sqlite_answers!(),
+    "
 INSERT INTO seen_signatures (signature, request_ts)
-SELECT $5, $6 WHERE $5 IS NOT NULL
+SELECT a.signature, a.signed_at FROM a WHERE a.signature IS NOT NULL
 ON CONFLICT (signature) DO NOTHING
-RETURNING 'sig'"
+RETURNING 'sig', signature"
 );
+
+/// One answer as an element of [`SQLITE_ANSWERS`]'s `$1`, for workspace `team`.
+fn sqlite_answer_json(a: &OneTripAnswer<'_>, team: &str) -> serde_json::Value {
+    let update = a.update;
+    let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
+        Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
+        None => (None, None),
+    };
+    serde_json::json!({
+        "delivery": a.delivery_id.0,
+        "round": a.round_id.0,
+        "role": a.role,
+        "revision": a.expected_revision,
+        "update": i64::from(update.is_some()),
+        "signature": a.claim.map(|c| c.signature.as_str()),
+        "signed_at": a.claim.map(|c| to_ms(c.signed_at)),
+        "now": to_ms(a.now),
+        // No update: the answer read is the one clicked again (a double click). The trip
+        // then only marks the delivery answered and claims the signature; the step-by-step
+        // writes store the answer anyway, as PostgreSQL's statement does, so an answer
+        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
+        "values": if update.is_some() { a.values } else { &[] },
+        "target": update.and_then(|u| u.target_key.as_deref()),
+        "dedupe": update.map(|u| u.dedupe_key.as_str()),
+        "method": update.map(|u| u.method.as_str()),
+        "payload": update.map(|u| u.payload.to_string()),
+        "channel": update.and_then(|u| u.channel_key.as_deref()),
+        "message": update.and_then(|u| u.message_key.as_deref()),
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "update_delivery": update.and_then(|u| u.delivery_id).map(|d| d.0),
+        "kind": update.map(|u| u.kind.as_str()),
+        "team": team,
+    })
+}
 
 impl StoreTx {
     /// Writes one answer in one trip: one statement on PostgreSQL, five in one trip on SQLite; [`OneTrip::NotApplied`]
@@ -210,64 +292,50 @@ impl StoreTx {
         if matches!(self.inner, TxInner::Postgres(_)) {
             self.answer_in_one_statement(a).await
         } else {
-            self.answer_in_one_sqlite_trip(a).await
+            let team = super::installations::current_team();
+            let outcome = self.answers_together(&[(*a, team.as_str())]).await?;
+            Ok(outcome.first().copied().unwrap_or(OneTrip::NotApplied))
         }
     }
 
-    async fn answer_in_one_sqlite_trip(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
+    /// SQLite: answers written together in one trip ([`SQLITE_ANSWERS`]), each with the
+    /// workspace its DM update is sent for; what became of each, in order. At most one
+    /// answer per delivery and per signature: the statements see the state from before the
+    /// trip, so a second answer to the same delivery must come in a later trip.
+    pub async fn answers_together(
+        &mut self,
+        answers: &[(OneTripAnswer<'_>, &str)],
+    ) -> StoreResult<Vec<OneTrip>> {
         let TxInner::Sqlite(c) = &mut self.inner else {
-            return Ok(OneTrip::NotApplied);
+            return Err(super::StoreError::Corrupt(
+                "answers written together on a backend other than SQLite".into(),
+            ));
         };
-        let update = a.update;
-        // No update: the answer read is the one clicked again (a double click). The trip
-        // then only marks the delivery answered and claims the signature; the step-by-step
-        // writes store the answer anyway, as PostgreSQL's statement does, so an answer
-        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
-        let values = match update {
-            Some(_) => Some(
-                serde_json::to_string(a.values)
-                    .map_err(|e| super::StoreError::Corrupt(format!("an answer as JSON: {e}")))?,
-            ),
-            None => None,
-        };
-        let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
-            Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
-            None => (None, None),
-        };
-        let tags: Vec<String> = sqlx::query_scalar(SQLITE_ONE_TRIP)
-            .bind(a.delivery_id)
-            .bind(to_ms(a.now))
-            .bind(a.expected_revision)
-            .bind(i64::from(update.is_some()))
-            .bind(a.claim.map(|c| c.signature.as_str()))
-            .bind(a.claim.map(|c| to_ms(c.signed_at)))
-            .bind(a.round_id)
-            .bind(a.role)
-            .bind(values)
-            .bind(update.and_then(|u| u.target_key.as_deref()))
-            .bind(update.map(|u| u.dedupe_key.as_str()))
-            .bind(update.map(|u| u.method.as_str()))
-            .bind(update.map(|u| u.payload.to_string()))
-            .bind(update.and_then(|u| u.channel_key.as_deref()))
-            .bind(update.and_then(|u| u.message_key.as_deref()))
-            .bind(subject_kind)
-            .bind(subject_id)
-            .bind(update.and_then(|u| u.delivery_id))
-            .bind(update.map(|u| u.kind.as_str()))
-            .bind(super::installations::current_team())
+        let batch: Vec<serde_json::Value> = answers
+            .iter()
+            .map(|(a, team)| sqlite_answer_json(a, team))
+            .collect();
+        let written: Vec<(String, String)> = sqlx::query_as(SQLITE_ANSWERS)
+            .bind(serde_json::Value::Array(batch).to_string())
             .fetch_all(&mut **c)
             .await?;
-        let tagged = |name: &str| tags.iter().any(|t| t == name);
-        if tagged("queued") {
+        let wrote = |what: &str, key: &str| written.iter().any(|(w, k)| w == what && k == key);
+        if written.iter().any(|(w, _)| w == "queued") {
             self.enqueued = true;
         }
-        Ok(if a.claim.is_some() && !tagged("sig") {
-            OneTrip::Replay
-        } else if !tagged("open") || update.is_none() {
-            OneTrip::NotApplied
-        } else {
-            OneTrip::Stored
-        })
+        Ok(answers
+            .iter()
+            .map(|(a, _)| {
+                let claimed = a.claim.is_some_and(|c| wrote("sig", &c.signature));
+                if a.claim.is_some() && !claimed {
+                    OneTrip::Replay
+                } else if a.update.is_none() || !wrote("open", &a.delivery_id.0.to_string()) {
+                    OneTrip::NotApplied
+                } else {
+                    OneTrip::Stored
+                }
+            })
+            .collect())
     }
 
     async fn answer_in_one_statement(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
@@ -317,5 +385,48 @@ impl StoreTx {
         } else {
             OneTrip::Stored
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Store;
+    use sqlx::Row;
+
+    /// Every statement of the batch trip finds its rows by key: walking the open deliveries
+    /// or the pending messages would make each answer's cost grow with the tables (the first
+    /// version of the trip did, and shed most answers at 1,000/s).
+    #[tokio::test]
+    async fn the_batch_trip_looks_its_rows_up_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let super::super::Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("a SQLite URL gives a SQLite pool")
+        };
+        for statement in SQLITE_ANSWERS.split(";\nWITH") {
+            let statement = if statement.starts_with("WITH") {
+                statement.to_string()
+            } else {
+                format!("WITH{statement}")
+            };
+            let plan = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {statement}"
+            )))
+            .bind("[]")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let steps: Vec<String> = plan.iter().map(|r| r.get::<String, _>("detail")).collect();
+            eprintln!("{statement}\n{}\n", steps.join("\n"));
+            for step in &steps {
+                let bad = (step.starts_with("SCAN ") && !step.contains("VIRTUAL TABLE"))
+                    || (step.starts_with("SEARCH deliveries") && !step.contains("PRIMARY KEY"))
+                    || (step.starts_with("SEARCH outbox") && !step.contains("outbox_by_target"));
+                assert!(!bad, "not looked up by key: {step}\n{statement}");
+            }
+        }
     }
 }

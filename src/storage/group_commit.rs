@@ -22,11 +22,13 @@
 
 use chrono::{DateTime, Utc};
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::answer_write::{OneTrip, OneTripAnswer};
 use super::{on_tx, to_ms, Backend, Store, StoreError, StoreResult, StoreTx};
 
 /// Jobs waiting for a writer, at most. Beyond it requests are refused (shed), not queued.
@@ -45,11 +47,24 @@ pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send +
 pub trait WriteJob: Send + 'static {
     type Output: Send + 'static;
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Self::Output>;
+
+    /// The answer this job writes first, if it is one the SQLite writer may write together
+    /// with the batch's other answers in one trip ([`StoreTx::answers_together`]).
+    fn answer(&self) -> Option<OneTripAnswer<'_>> {
+        None
+    }
+
+    /// What the batch's trip did with [`WriteJob::answer`], told before each `run` (`None`:
+    /// it was not written with the batch, the job writes it itself).
+    fn answered(&mut self, _outcome: Option<OneTrip>) {}
 }
 
 /// A job with its reply channel, its type erased for the queue.
 trait Queued: Send {
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, ()>;
+    /// [`WriteJob::answer`], with the workspace the job writes for.
+    fn answer(&self) -> Option<(OneTripAnswer<'_>, &str)>;
+    fn answered(&mut self, outcome: Option<OneTrip>);
     /// Sends the result: the output once committed, or the error.
     fn deliver(self: Box<Self>, result: StoreResult<()>);
 }
@@ -72,6 +87,14 @@ impl<J: WriteJob> Queued for Typed<J> {
             self.out = Some(out);
             Ok(())
         })
+    }
+
+    fn answer(&self) -> Option<(OneTripAnswer<'_>, &str)> {
+        self.job.answer().map(|a| (a, self.team.as_str()))
+    }
+
+    fn answered(&mut self, outcome: Option<OneTrip>) {
+        self.job.answered(outcome);
     }
 
     fn deliver(self: Box<Self>, result: StoreResult<()>) {
@@ -182,12 +205,72 @@ async fn commit_batch(store: &Store, mut batch: Vec<Job>) {
     }
 }
 
+/// Runs `jobs` in one transaction and commits it. The time of each step is recorded
+/// (`group_commit_phase_seconds`): when answers queue, it tells whether the writer waits
+/// for the write lock, spends its time in the statements, or in the commit's fsync.
 async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
+    let mut step = std::time::Instant::now();
+    let mut done = |phase: &'static str| {
+        let now = std::time::Instant::now();
+        metrics::histogram!("group_commit_phase_seconds", "phase" => phase)
+            .record((now - step).as_secs_f64());
+        step = now;
+    };
     let mut tx = store.begin().await?;
+    done("begin");
+    for job in jobs.iter_mut() {
+        job.answered(None);
+    }
+    if store.backend() == Backend::Sqlite {
+        answer_together(&mut tx, jobs).await?;
+        done("answers");
+    }
     for job in jobs.iter_mut() {
         job.run(&mut tx).await?;
     }
-    tx.commit().await
+    done("jobs");
+    tx.commit().await?;
+    done("commit");
+    Ok(())
+}
+
+/// SQLite: the batch's answers written in as few trips as it takes, one when no two answer
+/// the same delivery or carry the same signature (a second one waits for the next trip,
+/// which sees the first one's writes, as if the jobs had run one after the other). Every
+/// statement of a batch was a trip to the connection's thread and back, each waiting for a
+/// core on a busy machine; the writer spent its time in those waits while the answers
+/// behind it queued.
+async fn answer_together(tx: &mut StoreTx, jobs: &mut [Job]) -> StoreResult<()> {
+    let mut waiting: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].answer().is_some())
+        .collect();
+    while !waiting.is_empty() {
+        let mut deliveries = HashSet::new();
+        let mut signatures = HashSet::new();
+        let (now, later): (Vec<usize>, Vec<usize>) = waiting.iter().partition(|&&i| {
+            let Some((a, _)) = jobs[i].answer() else {
+                return false;
+            };
+            let signature = a.claim.map(|c| c.signature.clone());
+            let first = !deliveries.contains(&a.delivery_id)
+                && signature.as_ref().is_none_or(|s| !signatures.contains(s));
+            if first {
+                deliveries.insert(a.delivery_id);
+                signatures.extend(signature);
+            }
+            first
+        });
+        let outcomes = {
+            let answers: Vec<(OneTripAnswer<'_>, &str)> =
+                now.iter().filter_map(|&i| jobs[i].answer()).collect();
+            tx.answers_together(&answers).await?
+        };
+        for (&i, outcome) in now.iter().zip(outcomes) {
+            jobs[i].answered(Some(outcome));
+        }
+        waiting = later;
+    }
+    Ok(())
 }
 
 /// Jobs waiting beyond which the writer is behind: at a thousand answers a second a commit
