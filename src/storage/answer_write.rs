@@ -140,8 +140,9 @@ SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*)
 
 /// SQLite: the answers of one trip (`$1`, a JSON array: [`sqlite_answer_json`]) as rows.
 /// `jsonb_each` hands each answer over as binary JSON, which `->>` reads in place: with
-/// `json_each` every `->>` parsed the answer's text again, the DM's rendered blocks
-/// included, twenty times per answer and statement.
+/// `json_each` every `->>` parsed the answer's text again, twenty times per answer and
+/// statement. The DM updates' payloads, the bulk of the bytes, come apart in `$2` (an array,
+/// `index` into it), read by the one statement that stores them.
 macro_rules! sqlite_answers {
     () => {
         "WITH a AS (
@@ -150,7 +151,7 @@ macro_rules! sqlite_answers {
         value ->> 'signature' AS signature, value ->> 'signed_at' AS signed_at,
         value ->> 'now' AS now, jsonb_extract(value, '$.values') AS vals,
         value ->> 'target' AS target,
-        value ->> 'dedupe' AS dedupe, value ->> 'method' AS method, value ->> 'payload' AS payload,
+        value ->> 'dedupe' AS dedupe, value ->> 'method' AS method, value ->> 'index' AS idx,
         value ->> 'channel' AS channel, value ->> 'message' AS message,
         value ->> 'subject_kind' AS subject_kind, value ->> 'subject_id' AS subject_id,
         value ->> 'update_delivery' AS update_delivery, value ->> 'kind' AS kind,
@@ -178,20 +179,30 @@ macro_rules! sqlite_answer_applies {
 }
 
 /// SQLite, the answers of a batch in ONE trip to the connection's thread (at most one per
-/// delivery and per signature): their values (`values`: `[key, number, text]` each),
-/// dropping each DM's pending update and queueing the new one (these three only for an
-/// answer that changes something, `update`), then the "still open?" write that marks each
-/// delivery answered and bumps its revision, then the replay claims.
+/// delivery and per signature). First, what will become of each answer: `[index, applies,
+/// replay]`, one row for the whole batch. Then the writes: the answers' values (`values`:
+/// `[key, number, text]` each), dropping each DM's pending update and queueing the new one
+/// (these three only for an answer that changes something, `update`), the "still open?"
+/// write that marks each delivery answered and bumps its revision, and the replay claims.
 ///
 /// SQLite has no data-modifying CTEs, and a statement cannot see whether an earlier one of
 /// the same trip wrote. So the order does the work: every write is conditioned on
-/// [`sqlite_answer_applies!`], and the two statements that change what it reads (the
-/// revision bump, the claim) come last. A unary `+` keeps SQLite from planning a statement
-/// around an index on `state` or `status` (walking every open delivery or pending message)
-/// instead of looking each answer's rows up by key. Each statement returns `(what, key)` for each row it
-/// wrote: `queued` and the update's dedupe key, `open` and the delivery, `sig` and the
-/// signature.
+/// [`sqlite_answer_applies!`], the two statements that change what it reads (the revision
+/// bump, the claim) come last, and the outcome read first is therefore what every write saw.
+/// A unary `+` keeps SQLite from planning a statement around an index on `state` or
+/// `status` (walking every open delivery or pending message) instead of looking each
+/// answer's rows up by key. The writes return no rows: sqlx hands each row over to the
+/// waiting task on its own, and a row per answer per statement woke the writer dozens of
+/// times per trip.
 const SQLITE_ANSWERS: &str = concat!(
+    sqlite_answers!(),
+    "
+SELECT json_group_array(json_array(a.idx, ",
+    sqlite_answer_applies!(),
+    ", a.signature IS NOT NULL
+        AND EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature)))
+FROM a;
+",
     sqlite_answers!(),
     ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
     sqlite_answer_applies!(),
@@ -219,13 +230,12 @@ DELETE FROM outbox WHERE +method = 'chat.update' AND +status = 'pending'
 INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
     subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
     team_id)
-SELECT ok.dedupe, ok.method, ok.payload, ok.channel, ok.message, ok.target, ok.subject_kind,
+SELECT ok.dedupe, ok.method, json_extract($2, '$[' || ok.idx || ']'), ok.channel, ok.message, ok.target, ok.subject_kind,
     ok.subject_id, ok.update_delivery, ok.kind, 'pending', 0, ok.now, ok.now, ",
     outbox_team!("ok.team", "ok.delivery"),
     "
 FROM ok WHERE true
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING 'queued', dedupe_key;
+ON CONFLICT (dedupe_key) DO NOTHING;
 ",
     sqlite_answers!(),
     "
@@ -239,25 +249,24 @@ WHERE deliveries.id = a.delivery AND +deliveries.closes_at > a.now
   AND (a.signature IS NULL
        OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))
   AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
-              AND r.state = 'open' AND r.sealed_at IS NULL)
-RETURNING 'open', CAST(deliveries.id AS TEXT);
+              AND r.state = 'open' AND r.sealed_at IS NULL);
 ",
     sqlite_answers!(),
     "
 INSERT INTO seen_signatures (signature, request_ts)
 SELECT a.signature, a.signed_at FROM a WHERE a.signature IS NOT NULL
-ON CONFLICT (signature) DO NOTHING
-RETURNING 'sig', signature"
+ON CONFLICT (signature) DO NOTHING"
 );
 
-/// One answer as an element of [`SQLITE_ANSWERS`]'s `$1`, for workspace `team`.
-fn sqlite_answer_json(a: &OneTripAnswer<'_>, team: &str) -> serde_json::Value {
+/// One answer as element `index` of [`SQLITE_ANSWERS`]'s `$1`, for workspace `team`.
+fn sqlite_answer_json(index: usize, a: &OneTripAnswer<'_>, team: &str) -> serde_json::Value {
     let update = a.update;
     let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
         Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
         None => (None, None),
     };
     serde_json::json!({
+        "index": index,
         "delivery": a.delivery_id.0,
         "round": a.round_id.0,
         "role": a.role,
@@ -274,7 +283,6 @@ fn sqlite_answer_json(a: &OneTripAnswer<'_>, team: &str) -> serde_json::Value {
         "target": update.and_then(|u| u.target_key.as_deref()),
         "dedupe": update.map(|u| u.dedupe_key.as_str()),
         "method": update.map(|u| u.method.as_str()),
-        "payload": update.map(|u| u.payload.to_string()),
         "channel": update.and_then(|u| u.channel_key.as_deref()),
         "message": update.and_then(|u| u.message_key.as_deref()),
         "subject_kind": subject_kind,
@@ -313,29 +321,51 @@ impl StoreTx {
         };
         let batch: Vec<serde_json::Value> = answers
             .iter()
-            .map(|(a, team)| sqlite_answer_json(a, team))
+            .enumerate()
+            .map(|(i, (a, team))| sqlite_answer_json(i, a, team))
             .collect();
-        let written: Vec<(String, String)> = sqlx::query_as(SQLITE_ANSWERS)
+        // The payloads as one JSON array, each written once as it is (not as an escaped
+        // string inside another document).
+        let mut payloads = String::from("[");
+        for (i, (a, _)) in answers.iter().enumerate() {
+            if i > 0 {
+                payloads.push(',');
+            }
+            match a.update {
+                Some(u) => payloads.push_str(&u.payload.to_string()),
+                None => payloads.push_str("null"),
+            }
+        }
+        payloads.push(']');
+        let outcome: Vec<String> = sqlx::query_scalar(SQLITE_ANSWERS)
             .bind(serde_json::Value::Array(batch).to_string())
+            .bind(payloads)
             .fetch_all(&mut **c)
             .await?;
-        let wrote = |what: &str, key: &str| written.iter().any(|(w, k)| w == what && k == key);
-        if written.iter().any(|(w, _)| w == "queued") {
+        // SQLite's truth values are the integers 0 and 1.
+        let flags: Vec<(usize, i64, i64)> = outcome
+            .first()
+            .map(|o| serde_json::from_str(o))
+            .transpose()
+            .map_err(|e| super::StoreError::Corrupt(format!("an answer batch's outcome: {e}")))?
+            .unwrap_or_default();
+        let mut outcomes = vec![OneTrip::NotApplied; answers.len()];
+        for (index, applies, replay) in flags {
+            let Some(((a, _), slot)) = answers.get(index).zip(outcomes.get_mut(index)) else {
+                continue;
+            };
+            *slot = if a.claim.is_some() && replay != 0 {
+                OneTrip::Replay
+            } else if applies != 0 && a.update.is_some() {
+                OneTrip::Stored
+            } else {
+                OneTrip::NotApplied
+            };
+        }
+        if outcomes.contains(&OneTrip::Stored) {
             self.enqueued = true;
         }
-        Ok(answers
-            .iter()
-            .map(|(a, _)| {
-                let claimed = a.claim.is_some_and(|c| wrote("sig", &c.signature));
-                if a.claim.is_some() && !claimed {
-                    OneTrip::Replay
-                } else if a.update.is_none() || !wrote("open", &a.delivery_id.0.to_string()) {
-                    OneTrip::NotApplied
-                } else {
-                    OneTrip::Stored
-                }
-            })
-            .collect())
+        Ok(outcomes)
     }
 
     async fn answer_in_one_statement(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
@@ -415,6 +445,7 @@ mod tests {
             let plan = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "EXPLAIN QUERY PLAN {statement}"
             )))
+            .bind("[]")
             .bind("[]")
             .fetch_all(pool)
             .await
