@@ -192,6 +192,79 @@ async fn racing_clicks_on_one_delivery_leave_one_update_showing_what_is_stored()
     );
 }
 
+#[tokio::test]
+async fn clicks_on_one_delivery_in_one_batch_are_written_one_after_the_other() {
+    // The SQLite writer writes a batch's answers together in one trip, at most one per
+    // delivery per trip: the others must go in later trips that see the first one's writes.
+    // Holding SQLite's write lock from outside makes the clicks queue up behind the writer,
+    // so they are taken as one batch when it is released.
+    let app = pilot_at(&["U0BATCH", "U0OTHER"], "", ONE_SCALE, monday_ten_berlin()).await;
+    if !app.db.url.starts_with("sqlite") {
+        return; // PostgreSQL writes each answer in its own statement; the race test covers it.
+    }
+    app.send_monday_pulse().await;
+    let dm = app.first_dm("U0BATCH");
+    let other = app.first_dm("U0OTHER");
+    let first = click_payload(&app.peer, "U0BATCH", &dm, 1);
+    assert_eq!(app.send_interaction(&first).await.status(), 200);
+
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // Another member's click takes the writer's next batch, which waits for the lock; the
+    // clicks on one delivery, all drawn from the same revision, queue behind it together.
+    let app = &app;
+    let blocked = async {
+        let payload = click_payload(&app.peer, "U0OTHER", &other, 2);
+        app.send_interaction(&payload).await.status().as_u16()
+    };
+    let queued = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let clicks = (2..=5).map(|value| {
+            let payload = click_payload(&app.peer, "U0BATCH", &dm, value);
+            async move { app.send_interaction(&payload).await.status().as_u16() }
+        });
+        futures_join_all(clicks).await
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    };
+    let (blocked, queued, ()) = tokio::join!(blocked, queued, release);
+    assert_eq!(blocked, 200);
+    assert!(queued.iter().all(|s| *s == 200), "{queued:?}");
+
+    // Five different answers: five revisions, one stored value, and only the latest update
+    // pending, showing that value.
+    app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
+        .await;
+    app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
+    let stored = stored_by_user(&app.db.url).await["U0BATCH"];
+    let pending = rows(
+        &app.db.url,
+        "SELECT o.dedupe_key, o.payload FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+         JOIN members m ON m.id = d.member_id
+         WHERE o.kind = 'answer_update' AND o.status = 'pending' AND m.slack_user_id = 'U0BATCH'",
+    )
+    .await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0]["dedupe_key"]
+            .as_str()
+            .unwrap()
+            .ends_with(":answer:5"),
+        "{pending:?}"
+    );
+    let shown = format!("*{} out of 5", stored as i64);
+    assert!(
+        pending[0]["payload"].as_str().unwrap().contains(&shown),
+        "the update shows {shown}: {pending:?}"
+    );
+}
+
 /// A counter's value on `/metrics` (0 when it was never incremented).
 async fn counter(app: &TestApp, name: &str) -> f64 {
     let text = app.get("/metrics").await.text().await.unwrap();
