@@ -168,13 +168,23 @@ async fn racing_clicks_on_one_delivery_leave_one_update_showing_what_is_stored()
     let statuses = futures_join_all(clicks).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 
-    let stored = stored_by_user(&app.db.url).await["U0RACE"];
     // Five different answers: five revisions, and only the latest update still pending.
     app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
         .await;
+    assert_only_the_latest_update_pending(&app, "U0RACE", 5).await;
+}
+
+/// Only `user`'s latest DM update is still pending: the one keyed by answer revision
+/// `revision`, showing the answer stored.
+async fn assert_only_the_latest_update_pending(app: &TestApp, user: &str, revision: i64) {
+    let stored = stored_by_user(&app.db.url).await[user];
     let pending = rows(
         &app.db.url,
-        "SELECT dedupe_key, payload FROM outbox WHERE kind = 'answer_update' AND status = 'pending'",
+        &format!(
+            "SELECT o.dedupe_key, o.payload FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
+             JOIN members m ON m.id = d.member_id
+             WHERE o.kind = 'answer_update' AND o.status = 'pending' AND m.slack_user_id = '{user}'"
+        ),
     )
     .await;
     assert_eq!(pending.len(), 1, "{pending:?}");
@@ -182,7 +192,7 @@ async fn racing_clicks_on_one_delivery_leave_one_update_showing_what_is_stored()
         pending[0]["dedupe_key"]
             .as_str()
             .unwrap()
-            .ends_with(":answer:5"),
+            .ends_with(&format!(":answer:{revision}")),
         "{pending:?}"
     );
     let shown = format!("*{} out of 5", stored as i64);
@@ -242,27 +252,7 @@ async fn clicks_on_one_delivery_in_one_batch_are_written_one_after_the_other() {
     app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
         .await;
     app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
-    let stored = stored_by_user(&app.db.url).await["U0BATCH"];
-    let pending = rows(
-        &app.db.url,
-        "SELECT o.dedupe_key, o.payload FROM outbox o JOIN deliveries d ON d.id = o.delivery_id
-         JOIN members m ON m.id = d.member_id
-         WHERE o.kind = 'answer_update' AND o.status = 'pending' AND m.slack_user_id = 'U0BATCH'",
-    )
-    .await;
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    assert!(
-        pending[0]["dedupe_key"]
-            .as_str()
-            .unwrap()
-            .ends_with(":answer:5"),
-        "{pending:?}"
-    );
-    let shown = format!("*{} out of 5", stored as i64);
-    assert!(
-        pending[0]["payload"].as_str().unwrap().contains(&shown),
-        "the update shows {shown}: {pending:?}"
-    );
+    assert_only_the_latest_update_pending(app, "U0BATCH", 5).await;
 }
 
 /// A counter's value on `/metrics` (0 when it was never incremented).
