@@ -247,9 +247,9 @@ async fn answer_together(tx: &mut StoreTx, jobs: &mut [Job]) -> StoreResult<()> 
     while !waiting.is_empty() {
         let mut deliveries = HashSet::new();
         let mut signatures = HashSet::new();
-        let (now, later): (Vec<usize>, Vec<usize>) = waiting.iter().partition(|&&i| {
+        let (mut now, later): (Vec<usize>, Vec<usize>) = waiting.iter().partition(|&&i| {
             let Some((a, _)) = jobs[i].answer() else {
-                return false;
+                return true; // nothing to write together: dropped below, never waits again
             };
             let signature = a.claim.map(|c| c.signature.clone());
             let first = !deliveries.contains(&a.delivery_id)
@@ -260,7 +260,9 @@ async fn answer_together(tx: &mut StoreTx, jobs: &mut [Job]) -> StoreResult<()> 
             }
             first
         });
+        now.retain(|&i| jobs[i].answer().is_some());
         let outcomes = {
+            // In the order of `now`: each outcome goes back to its own job.
             let answers: Vec<(OneTripAnswer<'_>, &str)> =
                 now.iter().filter_map(|&i| jobs[i].answer()).collect();
             tx.answers_together(&answers).await?
