@@ -161,20 +161,57 @@ macro_rules! sqlite_answers {
     };
 }
 
+/// SQLite: whether the delivery row `$d` is still open for answer `a`: open at the revision
+/// read, and its round open. The one place the rule is written: [`sqlite_answer_applies!`]
+/// reads it for a looked-up row, and the revision bump of [`SQLITE_ANSWERS`] for the row it
+/// updates. The unary `+`s keep SQLite from planning around the indexes on `state` and
+/// `closes_at` instead of looking the row up by key.
+macro_rules! sqlite_delivery_open {
+    ($d:literal) => {
+        concat!(
+            "+", $d, ".closes_at > a.now AND ", $d, ".closed_at IS NULL
+             AND +", $d, ".state IN ('scheduled', 'queued', 'sent', 'answered')
+             AND ", $d, ".answer_revision = a.revision
+             AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = ", $d, ".round_id
+                         AND r.state = 'open' AND r.sealed_at IS NULL)"
+        )
+    };
+}
+
+/// SQLite: answer `a`'s request signature was not claimed before (or it has none).
+macro_rules! sqlite_signature_unclaimed {
+    () => {
+        "(a.signature IS NULL
+          OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))"
+    };
+}
+
 /// SQLite: whether answer `a` applies, evaluated by every statement of [`SQLITE_ANSWERS`]
-/// against the same state: its delivery is open at the revision read, its round is open, and
-/// its request's signature was not claimed before. The statements that use it change
-/// neither the deliveries nor the signatures, so they all see an answer apply, or all see it
-/// not apply.
+/// against the same state: its delivery is open at the revision read
+/// ([`sqlite_delivery_open!`]) and its request's signature was not claimed before. The
+/// statements that use it change neither the deliveries nor the signatures, so they all see
+/// an answer apply, or all see it not apply.
 macro_rules! sqlite_answer_applies {
     () => {
-        "EXISTS (SELECT 1 FROM deliveries d JOIN rounds r ON r.id = d.round_id
-                 WHERE d.id = a.delivery AND d.closes_at > a.now AND d.closed_at IS NULL
-                   AND d.state IN ('scheduled', 'queued', 'sent', 'answered')
-                   AND d.answer_revision = a.revision
-                   AND r.state = 'open' AND r.sealed_at IS NULL)
-         AND (a.signature IS NULL
-              OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))"
+        concat!(
+            "EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery AND ",
+            sqlite_delivery_open!("d"),
+            ") AND ",
+            sqlite_signature_unclaimed!()
+        )
+    };
+}
+
+/// SQLite: the batch's answers ([`sqlite_answers!`]) and, as `ok`, those that apply and
+/// change something: the ones whose values are stored and whose DM update is queued.
+macro_rules! sqlite_applying_updates {
+    () => {
+        concat!(
+            sqlite_answers!(),
+            ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
+            sqlite_answer_applies!(),
+            ")"
+        )
     };
 }
 
@@ -203,10 +240,8 @@ SELECT json_group_array(json_array(a.idx, ",
         AND EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature)))
 FROM a;
 ",
-    sqlite_answers!(),
-    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
-    sqlite_answer_applies!(),
-    ")
+    sqlite_applying_updates!(),
+    "
 INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
     allow_reply, created_at, updated_at)
 SELECT ok.round, ok.delivery, v.value ->> 0, ok.role, v.value ->> 1, v.value ->> 2, 0, ok.now,
@@ -216,17 +251,13 @@ FROM ok, json_each(ok.vals) AS v WHERE true
     response_upsert!(),
     ";
 ",
-    sqlite_answers!(),
-    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
-    sqlite_answer_applies!(),
-    ")
+    sqlite_applying_updates!(),
+    "
 DELETE FROM outbox WHERE +method = 'chat.update' AND +status = 'pending'
   AND target_key IN (SELECT target FROM ok);
 ",
-    sqlite_answers!(),
-    ", ok AS (SELECT * FROM a WHERE a.has_update AND ",
-    sqlite_answer_applies!(),
-    ")
+    sqlite_applying_updates!(),
+    "
 INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
     subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
     team_id)
@@ -242,14 +273,11 @@ ON CONFLICT (dedupe_key) DO NOTHING;
 UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, a.now),
     answer_revision = answer_revision + a.has_update
 FROM a
-WHERE deliveries.id = a.delivery AND +deliveries.closes_at > a.now
-  AND deliveries.closed_at IS NULL
-  AND +deliveries.state IN ('scheduled', 'queued', 'sent', 'answered')
-  AND deliveries.answer_revision = a.revision
-  AND (a.signature IS NULL
-       OR NOT EXISTS (SELECT 1 FROM seen_signatures s WHERE s.signature = a.signature))
-  AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
-              AND r.state = 'open' AND r.sealed_at IS NULL);
+WHERE deliveries.id = a.delivery AND ",
+    sqlite_delivery_open!("deliveries"),
+    " AND ",
+    sqlite_signature_unclaimed!(),
+    ";
 ",
     sqlite_answers!(),
     "
@@ -433,7 +461,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("plan.db").display());
         let store = Store::connect(&url, 2).await.unwrap();
         store.migrate().await.unwrap();
-        let super::super::Pool::Sqlite(pool) = &store.pool else {
+        let super::super::Pool::Sqlite(pool, _) = &store.pool else {
             unreachable!("a SQLite URL gives a SQLite pool")
         };
         for statement in SQLITE_ANSWERS.split(";\nWITH") {

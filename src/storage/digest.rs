@@ -520,7 +520,7 @@ impl Store {
     /// waiting for fsync (a generated history can be generated again; answers never pass
     /// here). Outside any transaction, where SQLite allows the change.
     pub async fn bulk_load_mode(&self) -> StoreResult<()> {
-        if let super::Pool::Sqlite(p) = &self.pool {
+        if let super::Pool::Sqlite(p, _) = &self.pool {
             sqlx::query("PRAGMA synchronous = OFF").execute(p).await?;
         }
         Ok(())
@@ -530,7 +530,7 @@ impl Store {
     /// visibility map that index-only scans need), as autovacuum would leave them.
     pub async fn after_bulk_load(&self) -> StoreResult<()> {
         match &self.pool {
-            super::Pool::Sqlite(p) => {
+            super::Pool::Sqlite(p, _) => {
                 sqlx::query("ANALYZE").execute(p).await?;
             }
             super::Pool::Postgres(p) => {

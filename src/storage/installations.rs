@@ -140,7 +140,7 @@ impl Store {
         const SQL: &str = "SELECT bot_token_enc AS token_sealed, revoked_at, revoked_reason \
                            FROM installations WHERE team_id = $1";
         match &self.pool {
-            super::Pool::Sqlite(p) => {
+            super::Pool::Sqlite(p, _) => {
                 let epoch = match self.install_routes.get(team_id) {
                     Ok(route) => return Ok(route),
                     Err(epoch) => epoch,

@@ -536,7 +536,7 @@ impl Store {
     /// before an erasure do not linger in the `-wal` file (deleted rows are zeroed in the
     /// database file by `secure_delete`). PostgreSQL: nothing (see docs/my-data.md).
     pub async fn truncate_wal(&self) -> StoreResult<bool> {
-        if let Pool::Sqlite(p) = &self.pool {
+        if let Pool::Sqlite(p, _) = &self.pool {
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                 .fetch_one(p)
                 .await?;

@@ -39,7 +39,7 @@ use std::time::Duration;
 macro_rules! on_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
-            $crate::storage::Pool::Sqlite($p) => $body,
+            $crate::storage::Pool::Sqlite($p, _) => $body,
             $crate::storage::Pool::Postgres($p) => $body,
         }
     };
@@ -66,8 +66,8 @@ macro_rules! on_tx {
 /// given back), on PostgreSQL the pool. `?` in `$body` is on `sqlx::Error`.
 macro_rules! on_reader {
     ($store:expr, |$c:ident| $body:expr) => {
-        match (&$store.pool, &$store.held) {
-            ($crate::storage::Pool::Sqlite(_), Some(held)) => {
+        match &$store.pool {
+            $crate::storage::Pool::Sqlite(_, held) => {
                 let mut held = held.acquire().await?;
                 let result: Result<_, sqlx::Error> = async {
                     let $c = &mut *held;
@@ -79,11 +79,7 @@ macro_rules! on_reader {
                 }
                 result?
             }
-            ($crate::storage::Pool::Sqlite($c), None) => {
-                let result: Result<_, sqlx::Error> = async { Ok($body) }.await;
-                result?
-            }
-            ($crate::storage::Pool::Postgres($c), _) => {
+            $crate::storage::Pool::Postgres($c) => {
                 let result: Result<_, sqlx::Error> = async { Ok($body) }.await;
                 result?
             }
@@ -132,7 +128,8 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// The pool, and the connections a click's read takes ([`held`]).
+    Sqlite(SqlitePool, std::sync::Arc<held::HeldConnections>),
     Postgres(PgPool),
 }
 
@@ -150,8 +147,6 @@ pub struct Store {
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The installations' routing facts already read ([`installations::RouteCache`]).
     pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
-    /// SQLite: the connections a click's read takes ([`held`]); `None` on PostgreSQL.
-    pub(crate) held: Option<std::sync::Arc<held::HeldConnections>>,
 }
 
 pub(crate) enum TxInner {
@@ -252,7 +247,8 @@ impl Store {
                      costs several times the CPU per answer"
                 );
             }
-            Pool::Sqlite(pool)
+            let held = held::HeldConnections::new(pool.connect_options());
+            Pool::Sqlite(pool, std::sync::Arc::new(held))
         } else {
             let options = PgConnectOptions::from_str(url)?;
             first_connect(&options).await?;
@@ -263,19 +259,12 @@ impl Store {
                 .await?;
             Pool::Postgres(pool)
         };
-        let held = match &pool {
-            Pool::Sqlite(p) => Some(std::sync::Arc::new(held::HeldConnections::new(
-                p.connect_options(),
-            ))),
-            Pool::Postgres(_) => None,
-        };
         let mut store = Store {
             pool,
             signatures_pruned_at: Default::default(),
             group: None,
             outbox_wake: Default::default(),
             install_routes: Default::default(),
-            held,
         };
         store.group = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
@@ -306,7 +295,7 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -315,7 +304,7 @@ impl Store {
     /// migrator takes an advisory lock; SQLite has one writer.
     pub async fn migrate(&self) -> StoreResult<usize> {
         let result = match &self.pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Sqlite(p, _) => SQLITE_MIGRATIONS.run(p).await,
             Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
         };
         result.map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -324,7 +313,7 @@ impl Store {
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         match self.pool {
-            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Sqlite(..) => &SQLITE_MIGRATIONS,
             Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
         }
     }
@@ -352,7 +341,7 @@ impl Store {
     /// lock up front (waiting with the busy timeout) instead of failing on upgrade.
     pub async fn begin(&self) -> StoreResult<StoreTx> {
         let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(p, _) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
         Ok(StoreTx {
@@ -365,10 +354,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(held) = &self.held {
-            held.close().await;
+        match &self.pool {
+            Pool::Sqlite(p, held) => {
+                held.close().await;
+                p.close().await
+            }
+            Pool::Postgres(p) => p.close().await,
         }
-        on_pool!(self, |p| p.close().await)
     }
 }
 

@@ -485,7 +485,7 @@ impl Store {
                 listener.listen(NOTIFY_CHANNEL).await?;
                 Ok(Some(OutboxListener(listener)))
             }
-            Pool::Sqlite(_) => Ok(None),
+            Pool::Sqlite(..) => Ok(None),
         }
     }
 

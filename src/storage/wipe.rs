@@ -9,7 +9,7 @@ impl Store {
     /// transaction (foreign keys are checked at commit, when every table is empty). SQLite
     /// only: the sandbox refuses PostgreSQL, and nothing else may wipe a database.
     pub async fn wipe_sandbox_data(&self) -> StoreResult<usize> {
-        let Pool::Sqlite(pool) = &self.pool else {
+        let Pool::Sqlite(pool, _) = &self.pool else {
             return Err(StoreError::Conflict(
                 "only a SQLite sandbox database can be wiped".into(),
             ));
