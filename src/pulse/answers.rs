@@ -286,7 +286,7 @@ struct AnswerJob {
     /// The answer as one trip (one statement on PostgreSQL, five in one trip on SQLite),
     /// prepared from what was read before.
     one_trip: Option<OneTripPrepared>,
-    /// What the writer's trip for the whole batch did with `one_trip` (SQLite), if it did.
+    /// What the writer's trip for the whole batch did with `one_trip`, if it did.
     batched: Option<OneTrip>,
     now: DateTime<Utc>,
 }

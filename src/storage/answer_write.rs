@@ -1,7 +1,9 @@
-//! An answer in one statement (PostgreSQL): the replay claim, the "still open?" check, the
-//! answer, the revision bump, dropping the DM's pending update and queueing the new one, all
-//! in ONE data-modifying CTE, so an answer costs one round trip inside its grouped
-//! transaction instead of seven.
+//! The answers of a grouped commit in one trip: the replay claim, the "still open?" check,
+//! the answer, the revision bump, dropping the DM's pending update and queueing the new one,
+//! for every answer of the batch at once (at most one per delivery and per signature; a
+//! second one goes in the next trip, [`super::group_commit`]). On PostgreSQL it is ONE
+//! data-modifying CTE ([`POSTGRES_ANSWERS`]); an answer used to cost one such statement, a
+//! round trip to the server each, and the writers spent their time waiting on them.
 //!
 //! The DM update is rendered from every answer of the delivery, which a statement cannot do.
 //! So the caller renders it beforehand from what it read (the delivery's answer revision and
@@ -15,9 +17,9 @@
 //!
 //! SQLite has no data-modifying CTEs. There the same writes are five statements sent as ONE
 //! trip to the connection's thread ([`SQLITE_ANSWERS`]), ordered so that none depends on
-//! another's outcome, and they take every answer of a grouped commit at once (one per
-//! delivery): each statement is a hop between the writer and sqlx's SQLite worker thread,
-//! and those hops, not the statements, were the writer's time, and half of an answer's CPU.
+//! another's outcome: each statement is a hop between the writer and sqlx's SQLite worker
+//! thread, and those hops, not the statements, were the writer's time, and half of an
+//! answer's CPU.
 //!
 //! Both backends give the DM update's outbox row the workspace [`StoreTx::enqueue`] would give
 //! it ([`outbox_team!`]), so an answer in an OAuth-installed workspace is updated with that
@@ -27,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use super::group_commit::SignatureClaim;
 use super::outbox::{NewOutboxMessage, OutboxSubject};
-use super::{to_ms, StoreResult, StoreTx, TxInner};
+use super::{to_ms, Backend, StoreResult, StoreTx, TxInner};
 use crate::domain::ids::{DeliveryId, RoundId};
 
 /// One answer to write in one statement.
@@ -93,52 +95,85 @@ macro_rules! response_upsert {
 }
 pub(crate) use response_upsert;
 
-const ONE_TRIP: &str = concat!(
+/// PostgreSQL, the answers of a batch in ONE statement (`$1`, a JSON array:
+/// [`answer_json`]; `$2`, the DM updates' payloads, `index` + 1 into it). The claim comes
+/// first, and the delivery's "still open?" write (`open`) takes only answers whose signature
+/// it claimed; everything else is written for the answers `open` returned. All the CTEs see
+/// the same snapshot, so an answer applies or not as a whole. A double click (no `update`)
+/// still stores its values (the upsert changes nothing) and marks the delivery answered.
+/// The answers come sorted by delivery, so concurrent writers lock deliveries in one order.
+///
+/// `$3` (the batch's delivery ids), the `|| ''`s and the round's check as a scalar subquery
+/// are for the planner: without them it read every delivery of the open round per batch
+/// (from the round, through the indexes on `round_id` and `state`) and found the superseded
+/// updates through the index on `status` (every pending message per answer). Now the only
+/// way in is by key.
+const POSTGRES_ANSWERS: &str = concat!(
     "
-WITH sig AS (
+WITH a AS (
+    SELECT (x ->> 'index')::int AS idx, (x ->> 'delivery')::bigint AS delivery,
+        (x ->> 'round')::bigint AS round, x ->> 'role' AS role,
+        (x ->> 'revision')::bigint AS revision, (x ->> 'update')::int = 1 AS has_update,
+        x ->> 'signature' AS signature, (x ->> 'signed_at')::bigint AS signed_at,
+        (x ->> 'now')::bigint AS now, x -> 'values' AS vals, x ->> 'target' AS target,
+        x ->> 'dedupe' AS dedupe, x ->> 'method' AS method, x ->> 'channel' AS channel,
+        x ->> 'message' AS message, x ->> 'subject_kind' AS subject_kind,
+        (x ->> 'subject_id')::bigint AS subject_id,
+        (x ->> 'update_delivery')::bigint AS update_delivery, x ->> 'kind' AS kind,
+        x ->> 'team' AS team
+    FROM jsonb_array_elements($1::jsonb) AS x
+), sig AS (
     INSERT INTO seen_signatures (signature, request_ts)
-    SELECT $5::text, $6::bigint WHERE $5::text IS NOT NULL
+    SELECT a.signature, a.signed_at FROM a WHERE a.signature IS NOT NULL
     ON CONFLICT (signature) DO NOTHING
-    RETURNING 1
+    RETURNING signature
 ), open AS (
-    UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, $2),
-        answer_revision = answer_revision + CASE WHEN $4 THEN 1 ELSE 0 END
-    WHERE id = $1 AND closes_at > $2 AND closed_at IS NULL
-      AND state IN ('scheduled', 'queued', 'sent', 'answered')
-      AND answer_revision = $3
-      AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM sig))
-      AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = deliveries.round_id
-                  AND r.state = 'open' AND r.sealed_at IS NULL)
-    RETURNING id
+    UPDATE deliveries SET state = 'answered', answered_at = COALESCE(answered_at, a.now),
+        answer_revision = answer_revision + CASE WHEN a.has_update THEN 1 ELSE 0 END
+    FROM a
+    WHERE deliveries.id = ANY($3::bigint[]) AND deliveries.id = a.delivery
+      AND deliveries.closes_at > a.now AND deliveries.closed_at IS NULL
+      AND deliveries.state || '' IN ('scheduled', 'queued', 'sent', 'answered')
+      AND deliveries.answer_revision = a.revision
+      AND (a.signature IS NULL OR a.signature IN (SELECT signature FROM sig))
+      AND (SELECT r.state = 'open' AND r.sealed_at IS NULL FROM rounds r
+           WHERE r.id = deliveries.round_id)
+    RETURNING a.idx
 ), put AS (
     INSERT INTO responses (round_id, delivery_id, metric_key, role, value_number, value_text,
         allow_reply, created_at, updated_at)
-    SELECT $7, open.id, v.k, $8, v.n, v.t, FALSE, $2, $2
-    FROM open, unnest($9::text[], $10::float8[], $11::text[]) AS v(k, n, t)
+    SELECT a.round, a.delivery, v ->> 0, a.role, (v ->> 1)::float8, v ->> 2, FALSE, a.now, a.now
+    FROM open JOIN a ON a.idx = open.idx, jsonb_array_elements(a.vals) AS v
     ",
     response_upsert!(),
     "
     RETURNING 1
 ), superseded AS (
     DELETE FROM outbox
-    WHERE $4 AND target_key = $17 AND method = 'chat.update' AND status = 'pending'
-      AND EXISTS (SELECT 1 FROM open)
+    WHERE method || '' = 'chat.update' AND status || '' = 'pending'
+      AND target_key IN (SELECT a.target FROM open JOIN a ON a.idx = open.idx
+                         WHERE a.has_update)
     RETURNING 1
 ), queued AS (
     INSERT INTO outbox (dedupe_key, method, payload, channel_key, message_key, target_key,
         subject_kind, subject_id, delivery_id, kind, status, attempts, next_attempt_at, created_at,
         team_id)
-    SELECT $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'pending', 0, $2, $2, ",
-    outbox_team!("$22", "$1"),
+    SELECT a.dedupe, a.method, ($2::text[])[a.idx + 1], a.channel, a.message, a.target,
+        a.subject_kind, a.subject_id, a.update_delivery, a.kind, 'pending', 0, a.now, a.now, ",
+    outbox_team!("a.team", "a.delivery"),
     "
-    FROM open WHERE $4
+    FROM open JOIN a ON a.idx = open.idx WHERE a.has_update
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT COUNT(*) FROM sig), (SELECT COUNT(*) FROM open), (SELECT COUNT(*) FROM queued)"
+SELECT COALESCE(json_agg(json_build_array(a.idx,
+    (a.idx IN (SELECT idx FROM open))::int,
+    (a.signature IS NOT NULL AND a.signature NOT IN (SELECT signature FROM sig))::int))::text,
+    '[]')
+FROM a"
 );
 
-/// SQLite: the answers of one trip (`$1`, a JSON array: [`sqlite_answer_json`]) as rows.
+/// SQLite: the answers of one trip (`$1`, a JSON array: [`answer_json`]) as rows.
 /// `jsonb_each` hands each answer over as binary JSON, which `->>` reads in place: with
 /// `json_each` every `->>` parsed the answer's text again, twenty times per answer and
 /// statement. The DM updates' payloads, the bulk of the bytes, come apart in `$2` (an array,
@@ -169,10 +204,20 @@ macro_rules! sqlite_answers {
 macro_rules! sqlite_delivery_open {
     ($d:literal) => {
         concat!(
-            "+", $d, ".closes_at > a.now AND ", $d, ".closed_at IS NULL
-             AND +", $d, ".state IN ('scheduled', 'queued', 'sent', 'answered')
-             AND ", $d, ".answer_revision = a.revision
-             AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = ", $d, ".round_id
+            "+",
+            $d,
+            ".closes_at > a.now AND ",
+            $d,
+            ".closed_at IS NULL
+             AND +",
+            $d,
+            ".state IN ('scheduled', 'queued', 'sent', 'answered')
+             AND ",
+            $d,
+            ".answer_revision = a.revision
+             AND EXISTS (SELECT 1 FROM rounds r WHERE r.id = ",
+            $d,
+            ".round_id
                          AND r.state = 'open' AND r.sealed_at IS NULL)"
         )
     };
@@ -286,12 +331,27 @@ SELECT a.signature, a.signed_at FROM a WHERE a.signature IS NOT NULL
 ON CONFLICT (signature) DO NOTHING"
 );
 
-/// One answer as element `index` of [`SQLITE_ANSWERS`]'s `$1`, for workspace `team`.
-fn sqlite_answer_json(index: usize, a: &OneTripAnswer<'_>, team: &str) -> serde_json::Value {
+/// One answer as element `index` of the batch statement's `$1`, for workspace `team`.
+fn answer_json(
+    index: usize,
+    a: &OneTripAnswer<'_>,
+    team: &str,
+    backend: Backend,
+) -> serde_json::Value {
     let update = a.update;
     let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
         Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
         None => (None, None),
+    };
+    // No update: the answer read is the one clicked again (a double click). PostgreSQL's
+    // statement stores its values anyway (the upsert changes nothing). SQLite's trip only
+    // marks the delivery answered and claims the signature, and the step-by-step writes store
+    // the answer, so an answer removed meanwhile without a revision bump is not lost; rare
+    // enough to cost nothing.
+    let values = if update.is_some() || backend == Backend::Postgres {
+        a.values
+    } else {
+        &[]
     };
     serde_json::json!({
         "index": index,
@@ -303,11 +363,7 @@ fn sqlite_answer_json(index: usize, a: &OneTripAnswer<'_>, team: &str) -> serde_
         "signature": a.claim.map(|c| c.signature.as_str()),
         "signed_at": a.claim.map(|c| to_ms(c.signed_at)),
         "now": to_ms(a.now),
-        // No update: the answer read is the one clicked again (a double click). The trip
-        // then only marks the delivery answered and claims the signature; the step-by-step
-        // writes store the answer anyway, as PostgreSQL's statement does, so an answer
-        // removed meanwhile without a revision bump is not lost; rare enough to cost nothing.
-        "values": if update.is_some() { a.values } else { &[] },
+        "values": values,
         "target": update.and_then(|u| u.target_key.as_deref()),
         "dedupe": update.map(|u| u.dedupe_key.as_str()),
         "method": update.map(|u| u.method.as_str()),
@@ -322,127 +378,99 @@ fn sqlite_answer_json(index: usize, a: &OneTripAnswer<'_>, team: &str) -> serde_
 }
 
 impl StoreTx {
-    /// Writes one answer in one trip: one statement on PostgreSQL, five in one trip on SQLite; [`OneTrip::NotApplied`]
-    /// (nothing written but the signature claim) when the delivery closed or its revision moved.
+    /// Writes one answer in one trip ([`StoreTx::answers_together`], a batch of one);
+    /// [`OneTrip::NotApplied`] (nothing written but the signature claim) when the delivery
+    /// closed or its revision moved.
     pub async fn answer_in_one_trip(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
-        if matches!(self.inner, TxInner::Postgres(_)) {
-            self.answer_in_one_statement(a).await
-        } else {
-            let team = super::installations::current_team();
-            let outcome = self.answers_together(&[(*a, team.as_str())]).await?;
-            Ok(outcome.first().copied().unwrap_or(OneTrip::NotApplied))
-        }
+        let team = super::installations::current_team();
+        let outcome = self.answers_together(&[(*a, team.as_str())]).await?;
+        Ok(outcome.first().copied().unwrap_or(OneTrip::NotApplied))
     }
 
-    /// SQLite: answers written together in one trip ([`SQLITE_ANSWERS`]), each with the
-    /// workspace its DM update is sent for; what became of each, in order. At most one
-    /// answer per delivery and per signature: the statements see the state from before the
-    /// trip, so a second answer to the same delivery must come in a later trip.
+    /// Answers written together in one trip ([`POSTGRES_ANSWERS`], [`SQLITE_ANSWERS`]), each
+    /// with the workspace its DM update is sent for; what became of each, in order. At most
+    /// one answer per delivery and per signature: the statements see the state from before
+    /// the trip, so a second answer to the same delivery must come in a later trip.
     pub async fn answers_together(
         &mut self,
         answers: &[(OneTripAnswer<'_>, &str)],
     ) -> StoreResult<Vec<OneTrip>> {
-        let TxInner::Sqlite(c) = &mut self.inner else {
-            return Err(super::StoreError::Corrupt(
-                "answers written together on a backend other than SQLite".into(),
-            ));
-        };
-        let batch: Vec<serde_json::Value> = answers
-            .iter()
-            .enumerate()
-            .map(|(i, (a, team))| sqlite_answer_json(i, a, team))
-            .collect();
-        // The payloads as one JSON array, each written once as it is (not as an escaped
-        // string inside another document).
-        let mut payloads = String::from("[");
-        for (i, (a, _)) in answers.iter().enumerate() {
-            if i > 0 {
-                payloads.push(',');
-            }
-            match a.update {
-                Some(u) => payloads.push_str(&u.payload.to_string()),
-                None => payloads.push_str("null"),
-            }
+        let backend = self.backend();
+        // PostgreSQL: sorted by delivery, so its concurrent writers lock the deliveries in one
+        // order and two batches cannot wait for each other's rows. SQLite has one writer.
+        let mut order: Vec<usize> = (0..answers.len()).collect();
+        if backend == Backend::Postgres {
+            order.sort_by_key(|&i| answers[i].0.delivery_id.0);
         }
-        payloads.push(']');
-        let outcome: Vec<String> = sqlx::query_scalar(SQLITE_ANSWERS)
-            .bind(serde_json::Value::Array(batch).to_string())
-            .bind(payloads)
-            .fetch_all(&mut **c)
-            .await?;
-        // SQLite's truth values are the integers 0 and 1.
-        let flags: Vec<(usize, i64, i64)> = outcome
-            .first()
-            .map(|o| serde_json::from_str(o))
-            .transpose()
-            .map_err(|e| super::StoreError::Corrupt(format!("an answer batch's outcome: {e}")))?
-            .unwrap_or_default();
+        let batch: Vec<serde_json::Value> = order
+            .iter()
+            .map(|&i| answer_json(i, &answers[i].0, answers[i].1, backend))
+            .collect();
+        let batch = serde_json::Value::Array(batch).to_string();
+        let outcome: String = match &mut self.inner {
+            TxInner::Sqlite(c) => {
+                // The payloads as one JSON array, each written once as it is (not as an
+                // escaped string inside another document).
+                let mut payloads = String::from("[");
+                for (i, (a, _)) in answers.iter().enumerate() {
+                    if i > 0 {
+                        payloads.push(',');
+                    }
+                    match a.update {
+                        Some(u) => payloads.push_str(&u.payload.to_string()),
+                        None => payloads.push_str("null"),
+                    }
+                }
+                payloads.push(']');
+                sqlx::query_scalar(SQLITE_ANSWERS)
+                    .bind(batch)
+                    .bind(payloads)
+                    .fetch_all(&mut **c)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default()
+            }
+            TxInner::Postgres(c) => {
+                let payloads: Vec<Option<String>> = answers
+                    .iter()
+                    .map(|(a, _)| a.update.map(|u| u.payload.to_string()))
+                    .collect();
+                let deliveries: Vec<i64> = answers.iter().map(|(a, _)| a.delivery_id.0).collect();
+                sqlx::query_scalar(POSTGRES_ANSWERS)
+                    .bind(batch)
+                    .bind(payloads)
+                    .bind(deliveries)
+                    .fetch_one(&mut **c)
+                    .await?
+            }
+        };
+        // `[index, applies, replay]` per answer, the truth values as 0 and 1.
+        let flags: Vec<(usize, i64, i64)> = serde_json::from_str(&outcome)
+            .map_err(|e| super::StoreError::Corrupt(format!("an answer batch's outcome: {e}")))?;
         let mut outcomes = vec![OneTrip::NotApplied; answers.len()];
         for (index, applies, replay) in flags {
             let Some(((a, _), slot)) = answers.get(index).zip(outcomes.get_mut(index)) else {
                 continue;
             };
+            // SQLite's trip stores nothing for a double click (see `answer_json`).
+            let stored = applies != 0 && (a.update.is_some() || backend == Backend::Postgres);
             *slot = if a.claim.is_some() && replay != 0 {
                 OneTrip::Replay
-            } else if applies != 0 && a.update.is_some() {
+            } else if stored {
                 OneTrip::Stored
             } else {
                 OneTrip::NotApplied
             };
         }
-        if outcomes.contains(&OneTrip::Stored) {
+        if answers
+            .iter()
+            .zip(&outcomes)
+            .any(|((a, _), o)| *o == OneTrip::Stored && a.update.is_some())
+        {
             self.enqueued = true;
         }
         Ok(outcomes)
-    }
-
-    async fn answer_in_one_statement(&mut self, a: &OneTripAnswer<'_>) -> StoreResult<OneTrip> {
-        let TxInner::Postgres(c) = &mut self.inner else {
-            return Ok(OneTrip::NotApplied);
-        };
-        let keys: Vec<&str> = a.values.iter().map(|(k, _, _)| k.as_str()).collect();
-        let numbers: Vec<Option<f64>> = a.values.iter().map(|(_, n, _)| *n).collect();
-        let texts: Vec<Option<&str>> = a.values.iter().map(|(_, _, t)| t.as_deref()).collect();
-        let update = a.update;
-        let (subject_kind, subject_id) = match update.and_then(|u| u.subject) {
-            Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
-            None => (None, None),
-        };
-        let (claimed, opened, queued): (i64, i64, i64) = sqlx::query_as(ONE_TRIP)
-            .bind(a.delivery_id)
-            .bind(to_ms(a.now))
-            .bind(a.expected_revision)
-            .bind(update.is_some())
-            .bind(a.claim.map(|c| c.signature.as_str()))
-            .bind(a.claim.map(|c| to_ms(c.signed_at)))
-            .bind(a.round_id)
-            .bind(a.role)
-            .bind(&keys)
-            .bind(&numbers)
-            .bind(&texts)
-            .bind(update.map(|u| u.dedupe_key.as_str()))
-            .bind(update.map(|u| u.method.as_str()))
-            .bind(update.map(|u| u.payload.to_string()))
-            .bind(update.and_then(|u| u.channel_key.as_deref()))
-            .bind(update.and_then(|u| u.message_key.as_deref()))
-            .bind(update.and_then(|u| u.target_key.as_deref()))
-            .bind(subject_kind)
-            .bind(subject_id)
-            .bind(update.and_then(|u| u.delivery_id))
-            .bind(update.map(|u| u.kind.as_str()))
-            .bind(super::installations::current_team())
-            .fetch_one(&mut **c)
-            .await?;
-        if queued > 0 {
-            self.enqueued = true;
-        }
-        Ok(if a.claim.is_some() && claimed == 0 {
-            OneTrip::Replay
-        } else if opened == 0 {
-            OneTrip::NotApplied
-        } else {
-            OneTrip::Stored
-        })
     }
 }
 

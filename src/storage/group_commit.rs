@@ -48,7 +48,7 @@ pub trait WriteJob: Send + 'static {
     type Output: Send + 'static;
     fn run<'a>(&'a mut self, tx: &'a mut StoreTx) -> JobFuture<'a, Self::Output>;
 
-    /// The answer this job writes first, if it is one the SQLite writer may write together
+    /// The answer this job writes first, if it is one the writer may write together
     /// with the batch's other answers in one trip ([`StoreTx::answers_together`]).
     fn answer(&self) -> Option<OneTripAnswer<'_>> {
         None
@@ -221,10 +221,8 @@ async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
     for job in jobs.iter_mut() {
         job.answered(None);
     }
-    if store.backend() == Backend::Sqlite {
-        answer_together(&mut tx, jobs).await?;
-        done("answers");
-    }
+    answer_together(&mut tx, jobs).await?;
+    done("answers");
     for job in jobs.iter_mut() {
         job.run(&mut tx).await?;
     }
@@ -234,12 +232,12 @@ async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
     Ok(())
 }
 
-/// SQLite: the batch's answers written in as few trips as it takes, one when no two answer
-/// the same delivery or carry the same signature (a second one waits for the next trip,
-/// which sees the first one's writes, as if the jobs had run one after the other). Every
-/// statement of a batch was a trip to the connection's thread and back, each waiting for a
-/// core on a busy machine; the writer spent its time in those waits while the answers
-/// behind it queued.
+/// The batch's answers written in as few trips as it takes, one when no two answer the same
+/// delivery or carry the same signature (a second one waits for the next trip, which sees
+/// the first one's writes, as if the jobs had run one after the other). Every statement of
+/// a batch was a trip (to SQLite's connection thread, to PostgreSQL's server) and back, each
+/// waiting for a core on a busy machine; the writer spent its time in those waits while the
+/// answers behind it queued.
 async fn answer_together(tx: &mut StoreTx, jobs: &mut [Job]) -> StoreResult<()> {
     let mut waiting: Vec<usize> = (0..jobs.len())
         .filter(|&i| jobs[i].answer().is_some())

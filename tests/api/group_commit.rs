@@ -204,35 +204,45 @@ async fn assert_only_the_latest_update_pending(app: &TestApp, user: &str, revisi
 
 #[tokio::test]
 async fn clicks_on_one_delivery_in_one_batch_are_written_one_after_the_other() {
-    // The SQLite writer writes a batch's answers together in one trip, at most one per
-    // delivery per trip: the others must go in later trips that see the first one's writes.
-    // Holding SQLite's write lock from outside makes the clicks queue up behind the writer,
-    // so they are taken as one batch when it is released.
-    let app = pilot_at(&["U0BATCH", "U0OTHER"], "", ONE_SCALE, monday_ten_berlin()).await;
-    if !app.db.url.starts_with("sqlite") {
-        return; // PostgreSQL writes each answer in its own statement; the race test covers it.
-    }
+    // The writer writes a batch's answers together in one trip, at most one per delivery
+    // per trip: the others must go in later trips that see the first one's writes. A lock
+    // held from outside makes the writer(s) wait, so the clicks queue up behind them and are
+    // taken as one batch when it is released.
+    let members = ["U0BATCH", "U0OTHER1", "U0OTHER2", "U0OTHER3", "U0OTHER4"];
+    let app = pilot_at(&members, "", ONE_SCALE, monday_ten_berlin()).await;
     app.send_monday_pulse().await;
     let dm = app.first_dm("U0BATCH");
-    let other = app.first_dm("U0OTHER");
     let first = click_payload(&app.peer, "U0BATCH", &dm, 1);
     assert_eq!(app.send_interaction(&first).await.status(), 200);
 
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    // Another member's click takes the writer's next batch, which waits for the lock; the
-    // clicks on one delivery, all drawn from the same revision, queue behind it together.
+    let mut holder = WriteLockHolder::take(&app.db.url).await;
+    // Other members' clicks take the writers' next batches, which wait for the lock (SQLite
+    // has one writer; PostgreSQL four, each given its own click a moment apart); the clicks
+    // on one delivery, all drawn from the same revision, queue behind them together.
+    let blockers = if app.db.url.starts_with("sqlite") {
+        1
+    } else {
+        4
+    };
     let app = &app;
     let blocked = async {
-        let payload = click_payload(&app.peer, "U0OTHER", &other, 2);
-        app.send_interaction(&payload).await.status().as_u16()
+        let mut statuses = Vec::new();
+        let sends = members[1..=blockers]
+            .iter()
+            .enumerate()
+            .map(|(i, user)| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * i as u64)).await;
+                let payload = click_payload(&app.peer, user, &app.first_dm(user), 2);
+                app.send_interaction(&payload).await.status().as_u16()
+            });
+        statuses.extend(futures_join_all(sends).await);
+        statuses
     };
     let queued = async {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            100 * blockers as u64 + 200,
+        ))
+        .await;
         let clicks = (2..=5).map(|value| {
             let payload = click_payload(&app.peer, "U0BATCH", &dm, value);
             async move { app.send_interaction(&payload).await.status().as_u16() }
@@ -240,19 +250,66 @@ async fn clicks_on_one_delivery_in_one_batch_are_written_one_after_the_other() {
         futures_join_all(clicks).await
     };
     let release = async {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(
+            100 * blockers as u64 + 600,
+        ))
+        .await;
+        holder.release().await;
     };
     let (blocked, queued, ()) = tokio::join!(blocked, queued, release);
-    assert_eq!(blocked, 200);
+    assert!(blocked.iter().all(|s| *s == 200), "{blocked:?}");
     assert!(queued.iter().all(|s| *s == 200), "{queued:?}");
 
     // Five different answers: five revisions, one stored value, and only the latest update
     // pending, showing that value.
-    app.assert_count("SELECT MAX(answer_revision) FROM deliveries", 5)
-        .await;
-    app.assert_count("SELECT COUNT(*) FROM responses", 2).await;
+    app.assert_count(
+        "SELECT MAX(answer_revision) FROM deliveries d JOIN members m ON m.id = d.member_id
+         WHERE m.slack_user_id = 'U0BATCH'",
+        5,
+    )
+    .await;
     assert_only_the_latest_update_pending(app, "U0BATCH", 5).await;
+}
+
+/// A lock, held from outside the app, that stops its writers: SQLite's write lock, or on
+/// PostgreSQL an exclusive lock on the replay guard's table, which every batch of answers
+/// writes first.
+enum WriteLockHolder {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLockHolder {
+    async fn take(url: &str) -> WriteLockHolder {
+        use sqlx::Connection;
+        if url.starts_with("sqlite") {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            WriteLockHolder::Sqlite(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("LOCK TABLE seen_signatures IN EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            WriteLockHolder::Postgres(c)
+        }
+    }
+
+    async fn release(&mut self) {
+        match self {
+            WriteLockHolder::Sqlite(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+            WriteLockHolder::Postgres(c) => {
+                sqlx::query("ROLLBACK").execute(c).await.unwrap();
+            }
+        }
+    }
 }
 
 /// A counter's value on `/metrics` (0 when it was never incremented).
