@@ -276,7 +276,8 @@ macro_rules! sqlite_applying_updates {
 /// answer's rows up by key. The writes return no rows: sqlx hands each row over to the
 /// waiting task on its own, and a row per answer per statement woke the writer dozens of
 /// times per trip.
-const SQLITE_ANSWERS: &str = concat!(
+macro_rules! sqlite_answers_trip {
+    () => { concat!(
     sqlite_answers!(),
     "
 SELECT json_group_array(json_array(a.idx, ",
@@ -329,7 +330,23 @@ WHERE deliveries.id = a.delivery AND ",
 INSERT INTO seen_signatures (signature, request_ts)
 SELECT a.signature, a.signed_at FROM a WHERE a.signature IS NOT NULL
 ON CONFLICT (signature) DO NOTHING"
-);
+) };
+}
+
+const SQLITE_ANSWERS: &str = sqlite_answers_trip!();
+
+/// [`SQLITE_ANSWERS`] opening the transaction it runs in: the writer's own connection sends
+/// `BEGIN IMMEDIATE` with the batch's first statements ([`super::sqlite_tx`]).
+const SQLITE_BEGIN_AND_ANSWERS: &str = concat!("BEGIN IMMEDIATE;\n", sqlite_answers_trip!());
+
+/// Whether the trip stores answer `a`'s values. Without an update the answer read is the one
+/// clicked again (a double click): PostgreSQL's statement stores its values anyway (the
+/// upsert changes nothing); SQLite's trip only marks the delivery answered and claims the
+/// signature, and the step-by-step writes store the answer, so an answer removed meanwhile
+/// without a revision bump is not lost (rare enough to cost nothing).
+fn trip_stores(a: &OneTripAnswer<'_>, backend: Backend) -> bool {
+    a.update.is_some() || backend == Backend::Postgres
+}
 
 /// One answer as element `index` of the batch statement's `$1`, for workspace `team`.
 fn answer_json(
@@ -343,12 +360,7 @@ fn answer_json(
         Some(OutboxSubject::Delivery(id)) => (Some("delivery"), Some(id.0)),
         None => (None, None),
     };
-    // No update: the answer read is the one clicked again (a double click). PostgreSQL's
-    // statement stores its values anyway (the upsert changes nothing). SQLite's trip only
-    // marks the delivery answered and claims the signature, and the step-by-step writes store
-    // the answer, so an answer removed meanwhile without a revision bump is not lost; rare
-    // enough to cost nothing.
-    let values = if update.is_some() || backend == Backend::Postgres {
+    let values = if trip_stores(a, backend) {
         a.values
     } else {
         &[]
@@ -422,10 +434,16 @@ impl StoreTx {
                     }
                 }
                 payloads.push(']');
-                sqlx::query_scalar(SQLITE_ANSWERS)
+                // A transaction not begun yet (the writer's own) begins in this trip.
+                let trip = if c.take_begin() {
+                    SQLITE_BEGIN_AND_ANSWERS
+                } else {
+                    SQLITE_ANSWERS
+                };
+                sqlx::query_scalar(trip)
                     .bind(batch)
                     .bind(payloads)
-                    .fetch_all(&mut **c)
+                    .fetch_all(c.unbegun_conn())
                     .await?
                     .into_iter()
                     .next()
@@ -453,8 +471,7 @@ impl StoreTx {
             let Some(((a, _), slot)) = answers.get(index).zip(outcomes.get_mut(index)) else {
                 continue;
             };
-            // SQLite's trip stores nothing for a double click (see `answer_json`).
-            let stored = applies != 0 && (a.update.is_some() || backend == Backend::Postgres);
+            let stored = applies != 0 && trip_stores(a, backend);
             *slot = if a.claim.is_some() && replay != 0 {
                 OneTrip::Replay
             } else if stored {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::answer_write::{OneTrip, OneTripAnswer};
-use super::{on_tx, to_ms, Backend, Store, StoreError, StoreResult, StoreTx};
+use super::{on_tx, to_ms, Backend, Store, StoreError, StoreResult, StoreTx, WriterConnection};
 
 /// Jobs waiting for a writer, at most. Beyond it requests are refused (shed), not queued.
 pub const QUEUE_CAPACITY: usize = 4096;
@@ -160,6 +160,12 @@ fn start_writer_thread(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 }
 
 async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    // SQLite's writer keeps a connection of its own (see `sqlite_tx`); PostgreSQL's take
+    // theirs from the pool.
+    let own = match &store.pool {
+        super::Pool::Sqlite(pool, _) => Some(WriterConnection::new(pool.connect_options())),
+        super::Pool::Postgres(_) => None,
+    };
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -175,13 +181,13 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
             batch
         };
-        commit_batch(&store, batch).await;
+        commit_batch(&store, own.as_ref(), batch).await;
     }
 }
 
-async fn commit_batch(store: &Store, mut batch: Vec<Job>) {
+async fn commit_batch(store: &Store, own: Option<&WriterConnection>, mut batch: Vec<Job>) {
     metrics::histogram!("group_commit_batch_size").record(batch.len() as f64);
-    match run_all(store, &mut batch).await {
+    match run_all(store, own, &mut batch).await {
         Ok(()) => {
             for job in batch {
                 job.deliver(Ok(()));
@@ -198,7 +204,7 @@ async fn commit_batch(store: &Store, mut batch: Vec<Job>) {
             tracing::warn!(error = %e, jobs = batch.len(), "a grouped commit failed; its writes are retried one by one");
             metrics::counter!("group_commit_split_total").increment(1);
             for mut job in batch {
-                let result = run_all(store, std::slice::from_mut(&mut job)).await;
+                let result = run_all(store, own, std::slice::from_mut(&mut job)).await;
                 job.deliver(result);
             }
         }
@@ -207,8 +213,14 @@ async fn commit_batch(store: &Store, mut batch: Vec<Job>) {
 
 /// Runs `jobs` in one transaction and commits it. The time of each step is recorded
 /// (`group_commit_phase_seconds`): when answers queue, it tells whether the writer waits
-/// for the write lock, spends its time in the statements, or in the commit's fsync.
-async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
+/// for the write lock, spends its time in the statements, or in the commit's fsync. (On
+/// SQLite's own connection `begin` sends nothing: the first statement, usually the answers
+/// trip, carries `BEGIN IMMEDIATE` and its wait for the lock.)
+async fn run_all(
+    store: &Store,
+    own: Option<&WriterConnection>,
+    jobs: &mut [Job],
+) -> StoreResult<()> {
     let mut step = std::time::Instant::now();
     let mut done = |phase: &'static str| {
         let now = std::time::Instant::now();
@@ -216,7 +228,10 @@ async fn run_all(store: &Store, jobs: &mut [Job]) -> StoreResult<()> {
             .record((now - step).as_secs_f64());
         step = now;
     };
-    let mut tx = store.begin().await?;
+    let mut tx = match own {
+        Some(own) => store.begin_on(own).await?,
+        None => store.begin().await?,
+    };
     done("begin");
     for job in jobs.iter_mut() {
         job.answered(None);
@@ -424,8 +439,17 @@ mod tests {
     use sqlx::Connection;
     use std::time::Duration;
 
-    fn nothing() -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
-        job(|_tx| Box::pin(async { Ok(()) }))
+    /// A job with one statement: it begins the transaction (SQLite's writer sends `BEGIN
+    /// IMMEDIATE` with a job's first statement), so it waits for the write lock.
+    fn one_statement() -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        job(|tx| {
+            Box::pin(async move {
+                on_tx!(tx, |c| {
+                    sqlx::query("SELECT 1").execute(c).await?;
+                });
+                Ok(())
+            })
+        })
     }
 
     /// The outbox yields while [`Store::writer_is_behind`]: true while jobs pile up behind a
@@ -445,13 +469,13 @@ mod tests {
             .unwrap();
         let first = tokio::spawn({
             let store = store.clone();
-            async move { store.write(nothing()).await }
+            async move { store.write(one_statement()).await }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         let queued: Vec<_> = (0..WRITER_BEHIND_AT + 8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.write(nothing()).await })
+                tokio::spawn(async move { store.write(one_statement()).await })
             })
             .collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -25,13 +25,16 @@ pub mod rate_budgets;
 pub mod relay;
 pub mod report;
 pub mod rounds;
+mod sqlite_tx;
 pub mod wins;
 mod wipe;
 
 use chrono::{DateTime, TimeZone, Utc};
+use sqlite_tx::SqliteTx;
+pub(crate) use sqlite_tx::WriterConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,7 +53,7 @@ macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
         match &mut $tx.inner {
             $crate::storage::TxInner::Sqlite(t) => {
-                let $c = &mut **t;
+                let $c = t.conn().await?;
                 $body
             }
             $crate::storage::TxInner::Postgres(t) => {
@@ -150,7 +153,7 @@ pub struct Store {
 }
 
 pub(crate) enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(sqlite_tx::SqliteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -341,16 +344,28 @@ impl Store {
     /// lock up front (waiting with the busy timeout) instead of failing on upgrade.
     pub async fn begin(&self) -> StoreResult<StoreTx> {
         let inner = match &self.pool {
-            Pool::Sqlite(p, _) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(p, _) => {
+                TxInner::Sqlite(SqliteTx::Pooled(p.begin_with("BEGIN IMMEDIATE").await?))
+            }
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(StoreTx {
+        Ok(self.tx(inner))
+    }
+
+    /// Begins a write transaction on the writer's own SQLite connection; `BEGIN IMMEDIATE`
+    /// goes with its first statement ([`sqlite_tx`]).
+    pub(crate) async fn begin_on(&self, own: &WriterConnection) -> StoreResult<StoreTx> {
+        Ok(self.tx(TxInner::Sqlite(SqliteTx::Writer(own.begin().await?))))
+    }
+
+    fn tx(&self, inner: TxInner) -> StoreTx {
+        StoreTx {
             inner,
             enqueued: false,
             outbox_wake: self.outbox_wake.clone(),
             installations_changed: false,
             install_routes: self.install_routes.clone(),
-        })
+        }
     }
 
     pub async fn close(&self) {

@@ -662,7 +662,7 @@ impl StoreTx {
     ) -> StoreResult<SealReport> {
         if let super::TxInner::Sqlite(t) = &mut self.inner {
             sqlx::query("PRAGMA secure_delete = ON")
-                .execute(&mut **t)
+                .execute(t.conn().await?)
                 .await?;
         }
         let opened_at: i64 = on_tx!(self, |c| {

@@ -1,0 +1,257 @@
+//! SQLite transactions: on a pooled connection, or on the group-commit writer's own one.
+//!
+//! The writer commits a batch every few milliseconds under load. On a pooled connection each
+//! batch paid three trips to sqlx's connection thread besides its statements: `BEGIN
+//! IMMEDIATE`, `COMMIT`, and the ping sqlx sends every connection given back to the pool
+//! (sqlx-core 0.9, `return_to_pool`; see [`super::held`]). Each trip is a wake-up of another
+//! thread and of the writer again, waiting for a core on a busy machine, and the answers
+//! behind the batch wait with it. So the writer keeps one connection of its own
+//! ([`WriterConnection`]: never given back, never pinged), and its transaction sends `BEGIN
+//! IMMEDIATE` with its first statement: the batch's answers trip carries it
+//! ([`SqliteTx::take_begin`]), so a batch of answers costs two trips, the answers and the
+//! commit.
+//!
+//! A transaction on the writer's connection that ends without a commit (a job failed, the
+//! batch is retried job by job) leaves the connection inside it; the next one rolls it back
+//! first, and opens a new connection if that fails for any reason but "no transaction".
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Sqlite, Transaction};
+use std::sync::{Arc, Mutex};
+
+/// One SQLite write transaction.
+pub(crate) enum SqliteTx {
+    /// On a pooled connection, begun (`BEGIN IMMEDIATE`) when it was opened.
+    Pooled(Transaction<'static, Sqlite>),
+    /// On the writer's own connection.
+    Writer(WriterTx),
+}
+
+impl SqliteTx {
+    /// The connection, with the transaction begun: `BEGIN IMMEDIATE` is sent first if no
+    /// statement has been yet.
+    pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        if self.take_begin() {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(self.unbegun_conn())
+                .await?;
+        }
+        Ok(self.unbegun_conn())
+    }
+
+    /// `true` once, when the transaction has not sent `BEGIN IMMEDIATE` yet: the caller
+    /// sends it now, ahead of its first statement in the same trip, on
+    /// [`SqliteTx::unbegun_conn`]. (Counted as sent from here on: if the trip fails, the
+    /// next transaction rolls back whatever it began.)
+    pub(crate) fn take_begin(&mut self) -> bool {
+        match self {
+            SqliteTx::Pooled(_) => false,
+            SqliteTx::Writer(w) => std::mem::replace(&mut w.begin_pending, false),
+        }
+    }
+
+    /// The connection as it is, the transaction begun or not (see [`SqliteTx::take_begin`]).
+    pub(crate) fn unbegun_conn(&mut self) -> &mut SqliteConnection {
+        match self {
+            SqliteTx::Pooled(t) => t,
+            SqliteTx::Writer(w) => w.conn.as_mut().expect("present until dropped"),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            SqliteTx::Pooled(t) => t.commit().await,
+            SqliteTx::Writer(mut w) => {
+                if !w.begin_pending {
+                    let conn = w.conn.as_mut().expect("present until dropped");
+                    sqlx::query("COMMIT").execute(conn).await?;
+                }
+                w.open = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The writer's connection, between its transactions.
+struct Parked {
+    conn: SqliteConnection,
+    /// A transaction was left open on it (it ended without a commit).
+    open: bool,
+}
+
+/// The group-commit writer's own SQLite connection, opened on first use with the pool's
+/// options (WAL, `synchronous=FULL`, foreign keys, `secure_delete`, busy timeout).
+#[derive(Debug)]
+pub(crate) struct WriterConnection {
+    options: Arc<SqliteConnectOptions>,
+    parked: Arc<Mutex<Option<Parked>>>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("open", &self.open).finish()
+    }
+}
+
+impl WriterConnection {
+    pub(crate) fn new(options: Arc<SqliteConnectOptions>) -> WriterConnection {
+        WriterConnection {
+            options,
+            parked: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A transaction on the connection; nothing is sent until its first statement. One at a
+    /// time: the writer runs its batches one after the other.
+    pub(crate) async fn begin(&self) -> Result<WriterTx, sqlx::Error> {
+        let parked = self.parked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let conn = match parked {
+            Some(Parked { conn, open: false }) => conn,
+            Some(Parked {
+                mut conn,
+                open: true,
+            }) => {
+                match sqlx::query("ROLLBACK").execute(&mut conn).await {
+                    // "cannot rollback - no transaction is active": nothing was begun.
+                    Ok(_) | Err(sqlx::Error::Database(_)) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the writer's connection failed; it opens a new one");
+                        let _ = conn.close_hard().await;
+                        self.connect().await?
+                    }
+                }
+            }
+            None => self.connect().await?,
+        };
+        Ok(WriterTx {
+            conn: Some(conn),
+            begin_pending: true,
+            open: true,
+            home: self.parked.clone(),
+        })
+    }
+
+    async fn connect(&self) -> Result<SqliteConnection, sqlx::Error> {
+        sqlx::ConnectOptions::connect(&*self.options).await
+    }
+}
+
+/// A transaction on the writer's connection; the connection goes back to the writer when it
+/// is dropped, committed or not.
+pub(crate) struct WriterTx {
+    /// Always `Some` until dropped.
+    conn: Option<SqliteConnection>,
+    /// `BEGIN IMMEDIATE` is not sent yet.
+    begin_pending: bool,
+    /// Not committed yet.
+    open: bool,
+    home: Arc<Mutex<Option<Parked>>>,
+}
+
+impl Drop for WriterTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let open = self.open && !self.begin_pending;
+            *self.home.lock().unwrap_or_else(|p| p.into_inner()) = Some(Parked { conn, open });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    async fn writer(dir: &tempfile::TempDir) -> (WriterConnection, String) {
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let w = WriterConnection::new(Arc::new(options));
+        let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(tx.conn().await.unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (w, url)
+    }
+
+    async fn count(url: &str) -> i64 {
+        let mut c = SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+
+    /// The writer's transaction begins with its first statement, holds the write lock from
+    /// there to its commit, and what it wrote is seen by others only once committed.
+    #[tokio::test]
+    async fn the_first_statement_begins_the_transaction_and_the_commit_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, url) = writer(&dir).await;
+        let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
+        assert!(tx.take_begin(), "nothing sent yet: the caller begins");
+        sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .execute(tx.unbegun_conn())
+            .await
+            .unwrap();
+        assert!(!tx.take_begin(), "begun once");
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(tx.conn().await.unwrap())
+            .await
+            .unwrap();
+
+        let mut other = SqliteConnection::connect(&format!("{url}?mode=rw"))
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert!(
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut other)
+                .await
+                .is_err(),
+            "the writer's open transaction holds the write lock"
+        );
+        assert_eq!(count(&url).await, 0, "nothing visible before the commit");
+        tx.commit().await.unwrap();
+        assert_eq!(count(&url).await, 2);
+    }
+
+    /// A transaction dropped without a commit (a failed batch) leaves nothing behind: the
+    /// next one rolls it back, and its own writes commit.
+    #[tokio::test]
+    async fn a_transaction_dropped_uncommitted_is_rolled_back_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, url) = writer(&dir).await;
+        {
+            let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(tx.conn().await.unwrap())
+                .await
+                .unwrap();
+        }
+        {
+            // Dropped before any statement: nothing was begun, nothing to roll back.
+            let _tx = w.begin().await.unwrap();
+        }
+        let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(tx.conn().await.unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut c = SqliteConnection::connect(&url).await.unwrap();
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(xs, vec![2]);
+    }
+}
