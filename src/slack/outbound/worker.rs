@@ -928,6 +928,7 @@ impl OutboxWorker {
                     }
                     // The claim took everything due; work queued since rang the bell.
                     if notified.as_mut().now_or_never().is_some() {
+                        self.linger(&mut shutdown).await;
                         continue;
                     }
                 }
@@ -947,14 +948,29 @@ impl OutboxWorker {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = &mut notified => {}
-                _ = pg_notified => {}
-                _ = shutdown.changed() => {}
+            let rung = tokio::select! {
+                _ = tokio::time::sleep(idle) => false,
+                _ = &mut notified => true,
+                _ = pg_notified => true,
+                _ = shutdown.changed() => false,
+            };
+            if rung {
+                self.linger(&mut shutdown).await;
             }
         }
         tracing::debug!(worker = %self.id, "outbox worker stopped");
+    }
+
+    /// Waits [`LINGER`] after a commit rang, so that one claim takes what the commits of the
+    /// next few milliseconds queue too. Under a stream of answers every commit rings: a
+    /// worker that claimed at each ring took one DM update per claim, and each claim, each
+    /// completion and each "when is the next row due?" was a write or a read of its own,
+    /// as many as the answers themselves.
+    async fn linger(&self, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(LINGER) => {}
+            _ = shutdown.changed() => {}
+        }
     }
 
     /// How long to sleep: until the next due row (by the injected clock), between `floor`
@@ -980,6 +996,10 @@ enum Responded {
 
 /// The longest an idle worker sleeps without a notification.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a worker woken by new work waits before it claims ([`OutboxWorker::linger`]): a
+/// DM update or a post a few milliseconds later is invisible to the person waiting for it.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A claimed row and the token of the claim that holds it.
 #[derive(Clone, Copy)]
