@@ -176,34 +176,39 @@ impl BenchDb {
         }
     }
 
+    /// One number the benchmark reads from its own throw-away database.
     async fn scalar(&self, sql: &'static str) -> anyhow::Result<i64> {
-        Ok(if self.url.starts_with("postgres") {
-            let pool = sqlx::PgPool::connect(&self.url).await?;
-            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await?;
-            pool.close().await;
-            n
-        } else {
-            let pool = sqlx::SqlitePool::connect(&self.url).await?;
-            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await?;
-            pool.close().await;
-            n
-        })
+        let rows: Vec<(i64,)> = self.rows(sql).await?;
+        Ok(rows.first().map(|r| r.0).unwrap_or_default())
     }
 
     /// Each delivery's DM (channel, message ts) and answer revision.
     async fn revisions(&self) -> anyhow::Result<Vec<(String, String, i64)>> {
-        const SQL: &str = "SELECT channel_id, message_ts, CAST(answer_revision AS BIGINT)
-                           FROM deliveries WHERE channel_id IS NOT NULL AND message_ts IS NOT NULL";
+        self.rows(
+            "SELECT channel_id, message_ts, CAST(answer_revision AS BIGINT)
+             FROM deliveries WHERE channel_id IS NOT NULL AND message_ts IS NOT NULL",
+        )
+        .await
+    }
+
+    /// `sql`'s rows, on a connection opened for the read and closed after it.
+    async fn rows<T>(&self, sql: &'static str) -> anyhow::Result<Vec<T>>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
         Ok(if self.url.starts_with("postgres") {
             let pool = sqlx::PgPool::connect(&self.url).await?;
-            let rows = sqlx::query_as(SQL).fetch_all(&pool).await?;
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await;
             pool.close().await;
-            rows
+            rows?
         } else {
             let pool = sqlx::SqlitePool::connect(&self.url).await?;
-            let rows = sqlx::query_as(SQL).fetch_all(&pool).await?;
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await;
             pool.close().await;
-            rows
+            rows?
         })
     }
 
