@@ -495,4 +495,74 @@ mod tests {
         }
         assert!(!store.writer_is_behind(), "caught up");
     }
+
+    /// A job inserting `x` into table `t` (whose `x` is unique).
+    fn insert(x: i64) -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        job(move |tx| {
+            Box::pin(async move {
+                on_tx!(tx, |c| {
+                    sqlx::query("INSERT INTO t (x) VALUES ($1)")
+                        .bind(x)
+                        .execute(c)
+                        .await?;
+                });
+                Ok(())
+            })
+        })
+    }
+
+    /// A batch with one failing job is rolled back and its jobs run again one by one: the
+    /// failing one fails alone, the others are stored once, and the writer's connection
+    /// (left inside the failed transaction) writes on afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_failing_job_fails_alone_and_the_rest_of_its_batch_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("split.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+
+        // The writer waits for the lock with its first job; the next three queue behind it
+        // and go in one batch, where the second one's insert breaks the unique rule.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let store = store.clone();
+            async move { store.write(insert(0)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let batch: Vec<_> = [1, 1, 3]
+            .into_iter()
+            .map(|x| {
+                let store = store.clone();
+                tokio::spawn(async move { store.write(insert(x)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+
+        first.await.unwrap().unwrap();
+        let results: Vec<StoreResult<()>> =
+            futures_util::future::join_all(batch.into_iter().map(|j| async { j.await.unwrap() }))
+                .await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(results[1], Err(StoreError::Conflict(_))),
+            "the duplicate fails with its own error: {:?}",
+            results[1]
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+
+        store.write(insert(4)).await.unwrap();
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&mut holder)
+            .await
+            .unwrap();
+        assert_eq!(xs, vec![0, 1, 3, 4]);
+    }
 }
