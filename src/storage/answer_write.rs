@@ -333,6 +333,7 @@ ON CONFLICT (signature) DO NOTHING"
 ) };
 }
 
+/// [`sqlite_answers_trip!`] in a transaction already begun.
 const SQLITE_ANSWERS: &str = sqlite_answers_trip!();
 
 /// [`SQLITE_ANSWERS`] opening the transaction it runs in: the writer's own connection sends

@@ -439,17 +439,40 @@ mod tests {
     use sqlx::Connection;
     use std::time::Duration;
 
-    /// A job with one statement: it begins the transaction (SQLite's writer sends `BEGIN
-    /// IMMEDIATE` with a job's first statement), so it waits for the write lock.
-    fn one_statement() -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
-        job(|tx| {
+    /// A job running `sql` with `$1` bound to `x`. Its statement begins the transaction
+    /// (SQLite's writer sends `BEGIN IMMEDIATE` with a job's first statement), so it waits
+    /// for the write lock.
+    fn statement(
+        sql: &'static str,
+        x: i64,
+    ) -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        job(move |tx| {
             Box::pin(async move {
                 on_tx!(tx, |c| {
-                    sqlx::query("SELECT 1").execute(c).await?;
+                    sqlx::query(sql).bind(x).execute(c).await?;
                 });
                 Ok(())
             })
         })
+    }
+
+    /// A job with one statement that writes nothing.
+    fn one_statement() -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        statement("SELECT $1", 1)
+    }
+
+    /// A job inserting `x` into table `t` (whose `x` is unique).
+    fn insert(x: i64) -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
+        statement("INSERT INTO t (x) VALUES ($1)", x)
+    }
+
+    /// `job` written through `store`'s writer, on a task of its own.
+    fn spawn_write<J: WriteJob>(
+        store: &Store,
+        job: J,
+    ) -> tokio::task::JoinHandle<StoreResult<J::Output>> {
+        let store = store.clone();
+        tokio::spawn(async move { store.write(job).await })
     }
 
     /// The outbox yields while [`Store::writer_is_behind`]: true while jobs pile up behind a
@@ -467,16 +490,10 @@ mod tests {
             .execute(&mut holder)
             .await
             .unwrap();
-        let first = tokio::spawn({
-            let store = store.clone();
-            async move { store.write(one_statement()).await }
-        });
+        let first = spawn_write(&store, one_statement());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let queued: Vec<_> = (0..WRITER_BEHIND_AT + 8)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.write(one_statement()).await })
-            })
+            .map(|_| spawn_write(&store, one_statement()))
             .collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !store.writer_is_behind() {
@@ -494,21 +511,6 @@ mod tests {
             job.await.unwrap().unwrap();
         }
         assert!(!store.writer_is_behind(), "caught up");
-    }
-
-    /// A job inserting `x` into table `t` (whose `x` is unique).
-    fn insert(x: i64) -> FnJob<impl for<'a> FnMut(&'a mut StoreTx) -> JobFuture<'a, ()> + Send> {
-        job(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, |c| {
-                    sqlx::query("INSERT INTO t (x) VALUES ($1)")
-                        .bind(x)
-                        .execute(c)
-                        .await?;
-                });
-                Ok(())
-            })
-        })
     }
 
     /// A batch with one failing job is rolled back and its jobs run again one by one: the
@@ -531,25 +533,25 @@ mod tests {
             .execute(&mut holder)
             .await
             .unwrap();
-        let first = tokio::spawn({
-            let store = store.clone();
-            async move { store.write(insert(0)).await }
-        });
+        let first = spawn_write(&store, insert(0));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let batch: Vec<_> = [1, 1, 3]
-            .into_iter()
-            .map(|x| {
-                let store = store.clone();
-                tokio::spawn(async move { store.write(insert(x)).await })
-            })
-            .collect();
+        // Queued in this order: one task polls the three writes in turn (tasks of their own
+        // could reach the queue in any order).
+        let batch = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let writes = [1, 1, 3].map(|x| {
+                    let store = store.clone();
+                    async move { store.write(insert(x)).await }
+                });
+                futures_util::future::join_all(writes).await
+            }
+        });
         tokio::time::sleep(Duration::from_millis(200)).await;
         sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
 
         first.await.unwrap().unwrap();
-        let results: Vec<StoreResult<()>> =
-            futures_util::future::join_all(batch.into_iter().map(|j| async { j.await.unwrap() }))
-                .await;
+        let results: Vec<StoreResult<()>> = batch.await.unwrap();
         assert!(results[0].is_ok(), "{:?}", results[0]);
         assert!(
             matches!(results[1], Err(StoreError::Conflict(_))),

@@ -46,7 +46,13 @@ impl SqliteTx {
     pub(crate) fn take_begin(&mut self) -> bool {
         match self {
             SqliteTx::Pooled(_) => false,
-            SqliteTx::Writer(w) => std::mem::replace(&mut w.begin_pending, false),
+            SqliteTx::Writer(w) => {
+                let unbegun = w.state == WriterTxState::Unbegun;
+                if unbegun {
+                    w.state = WriterTxState::Begun;
+                }
+                unbegun
+            }
         }
     }
 
@@ -62,11 +68,11 @@ impl SqliteTx {
         match self {
             SqliteTx::Pooled(t) => t.commit().await,
             SqliteTx::Writer(mut w) => {
-                if !w.begin_pending {
+                if w.state == WriterTxState::Begun {
                     let conn = w.conn.as_mut().expect("present until dropped");
                     sqlx::query("COMMIT").execute(conn).await?;
                 }
-                w.open = false;
+                w.state = WriterTxState::Ended;
                 Ok(())
             }
         }
@@ -82,16 +88,9 @@ struct Parked {
 
 /// The group-commit writer's own SQLite connection, opened on first use with the pool's
 /// options (WAL, `synchronous=FULL`, foreign keys, `secure_delete`, busy timeout).
-#[derive(Debug)]
 pub(crate) struct WriterConnection {
     options: Arc<SqliteConnectOptions>,
     parked: Arc<Mutex<Option<Parked>>>,
-}
-
-impl std::fmt::Debug for Parked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parked").field("open", &self.open).finish()
-    }
 }
 
 impl WriterConnection {
@@ -126,8 +125,7 @@ impl WriterConnection {
         };
         Ok(WriterTx {
             conn: Some(conn),
-            begin_pending: true,
-            open: true,
+            state: WriterTxState::Unbegun,
             home: self.parked.clone(),
         })
     }
@@ -142,17 +140,24 @@ impl WriterConnection {
 pub(crate) struct WriterTx {
     /// Always `Some` until dropped.
     conn: Option<SqliteConnection>,
-    /// `BEGIN IMMEDIATE` is not sent yet.
-    begin_pending: bool,
-    /// Not committed yet.
-    open: bool,
+    state: WriterTxState,
     home: Arc<Mutex<Option<Parked>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriterTxState {
+    /// `BEGIN IMMEDIATE` not sent yet: nothing to commit or roll back.
+    Unbegun,
+    /// Begun (or its `BEGIN` sent with a trip that may have failed): open until committed.
+    Begun,
+    /// Committed.
+    Ended,
 }
 
 impl Drop for WriterTx {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let open = self.open && !self.begin_pending;
+            let open = self.state == WriterTxState::Begun;
             *self.home.lock().unwrap_or_else(|p| p.into_inner()) = Some(Parked { conn, open });
         }
     }
@@ -171,18 +176,24 @@ mod tests {
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
         let w = WriterConnection::new(Arc::new(options));
         let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
-        sqlx::query("CREATE TABLE t (x INTEGER)")
-            .execute(tx.conn().await.unwrap())
-            .await
-            .unwrap();
+        exec(&mut tx, "CREATE TABLE t (x INTEGER)").await;
         tx.commit().await.unwrap();
         (w, url)
     }
 
-    async fn count(url: &str) -> i64 {
+    /// Runs `sql` in `tx` (beginning it first if need be).
+    async fn exec(tx: &mut SqliteTx, sql: &'static str) {
+        sqlx::query(sql)
+            .execute(tx.conn().await.unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// What table `t` holds, as another connection sees it.
+    async fn stored(url: &str) -> Vec<i64> {
         let mut c = SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut c)
+        sqlx::query_scalar("SELECT x FROM t")
+            .fetch_all(&mut c)
             .await
             .unwrap()
     }
@@ -200,10 +211,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!tx.take_begin(), "begun once");
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(tx.conn().await.unwrap())
-            .await
-            .unwrap();
+        exec(&mut tx, "INSERT INTO t VALUES (2)").await;
 
         let mut other = SqliteConnection::connect(&format!("{url}?mode=rw"))
             .await
@@ -219,9 +227,13 @@ mod tests {
                 .is_err(),
             "the writer's open transaction holds the write lock"
         );
-        assert_eq!(count(&url).await, 0, "nothing visible before the commit");
+        assert_eq!(
+            stored(&url).await.len(),
+            0,
+            "nothing visible before the commit"
+        );
         tx.commit().await.unwrap();
-        assert_eq!(count(&url).await, 2);
+        assert_eq!(stored(&url).await.len(), 2);
     }
 
     /// A transaction dropped without a commit (a failed batch) leaves nothing behind: the
@@ -232,26 +244,15 @@ mod tests {
         let (w, url) = writer(&dir).await;
         {
             let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
-            sqlx::query("INSERT INTO t VALUES (1)")
-                .execute(tx.conn().await.unwrap())
-                .await
-                .unwrap();
+            exec(&mut tx, "INSERT INTO t VALUES (1)").await;
         }
         {
             // Dropped before any statement: nothing was begun, nothing to roll back.
             let _tx = w.begin().await.unwrap();
         }
         let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(tx.conn().await.unwrap())
-            .await
-            .unwrap();
+        exec(&mut tx, "INSERT INTO t VALUES (2)").await;
         tx.commit().await.unwrap();
-        let mut c = SqliteConnection::connect(&url).await.unwrap();
-        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t")
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
-        assert_eq!(xs, vec![2]);
+        assert_eq!(stored(&url).await, vec![2]);
     }
 }
