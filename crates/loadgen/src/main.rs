@@ -22,8 +22,12 @@
 //! the idle process executes in the same time (timers, the outbox's sleep) is measured first
 //! and subtracted, so the figure is the answers' own cost. The dumps are kept in
 //! `./loadgen-callgrind/` for `callgrind_annotate`.
+//!
+//! After the table, `inbound` tells where each rate's time went by kind of pulseloop thread:
+//! time on a CPU and time runnable but waiting for a core ([`threads`]).
 
 mod stored_check;
+mod threads;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -550,6 +554,7 @@ async fn inbound(
     let counter = Arc::new(AtomicU64::new(0));
     let mut acked_total = 0u64;
     let mut all_clicks: Vec<(usize, stored_check::Click)> = Vec::new();
+    let mut thread_times: Vec<(u64, Vec<threads::KindTimes>)> = Vec::new();
     // The clicks' send and acknowledgement times, on one clock for all rates.
     let epoch = tokio::time::Instant::now();
     println!(
@@ -565,6 +570,7 @@ async fn inbound(
             callgrind_control(served.pid(), "-z")?;
         }
         let (_, _, cpu_before) = proc_stats(served.pid());
+        let threads_before = threads::sample(served.pid());
         let tally = Arc::new(Mutex::new(Tally::default()));
         let total = rate * seconds;
         let start = tokio::time::Instant::now() + Duration::from_millis(100);
@@ -631,6 +637,8 @@ async fn inbound(
         }
         let elapsed = start.elapsed().as_secs_f64();
         let (_, _, cpu_after) = proc_stats(served.pid());
+        let kinds = threads::by_kind(&threads_before, &threads::sample(served.pid()));
+        thread_times.push((rate, kinds));
         let instructions = match &callgrind_dir {
             Some(d) => {
                 // Until the outbox has sent the answers' DM updates: part of their cost.
@@ -666,6 +674,11 @@ async fn inbound(
                 i / 1000.0 / t.ok.max(1) as f64
             )),
         );
+    }
+    for (rate, kinds) in &thread_times {
+        if !kinds.is_empty() {
+            println!("threads at {rate}/s: {}", threads::describe(kinds));
+        }
     }
     let (rss, peak, _) = proc_stats(served.pid());
     // Every acknowledged click must be stored: per delivery, its answer revision must show at
