@@ -57,8 +57,8 @@ pub struct KindTimes {
 }
 
 /// The threads alive at both samples, grouped by name (a thread's number, if its name ends
-/// with one, is dropped), busiest kind first; kinds that did next to nothing (under 5 ms of
-/// each) are left out.
+/// with one, is dropped), busiest kind first; kinds that did next to nothing over the window
+/// (under 50 ms of each: the main thread, timers) are left out.
 pub fn by_kind(
     before: &HashMap<u32, ThreadSample>,
     after: &HashMap<u32, ThreadSample>,
@@ -86,7 +86,7 @@ pub fn by_kind(
     }
     let mut kinds: Vec<KindTimes> = kinds
         .into_values()
-        .filter(|k| k.cpu_s >= 0.005 || k.wait_s >= 0.005)
+        .filter(|k| k.cpu_s >= 0.05 || k.wait_s >= 0.05)
         .collect();
     kinds.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
     kinds
@@ -144,8 +144,8 @@ mod tests {
             (3, thread("sqlx-sqlite-wor", 4_000_000_000, 250_000_000)),
             // Idle over the window: left out.
             (4, thread("pulseloop-write", 7, 7)),
-            // Next to nothing (1 ms): left out.
-            (6, thread("pulseloop", 1_000_000, 0)),
+            // Next to nothing (10 ms on a CPU, 20 ms waiting): left out.
+            (6, thread("pulseloop", 10_000_000, 20_000_000)),
             // Born during the window: its counters are not the window's.
             (5, thread("worker-12", 9_000_000_000, 0)),
         ]);
