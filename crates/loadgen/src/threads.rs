@@ -25,10 +25,10 @@ pub fn sample(pid: u32) -> HashMap<u32, ThreadSample> {
         .flatten()
         .filter_map(|task| {
             let tid = task.file_name().to_str()?.parse().ok()?;
-            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
             let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
             let (cpu_ns, wait_ns) = parse_schedstat(&stat)?;
-            let name = name.trim().to_string();
+            let name = comm.trim().to_string();
             Some((
                 tid,
                 ThreadSample {
@@ -118,6 +118,15 @@ mod tests {
         }
     }
 
+    fn times(kind: &str, threads: usize, cpu_s: f64, wait_s: f64) -> KindTimes {
+        KindTimes {
+            kind: kind.into(),
+            threads,
+            cpu_s,
+            wait_s,
+        }
+    }
+
     #[test]
     fn schedstat_gives_run_time_and_run_queue_wait() {
         assert_eq!(
@@ -153,18 +162,8 @@ mod tests {
         assert_eq!(
             kinds,
             vec![
-                KindTimes {
-                    kind: "sqlx-sqlite-wor".into(),
-                    threads: 1,
-                    cpu_s: 4.0,
-                    wait_s: 0.25
-                },
-                KindTimes {
-                    kind: "tokio-rt-worker".into(),
-                    threads: 2,
-                    cpu_s: 3.0,
-                    wait_s: 2.0
-                },
+                times("sqlx-sqlite-wor", 1, 4.0, 0.25),
+                times("tokio-rt-worker", 2, 3.0, 2.0),
             ]
         );
         assert_eq!(
