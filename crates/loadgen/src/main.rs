@@ -26,6 +26,7 @@
 //! After the table, `inbound` tells where each rate's time went by kind of pulseloop thread:
 //! time on a CPU and time runnable but waiting for a core ([`threads`]).
 
+mod client;
 mod stored_check;
 mod threads;
 
@@ -36,7 +37,6 @@ use slack_emulator::{EmulatedUser, Emulator, EmulatorConfig, RateLimits};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -551,10 +551,18 @@ async fn inbound(
         None => 0.0,
     };
     let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
-    let counter = Arc::new(AtomicU64::new(0));
+    let mut clicked = 0usize;
+    let clicker = ClickThread::start()?;
+    let connections = Arc::new(client::Connections::new(
+        served
+            .base_url
+            .trim_start_matches("http://")
+            .parse()
+            .context("pulseloop's address")?,
+    ));
     let mut acked_total = 0u64;
     let mut all_clicks: Vec<(usize, stored_check::Click)> = Vec::new();
-    let mut thread_times: Vec<(u64, Vec<threads::KindTimes>)> = Vec::new();
+    let mut thread_times: Vec<(u64, Vec<threads::KindTimes>, f64)> = Vec::new();
     // The clicks' send and acknowledgement times, on one clock for all rates.
     let epoch = tokio::time::Instant::now();
     println!(
@@ -569,76 +577,46 @@ async fn inbound(
         if args.callgrind {
             callgrind_control(served.pid(), "-z")?;
         }
-        let (_, _, cpu_before) = proc_stats(served.pid());
-        let threads_before = threads::sample(served.pid());
         let tally = Arc::new(Mutex::new(Tally::default()));
         let total = rate * seconds;
+        // Every click is built and signed before the rate starts, so the generator's work
+        // during the run is sending and timing: it shares the two cores with pulseloop, and
+        // Slack signs its requests on its own machines. The timestamps stay well inside the
+        // five minutes pulseloop accepts; each click has its own trigger_id and response_url,
+        // so no two bodies (and signatures) are alike.
+        let preparing = Instant::now();
+        let prepared: Vec<Prepared> = (0..total)
+            .map(|_| {
+                // Round robin over deliveries; each click on a delivery carries the next
+                // value, so every stored click changes its answer (and bumps its revision).
+                let k = clicked;
+                clicked += 1;
+                prepare_click(&peer, &targets, k)
+            })
+            .collect();
+        println!(
+            "({} clicks at {rate}/s built and signed in {:.1} s)",
+            prepared.len(),
+            preparing.elapsed().as_secs_f64()
+        );
+        let (_, _, cpu_before) = proc_stats(served.pid());
+        let (_, _, generator_before) = proc_stats(std::process::id());
+        let threads_before = threads::sample(served.pid());
         let start = tokio::time::Instant::now() + Duration::from_millis(100);
-        let mut handles = Vec::with_capacity(total as usize);
-        for i in 0..total {
-            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-            let (peer, targets, tally, http, counter) = (
-                peer.clone(),
-                targets.clone(),
+        clicker
+            .spawn(send_clicks(
+                prepared,
+                rate,
+                start,
+                epoch,
+                connections.clone(),
                 tally.clone(),
-                http.clone(),
-                counter.clone(),
-            );
-            let base = served.base_url.clone();
-            handles.push(tokio::spawn(async move {
-                tokio::time::sleep_until(due).await;
-                // Round robin over deliveries; each click on a delivery carries the next value,
-                // so every stored click changes its answer (and bumps its revision).
-                let k = counter.fetch_add(1, Ordering::Relaxed) as usize;
-                let t = &targets[k % targets.len()];
-                let value = (k / targets.len()) % 5;
-                let (block, action, v) = &t.buttons[value];
-                let payload = peer.block_actions(&t.user, &t.channel, &t.ts, action, block, v);
-                let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-                let ts = chrono::Utc::now().timestamp().to_string();
-                let sent_us = epoch.elapsed().as_micros() as u64;
-                let sig = slack_facts::signature::compute_signature(
-                    SECRET.as_bytes(),
-                    &ts,
-                    body.as_bytes(),
-                );
-                let result = http
-                    .post(format!("{base}/slack/interactions"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .header("x-slack-request-timestamp", &ts)
-                    .header("x-slack-signature", sig)
-                    .body(body)
-                    .send()
-                    .await;
-                let latency = due.elapsed();
-                let acked_us = epoch.elapsed().as_micros() as u64;
-                let mut t = tally.lock().unwrap();
-                if matches!(&result, Ok(r) if r.status().as_u16() == 200) {
-                    let click = stored_check::Click {
-                        value,
-                        sent_us,
-                        acked_us,
-                    };
-                    t.clicks.push((k % targets.len(), click));
-                }
-                t.latencies_us.push(latency.as_micros() as u64);
-                if latency > Duration::from_secs(3) {
-                    t.over_3s += 1;
-                }
-                match result.map(|r| r.status().as_u16()) {
-                    Ok(200) => t.ok += 1,
-                    Ok(503) => t.shed += 1,
-                    _ => t.errors += 1,
-                }
-            }));
-        }
-        for h in handles {
-            let _ = h.await;
-        }
+            ))
+            .await?;
         let elapsed = start.elapsed().as_secs_f64();
         let (_, _, cpu_after) = proc_stats(served.pid());
+        let (_, _, generator_after) = proc_stats(std::process::id());
         let kinds = threads::by_kind(&threads_before, &threads::sample(served.pid()));
-        thread_times.push((rate, kinds));
         let instructions = match &callgrind_dir {
             Some(d) => {
                 // Until the outbox has sent the answers' DM updates: part of their cost.
@@ -656,6 +634,7 @@ async fn inbound(
             t.latencies_us[i - 1] as f64 / 1000.0
         };
         acked_total += t.ok;
+        thread_times.push((rate, kinds, generator_after - generator_before));
         all_clicks.append(&mut t.clicks);
         println!(
             "| {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.2} |{}",
@@ -675,10 +654,13 @@ async fn inbound(
             )),
         );
     }
-    for (rate, kinds) in &thread_times {
+    for (rate, kinds, generator) in &thread_times {
         if !kinds.is_empty() {
             println!("threads at {rate}/s: {}", threads::describe(kinds));
         }
+        println!(
+            "generator at {rate}/s (this process: the clicks, the emulator's answers): cpu {generator:.2} s in {seconds} s"
+        );
     }
     let (rss, peak, _) = proc_stats(served.pid());
     // Every acknowledged click must be stored: per delivery, its answer revision must show at
@@ -727,6 +709,122 @@ async fn inbound(
     emulator.shutdown().await;
     db.drop_it().await;
     Ok(())
+}
+
+/// Sends each click at its due time (`start` + i/rate), on the click thread's runtime, and
+/// tallies the results. Returns when every click has its answer or has timed out.
+async fn send_clicks(
+    prepared: Vec<Prepared>,
+    rate: u64,
+    start: tokio::time::Instant,
+    epoch: tokio::time::Instant,
+    connections: Arc<client::Connections>,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let mut handles = Vec::with_capacity(prepared.len());
+    for (i, click) in (0u64..).zip(prepared) {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        let (tally, connections) = (tally.clone(), connections.clone());
+        handles.push(tokio::spawn(async move {
+            tokio::time::sleep_until(due).await;
+            let sent_us = epoch.elapsed().as_micros() as u64;
+            let result =
+                tokio::time::timeout(Duration::from_secs(10), connections.send(click.request))
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .and_then(|sent| sent);
+            let latency = due.elapsed();
+            let acked_us = epoch.elapsed().as_micros() as u64;
+            let mut t = tally.lock().unwrap();
+            if matches!(result, Ok(200)) {
+                let stored = stored_check::Click {
+                    value: click.value,
+                    sent_us,
+                    acked_us,
+                };
+                t.clicks.push((click.delivery, stored));
+            }
+            t.latencies_us.push(latency.as_micros() as u64);
+            if latency > Duration::from_secs(3) {
+                t.over_3s += 1;
+            }
+            match result {
+                Ok(200) => t.ok += 1,
+                Ok(503) => t.shed += 1,
+                _ => t.errors += 1,
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// A thread of its own that sends the clicks: a single-threaded runtime, so timing a click
+/// and sending it never wakes another thread, and the emulator (on the main runtime's
+/// workers) never delays a send. Stops when dropped.
+struct ClickThread {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ClickThread {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("loadgen-clicks".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+            })?;
+        Ok(Self {
+            handle,
+            _stop: stop,
+        })
+    }
+
+    /// Runs `work` on the click thread and waits for it.
+    async fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        &self,
+        work: F,
+    ) -> anyhow::Result<()> {
+        Ok(self.handle.spawn(work).await?)
+    }
+}
+
+/// One click, built and signed ahead of its send time.
+struct Prepared {
+    /// Index of its delivery in the targets.
+    delivery: usize,
+    value: usize,
+    request: hyper::Request<client::Body>,
+}
+
+/// Click number `k`: round robin over the deliveries, the k-th visit of a delivery choosing
+/// the next of its five values.
+fn prepare_click(peer: &slack_emulator::SlackPeer, targets: &[Target], k: usize) -> Prepared {
+    let delivery = k % targets.len();
+    let t = &targets[delivery];
+    let value = (k / targets.len()) % 5;
+    let (block, action, v) = &t.buttons[value];
+    let payload = peer.block_actions(&t.user, &t.channel, &t.ts, action, block, v);
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let signature =
+        slack_facts::signature::compute_signature(SECRET.as_bytes(), &ts, body.as_bytes());
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-slack-request-timestamp", ts.as_str()),
+        ("x-slack-signature", signature.as_str()),
+    ];
+    Prepared {
+        delivery,
+        value,
+        request: client::post("/slack/interactions", &headers, body),
+    }
 }
 
 /// Runs `callgrind_control <flag> <pid>` (`-z` zeroes the counters, `-d` dumps them).
