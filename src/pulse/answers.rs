@@ -17,7 +17,7 @@ use crate::slack::protocol::{MessageKey, OutboxKey, SlackMessage, WinAnswerKey};
 use crate::storage::answer_write::{OneTrip, OneTripAnswer};
 use crate::storage::group_commit::{take_deferred_claim, JobFuture, SignatureClaim, WriteJob};
 use crate::storage::outbox::NewOutboxMessage;
-use crate::storage::rounds::{DeliveryRow, ResponseRow};
+use crate::storage::rounds::{AnswersRead, DeliveryRow, ResponseRow};
 use crate::storage::{StoreError, StoreResult, StoreTx};
 use slack_facts::ids::UserId;
 
@@ -107,7 +107,11 @@ pub async fn find_delivery(
     delivery_id: DeliveryId,
     user_id: &UserId,
 ) -> StoreResult<Lookup> {
-    let d = match state.store.delivery_with_answers(delivery_id).await {
+    let d = match state
+        .store
+        .delivery_for_click(delivery_id, state.clock.now())
+        .await
+    {
         Ok(d) => d,
         Err(StoreError::NotFound) => return Ok(Lookup::NotYours),
         Err(e) => return Err(e),
@@ -204,8 +208,10 @@ pub async fn store_answers_via(
         Some(p) if p.survey(&survey.id).is_some() => p,
         _ => std::sync::Arc::new(program.clone()),
     };
-    let one_trip =
+    let mut one_trip =
         prepare_one_trip(state, d, &in_force, survey, submission, response_url, now).await?;
+    let after = one_trip.as_mut().and_then(|p| p.after.take());
+    let epoch = state.store.deliveries_epoch();
     let job = AnswerJob {
         delivery: d.clone(),
         program: in_force,
@@ -219,8 +225,11 @@ pub async fn store_answers_via(
         now,
     };
     let written = state.store.write(job).await?;
+    if let (Written::StoredInOneTrip, Some(after)) = (&written, after) {
+        state.store.remember_answered(after, epoch);
+    }
     Ok(match written {
-        Written::Stored => {
+        Written::Stored | Written::StoredInOneTrip => {
             // Counts only: never a value, and neither the member nor the delivery (an
             // anonymous round's log must not tell who answered).
             tracing::info!(
@@ -269,6 +278,9 @@ pub async fn store_answers_in(
 /// What an answer's grouped write did.
 enum Written {
     Stored,
+    /// Stored by the one-trip write, exactly as prepared (the delivery's row after it is
+    /// known without a read).
+    StoredInOneTrip,
     Closed,
     /// The request's signature was claimed before: nothing written.
     Replay,
@@ -329,7 +341,7 @@ impl WriteJob for AnswerJob {
                 match outcome {
                     OneTrip::Stored => {
                         metrics::counter!("answer_one_trip_total").increment(1);
-                        return Ok(Written::Stored);
+                        return Ok(Written::StoredInOneTrip);
                     }
                     OneTrip::Replay => return Ok(Written::Replay),
                     // Closed, or another answer to this delivery got in first: the
@@ -513,6 +525,8 @@ struct OneTripPrepared {
     values: Vec<(String, Option<f64>, Option<String>)>,
     /// The DM update at the next revision; `None` when the answer changes nothing.
     update: Option<NewOutboxMessage>,
+    /// The delivery's row once this is stored (with `update`), for the delivery cache.
+    after: Option<DeliveryRow>,
 }
 
 /// Prepares the one-trip answer (one statement on PostgreSQL, one trip of five on SQLite):
@@ -557,17 +571,42 @@ async fn prepare_one_trip(
         values.push((key.clone(), v.number, v.text.clone()));
         answers.insert(key.clone(), new);
     }
-    let update = if changed {
-        let ctx = render::dm_context(program, survey, d);
-        let Ok(message) = render::answered_message(&ctx, &answers, &BTreeMap::new()) else {
-            return Ok(None);
-        };
-        let revision = d.answer_revision + 1;
-        Some(answered_update(d.id, revision, &message, response_url, now))
-    } else {
-        None
+    if !changed {
+        return Ok(Some(OneTripPrepared {
+            values,
+            update: None,
+            after: None,
+        }));
+    }
+    let ctx = render::dm_context(program, survey, d);
+    let Ok(message) = render::answered_message(&ctx, &answers, &BTreeMap::new()) else {
+        return Ok(None);
     };
-    Ok(Some(OneTripPrepared { values, update }))
+    let revision = d.answer_revision + 1;
+    let update = answered_update(d.id, revision, &message, response_url, now);
+    // What the one-trip write makes of the row (answer_write.rs: answered, the first answer's
+    // time kept, the revision moved on, these answers).
+    let after = DeliveryRow {
+        state: DeliveryState::Answered,
+        answered_at: d.answered_at.or(Some(now)),
+        answer_revision: revision,
+        answers_read: Some(AnswersRead(
+            answers
+                .into_iter()
+                .map(|(metric_key, (value_number, value_text))| ResponseRow {
+                    metric_key,
+                    value_number,
+                    value_text,
+                })
+                .collect(),
+        )),
+        ..d.clone()
+    };
+    Ok(Some(OneTripPrepared {
+        values,
+        update: Some(update),
+        after: Some(after),
+    }))
 }
 
 /// Tells the member, privately in the DM, that the pulse is closed.

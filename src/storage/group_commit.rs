@@ -163,7 +163,10 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     // SQLite's writer keeps a connection of its own (see `sqlite_tx`); PostgreSQL's take
     // theirs from the pool.
     let own = match &store.pool {
-        super::Pool::Sqlite(pool, _) => Some(WriterConnection::new(pool.connect_options())),
+        super::Pool::Sqlite(pool, _) => Some(WriterConnection::new(
+            pool.connect_options(),
+            store.deliveries.clone(),
+        )),
         super::Pool::Postgres(_) => None,
     };
     loop {
@@ -278,6 +281,8 @@ async fn answer_together(tx: &mut StoreTx, jobs: &mut [Job]) -> StoreResult<()> 
             // In the order of `now`: each outcome goes back to its own job.
             let answers: Vec<(OneTripAnswer<'_>, &str)> =
                 now.iter().filter_map(|&i| jobs[i].answer()).collect();
+            // The callers put their deliveries' new rows back in the cache themselves.
+            let _trip = tx.answers_trip();
             tx.answers_together(&answers).await?
         };
         for (&i, outcome) in now.iter().zip(outcomes) {

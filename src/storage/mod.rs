@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod answer_write;
 pub mod audit;
+pub mod delivery_cache;
 pub mod digest;
 pub mod events;
 pub mod export;
@@ -150,6 +151,8 @@ pub struct Store {
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The installations' routing facts already read ([`installations::RouteCache`]).
     pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
+    /// The deliveries clicks read, on SQLite ([`delivery_cache`]); `None` on PostgreSQL.
+    pub(crate) deliveries: Option<std::sync::Arc<delivery_cache::DeliveryCache>>,
 }
 
 pub(crate) enum TxInner {
@@ -167,6 +170,8 @@ pub struct StoreTx {
     /// [`installations::RouteCache`] holds.
     pub(crate) installations_changed: bool,
     pub(crate) install_routes: std::sync::Arc<installations::RouteCache>,
+    /// The delivery cache and its epoch when the transaction began (SQLite).
+    pub(crate) deliveries: Option<(std::sync::Arc<delivery_cache::DeliveryCache>, u64)>,
 }
 
 /// How long the first connection to PostgreSQL may take before start-up gives up.
@@ -218,7 +223,7 @@ impl Store {
     /// created on first start; WAL, foreign keys, a busy timeout and `synchronous=FULL`
     /// (every committed answer is on disk before Slack gets its acknowledgement).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
-        let pool = if url.starts_with("sqlite:") {
+        let (pool, deliveries) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -237,9 +242,19 @@ impl Store {
             // No ping before each use: a connection to a local file cannot go stale, and the
             // ping is one more hop to the connection's thread (about a fifth of an answer's
             // statements). PostgreSQL keeps it: there it finds connections a restart broke.
+            let cache = std::sync::Arc::new(delivery_cache::DeliveryCache::default());
+            let watched = cache.clone();
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .test_before_acquire(false)
+                .after_connect(move |conn, _| {
+                    let cache = watched.clone();
+                    Box::pin(async move {
+                        delivery_cache::watch(conn, cache, false)
+                            .await
+                            .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+                    })
+                })
                 .acquire_timeout(Duration::from_secs(15))
                 .connect_with(options)
                 .await?;
@@ -251,7 +266,7 @@ impl Store {
                 );
             }
             let held = held::HeldConnections::new(pool.connect_options());
-            Pool::Sqlite(pool, std::sync::Arc::new(held))
+            (Pool::Sqlite(pool, std::sync::Arc::new(held)), Some(cache))
         } else {
             let options = PgConnectOptions::from_str(url)?;
             first_connect(&options).await?;
@@ -260,7 +275,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(15))
                 .connect_with(options)
                 .await?;
-            Pool::Postgres(pool)
+            (Pool::Postgres(pool), None)
         };
         let mut store = Store {
             pool,
@@ -268,6 +283,7 @@ impl Store {
             group: None,
             outbox_wake: Default::default(),
             install_routes: Default::default(),
+            deliveries,
         };
         store.group = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
@@ -365,6 +381,7 @@ impl Store {
             outbox_wake: self.outbox_wake.clone(),
             installations_changed: false,
             install_routes: self.install_routes.clone(),
+            deliveries: self.deliveries.as_ref().map(|c| (c.clone(), c.epoch())),
         }
     }
 
@@ -397,6 +414,13 @@ impl StoreTx {
                 t.commit().await?
             }
         }
+        if let Some((cache, began)) = &self.deliveries {
+            // After the commit: a click's read that ran between a change's statement and
+            // this commit saw the row from before; the hook dropped it too early.
+            if cache.epoch() != *began {
+                cache.forget_all();
+            }
+        }
         if self.installations_changed {
             // After the commit: a read that began before it is cached under the old epoch,
             // so it is read again.
@@ -408,6 +432,15 @@ impl StoreTx {
             self.outbox_wake.notify_one();
         }
         Ok(())
+    }
+
+    /// On the writer's own SQLite connection: marks its answers trip for the delivery
+    /// cache while the guard lives ([`delivery_cache`]).
+    pub(crate) fn answers_trip(&self) -> Option<delivery_cache::AnswersTrip> {
+        match (&self.inner, &self.deliveries) {
+            (TxInner::Sqlite(SqliteTx::Writer(_)), Some((cache, _))) => Some(cache.answers_trip()),
+            _ => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -934,6 +934,42 @@ impl Store {
         Ok(d)
     }
 
+    /// [`Store::delivery_with_answers`] for a click: on SQLite served from the
+    /// [`super::delivery_cache`] when it holds the delivery open at `now`, else read and
+    /// remembered.
+    pub async fn delivery_for_click(
+        &self,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<DeliveryRow> {
+        let Some(cache) = &self.deliveries else {
+            return self.delivery_with_answers(id).await;
+        };
+        if let Some(d) = cache.get(id.0).filter(|d| d.is_open(now)) {
+            metrics::counter!("delivery_cache_reads_total", "result" => "hit").increment(1);
+            return Ok(d);
+        }
+        metrics::counter!("delivery_cache_reads_total", "result" => "miss").increment(1);
+        let epoch = cache.epoch();
+        let d = self.delivery_with_answers(id).await?;
+        cache.put(d.clone(), epoch);
+        Ok(d)
+    }
+
+    /// Where the delivery cache stands before an answer is written (`None`: no cache).
+    pub fn deliveries_epoch(&self) -> Option<u64> {
+        self.deliveries.as_ref().map(|c| c.epoch())
+    }
+
+    /// The row of a delivery as the answer this process just stored left it, for the next
+    /// click ([`super::delivery_cache::DeliveryCache::put`]; `epoch` from
+    /// [`Store::deliveries_epoch`] before the write).
+    pub fn remember_answered(&self, row: DeliveryRow, epoch: Option<u64>) {
+        if let (Some(cache), Some(epoch)) = (&self.deliveries, epoch) {
+            cache.put(row, epoch);
+        }
+    }
+
     pub async fn delivery(&self, id: DeliveryId) -> StoreResult<DeliveryRow> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

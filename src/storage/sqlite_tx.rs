@@ -90,13 +90,19 @@ struct Parked {
 /// options (WAL, `synchronous=FULL`, foreign keys, `secure_delete`, busy timeout).
 pub(crate) struct WriterConnection {
     options: Arc<SqliteConnectOptions>,
+    /// Told of every row the connection changes ([`super::delivery_cache`]).
+    deliveries: Option<Arc<super::delivery_cache::DeliveryCache>>,
     parked: Arc<Mutex<Option<Parked>>>,
 }
 
 impl WriterConnection {
-    pub(crate) fn new(options: Arc<SqliteConnectOptions>) -> WriterConnection {
+    pub(crate) fn new(
+        options: Arc<SqliteConnectOptions>,
+        deliveries: Option<Arc<super::delivery_cache::DeliveryCache>>,
+    ) -> WriterConnection {
         WriterConnection {
             options,
+            deliveries,
             parked: Arc::new(Mutex::new(None)),
         }
     }
@@ -131,7 +137,13 @@ impl WriterConnection {
     }
 
     async fn connect(&self) -> Result<SqliteConnection, sqlx::Error> {
-        sqlx::ConnectOptions::connect(&*self.options).await
+        let mut conn: SqliteConnection = sqlx::ConnectOptions::connect(&*self.options).await?;
+        if let Some(cache) = &self.deliveries {
+            super::delivery_cache::watch(&mut conn, cache.clone(), true)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        }
+        Ok(conn)
     }
 }
 
@@ -174,7 +186,7 @@ mod tests {
             .unwrap()
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let w = WriterConnection::new(Arc::new(options));
+        let w = WriterConnection::new(Arc::new(options), None);
         let mut tx = SqliteTx::Writer(w.begin().await.unwrap());
         exec(&mut tx, "CREATE TABLE t (x INTEGER)").await;
         tx.commit().await.unwrap();

@@ -634,3 +634,70 @@ async fn an_answer_update_still_queued_at_close_is_dropped_with_the_seal() {
     );
     assert!(!dm.blocks.to_string().contains("last-minute-secret"));
 }
+
+/// On SQLite the delivery a click reads is remembered in the process (docs/performance.md,
+/// "The delivery cache"). Forgetting the member while her pulse is open changes its rows:
+/// a click on the old DM afterwards stores nothing, whether the row it is decided on was
+/// remembered or read (the answer's write re-checks the delivery in its own statement).
+#[tokio::test]
+async fn a_click_after_forget_me_on_a_pulse_answered_before_stores_nothing() {
+    let app = pilot(&["U0AMY", "U0BOB"], ONE_SCALE).await;
+    app.send_monday_pulse().await;
+    assert_eq!(click(&app, "U0AMY", "answer:4").await.status(), 200);
+    // The second click is served from what the first one left (no read), and stored.
+    assert_eq!(click(&app, "U0AMY", "answer:2").await.status(), 200);
+    let stored: Vec<Option<f64>> = responses(&app).await.iter().map(|r| r.2).collect();
+    assert_eq!(stored, vec![Some(2.0)]);
+
+    let forget = app.peer.block_actions(
+        "U0AMY",
+        &app.emulator.dm_channel_for("U0AMY"),
+        "1700000000.000200",
+        "forget_me_confirm",
+        "forget",
+        "confirm",
+    );
+    assert_eq!(app.send_interaction(&forget).await.status(), 200);
+    app.assert_count(
+        "SELECT COUNT(*) FROM members WHERE slack_user_id = 'U0AMY'",
+        0,
+    )
+    .await;
+    let after_forget = responses(&app).await;
+
+    assert_eq!(click(&app, "U0AMY", "answer:5").await.status(), 200);
+    assert_eq!(
+        responses(&app).await,
+        after_forget,
+        "a click after forget-me stored or changed an answer"
+    );
+}
+
+/// A member's role is part of the delivery row a click reads (answers are grouped by role
+/// for the anonymity thresholds). Remembered in the process on SQLite, that row must not
+/// outlive a configuration change: after a reload makes her a leader, her first answer is
+/// stored as a leader's, though her delivery was read (opening the survey) before and did
+/// not change since.
+#[tokio::test]
+async fn an_answer_after_a_role_change_is_stored_under_the_new_role() {
+    let app = pilot(&["U0AMY", "U0BOB"], FOUR_QUESTIONS).await;
+    app.send_monday_pulse().await;
+    assert_eq!(click(&app, "U0AMY", "open_modal").await.status(), 200);
+
+    let members = [
+        ("U0AMY", "leader", BERLIN),
+        ("U0BOB", "participant", BERLIN),
+    ];
+    let toml = program(&members, "anonymity = \"anonymous\"", FOUR_QUESTIONS);
+    std::fs::write(app.programs_dir().join("pilot.toml"), toml).unwrap();
+    pulseloop::pulse::sync::apply_config(&app.state.pulses)
+        .await
+        .expect("reload");
+
+    assert_eq!(click(&app, "U0AMY", "answer:2").await.status(), 200);
+    app.assert_counts(&[
+        ("SELECT COUNT(*) FROM responses WHERE role = 'leader'", 1),
+        ("SELECT COUNT(*) FROM responses", 1),
+    ])
+    .await;
+}
