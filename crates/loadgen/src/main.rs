@@ -458,6 +458,8 @@ struct Tally {
     /// The acknowledged clicks, with the index of their delivery.
     clicks: Vec<(usize, stored_check::Click)>,
     latencies_us: Vec<u64>,
+    /// (due time from the rate's start, latency), µs: when the slowest clicks were due.
+    due_and_latency_us: Vec<(u64, u64)>,
     ok: u64,
     shed: u64,
     errors: u64,
@@ -562,7 +564,7 @@ async fn inbound(
     ));
     let mut acked_total = 0u64;
     let mut all_clicks: Vec<(usize, stored_check::Click)> = Vec::new();
-    let mut thread_times: Vec<(u64, Vec<threads::KindTimes>, f64)> = Vec::new();
+    let mut thread_times: Vec<(u64, Vec<threads::KindTimes>, f64, String)> = Vec::new();
     // The clicks' send and acknowledgement times, on one clock for all rates.
     let epoch = tokio::time::Instant::now();
     println!(
@@ -628,13 +630,14 @@ async fn inbound(
         };
         let mut t = std::mem::take(&mut *tally.lock().unwrap());
         t.latencies_us.sort_unstable();
+        let slowest = slowest_clicks(&mut t.due_and_latency_us, 8);
         let pct = |p: f64| {
             let i =
                 ((t.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, t.latencies_us.len());
             t.latencies_us[i - 1] as f64 / 1000.0
         };
         acked_total += t.ok;
-        thread_times.push((rate, kinds, generator_after - generator_before));
+        thread_times.push((rate, kinds, generator_after - generator_before, slowest));
         all_clicks.append(&mut t.clicks);
         println!(
             "| {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.2} |{}",
@@ -654,13 +657,14 @@ async fn inbound(
             )),
         );
     }
-    for (rate, kinds, generator) in &thread_times {
+    for (rate, kinds, generator, slowest) in &thread_times {
         if !kinds.is_empty() {
             println!("threads at {rate}/s: {}", threads::describe(kinds));
         }
         println!(
             "generator at {rate}/s (this process: the clicks, the emulator's answers): cpu {generator:.2} s in {seconds} s"
         );
+        println!("slowest clicks at {rate}/s (latency, due at): {slowest}");
     }
     let (rss, peak, _) = proc_stats(served.pid());
     // Every acknowledged click must be stored: per delivery, its answer revision must show at
@@ -745,6 +749,8 @@ async fn send_clicks(
                 t.clicks.push((click.delivery, stored));
             }
             t.latencies_us.push(latency.as_micros() as u64);
+            t.due_and_latency_us
+                .push(((due - start).as_micros() as u64, latency.as_micros() as u64));
             if latency > Duration::from_secs(3) {
                 t.over_3s += 1;
             }
@@ -793,6 +799,25 @@ impl ClickThread {
     ) -> anyhow::Result<()> {
         Ok(self.handle.spawn(work).await?)
     }
+}
+
+/// The `n` slowest clicks as "87.2 ms at 12.310 s, …" (due time from the rate's start): one
+/// stall shows as slow clicks due within a few milliseconds of each other, a queue as slow
+/// clicks spread over the run.
+fn slowest_clicks(due_and_latency_us: &mut [(u64, u64)], n: usize) -> String {
+    due_and_latency_us.sort_unstable_by_key(|&(_, latency)| std::cmp::Reverse(latency));
+    due_and_latency_us
+        .iter()
+        .take(n)
+        .map(|&(due, latency)| {
+            format!(
+                "{:.1} ms at {:.3} s",
+                latency as f64 / 1000.0,
+                due as f64 / 1e6
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One click, built and signed ahead of its send time.
