@@ -630,6 +630,9 @@ async fn inbound(
         };
         let mut t = std::mem::take(&mut *tally.lock().unwrap());
         t.latencies_us.sort_unstable();
+        if let Ok(path) = std::env::var("LOADGEN_LATENCIES") {
+            write_latencies(&path, rate, &t.due_and_latency_us)?;
+        }
         let slowest = slowest_clicks(&mut t.due_and_latency_us, 8);
         let pct = |p: f64| {
             let i =
@@ -818,6 +821,25 @@ fn slowest_clicks(due_and_latency_us: &mut [(u64, u64)], n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Appends each click of a rate to the CSV file at `path` (`LOADGEN_LATENCIES`): rate, due
+/// time from the rate's start and latency, in µs, in due order.
+fn write_latencies(path: &str, rate: u64, due_and_latency_us: &[(u64, u64)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut sorted = due_and_latency_us.to_vec();
+    sorted.sort_unstable();
+    let mut out = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("LOADGEN_LATENCIES={path}"))?,
+    );
+    for (due, latency) in sorted {
+        writeln!(out, "{rate},{due},{latency}")?;
+    }
+    Ok(out.flush()?)
 }
 
 /// One click, built and signed ahead of its send time.
