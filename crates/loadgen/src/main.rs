@@ -736,7 +736,9 @@ async fn send_clicks(
     tally: Arc<Mutex<Tally>>,
 ) {
     let mut handles = Vec::with_capacity(prepared.len());
-    for (i, click) in (0u64..).zip(prepared) {
+    // Freed after the last answer, not while the last clicks wait to be sent.
+    let mut prepared = prepared.into_iter();
+    for (i, click) in (0u64..).zip(prepared.by_ref()) {
         let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
         // Each click is spawned at its due time by this one loop, not spawned up front to
         // sleep until it: tens of thousands of timers set at once sit in the coarse levels
@@ -779,6 +781,7 @@ async fn send_clicks(
     for h in handles {
         let _ = h.await;
     }
+    drop(prepared);
 }
 
 /// A thread of its own that sends the clicks: a single-threaded runtime, so timing a click
