@@ -585,8 +585,8 @@ async fn prepare_one_trip(
     let revision = d.answer_revision + 1;
     let update = answered_update(d.id, revision, &message, response_url, now);
     // What the one-trip write makes of the row (answer_write.rs: answered, the first answer's
-    // time kept, the revision moved on, these answers).
-    let after = DeliveryRow {
+    // time kept, the revision moved on, these answers), for the delivery cache if there is one.
+    let after = state.store.remembers_deliveries().then(|| DeliveryRow {
         state: DeliveryState::Answered,
         answered_at: d.answered_at.or(Some(now)),
         answer_revision: revision,
@@ -601,11 +601,11 @@ async fn prepare_one_trip(
                 .collect(),
         )),
         ..d.clone()
-    };
+    });
     Ok(Some(OneTripPrepared {
         values,
         update: Some(update),
-        after: Some(after),
+        after,
     }))
 }
 

@@ -956,6 +956,11 @@ impl Store {
         Ok(d)
     }
 
+    /// Whether clicks' deliveries are remembered in this process (SQLite).
+    pub fn remembers_deliveries(&self) -> bool {
+        self.deliveries.is_some()
+    }
+
     /// Where the delivery cache stands before an answer is written (`None`: no cache).
     pub fn deliveries_epoch(&self) -> Option<u64> {
         self.deliveries.as_ref().map(|c| c.epoch())
