@@ -258,6 +258,8 @@ fn write_config(dir: &Path, members: usize, settings: &str) -> anyhow::Result<()
 
 struct Served {
     child: Child,
+    addr: std::net::SocketAddr,
+    /// `http://{addr}`.
     base_url: String,
 }
 
@@ -328,9 +330,14 @@ fn serve(
             }
         }
     });
+    let addr: std::net::SocketAddr = addr
+        .context("pulseloop did not start")?
+        .parse()
+        .context("pulseloop's address")?;
     Ok(Served {
         child,
-        base_url: format!("http://{}", addr.context("pulseloop did not start")?),
+        addr,
+        base_url: format!("http://{addr}"),
     })
 }
 
@@ -511,11 +518,7 @@ async fn inbound(
         file as f64 / 1024.0,
     );
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(4096)
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    send_now(&http, &served.base_url).await?;
+    send_now(&reqwest::Client::new(), &served.base_url).await?;
     let sent_by = Instant::now() + Duration::from_secs(600);
     while top_level_dms(&emulator).len() < members {
         if Instant::now() > sent_by {
@@ -555,13 +558,7 @@ async fn inbound(
     let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
     let mut clicked = 0usize;
     let clicker = ClickThread::start()?;
-    let connections = Arc::new(client::Connections::new(
-        served
-            .base_url
-            .trim_start_matches("http://")
-            .parse()
-            .context("pulseloop's address")?,
-    ));
+    let connections = Arc::new(client::Connections::new(served.addr));
     let mut acked_total = 0u64;
     let mut all_clicks: Vec<(usize, stored_check::Click)> = Vec::new();
     let mut thread_times: Vec<(u64, Vec<threads::KindTimes>, f64, String)> = Vec::new();
