@@ -176,7 +176,19 @@ async fn the_database_refuses_an_unknown_state() {
     )
     .await
     .unwrap();
-    run(&db.url, "UPDATE outbox SET status = 'pending'")
-        .await
-        .unwrap();
+    // Every status the code writes passes both outbox triggers (they spell the list out as
+    // comparisons: a misspelt one would refuse a real status).
+    for sql in [
+        "UPDATE outbox SET status = 'in_flight'",
+        "UPDATE outbox SET status = 'sent'",
+        "UPDATE outbox SET status = 'failed'",
+        "UPDATE outbox SET status = 'cancelled'",
+        "UPDATE outbox SET status = 'pending'",
+        "INSERT INTO outbox (dedupe_key, method, payload, status, next_attempt_at, created_at)
+         VALUES ('k3', 'chat.postMessage', '{}', 'in_flight', 0, 0)",
+        "INSERT INTO outbox (dedupe_key, method, payload, status, next_attempt_at, created_at)
+         VALUES ('k4', 'chat.postMessage', '{}', 'cancelled', 0, 0)",
+    ] {
+        run(&db.url, sql).await.expect(sql);
+    }
 }
