@@ -232,6 +232,12 @@ impl Store {
                 // Deleted rows are overwritten, not left in free space: sealing an anonymous
                 // round must remove the linked originals from the file.
                 .pragma("secure_delete", "ON")
+                // Statement journals and temporary b-trees in memory, never in a temporary
+                // file: the batch's statements dirtied more than the 64 KB a statement journal
+                // keeps in memory, so each batch opened, wrote and deleted a file of copies of
+                // answer pages outside the database, where `secure_delete` does not reach
+                // (docs/performance.md, "Triggers without lists").
+                .pragma("temp_store", "MEMORY")
                 .busy_timeout(Duration::from_secs(10));
             if let Some(parent) = options.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {
