@@ -609,6 +609,16 @@ async fn inbound(
         let (_, _, generator_before) = proc_stats(std::process::id());
         let threads_before = threads::sample(served.pid());
         let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        // The rate's start on the wall clock, to line its slow clicks up with what other
+        // tools saw at the same moment (a WAL's size, the kernel's writeback, a profile).
+        let started_unix = std::time::SystemTime::now() + Duration::from_millis(100);
+        println!(
+            "(rate {rate}/s starts at unix time {:.3} s)",
+            started_unix
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        );
         clicker
             .spawn(send_clicks(
                 prepared,
