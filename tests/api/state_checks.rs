@@ -184,10 +184,10 @@ async fn the_database_refuses_an_unknown_state() {
         "UPDATE outbox SET status = 'failed'",
         "UPDATE outbox SET status = 'cancelled'",
         "UPDATE outbox SET status = 'pending'",
+        // Each row of a multi-row insert fires the insert trigger (`cancelled` is in ROWS).
         "INSERT INTO outbox (dedupe_key, method, payload, status, next_attempt_at, created_at)
-         VALUES ('k3', 'chat.postMessage', '{}', 'in_flight', 0, 0)",
-        "INSERT INTO outbox (dedupe_key, method, payload, status, next_attempt_at, created_at)
-         VALUES ('k4', 'chat.postMessage', '{}', 'cancelled', 0, 0)",
+         VALUES ('k3', 'm', '{}', 'pending', 0, 0), ('k4', 'm', '{}', 'in_flight', 0, 0),
+                ('k5', 'm', '{}', 'sent', 0, 0), ('k6', 'm', '{}', 'failed', 0, 0)",
     ] {
         run(&db.url, sql).await.expect(sql);
     }
