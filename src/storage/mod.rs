@@ -236,7 +236,7 @@ impl Store {
                 // file: the batch's statements dirtied more than the 64 KB a statement journal
                 // keeps in memory, so each batch opened, wrote and deleted a file of copies of
                 // answer pages outside the database, where `secure_delete` does not reach
-                // (docs/performance.md, "Triggers without lists").
+                // (docs/performance.md §6, "No temporary files").
                 .pragma("temp_store", "MEMORY")
                 .busy_timeout(Duration::from_secs(10));
             if let Some(parent) = options.get_filename().parent() {

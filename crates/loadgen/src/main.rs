@@ -259,13 +259,15 @@ fn write_config(dir: &Path, members: usize, settings: &str) -> anyhow::Result<()
 struct Served {
     child: Child,
     addr: std::net::SocketAddr,
-    /// `http://{addr}`.
-    base_url: String,
 }
 
 impl Served {
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 
@@ -334,11 +336,7 @@ fn serve(
         .context("pulseloop did not start")?
         .parse()
         .context("pulseloop's address")?;
-    Ok(Served {
-        child,
-        addr,
-        base_url: format!("http://{addr}"),
-    })
+    Ok(Served { child, addr })
 }
 
 /// (RSS, peak RSS) in kB, and CPU seconds (user + system) of a process.
@@ -518,7 +516,7 @@ async fn inbound(
         file as f64 / 1024.0,
     );
 
-    send_now(&reqwest::Client::new(), &served.base_url).await?;
+    send_now(&reqwest::Client::new(), &served.base_url()).await?;
     let sent_by = Instant::now() + Duration::from_secs(600);
     while top_level_dms(&emulator).len() < members {
         if Instant::now() > sent_by {
@@ -555,7 +553,7 @@ async fn inbound(
         }
         None => 0.0,
     };
-    let peer = Arc::new(emulator.peer(&served.base_url, SECRET));
+    let peer = Arc::new(emulator.peer(&served.base_url(), SECRET));
     let mut clicked = 0usize;
     let clicker = ClickThread::start()?;
     let connections = Arc::new(client::Connections::new(served.addr));
@@ -983,7 +981,7 @@ async fn fanout(
     }
     // send-now returns when the round is planned; DMs may start going out before that, so
     // the watch (and the SIGKILL midway) starts at once.
-    let base = served[0].base_url.clone();
+    let base = served[0].base_url();
     let sending = tokio::spawn(async move { send_now(&reqwest::Client::new(), &base).await });
     let began = Instant::now();
     let mut killed = false;
