@@ -396,14 +396,26 @@ impl Store {
                 let (token, blocked, filter) = (token.clone(), blocked.clone(), filter.clone());
                 Box::pin(async move {
                     let sql = match backend {
+                        // As on SQLite, two walks in the order of the `outbox_due` index,
+                        // each stopping at the limit (and skipping rows another writer has
+                        // locked), then the first of both. One `OR` made PostgreSQL check the
+                        // budget of every due row and sort them all: milliseconds per claim
+                        // under a backlog (`FOR UPDATE` is not allowed in a `UNION`, hence
+                        // the two CTEs).
                         super::Backend::Postgres => format!(
-                            "WITH due AS (
-                                SELECT id FROM outbox
-                                WHERE ((status = 'pending' AND next_attempt_at <= $1)
-                                   OR (status = 'in_flight' AND lease_until <= $1)){filter}
-                                ORDER BY next_attempt_at, id
-                                LIMIT $2
-                                FOR UPDATE SKIP LOCKED)
+                            "WITH pending AS (
+                                SELECT id, next_attempt_at FROM outbox
+                                WHERE status = 'pending' AND next_attempt_at <= $1{filter}
+                                ORDER BY next_attempt_at, id LIMIT $2
+                                FOR UPDATE SKIP LOCKED),
+                             lapsed AS (
+                                SELECT id, next_attempt_at FROM outbox
+                                WHERE status = 'in_flight' AND lease_until <= $1{filter}
+                                ORDER BY next_attempt_at, id LIMIT $2
+                                FOR UPDATE SKIP LOCKED),
+                             due AS (
+                                SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM lapsed) c
+                                ORDER BY next_attempt_at, id LIMIT $2)
                              UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
                              FROM due WHERE outbox.id = due.id
                              RETURNING {}",
@@ -618,15 +630,20 @@ async fn complete_many_in(
     result_text: &str,
 ) -> StoreResult<()> {
     const SET: &str = mark_sent!();
-    // The ids travel as one JSON array on both backends.
-    let listed = match tx.backend() {
-        super::Backend::Sqlite => "SELECT value FROM json_each($3)",
-        super::Backend::Postgres => "SELECT jsonb_array_elements_text($3::jsonb)::bigint",
+    // The ids travel as one JSON array on both backends. PostgreSQL's generic plan guesses
+    // a hundred ids out of the array and read every unsent row through the index on `status`
+    // instead (9 ms for eight rows under a backlog): the ids as an array and `status || ''`
+    // leave it the primary key.
+    let sql = match tx.backend() {
+        super::Backend::Sqlite => format!(
+            "{SET} WHERE id IN (SELECT value FROM json_each($3))
+             AND status IN ('in_flight', 'pending') RETURNING subject_kind, subject_id"
+        ),
+        super::Backend::Postgres => format!(
+            "{SET} WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb)::bigint))
+             AND status || '' IN ('in_flight', 'pending') RETURNING subject_kind, subject_id"
+        ),
     };
-    let sql = format!(
-        "{SET} WHERE id IN ({listed}) AND status IN ('in_flight', 'pending')
-         RETURNING subject_kind, subject_id"
-    );
     let ids = serde_json::to_string(ids).expect("ids serialize");
     let subjects: Vec<(Option<String>, Option<DeliveryId>)> = on_tx!(tx, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))

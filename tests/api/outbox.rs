@@ -265,3 +265,50 @@ async fn an_update_waits_for_the_message_it_refers_to() {
     assert_eq!(msgs[0].text, "edited");
     assert_eq!(msgs[0].edits, 1);
 }
+
+#[tokio::test]
+async fn a_claim_takes_due_rows_in_sending_order_lapsed_leases_among_them() {
+    let db = TestDb::new().await;
+    let store = pulseloop::storage::Store::connect(&db.url, 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let t = default_now();
+    let lease = Duration::seconds(60);
+    // Queued out of order: D is the oldest, A and B are due together (id order), C later.
+    for (key, at) in [
+        ("k-a", t),
+        ("k-c", t + Duration::seconds(5)),
+        ("k-b", t),
+        ("k-d", t - Duration::seconds(10)),
+    ] {
+        store
+            .enqueue(&outbox_dm(key, &format!("U0{key}"), "hi"), at)
+            .await
+            .unwrap();
+    }
+    let keys = |rows: Vec<pulseloop::storage::outbox::OutboxRow>| {
+        rows.into_iter().map(|r| r.dedupe_key).collect::<Vec<_>>()
+    };
+    let claim = |token: &'static str, at, limit| store.claim_outbox(token, at, lease, limit);
+    assert_eq!(keys(claim("w1", t, 1).await.unwrap()), ["k-d"]);
+    assert_eq!(keys(claim("w2", t, 2).await.unwrap()), ["k-a", "k-b"]);
+    assert!(claim("w3", t, 10).await.unwrap().is_empty(), "C is not due");
+    // A minute on: the three leases ran out and C is due; one claim takes all four, in order.
+    let later = t + Duration::seconds(61);
+    assert_eq!(
+        keys(claim("w4", later, 10).await.unwrap()),
+        ["k-d", "k-a", "k-b", "k-c"]
+    );
+    // Another minute on, all four leases ran out: two claims split them, still in order.
+    let much_later = later + Duration::seconds(61);
+    assert_eq!(
+        keys(claim("w5", much_later, 2).await.unwrap()),
+        ["k-d", "k-a"]
+    );
+    assert_eq!(
+        keys(claim("w6", much_later, 5).await.unwrap()),
+        ["k-b", "k-c"]
+    );
+    store.close().await;
+}
