@@ -395,24 +395,25 @@ impl Store {
             .write(job(move |tx| {
                 let (token, blocked, filter) = (token.clone(), blocked.clone(), filter.clone());
                 Box::pin(async move {
+                    // Two walks, each in the order of the `outbox_due` index and stopping at
+                    // the limit: due pending rows, and in-flight rows whose lease ran out (a
+                    // handful); then the first of both. One `OR` made either database collect,
+                    // check and sort every due row first: under a backlog each claim took
+                    // milliseconds, inside the writer every answer waits for.
+                    let walk = |due: &str| {
+                        format!(
+                            "SELECT id, next_attempt_at FROM outbox WHERE {due}{filter}
+                             ORDER BY next_attempt_at, id LIMIT $2"
+                        )
+                    };
+                    let pending = walk("status = 'pending' AND next_attempt_at <= $1");
+                    let lapsed = walk("status = 'in_flight' AND lease_until <= $1");
                     let sql = match backend {
-                        // As on SQLite, two walks in the order of the `outbox_due` index,
-                        // each stopping at the limit (and skipping rows another writer has
-                        // locked), then the first of both. One `OR` made PostgreSQL check the
-                        // budget of every due row and sort them all: milliseconds per claim
-                        // under a backlog (`FOR UPDATE` is not allowed in a `UNION`, hence
-                        // the two CTEs).
+                        // PostgreSQL skips rows another writer has locked; `FOR UPDATE` is
+                        // not allowed in a `UNION`, hence the CTEs.
                         super::Backend::Postgres => format!(
-                            "WITH pending AS (
-                                SELECT id, next_attempt_at FROM outbox
-                                WHERE status = 'pending' AND next_attempt_at <= $1{filter}
-                                ORDER BY next_attempt_at, id LIMIT $2
-                                FOR UPDATE SKIP LOCKED),
-                             lapsed AS (
-                                SELECT id, next_attempt_at FROM outbox
-                                WHERE status = 'in_flight' AND lease_until <= $1{filter}
-                                ORDER BY next_attempt_at, id LIMIT $2
-                                FOR UPDATE SKIP LOCKED),
+                            "WITH pending AS ({pending} FOR UPDATE SKIP LOCKED),
+                             lapsed AS ({lapsed} FOR UPDATE SKIP LOCKED),
                              due AS (
                                 SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM lapsed) c
                                 ORDER BY next_attempt_at, id LIMIT $2)
@@ -425,24 +426,13 @@ impl Store {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                        // Two walks, each stopping at the limit: due pending rows in the order
-                        // of the `outbox_due` index (no sort), and in-flight rows whose lease
-                        // ran out (a handful). One `OR` made SQLite collect and sort every
-                        // due row first: under a backlog of thousands each claim took
-                        // milliseconds, inside the writer every answer waits for.
                         super::Backend::Sqlite => format!(
                             "UPDATE outbox SET status = 'in_flight', lease_until = $3, leased_by = $4
                              WHERE id IN (
                                 SELECT id FROM (
-                                  SELECT * FROM (
-                                    SELECT id, next_attempt_at FROM outbox
-                                    WHERE status = 'pending' AND next_attempt_at <= $1{filter}
-                                    ORDER BY next_attempt_at, id LIMIT $2)
+                                  SELECT * FROM ({pending})
                                   UNION ALL
-                                  SELECT * FROM (
-                                    SELECT id, next_attempt_at FROM outbox
-                                    WHERE status = 'in_flight' AND lease_until <= $1{filter}
-                                    ORDER BY next_attempt_at, id LIMIT $2))
+                                  SELECT * FROM ({lapsed}))
                                 ORDER BY next_attempt_at, id LIMIT $2)
                              RETURNING {COLUMNS}"
                         ),
